@@ -1,0 +1,164 @@
+//! Validated shop identifiers.
+//!
+//! Identifiers end up in upstream URLs, secret names and table keys, so they
+//! are parsed once at the edge and cannot be constructed in an invalid state.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidIdentifier {
+    #[error("a Shoptet eshopId is a positive decimal number without leading zeros")]
+    EshopId,
+    #[error(
+        "a Shoprenter shop name is 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen"
+    )]
+    ShopName,
+}
+
+/// A Shoptet e-shop id (`eshopId`): digits only, canonical form (no leading
+/// zero), so that one e-shop always maps to one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShoptetEshopId(u64);
+
+impl ShoptetEshopId {
+    pub fn new(id: u64) -> Result<Self, InvalidIdentifier> {
+        if id == 0 {
+            return Err(InvalidIdentifier::EshopId);
+        }
+        Ok(Self(id))
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl FromStr for ShoptetEshopId {
+    type Err = InvalidIdentifier;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let canonical = !s.is_empty()
+            && s.len() <= 19
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && !s.starts_with('0');
+        if !canonical {
+            return Err(InvalidIdentifier::EshopId);
+        }
+        s.parse::<u64>()
+            .map_err(|_| InvalidIdentifier::EshopId)
+            .and_then(Self::new)
+    }
+}
+
+impl fmt::Display for ShoptetEshopId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for ShoptetEshopId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ShoptetEshopId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::new(u64::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A Shoprenter shop name: a DNS label (it becomes `{shop}.api2.myshoprenter.hu`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShoprenterShopName(String);
+
+impl ShoprenterShopName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ShoprenterShopName {
+    type Err = InvalidIdentifier;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = (1..=63).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if valid {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidIdentifier::ShopName)
+        }
+    }
+}
+
+impl fmt::Display for ShoprenterShopName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for ShoprenterShopName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ShoprenterShopName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eshop_ids_are_canonical_decimal_numbers() {
+        assert_eq!("222651".parse::<ShoptetEshopId>().unwrap().get(), 222651);
+        for bad in [
+            "",
+            "0",
+            "0222651",
+            "-1",
+            "+1",
+            "12a",
+            " 1",
+            "1 ",
+            "1/../2",
+            "99999999999999999999",
+            "١٢٣",
+        ] {
+            assert!(bad.parse::<ShoptetEshopId>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn shop_names_are_dns_labels() {
+        for good in ["a", "demo-shop", "shop42", &"a".repeat(63)] {
+            assert!(good.parse::<ShoprenterShopName>().is_ok(), "{good:?} refused");
+        }
+        for bad in [
+            "",
+            "-shop",
+            "shop-",
+            "Shop",
+            "shop.example",
+            "shop/../x",
+            "shop name",
+            "shöp",
+            &"a".repeat(64),
+        ] {
+            assert!(bad.parse::<ShoprenterShopName>().is_err(), "{bad:?} accepted");
+        }
+    }
+}

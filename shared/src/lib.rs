@@ -1,0 +1,8 @@
+//! The token broker's shared crate: platform protocol clients, token and
+//! secret types, validated identifiers, upstream HTTP settings.
+
+pub mod ids;
+pub mod secret;
+pub mod shoprenter;
+pub mod shoptet;
+pub mod upstream;

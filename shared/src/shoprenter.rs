@@ -1,0 +1,205 @@
+//! Shoprenter client-credentials grant and JWT claims.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::{GeneralPurpose, GeneralPurposeConfig, DecodePaddingMode};
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::ShoprenterShopName;
+use crate::secret::{ApiAccessToken, ClientSecret, ExposeSecret};
+use crate::upstream::{self, TransportError, UpstreamResponse, UpstreamUrl, sanitized_code};
+
+/// JWT segments are base64url without padding; tolerate padding anyway.
+const JWT_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// An app's (or a shop's custom API client's) credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShoprenterCredentials {
+    pub client_id: String,
+    pub client_secret: ClientSecret,
+}
+
+/// A Shoprenter access token (a JWT) with what its payload says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShoprenterToken {
+    pub access_token: ApiAccessToken,
+    /// The earlier of `expires_in` (counted from sending) and the JWT's `exp`.
+    pub expires_at: SystemTime,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShoprenterError {
+    #[error("Shoprenter refused the client credentials (invalid_client)")]
+    InvalidClient,
+    #[error("Shoprenter refused the request as malformed (invalid_request){}", hint_suffix(.hint))]
+    InvalidRequest { hint: Option<String> },
+    #[error("Shoprenter rejected the request with {status}: {code}")]
+    Rejected { status: u16, code: String },
+    #[error("Shoprenter is rate limiting the broker")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("Shoprenter answered with server error {status}")]
+    ServerError { status: u16 },
+    #[error("Shoprenter's answer ({status}) could not be understood")]
+    MalformedResponse { status: u16 },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+fn hint_suffix(hint: &Option<String>) -> String {
+    hint.as_deref()
+        .map(|hint| format!(": {hint}"))
+        .unwrap_or_default()
+}
+
+impl ShoprenterError {
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. }
+                | Self::ServerError { .. }
+                | Self::MalformedResponse { .. }
+                | Self::Transport(_)
+        )
+    }
+}
+
+pub struct ShoprenterClient {
+    http: reqwest::Client,
+    oauth_url: UpstreamUrl,
+}
+
+impl ShoprenterClient {
+    /// `oauth_url` is `https://oauth.app.shoprenter.net` in production.
+    pub fn new(http: reqwest::Client, oauth_url: UpstreamUrl) -> Self {
+        Self { http, oauth_url }
+    }
+
+    pub async fn request_token(
+        &self,
+        shop: &ShoprenterShopName,
+        credentials: &ShoprenterCredentials,
+    ) -> Result<ShoprenterToken, ShoprenterError> {
+        #[derive(Serialize)]
+        struct TokenRequest<'a> {
+            grant_type: &'static str,
+            client_id: &'a str,
+            client_secret: &'a str,
+        }
+        #[derive(Deserialize)]
+        struct TokenResponse {
+            access_token: ApiAccessToken,
+            expires_in: u64,
+        }
+
+        let url = self.oauth_url.join([shop.as_str(), "app", "token"]);
+        let body = TokenRequest {
+            grant_type: "client_credentials",
+            client_id: &credentials.client_id,
+            client_secret: credentials.client_secret.expose_secret(),
+        };
+        let sent_at = SystemTime::now();
+        let response = upstream::send(self.http.post(url).json(&body)).await?;
+        if !response.status.is_success() {
+            return Err(classify_failure(&response));
+        }
+        let malformed = ShoprenterError::MalformedResponse {
+            status: response.status.as_u16(),
+        };
+        let parsed: TokenResponse =
+            serde_json::from_slice(&response.body).map_err(|_| malformed.clone())?;
+        let claims = JwtClaims::decode(&parsed.access_token).ok_or_else(|| malformed.clone())?;
+        let by_expires_in = sent_at + Duration::from_secs(parsed.expires_in);
+        let expires_at = match claims.expires_at {
+            Some(exp) => exp.min(by_expires_in),
+            None => by_expires_in,
+        };
+        if expires_at <= SystemTime::now() {
+            return Err(malformed);
+        }
+        Ok(ShoprenterToken {
+            access_token: parsed.access_token,
+            expires_at,
+            scopes: claims.scopes,
+        })
+    }
+}
+
+/// The claims we read from a Shoprenter JWT.
+///
+/// The token is only decoded, NOT verified: we received it directly from the
+/// configured OAuth server over TLS, and we use the claims only to schedule
+/// refreshes and to tell callers which scopes they hold. Shoprenter's API is
+/// what verifies the signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtClaims {
+    pub expires_at: Option<SystemTime>,
+    pub scopes: Vec<String>,
+}
+
+impl JwtClaims {
+    pub fn decode(jwt: &ApiAccessToken) -> Option<Self> {
+        let mut parts = jwt.expose_secret().split('.');
+        let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let payload: Value = serde_json::from_slice(&JWT_BASE64.decode(payload).ok()?).ok()?;
+        let expires_at = payload
+            .get("exp")
+            .and_then(Value::as_u64)
+            .map(|exp| UNIX_EPOCH + Duration::from_secs(exp));
+        // Seen as an array (`scopes`) and, in other OAuth servers, as a
+        // space-separated string (`scope`).
+        let scopes = match (payload.get("scopes"), payload.get("scope")) {
+            (Some(Value::Array(items)), _) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            (_, Some(Value::String(joined))) => {
+                joined.split_whitespace().map(str::to_owned).collect()
+            }
+            _ => Vec::new(),
+        };
+        Some(Self { expires_at, scopes })
+    }
+}
+
+fn classify_failure(response: &UpstreamResponse) -> ShoprenterError {
+    let status = response.status;
+    let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+    let code = body.get("error").and_then(Value::as_str);
+    match (status, code) {
+        (_, Some("invalid_client")) => ShoprenterError::InvalidClient,
+        (_, Some("invalid_request")) => ShoprenterError::InvalidRequest {
+            hint: body.get("hint").and_then(Value::as_str).map(sanitized_hint),
+        },
+        (StatusCode::TOO_MANY_REQUESTS, _) => ShoprenterError::RateLimited {
+            retry_after: response.retry_after,
+        },
+        (status, _) if status.is_server_error() => ShoprenterError::ServerError {
+            status: status.as_u16(),
+        },
+        (StatusCode::UNAUTHORIZED, None) => ShoprenterError::InvalidClient,
+        (status, code) => ShoprenterError::Rejected {
+            status: status.as_u16(),
+            code: code.map_or_else(|| "unrecognised".to_owned(), sanitized_code),
+        },
+    }
+}
+
+/// Hints name a parameter ("Check the `client_id` parameter"); keep them short
+/// and printable so they are safe in an error body.
+fn sanitized_hint(hint: &str) -> String {
+    hint.chars()
+        .filter(|c| !c.is_control())
+        .take(160)
+        .collect()
+}

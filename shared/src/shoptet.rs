@@ -1,0 +1,297 @@
+//! Shoptet add-on OAuth: code exchange, API access tokens, API error envelopes.
+//!
+//! The OAuth server lives on the partner's own e-shop; its URL is add-on
+//! configuration and is never derived from a request.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::ShoptetEshopId;
+use crate::secret::{ApiAccessToken, ClientSecret, ExposeSecret, InstallCode, OAuthAccessToken};
+use crate::upstream::{self, TransportError, UpstreamResponse, UpstreamUrl, sanitized_code};
+
+/// The header Shoptet's API reads the API access token from.
+pub const API_TOKEN_HEADER: &str = "Shoptet-Access-Token";
+
+/// Add-on settings from the partner e-shop's "Access to API" page.
+#[derive(Debug, Clone)]
+pub struct ShoptetConfig {
+    /// The partner e-shop, e.g. `https://12345.myshoptet.com`.
+    pub oauth_url: UpstreamUrl,
+    /// Base of the REST API, `https://api.myshoptet.com/api`.
+    pub api_url: UpstreamUrl,
+    pub client_id: String,
+    /// Only partners who were given one have a client secret.
+    pub client_secret: Option<ClientSecret>,
+    /// Our registered install URL.
+    pub redirect_uri: String,
+}
+
+/// What an e-shop's installation of the add-on gives us.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShoptetInstallation {
+    pub oauth_access_token: OAuthAccessToken,
+    pub eshop_id: ShoptetEshopId,
+    pub eshop_url: String,
+    pub contact_email: Option<String>,
+    pub trial: Option<bool>,
+}
+
+/// A freshly minted API access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenGrant {
+    pub access_token: ApiAccessToken,
+    /// Counted from the moment the request was sent, so it is never later
+    /// than Shoptet's own idea of the expiry.
+    pub expires_at: SystemTime,
+}
+
+/// Every way a Shoptet call can fail. Messages never contain a token, a code
+/// or a secret: upstream texts are dropped, only error codes are kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShoptetError {
+    #[error("the API access token has expired (expired-token)")]
+    ExpiredToken,
+    #[error("the API access token is not valid (invalid-token)")]
+    InvalidToken,
+    #[error("the API access token has no rights for this resource (invalid-token-no-rights)")]
+    TokenHasNoRights,
+    #[error("the installation already has the maximum number of live API access tokens")]
+    MaximumTokensReached { retry_after: Option<Duration> },
+    #[error("the add-on is suspended for this e-shop")]
+    AddonSuspended,
+    #[error("the add-on is not installed in this e-shop")]
+    AddonNotInstalled,
+    #[error("the add-on installation is not approved")]
+    AddonNotApproved,
+    #[error("the installation's OAuth access token is no longer valid (uninstalled)")]
+    InstallationRevoked,
+    #[error("Shoptet rejected the request with {status}: {code}")]
+    Rejected { status: u16, code: String },
+    #[error("Shoptet is rate limiting the broker")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("Shoptet answered with server error {status}")]
+    ServerError { status: u16 },
+    #[error("Shoptet's answer ({status}) could not be understood")]
+    MalformedResponse { status: u16 },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+impl ShoptetError {
+    /// Worth trying again later (the same request may succeed).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. }
+                | Self::ServerError { .. }
+                | Self::MalformedResponse { .. }
+                | Self::Transport(_)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    CodeExchange,
+    GetAccessToken,
+    Api,
+}
+
+pub struct ShoptetClient {
+    http: reqwest::Client,
+    config: ShoptetConfig,
+}
+
+impl ShoptetClient {
+    pub fn new(http: reqwest::Client, config: ShoptetConfig) -> Self {
+        Self { http, config }
+    }
+
+    pub fn config(&self) -> &ShoptetConfig {
+        &self.config
+    }
+
+    /// Exchanges an install `code` for the installation's OAuth access token.
+    pub async fn exchange_code(
+        &self,
+        code: &InstallCode,
+    ) -> Result<ShoptetInstallation, ShoptetError> {
+        #[derive(Serialize)]
+        struct TokenRequest<'a> {
+            client_id: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            client_secret: Option<&'a str>,
+            code: &'a str,
+            grant_type: &'static str,
+            redirect_uri: &'a str,
+            scope: &'static str,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct TokenResponse {
+            #[serde(rename = "access_token")]
+            access_token: OAuthAccessToken,
+            eshop_id: Value,
+            #[serde(default)]
+            eshop_url: String,
+            contact_email: Option<String>,
+            trial: Option<bool>,
+        }
+
+        let body = TokenRequest {
+            client_id: &self.config.client_id,
+            client_secret: self.config.client_secret.as_ref().map(|s| s.expose_secret()),
+            code: code.expose_secret(),
+            grant_type: "authorization_code",
+            redirect_uri: &self.config.redirect_uri,
+            scope: "api",
+        };
+        let url = self
+            .config
+            .oauth_url
+            .join(["action", "ApiOAuthServer", "token"]);
+        let response = upstream::send(self.http.post(url).json(&body)).await?;
+        let parsed: TokenResponse = parse_success(&response, Call::CodeExchange)?;
+        let malformed = || ShoptetError::MalformedResponse {
+            status: response.status.as_u16(),
+        };
+        // Shoptet documents a number; accept its decimal string form too.
+        let eshop_id = match &parsed.eshop_id {
+            Value::Number(n) => n.as_u64().and_then(|id| ShoptetEshopId::new(id).ok()),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+        .ok_or_else(malformed)?;
+        if parsed.access_token.is_empty() {
+            return Err(malformed());
+        }
+        Ok(ShoptetInstallation {
+            oauth_access_token: parsed.access_token,
+            eshop_id,
+            eshop_url: parsed.eshop_url,
+            contact_email: parsed.contact_email,
+            trial: parsed.trial,
+        })
+    }
+
+    /// Mints a new API access token. Each call creates one more live token
+    /// upstream (at most 5 may live at once), so callers must cache.
+    pub async fn mint_api_token(
+        &self,
+        oauth_access_token: &OAuthAccessToken,
+    ) -> Result<ApiTokenGrant, ShoptetError> {
+        #[derive(Deserialize)]
+        struct AccessTokenResponse {
+            access_token: ApiAccessToken,
+            expires_in: u64,
+        }
+
+        let url = self
+            .config
+            .oauth_url
+            .join(["action", "ApiOAuthServer", "getAccessToken"]);
+        let sent_at = SystemTime::now();
+        let request = self
+            .http
+            .get(url)
+            .bearer_auth(oauth_access_token.expose_secret());
+        let response = upstream::send(request).await?;
+        let parsed: AccessTokenResponse = parse_success(&response, Call::GetAccessToken)?;
+        if parsed.access_token.is_empty() || parsed.expires_in == 0 {
+            return Err(ShoptetError::MalformedResponse {
+                status: response.status.as_u16(),
+            });
+        }
+        Ok(ApiTokenGrant {
+            access_token: parsed.access_token,
+            expires_at: sent_at + Duration::from_secs(parsed.expires_in),
+        })
+    }
+
+    /// `GET <api_url>/<path>` with the API access token; returns the `data`
+    /// member of Shoptet's envelope.
+    pub async fn get_api(
+        &self,
+        api_access_token: &ApiAccessToken,
+        path: &[&str],
+    ) -> Result<Value, ShoptetError> {
+        #[derive(Deserialize)]
+        struct Envelope {
+            data: Value,
+        }
+        let url = self.config.api_url.join(path.iter().copied());
+        let request = self
+            .http
+            .get(url)
+            .header(API_TOKEN_HEADER, api_access_token.expose_secret());
+        let response = upstream::send(request).await?;
+        parse_success::<Envelope>(&response, Call::Api).map(|envelope| envelope.data)
+    }
+}
+
+fn parse_success<T: for<'de> Deserialize<'de>>(
+    response: &UpstreamResponse,
+    call: Call,
+) -> Result<T, ShoptetError> {
+    if !response.status.is_success() {
+        return Err(classify_failure(response, call));
+    }
+    // serde's message may quote the offending value: drop it.
+    serde_json::from_slice(&response.body).map_err(|_| ShoptetError::MalformedResponse {
+        status: response.status.as_u16(),
+    })
+}
+
+/// Maps every documented error shape (OAuth `{"error": …}` and the API's
+/// `{"errors":[{"errorCode": …}]}` envelope) to one typed error. Unknown shapes
+/// become a generic rejection or server error, never a panic.
+fn classify_failure(response: &UpstreamResponse, call: Call) -> ShoptetError {
+    let status = response.status;
+    let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+    let code = body
+        .get("error")
+        .and_then(Value::as_str)
+        .or_else(|| body.pointer("/errors/0/errorCode").and_then(Value::as_str));
+    let describes_not_approved = ["error_description", "message"]
+        .iter()
+        .filter_map(|field| body.get(field).and_then(Value::as_str))
+        .any(|text| text.to_ascii_lowercase().contains("not approved"));
+
+    match code {
+        Some("maximum_tokens_reached") => {
+            return ShoptetError::MaximumTokensReached {
+                retry_after: response.retry_after,
+            };
+        }
+        Some("expired-token") => return ShoptetError::ExpiredToken,
+        Some("invalid-token") => return ShoptetError::InvalidToken,
+        Some("invalid-token-no-rights") => return ShoptetError::TokenHasNoRights,
+        Some("addon_suspended") => return ShoptetError::AddonSuspended,
+        Some("addon_not_installed") => return ShoptetError::AddonNotInstalled,
+        Some("addon_not_approved") => return ShoptetError::AddonNotApproved,
+        _ if describes_not_approved => return ShoptetError::AddonNotApproved,
+        _ => {}
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return ShoptetError::RateLimited {
+            retry_after: response.retry_after,
+        };
+    }
+    // A 401 from getAccessToken means the OAuth access token itself is dead.
+    if call == Call::GetAccessToken && status == StatusCode::UNAUTHORIZED {
+        return ShoptetError::InstallationRevoked;
+    }
+    if status.is_server_error() {
+        return ShoptetError::ServerError {
+            status: status.as_u16(),
+        };
+    }
+    ShoptetError::Rejected {
+        status: status.as_u16(),
+        code: code.map_or_else(|| "unrecognised".to_owned(), sanitized_code),
+    }
+}

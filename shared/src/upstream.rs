@@ -1,0 +1,222 @@
+//! Upstream HTTP: configured base URLs, timeouts, and the response facts both
+//! platform clients need (status, `Retry-After`, body).
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, StatusCode, Url};
+
+/// Upstream responses larger than this are not OAuth answers; refusing them
+/// keeps a misbehaving upstream from exhausting a 128 MB Lambda.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidUpstreamUrl {
+    #[error("not an absolute URL")]
+    NotAUrl,
+    #[error("only https:// is allowed (http:// only for loopback hosts)")]
+    InsecureScheme,
+    #[error("must not carry credentials, a query or a fragment")]
+    UnexpectedParts,
+}
+
+/// A base URL for an upstream service. It always comes from configuration,
+/// never from a request, and `http://` is accepted only for loopback hosts
+/// (tests and the local sandbox).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl(Url);
+
+impl UpstreamUrl {
+    pub fn parse(raw: &str) -> Result<Self, InvalidUpstreamUrl> {
+        let url = Url::parse(raw.trim()).map_err(|_| InvalidUpstreamUrl::NotAUrl)?;
+        match url.scheme() {
+            "https" if url.host().is_some() => {}
+            "http" if is_loopback(&url) => {}
+            _ => return Err(InvalidUpstreamUrl::InsecureScheme),
+        }
+        if !url.username().is_empty()
+            || url.password().is_some()
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            return Err(InvalidUpstreamUrl::UnexpectedParts);
+        }
+        Ok(Self(url))
+    }
+
+    /// This base with `segments` appended; each segment is percent-encoded,
+    /// so a value can never add path levels.
+    pub fn join<'a>(&self, segments: impl IntoIterator<Item = &'a str>) -> Url {
+        let mut url = self.0.clone();
+        url.path_segments_mut()
+            .expect("http(s) URLs always have a path")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// Timeouts for every upstream call. The defaults keep a code exchange well
+/// inside Shoptet's 5 s install deadline, with room to store the secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_millis(1_000),
+            request_timeout: Duration::from_millis(2_500),
+        }
+    }
+}
+
+impl HttpSettings {
+    /// One client per process: it pools connections across invocations.
+    pub fn build_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout)
+            // A redirect could carry our bearer token to a host nobody configured.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("shop-token-broker/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a reqwest client with rustls and static settings always builds")
+    }
+}
+
+/// Why an upstream call produced no HTTP answer. Carries no URL and no
+/// message from the HTTP stack, so it cannot leak what was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("the upstream did not answer in time")]
+    Timeout,
+    #[error("the upstream could not be reached or closed the connection")]
+    Unreachable,
+}
+
+impl From<reqwest::Error> for TransportError {
+    fn from(error: reqwest::Error) -> Self {
+        if error.is_timeout() {
+            TransportError::Timeout
+        } else {
+            TransportError::Unreachable
+        }
+    }
+}
+
+pub(crate) struct UpstreamResponse {
+    pub status: StatusCode,
+    pub retry_after: Option<Duration>,
+    pub body: Vec<u8>,
+}
+
+pub(crate) async fn send(request: RequestBuilder) -> Result<UpstreamResponse, TransportError> {
+    let mut response = request.send().await?;
+    let status = response.status();
+    let retry_after = retry_after(response.headers(), SystemTime::now());
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            // Treated like a garbled answer: the caller sees a malformed body.
+            body.clear();
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(UpstreamResponse {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+/// `Retry-After` as either delay-seconds or an HTTP date (Shoptet's API sends
+/// a date-time).
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
+/// An upstream error code is kept only if it looks like one, so that nothing
+/// an upstream echoes back (it may quote a token) reaches our logs or bodies.
+pub(crate) fn sanitized_code(raw: &str) -> String {
+    let looks_like_code = (1..=64).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if looks_like_code {
+        raw.to_owned()
+    } else {
+        "unrecognised".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn https_is_accepted_everywhere_and_http_only_on_loopback() {
+        assert!(UpstreamUrl::parse("https://12345.myshoptet.com").is_ok());
+        assert!(UpstreamUrl::parse("http://127.0.0.1:8080").is_ok());
+        assert!(UpstreamUrl::parse("http://localhost:8080/x").is_ok());
+        assert!(UpstreamUrl::parse("http://[::1]:8080").is_ok());
+        for bad in [
+            "http://12345.myshoptet.com",
+            "http://127.0.0.1.evil.example",
+            "http://10.0.0.1",
+            "ftp://localhost",
+            "file:///etc/passwd",
+            "https://user:pw@example.com",
+            "https://example.com/?next=x",
+            "not a url",
+            "",
+        ] {
+            assert!(UpstreamUrl::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn joined_segments_cannot_climb_the_path() {
+        let base = UpstreamUrl::parse("https://oauth.example/base/").unwrap();
+        assert_eq!(
+            base.join(["../admin", "app", "token"]).as_str(),
+            "https://oauth.example/base/..%2Fadmin/app/token"
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("17"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(17)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(30)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers, now), None);
+    }
+}
