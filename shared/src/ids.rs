@@ -16,6 +16,8 @@ pub enum InvalidIdentifier {
         "a Shoprenter shop name is 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen"
     )]
     ShopName,
+    #[error("the platform is `shoptet` or `shoprenter`")]
+    Platform,
 }
 
 /// A Shoptet e-shop id (`eshopId`): digits only, canonical form (no leading
@@ -118,6 +120,79 @@ impl<'de> Deserialize<'de> for ShoprenterShopName {
     }
 }
 
+/// The platforms the broker serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Shoptet,
+    Shoprenter,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Shoptet => "shoptet",
+            Platform::Shoprenter => "shoprenter",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Platform {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "shoptet" => Ok(Platform::Shoptet),
+            "shoprenter" => Ok(Platform::Shoprenter),
+            _ => Err(()),
+        }
+    }
+}
+
+/// One shop on one platform: the unit of installation and of token caching.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ShopRef {
+    Shoptet(ShoptetEshopId),
+    Shoprenter(ShoprenterShopName),
+}
+
+impl ShopRef {
+    /// Parses a platform name and a shop id as they come in a request.
+    pub fn parse(platform: &str, shop: &str) -> Result<Self, InvalidIdentifier> {
+        match platform.parse() {
+            Ok(Platform::Shoptet) => Ok(ShopRef::Shoptet(shop.parse()?)),
+            Ok(Platform::Shoprenter) => Ok(ShopRef::Shoprenter(shop.parse()?)),
+            Err(()) => Err(InvalidIdentifier::Platform),
+        }
+    }
+
+    pub fn platform(&self) -> Platform {
+        match self {
+            ShopRef::Shoptet(_) => Platform::Shoptet,
+            ShopRef::Shoprenter(_) => Platform::Shoprenter,
+        }
+    }
+
+    /// The shop's id as text: digits for Shoptet, the shop name for Shoprenter.
+    pub fn id(&self) -> String {
+        match self {
+            ShopRef::Shoptet(id) => id.to_string(),
+            ShopRef::Shoprenter(name) => name.to_string(),
+        }
+    }
+
+    /// `platform#id`: the shop's key in the token table.
+    pub fn key(&self) -> String {
+        format!("{}#{}", self.platform(), self.id())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,7 +220,10 @@ mod tests {
     #[test]
     fn shop_names_are_dns_labels() {
         for good in ["a", "demo-shop", "shop42", &"a".repeat(63)] {
-            assert!(good.parse::<ShoprenterShopName>().is_ok(), "{good:?} refused");
+            assert!(
+                good.parse::<ShoprenterShopName>().is_ok(),
+                "{good:?} refused"
+            );
         }
         for bad in [
             "",
@@ -158,7 +236,10 @@ mod tests {
             "shöp",
             &"a".repeat(64),
         ] {
-            assert!(bad.parse::<ShoprenterShopName>().is_err(), "{bad:?} accepted");
+            assert!(
+                bad.parse::<ShoprenterShopName>().is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use base64::engine::{GeneralPurpose, GeneralPurposeConfig, DecodePaddingMode};
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -198,8 +198,5 @@ fn classify_failure(response: &UpstreamResponse) -> ShoprenterError {
 /// Hints name a parameter ("Check the `client_id` parameter"); keep them short
 /// and printable so they are safe in an error body.
 fn sanitized_hint(hint: &str) -> String {
-    hint.chars()
-        .filter(|c| !c.is_control())
-        .take(160)
-        .collect()
+    hint.chars().filter(|c| !c.is_control()).take(160).collect()
 }

@@ -82,6 +82,27 @@ pub enum ShoptetError {
 }
 
 impl ShoptetError {
+    /// The platform's error code (or our name for a failure without one);
+    /// safe to show to callers.
+    pub fn upstream_code(&self) -> &str {
+        match self {
+            Self::ExpiredToken => "expired-token",
+            Self::InvalidToken => "invalid-token",
+            Self::TokenHasNoRights => "invalid-token-no-rights",
+            Self::MaximumTokensReached { .. } => "maximum_tokens_reached",
+            Self::AddonSuspended => "addon_suspended",
+            Self::AddonNotInstalled => "addon_not_installed",
+            Self::AddonNotApproved => "addon_not_approved",
+            Self::InstallationRevoked => "installation_revoked",
+            Self::Rejected { code, .. } => code,
+            Self::RateLimited { .. } => "rate_limited",
+            Self::ServerError { .. } => "server_error",
+            Self::MalformedResponse { .. } => "malformed_response",
+            Self::Transport(TransportError::Timeout) => "timeout",
+            Self::Transport(TransportError::Unreachable) => "unreachable",
+        }
+    }
+
     /// Worth trying again later (the same request may succeed).
     pub fn is_transient(&self) -> bool {
         matches!(
@@ -144,7 +165,11 @@ impl ShoptetClient {
 
         let body = TokenRequest {
             client_id: &self.config.client_id,
-            client_secret: self.config.client_secret.as_ref().map(|s| s.expose_secret()),
+            client_secret: self
+                .config
+                .client_secret
+                .as_ref()
+                .map(|s| s.expose_secret()),
             code: code.expose_secret(),
             grant_type: "authorization_code",
             redirect_uri: &self.config.redirect_uri,

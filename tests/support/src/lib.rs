@@ -1,1 +1,317 @@
+//! Test helpers shared by the workspace's integration tests.
+//!
+//! Tests talk to the `moto_server` AWS emulator through the real AWS SDK. The
+//! emulator is started by `make test` (`scripts/test.sh`), which exports
+//! `AWS_ENDPOINT_URL` and friends; for running `cargo test` by hand, start it
+//! with `make emulator` and export the variables it prints.
+//!
+//! Every helper refuses endpoints that are not on the loopback interface, so a
+//! test can never create or delete resources in a real AWS account.
 
+use std::net::{IpAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
+use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+
+/// Partition key (type S) of the token table created by [`create_token_table`].
+pub const TOKEN_TABLE_PARTITION_KEY: &str = "pk";
+/// Attribute (epoch seconds, type N) on which the token table has TTL enabled.
+pub const TOKEN_TABLE_TTL_ATTRIBUTE: &str = "ttl";
+
+/// Region used when neither `AWS_REGION` nor a profile names one.
+pub const DEFAULT_TEST_REGION: &str = "eu-central-1";
+
+const NEEDS_EMULATOR: &str = "this test needs the AWS emulator: run `make test` (it starts \
+     moto_server), or `make emulator` and export the variables it prints";
+
+/// How long [`create_token_table`] waits for the table to become ACTIVE.
+const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// SDK configuration pointed at the emulator named by `AWS_ENDPOINT_URL`.
+///
+/// Panics when `AWS_ENDPOINT_URL` is unset or empty (the emulator is not
+/// running), or when it, or any service-specific `AWS_ENDPOINT_URL_*`, points
+/// anywhere but the loopback interface.
+pub async fn emulator_sdk_config() -> SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    let endpoint = endpoint.trim();
+    if endpoint.is_empty() {
+        panic!("AWS_ENDPOINT_URL is not set: {NEEDS_EMULATOR}");
+    }
+    // The emulator must not get slow for ever: bound each operation.
+    let timeouts = TimeoutConfig::builder()
+        .operation_timeout(Duration::from_secs(30))
+        .build();
+    loader(endpoint).timeout_config(timeouts).load().await
+}
+
+/// SDK configuration like [`emulator_sdk_config`] but sending every request to
+/// `endpoint` (which must be on loopback), with short timeouts and at most two
+/// attempts, so that tests of an unreachable store fail fast. Does not need
+/// `AWS_ENDPOINT_URL`.
+pub async fn sdk_config_for_endpoint(endpoint: &str) -> SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .read_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    let retries = RetryConfig::standard()
+        .with_max_attempts(2)
+        .with_initial_backoff(Duration::from_millis(10))
+        .with_max_backoff(Duration::from_millis(50));
+    loader(endpoint.trim())
+        .timeout_config(timeouts)
+        .retry_config(retries)
+        .load()
+        .await
+}
+
+/// The common part of both configurations: defaults from the environment,
+/// the checked endpoint set explicitly (so a profile's
+/// `ignore_configured_endpoint_urls` cannot send requests to real AWS), a
+/// region, and dummy credentials when the environment has none.
+fn loader(endpoint: &str) -> ConfigLoader {
+    if let Err(why) = check_loopback_endpoint(endpoint) {
+        panic!("refusing endpoint {endpoint:?}: {why}; {NEEDS_EMULATOR}");
+    }
+    // Service-specific variables override the general endpoint in the SDK.
+    for (name, value) in std::env::vars() {
+        if name.starts_with("AWS_ENDPOINT_URL_")
+            && !value.trim().is_empty()
+            && let Err(why) = check_loopback_endpoint(value.trim())
+        {
+            panic!("refusing {name}={value:?}: {why}; unset it to test against the emulator");
+        }
+    }
+    let region = RegionProviderChain::default_provider().or_else(Region::new(DEFAULT_TEST_REGION));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(region);
+    if std::env::var("AWS_ACCESS_KEY_ID").is_ok_and(|v| !v.is_empty()) {
+        // The default chain reads them from the environment.
+    } else {
+        // The emulator accepts any; don't let the default chain probe
+        // profiles, SSO or instance metadata.
+        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "test-support",
+        ));
+    }
+    loader
+}
+
+/// Checks that `url` is an `http(s)://` URL whose host is on loopback
+/// (`localhost`, `127.0.0.0/8`, `::1`).
+pub fn check_loopback_endpoint(url: &str) -> Result<(), String> {
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"))
+        .ok_or("not an http:// or https:// URL")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
+        bracketed
+            .split_once(']')
+            .map(|(host, _)| host)
+            .ok_or("unterminated IPv6 address")?
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    if host.is_empty() {
+        return Err("no host".into());
+    }
+    if host == "localhost" {
+        return Ok(());
+    }
+    let loopback = match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    };
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "host {host:?} is not loopback (tests only talk to a local emulator)"
+        ))
+    }
+}
+
+/// A name unique per call and per process: `<prefix>-<pid>-<counter>-<nanos>`.
+///
+/// Only lowercase ASCII letters, digits and `-` (anything else in `prefix`
+/// becomes `-`), so it is valid as a DynamoDB table name and as a segment of a
+/// Secrets Manager name. The last segment is never six characters long, which
+/// Secrets Manager would mistake for its ARN suffix.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let counter = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let prefix: String = prefix
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let prefix = match prefix.trim_matches('-') {
+        "" => "t",
+        p => p,
+    };
+    // Nanoseconds since 1970 in hex are 16 digits until the year 2112.
+    format!("{prefix}-{}-{counter}-{nanos:016x}", std::process::id())
+}
+
+/// Creates the token table `name`: partition key
+/// [`TOKEN_TABLE_PARTITION_KEY`] (S), on-demand billing, TTL on
+/// [`TOKEN_TABLE_TTL_ATTRIBUTE`]. Returns once the table is ACTIVE and TTL is
+/// enabled; panics on failure.
+pub async fn create_token_table(config: &SdkConfig, name: &str) {
+    let client = aws_sdk_dynamodb::Client::new(config);
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(TOKEN_TABLE_PARTITION_KEY)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute definition is complete"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(TOKEN_TABLE_PARTITION_KEY)
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key schema element is complete"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating table {name}: {e:?}"));
+    client
+        .wait_until_table_exists()
+        .table_name(name)
+        .wait(TABLE_ACTIVE_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("waiting for table {name} to become ACTIVE: {e:?}"));
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TOKEN_TABLE_TTL_ATTRIBUTE)
+                .build()
+                .expect("TTL specification is complete"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("enabling TTL on table {name}: {e:?}"));
+}
+
+/// `http://127.0.0.1:PORT` for a port on which nothing listens (it was free a
+/// moment ago), for tests of an unreachable store.
+pub fn unreachable_endpoint() -> String {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).expect("binding an ephemeral loopback port");
+    let port = listener
+        .local_addr()
+        .expect("local address of the listener")
+        .port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_endpoints_are_accepted() {
+        for url in [
+            "http://127.0.0.1:5000",
+            "http://127.0.0.1:5000/",
+            "http://127.1.2.3",
+            "HTTP://LOCALHOST:4566/path?q#f",
+            "https://localhost",
+            "http://[::1]:5000",
+            "http://user:pw@127.0.0.1:9",
+            "http://[::ffff:127.0.0.1]:80",
+        ] {
+            assert_eq!(check_loopback_endpoint(url), Ok(()), "{url}");
+        }
+    }
+
+    #[test]
+    fn other_endpoints_are_refused() {
+        for url in [
+            "",
+            "127.0.0.1:5000",
+            "ftp://127.0.0.1",
+            "https://dynamodb.eu-central-1.amazonaws.com",
+            "http://10.0.0.1:5000",
+            "http://0.0.0.0:5000",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+            "http://127.0.0.1@example.com",
+            "http://[::2]:80",
+            "http://[::1",
+            "http://:5000",
+        ] {
+            assert!(check_loopback_endpoint(url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn unique_names_differ_and_use_only_letters_digits_and_hyphens() {
+        let a = unique_name("Token table_1");
+        let b = unique_name("Token table_1");
+        assert_ne!(a, b);
+        for name in [&a, &b, &unique_name(""), &unique_name("--//--")] {
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{name}"
+            );
+            assert!((3..=255).contains(&name.len()), "{name}");
+            assert!(!name.starts_with('-') && !name.ends_with('-'), "{name}");
+            assert_ne!(name.rsplit('-').next().map(str::len), Some(6), "{name}");
+        }
+        assert!(a.starts_with("token-table-1-"), "{a}");
+        assert!(unique_name(&"x".repeat(1000)).len() <= 255);
+    }
+
+    #[test]
+    fn the_unreachable_endpoint_is_a_closed_loopback_port() {
+        let url = unreachable_endpoint();
+        assert_eq!(check_loopback_endpoint(&url), Ok(()));
+        let addr = url.trim_start_matches("http://");
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "{url} accepted a connection"
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! The install callback's configuration, read once per cold start.
+
+use std::time::Duration;
+
+use broker_shared::config::{self, ConfigError, Env};
+use broker_shared::storage::{DEFAULT_SECRET_PREFIX, SecretNames};
+use broker_shared::upstream::{HttpSettings, UpstreamUrl};
+
+pub const DEFAULT_SHOPTET_API_URL: &str = "https://api.myshoptet.com/api";
+pub const DEFAULT_SHOPRENTER_OAUTH_URL: &str = "https://oauth.app.shoprenter.net";
+
+#[derive(Debug, Clone)]
+pub struct InstallConfig {
+    pub shoptet_oauth_url: UpstreamUrl,
+    pub shoptet_api_url: UpstreamUrl,
+    pub shoptet_client_id: String,
+    /// Name or ARN of the secret holding the add-on's client secret, if it has one.
+    pub shoptet_client_secret_id: Option<String>,
+    pub shoptet_redirect_uri: String,
+    pub shoprenter_oauth_url: UpstreamUrl,
+    pub secret_names: SecretNames,
+    pub token_table: String,
+    pub http: HttpSettings,
+    /// The whole install request must answer before Shoptet gives up (5 s).
+    pub install_deadline: Duration,
+}
+
+impl InstallConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let secret_prefix = config::optional(env, "SECRET_PREFIX")
+            .unwrap_or_else(|| DEFAULT_SECRET_PREFIX.to_owned());
+        let http = config::http_settings(env)?;
+        let install_deadline =
+            config::millis(env, "INSTALL_DEADLINE_MS", Duration::from_millis(4_000))?;
+        if install_deadline >= Duration::from_secs(5) || install_deadline <= http.request_timeout {
+            return Err(ConfigError::new(
+                "INSTALL_DEADLINE_MS",
+                "must be under 5000 (Shoptet's limit) and above UPSTREAM_TIMEOUT_MS",
+            ));
+        }
+        Ok(Self {
+            shoptet_oauth_url: config::upstream_url(env, "SHOPTET_OAUTH_URL", None)?,
+            shoptet_api_url: config::upstream_url(
+                env,
+                "SHOPTET_API_URL",
+                Some(DEFAULT_SHOPTET_API_URL),
+            )?,
+            shoptet_client_id: config::required(env, "SHOPTET_CLIENT_ID")?,
+            shoptet_client_secret_id: config::optional(env, "SHOPTET_CLIENT_SECRET_ID"),
+            shoptet_redirect_uri: config::required(env, "SHOPTET_REDIRECT_URI")?,
+            shoprenter_oauth_url: config::upstream_url(
+                env,
+                "SHOPRENTER_OAUTH_URL",
+                Some(DEFAULT_SHOPRENTER_OAUTH_URL),
+            )?,
+            secret_names: SecretNames::new(&secret_prefix)
+                .map_err(|problem| ConfigError::new("SECRET_PREFIX", problem))?,
+            token_table: config::required(env, "TOKEN_TABLE")?,
+            http,
+            install_deadline,
+        })
+    }
+}

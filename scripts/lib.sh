@@ -1,0 +1,70 @@
+# shellcheck shell=bash
+# Shared by scripts/test.sh and scripts/emulator.sh. Source it; it defines
+# functions and variables only.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO_ROOT/.venv"
+REQUIREMENTS="$REPO_ROOT/scripts/requirements-test.txt"
+# Copy of the requirements the venv was last installed from.
+VENV_STAMP="$VENV/.requirements-test.txt"
+TEST_REGION="${TEST_REGION:-eu-central-1}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Creates .venv and installs scripts/requirements-test.txt into it, unless it
+# already holds exactly those requirements and a working moto_server.
+ensure_venv() {
+    if [[ -x "$VENV/bin/python" ]] && ! "$VENV/bin/python" -c '' 2>/dev/null; then
+        log "removing broken .venv"
+        rm -rf "$VENV"
+    fi
+    if [[ -x "$VENV/bin/moto_server" ]] && cmp -s "$REQUIREMENTS" "$VENV_STAMP"; then
+        return 0
+    fi
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        log "creating .venv"
+        python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+    fi
+    log "installing test requirements into .venv ($(grep -v '^#' "$REQUIREMENTS" | xargs))"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+    [[ -x "$VENV/bin/moto_server" ]] || die ".venv/bin/moto_server missing after pip install"
+    cp "$REQUIREMENTS" "$VENV_STAMP"
+}
+
+# Prints a TCP port that is free on 127.0.0.1 right now.
+free_port() {
+    "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Succeeds when moto_server answers on $1 (a port).
+emulator_ready() {
+    "$VENV/bin/python" - "$1" <<'PY' 2>/dev/null
+import sys, urllib.request
+urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/", timeout=1).read()
+PY
+}
+
+# Prints, one per line, the environment that points the AWS SDK at the
+# emulator on port $1 (as `export` / `unset` lines, ready to eval or paste).
+emulator_env() {
+    local port="$1"
+    cat <<ENV
+export AWS_ENDPOINT_URL=http://127.0.0.1:$port
+export AWS_REGION=$TEST_REGION
+export AWS_DEFAULT_REGION=$TEST_REGION
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+export AWS_EC2_METADATA_DISABLED=true
+export SAM_CLI_TELEMETRY=0
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_IGNORE_CONFIGURED_ENDPOINT_URLS
+ENV
+    # Service-specific endpoints would override AWS_ENDPOINT_URL.
+    local name unset_names="AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SECRETS_MANAGER"
+    for name in $(compgen -e); do
+        if [[ "$name" == AWS_ENDPOINT_URL_* && " $unset_names " != *" $name "* ]]; then
+            unset_names+=" $name"
+        fi
+    done
+    echo "unset $unset_names"
+}
