@@ -1,1 +1,311 @@
+//! A stand-in for Shoptet and Shoprenter, speaking their documented OAuth and
+//! API rules over real HTTP on a loopback port.
+//!
+//! Every call is counted per endpoint and shop, and faults (server errors,
+//! rate limiting, dropped connections, malformed JSON, latency) can be
+//! injected. Integration tests start one per test with
+//! [`PlatformDouble::start`]; the `platform-double` binary runs one by hand.
+//!
+//! Paths served (relative to [`PlatformDouble::base_url`]):
+//! - Shoptet OAuth server: `/action/ApiOAuthServer/token`,
+//!   `/action/ApiOAuthServer/getAccessToken`
+//! - Shoptet API: `/api/…` (only `GET /api/eshop` is within a token's rights)
+//! - Shoprenter OAuth: `/shoprenter/{shop}/app/token`
+//! - Shoprenter API: `/shoprenter-api/{shop}/api/…`
 
+#![warn(missing_docs)]
+
+mod faults;
+mod random;
+mod server;
+mod shoprenter;
+mod shoptet;
+mod state;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use faults::Fault;
+use state::Shared;
+
+/// How the double behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoubleConfig {
+    /// The add-on's Shoptet client id. Default `"double-client-id"`.
+    pub shoptet_client_id: String,
+    /// The add-on's Shoptet client secret; `None` means the partner has none
+    /// and any presented secret is ignored. Default `Some("double-client-secret")`.
+    pub shoptet_client_secret: Option<String>,
+    /// The registered install URL. `None` (default) accepts any
+    /// `redirect_uri`; `Some` requires an exact match.
+    pub shoptet_redirect_uri: Option<String>,
+    /// Lifetime of Shoptet API access tokens. Default 1800 s.
+    pub api_token_lifetime: Duration,
+    /// Lifetime of Shoptet install codes. Default 300 s.
+    pub code_lifetime: Duration,
+    /// Lifetime of Shoprenter access tokens. Default 3600 s.
+    pub shoprenter_token_lifetime: Duration,
+}
+
+impl Default for DoubleConfig {
+    fn default() -> Self {
+        DoubleConfig {
+            shoptet_client_id: "double-client-id".to_owned(),
+            shoptet_client_secret: Some("double-client-secret".to_owned()),
+            shoptet_redirect_uri: None,
+            api_token_lifetime: Duration::from_secs(1800),
+            code_lifetime: Duration::from_secs(300),
+            shoprenter_token_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The endpoints the double counts calls to and can inject faults into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// Shoptet `POST /action/ApiOAuthServer/token` (install code exchange).
+    ShoptetCodeExchange,
+    /// Shoptet `GET /action/ApiOAuthServer/getAccessToken`.
+    ShoptetGetAccessToken,
+    /// The Shoptet REST API (`/api/…`).
+    ShoptetApi,
+    /// Shoprenter `POST /{shop}/app/token`.
+    ShoprenterToken,
+    /// The Shoprenter API (`/{shop}/api/…`).
+    ShoprenterApi,
+}
+
+/// The state of a Shoptet add-on installation, as seen by `getAccessToken`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InstallationState {
+    /// Installed and approved: API access tokens are handed out.
+    Active,
+    /// Installed but suspended: 403 `addon_suspended`.
+    Suspended,
+    /// Installation not approved: 403 `addon_not_approved`.
+    NotApproved,
+    /// Not installed: 403 `addon_not_installed`.
+    NotInstalled,
+}
+
+/// A handle to a running double. Clones share the server; it stops when
+/// [`PlatformDouble::shutdown`] is called or the last clone is dropped.
+#[derive(Clone)]
+pub struct PlatformDouble {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    /// Dropping it (with the last handle) also stops the accept loop.
+    shutdown: watch::Sender<bool>,
+}
+
+impl fmt::Debug for PlatformDouble {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlatformDouble")
+            .field("base_url", &self.base_url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PlatformDouble {
+    /// Starts a double with the default configuration on an ephemeral
+    /// loopback port.
+    pub async fn start() -> PlatformDouble {
+        Self::start_with(DoubleConfig::default()).await
+    }
+
+    /// Starts a double with `config` on an ephemeral loopback port.
+    ///
+    /// # Panics
+    /// If no loopback port can be bound.
+    pub async fn start_with(config: DoubleConfig) -> PlatformDouble {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        Self::start_on(addr, config)
+            .await
+            .expect("bind an ephemeral loopback port for the platform double")
+    }
+
+    /// Starts a double with `config` on `addr` (port 0 picks a free one).
+    pub async fn start_on(
+        addr: SocketAddr,
+        config: DoubleConfig,
+    ) -> std::io::Result<PlatformDouble> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(config));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        tokio::spawn(server::accept_loop(
+            listener,
+            server::router(shared.clone()),
+            shutdown_rx,
+        ));
+        Ok(PlatformDouble {
+            inner: Arc::new(Inner {
+                shared,
+                addr,
+                shutdown,
+            }),
+        })
+    }
+
+    /// `http://IP:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.inner.addr)
+    }
+
+    /// The partner e-shop hosting the Shoptet OAuth server; the token and
+    /// getAccessToken URLs are `<this>/action/ApiOAuthServer/…`.
+    pub fn shoptet_oauth_url(&self) -> String {
+        self.base_url()
+    }
+
+    /// The Shoptet API base: `<base_url>/api`.
+    pub fn shoptet_api_url(&self) -> String {
+        format!("{}/api", self.base_url())
+    }
+
+    /// The Shoprenter OAuth base: `<base_url>/shoprenter`; the token URL is
+    /// `<this>/{shop}/app/token`.
+    pub fn shoprenter_oauth_url(&self) -> String {
+        format!("{}/shoprenter", self.base_url())
+    }
+
+    /// The Shoprenter API base of `shop`: `<base_url>/shoprenter-api/{shop}/api`.
+    pub fn shoprenter_api_url(&self, shop: &str) -> String {
+        format!("{}/shoprenter-api/{shop}/api", self.base_url())
+    }
+
+    /// The configuration the double was started with.
+    pub fn config(&self) -> &DoubleConfig {
+        &self.inner.shared.config
+    }
+
+    /// Registers a fresh single-use install code (255 chars `[a-z0-9]`) for
+    /// the e-shop, valid for [`DoubleConfig::code_lifetime`].
+    pub fn issue_install_code(&self, eshop_id: u64) -> String {
+        self.inner
+            .shared
+            .lock()
+            .shoptet
+            .issue_code(eshop_id, self.config())
+    }
+
+    /// The OAuth access token currently valid for the e-shop, if installed.
+    pub fn oauth_access_token(&self, eshop_id: u64) -> Option<String> {
+        self.inner
+            .shared
+            .lock()
+            .shoptet
+            .oauth_access_token(eshop_id)
+    }
+
+    /// Sets the installation state `getAccessToken` reports for the e-shop.
+    pub fn set_installation_state(&self, eshop_id: u64, state: InstallationState) {
+        self.inner
+            .shared
+            .lock()
+            .shoptet
+            .set_installation_state(eshop_id, state);
+    }
+
+    /// Uninstalls the add-on: the OAuth access token and the API access
+    /// tokens obtained with it become invalid (401), state `NotInstalled`.
+    pub fn uninstall(&self, eshop_id: u64) {
+        self.inner.shared.lock().shoptet.uninstall(eshop_id);
+    }
+
+    /// How many unexpired, unrevoked API access tokens the e-shop holds.
+    pub fn live_api_tokens(&self, eshop_id: u64) -> usize {
+        self.inner.shared.lock().shoptet.live_api_tokens(eshop_id)
+    }
+
+    /// Makes all of the e-shop's API access tokens expire now; the API then
+    /// answers `expired-token` for them.
+    pub fn expire_api_tokens(&self, eshop_id: u64) {
+        self.inner.shared.lock().shoptet.expire_api_tokens(eshop_id);
+    }
+
+    /// Registers Shoprenter client credentials for `shop`, granting `scopes`.
+    /// A shop may have several clients (platform app, custom API client).
+    pub fn register_shoprenter_client(
+        &self,
+        shop: &str,
+        client_id: &str,
+        client_secret: &str,
+        scopes: &[&str],
+    ) {
+        self.inner
+            .shared
+            .lock()
+            .shoprenter
+            .register_client(shop, client_id, client_secret, scopes);
+    }
+
+    /// The last Shoprenter access token issued for `shop` (expired or not).
+    pub fn last_shoprenter_token(&self, shop: &str) -> Option<String> {
+        self.inner.shared.lock().shoprenter.last_token(shop)
+    }
+
+    /// Calls that reached `endpoint` for `shop` (eshopId in decimal, or the
+    /// Shoprenter shop name; `"unknown"` when not attributable), including
+    /// rejected and faulted ones.
+    pub fn calls(&self, endpoint: Endpoint, shop: &str) -> u64 {
+        let state = self.inner.shared.lock();
+        state
+            .counters
+            .get(&(endpoint, shop.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Calls that reached `endpoint`, over all shops.
+    pub fn calls_to(&self, endpoint: Endpoint) -> u64 {
+        let state = self.inner.shared.lock();
+        state
+            .counters
+            .iter()
+            .filter(|((e, _), _)| *e == endpoint)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Calls that reached any endpoint.
+    pub fn total_calls(&self) -> u64 {
+        self.inner.shared.lock().counters.values().sum()
+    }
+
+    /// Sets every counter back to zero.
+    pub fn reset_counters(&self) {
+        self.inner.shared.lock().counters.clear();
+    }
+
+    /// Delays every response by `latency` (after counting, before answering,
+    /// faulted responses included).
+    pub fn set_latency(&self, latency: Duration) {
+        self.inner.shared.lock().latency = latency;
+    }
+
+    /// Makes the next `times` calls to `endpoint` (or to any endpoint if
+    /// `None`) get `fault` instead of normal processing. Faults queue FIFO.
+    pub fn inject(&self, endpoint: Option<Endpoint>, fault: Fault, times: u32) {
+        self.inner.shared.lock().faults.push(endpoint, fault, times);
+    }
+
+    /// Forgets every pending fault.
+    pub fn clear_faults(&self) {
+        self.inner.shared.lock().faults.clear();
+    }
+
+    /// Stops accepting connections. Requests in flight still complete.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+}

@@ -1,0 +1,464 @@
+//! Shoptet: the OAuth server of the partner e-shop and the REST API.
+//!
+//! Routes (relative to the double's base URL):
+//! - `POST /action/ApiOAuthServer/token` – exchange an install code,
+//! - `GET /action/ApiOAuthServer/getAccessToken` – vend an API access token,
+//! - `/api/{*rest}` – the API; only `GET /api/eshop` is within the tokens' rights.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::state::{Shared, UNKNOWN_SHOP};
+use crate::{DoubleConfig, Endpoint, InstallationState, random};
+
+/// Length of install codes and OAuth access tokens.
+const LONG_SECRET_LEN: usize = 255;
+/// How many unexpired API access tokens one installation may hold.
+const MAX_LIVE_API_TOKENS: usize = 5;
+
+#[derive(Debug)]
+struct Code {
+    eshop_id: u64,
+    expires_at: Instant,
+    used: bool,
+}
+
+#[derive(Debug)]
+struct Installation {
+    oauth_token: Option<String>,
+    state: InstallationState,
+}
+
+#[derive(Debug)]
+struct ApiToken {
+    eshop_id: u64,
+    expires_at: Instant,
+    /// Set when the installation that obtained it ended (uninstall, reinstall).
+    revoked: bool,
+}
+
+/// Shoptet's side of the world.
+#[derive(Debug, Default)]
+pub(crate) struct ShoptetState {
+    /// Every code ever issued; used ones stay so later calls can be attributed.
+    codes: HashMap<String, Code>,
+    installations: HashMap<u64, Installation>,
+    /// Every OAuth access token ever issued, valid or not, to its e-shop.
+    oauth_tokens: HashMap<String, u64>,
+    api_tokens: HashMap<String, ApiToken>,
+}
+
+impl ShoptetState {
+    pub(crate) fn issue_code(&mut self, eshop_id: u64, config: &DoubleConfig) -> String {
+        let code = random::lower_alnum(LONG_SECRET_LEN);
+        self.codes.insert(
+            code.clone(),
+            Code {
+                eshop_id,
+                expires_at: Instant::now() + config.code_lifetime,
+                used: false,
+            },
+        );
+        code
+    }
+
+    pub(crate) fn oauth_access_token(&self, eshop_id: u64) -> Option<String> {
+        self.installations.get(&eshop_id)?.oauth_token.clone()
+    }
+
+    pub(crate) fn set_installation_state(&mut self, eshop_id: u64, state: InstallationState) {
+        self.installation(eshop_id).state = state;
+    }
+
+    pub(crate) fn uninstall(&mut self, eshop_id: u64) {
+        self.end_installation(eshop_id);
+        self.installation(eshop_id).state = InstallationState::NotInstalled;
+    }
+
+    pub(crate) fn live_api_tokens(&self, eshop_id: u64) -> usize {
+        let now = Instant::now();
+        self.api_tokens
+            .values()
+            .filter(|t| t.eshop_id == eshop_id && !t.revoked && t.expires_at > now)
+            .count()
+    }
+
+    pub(crate) fn expire_api_tokens(&mut self, eshop_id: u64) {
+        let now = Instant::now();
+        for token in self.api_tokens.values_mut() {
+            if token.eshop_id == eshop_id && token.expires_at > now {
+                token.expires_at = now;
+            }
+        }
+    }
+
+    fn installation(&mut self, eshop_id: u64) -> &mut Installation {
+        self.installations.entry(eshop_id).or_insert(Installation {
+            oauth_token: None,
+            state: InstallationState::NotInstalled,
+        })
+    }
+
+    /// Invalidates the e-shop's OAuth access token and every API access
+    /// token obtained with it.
+    fn end_installation(&mut self, eshop_id: u64) {
+        self.installation(eshop_id).oauth_token = None;
+        for token in self.api_tokens.values_mut() {
+            if token.eshop_id == eshop_id {
+                token.revoked = true;
+            }
+        }
+    }
+
+    /// Code exchange after the counters and faults had their turn.
+    ///
+    /// A code is consumed as soon as an authenticated client presents it,
+    /// whatever the outcome of the remaining checks (as OAuth servers do to
+    /// stop code replay): a retry with the same code answers `invalid_grant`.
+    fn exchange(
+        &mut self,
+        config: &DoubleConfig,
+        fields: Option<&HashMap<String, String>>,
+    ) -> Response {
+        let Some(fields) = fields else {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The request body is neither JSON nor form-encoded",
+            );
+        };
+        let field = |name: &str| {
+            fields
+                .get(name)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+        };
+
+        let client_ok = field("client_id") == Some(config.shoptet_client_id.as_str())
+            && config
+                .shoptet_client_secret
+                .as_deref()
+                .is_none_or(|secret| field("client_secret") == Some(secret));
+        if !client_ok {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Client authentication failed",
+            );
+        }
+
+        let grant = field("code").and_then(|code| {
+            let entry = self.codes.get_mut(code)?;
+            let valid = !entry.used && entry.expires_at > Instant::now();
+            entry.used = true;
+            valid.then_some(entry.eshop_id)
+        });
+
+        for name in ["code", "grant_type", "redirect_uri", "scope"] {
+            if field(name).is_none() {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    &format!("The request is missing the required parameter `{name}`"),
+                );
+            }
+        }
+        if field("grant_type") != Some("authorization_code") {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The grant_type must be `authorization_code`",
+            );
+        }
+        if field("scope") != Some("api") {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The scope must be `api`",
+            );
+        }
+        if let Some(expected) = config.shoptet_redirect_uri.as_deref()
+            && field("redirect_uri") != Some(expected)
+        {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The redirect_uri does not match the registered one",
+            );
+        }
+
+        let Some(eshop_id) = grant else {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "The authorization code is invalid, expired or already used",
+            );
+        };
+
+        // A new installation replaces any previous one of the same e-shop.
+        self.end_installation(eshop_id);
+        let token = random::lower_alnum(LONG_SECRET_LEN);
+        self.oauth_tokens.insert(token.clone(), eshop_id);
+        let installation = self.installation(eshop_id);
+        installation.oauth_token = Some(token.clone());
+        installation.state = InstallationState::Active;
+
+        Json(json!({
+            "access_token": token,
+            "expires_in": null,
+            "token_type": "Bearer",
+            "scope": "api",
+            "eshopId": eshop_id,
+            "eshopUrl": eshop_url(eshop_id),
+            "contactEmail": format!("owner-{eshop_id}@example.test"),
+            "trial": false,
+        }))
+        .into_response()
+    }
+
+    /// getAccessToken after the counters and faults had their turn.
+    fn vend_api_token(&mut self, config: &DoubleConfig, oauth_token: Option<&str>) -> Response {
+        let eshop_id = oauth_token.and_then(|token| {
+            let eshop_id = *self.oauth_tokens.get(token)?;
+            let current = self.installations.get(&eshop_id)?.oauth_token.as_deref();
+            (current == Some(token)).then_some(eshop_id)
+        });
+        let Some(eshop_id) = eshop_id else {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "The access token provided is invalid",
+            );
+        };
+
+        let refusal = match self.installation(eshop_id).state {
+            InstallationState::Active => None,
+            InstallationState::Suspended => Some(("addon_suspended", "Addon is suspended")),
+            InstallationState::NotApproved => {
+                Some(("addon_not_approved", "Addon installation is not approved"))
+            }
+            InstallationState::NotInstalled => {
+                Some(("addon_not_installed", "Addon is not installed"))
+            }
+        };
+        if let Some((error, description)) = refusal {
+            return oauth_error(StatusCode::FORBIDDEN, error, description);
+        }
+
+        if self.live_api_tokens(eshop_id) >= MAX_LIVE_API_TOKENS {
+            return oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "maximum_tokens_reached",
+                "Maximum number of valid tokens reached",
+            );
+        }
+
+        // Documented shape: `<eshopId>-a-<random>`, 38 to 60 characters;
+        // the double keeps to 40..=60.
+        let prefix = format!("{eshop_id}-a-");
+        let low = 40usize.saturating_sub(prefix.len()).max(8);
+        let high = 60usize.saturating_sub(prefix.len()).max(low);
+        let token = prefix + &random::lower_alnum(random::between(low, high));
+        self.api_tokens.insert(
+            token.clone(),
+            ApiToken {
+                eshop_id,
+                expires_at: Instant::now() + config.api_token_lifetime,
+                revoked: false,
+            },
+        );
+        Json(json!({
+            "access_token": token,
+            "expires_in": config.api_token_lifetime.as_secs(),
+        }))
+        .into_response()
+    }
+
+    /// An API call after the counters and faults had their turn.
+    fn api_call(&self, method: &Method, path: &str, token: Option<&str>) -> Response {
+        let Some(api_token) = token.and_then(|t| self.api_tokens.get(t)) else {
+            return api_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid-token",
+                "Invalid access token.",
+            );
+        };
+        if api_token.revoked {
+            return api_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid-token",
+                "Invalid access token.",
+            );
+        }
+        if api_token.expires_at <= Instant::now() {
+            return api_error(
+                StatusCode::UNAUTHORIZED,
+                "expired-token",
+                "Token is expired. Please ask for new one.",
+            );
+        }
+        if method != Method::GET || path != "eshop" {
+            // The real message quotes an abbreviated token; the double never
+            // echoes any part of it.
+            return api_error(
+                StatusCode::FORBIDDEN,
+                "invalid-token-no-rights",
+                "Your access token has no defined rights for this resource.",
+            );
+        }
+        let eshop_id = api_token.eshop_id;
+        Json(json!({
+            "data": {
+                "contactInformation": {
+                    "eshopName": format!("Double e-shop {eshop_id}"),
+                    "url": eshop_url(eshop_id),
+                    "email": format!("owner-{eshop_id}@example.test"),
+                },
+                "urls": [{ "url": eshop_url(eshop_id), "isMain": true }],
+            },
+            "errors": null,
+        }))
+        .into_response()
+    }
+}
+
+/// `POST /action/ApiOAuthServer/token`
+pub(crate) async fn exchange_code(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = parse_fields(&headers, &body);
+    let shop = {
+        let state = shared.lock();
+        fields
+            .as_ref()
+            .and_then(|f| f.get("code"))
+            .and_then(|code| state.shoptet.codes.get(code))
+            .map(|code| code.eshop_id.to_string())
+    };
+    let shop = shop.unwrap_or_else(|| UNKNOWN_SHOP.to_owned());
+    if let Some(response) = shared.intercept(Endpoint::ShoptetCodeExchange, shop).await {
+        return response;
+    }
+    shared
+        .lock()
+        .shoptet
+        .exchange(&shared.config, fields.as_ref())
+}
+
+/// `GET /action/ApiOAuthServer/getAccessToken`
+pub(crate) async fn get_access_token(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Response {
+    let token = bearer_token(&headers);
+    let shop = token.and_then(|t| shared.lock().shoptet.oauth_tokens.get(t).copied());
+    let shop = shop.map_or_else(|| UNKNOWN_SHOP.to_owned(), |id| id.to_string());
+    if let Some(response) = shared
+        .intercept(Endpoint::ShoptetGetAccessToken, shop)
+        .await
+    {
+        return response;
+    }
+    shared.lock().shoptet.vend_api_token(&shared.config, token)
+}
+
+/// `/api/{*rest}`
+pub(crate) async fn api(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let token = headers
+        .get("shoptet-access-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let shop = token.and_then(|t| shared.lock().shoptet.api_tokens.get(t).map(|a| a.eshop_id));
+    let shop = shop.map_or_else(|| UNKNOWN_SHOP.to_owned(), |id| id.to_string());
+    if let Some(response) = shared.intercept(Endpoint::ShoptetApi, shop).await {
+        return response;
+    }
+    shared.lock().shoptet.api_call(&method, &rest, token)
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Reads the token request's fields from a JSON or form-encoded body.
+/// `None` when the body is declared JSON but is not a JSON object.
+fn parse_fields(headers: &HeaderMap, body: &[u8]) -> Option<HashMap<String, String>> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.contains("json") {
+        json_fields(body)
+    } else if content_type.contains("x-www-form-urlencoded") {
+        Some(form_fields(body))
+    } else {
+        json_fields(body).or_else(|| Some(form_fields(body)))
+    }
+}
+
+fn json_fields(body: &[u8]) -> Option<HashMap<String, String>> {
+    let Value::Object(object) = serde_json::from_slice(body).ok()? else {
+        return None;
+    };
+    Some(
+        object
+            .into_iter()
+            .filter_map(|(key, value)| match value {
+                Value::Null => None,
+                Value::String(s) => Some((key, s)),
+                other => Some((key, other.to_string())),
+            })
+            .collect(),
+    )
+}
+
+fn form_fields(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn eshop_url(eshop_id: u64) -> String {
+    format!("https://eshop-{eshop_id}.myshoptet.test/")
+}
+
+/// An OAuth server error body.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response()
+}
+
+/// The API's error envelope.
+fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({
+            "data": null,
+            "errors": [{ "errorCode": code, "message": message, "instance": "access-token" }],
+            "metadata": { "requestId": random::request_id() },
+        })),
+    )
+        .into_response()
+}

@@ -1,0 +1,61 @@
+//! State shared by every handler: platform data, counters, fault knobs.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::response::Response;
+
+use crate::faults::FaultQueue;
+use crate::shoprenter::ShoprenterState;
+use crate::shoptet::ShoptetState;
+use crate::{DoubleConfig, Endpoint};
+
+/// Shop label for calls that cannot be attributed to a shop.
+pub(crate) const UNKNOWN_SHOP: &str = "unknown";
+
+/// Everything the server and the handle share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: DoubleConfig,
+    state: Mutex<State>,
+}
+
+/// Mutable state. Only ever locked briefly, never across an `.await`.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) shoptet: ShoptetState,
+    pub(crate) shoprenter: ShoprenterState,
+    pub(crate) counters: HashMap<(Endpoint, String), u64>,
+    pub(crate) faults: FaultQueue,
+    pub(crate) latency: Duration,
+}
+
+impl Shared {
+    pub(crate) fn new(config: DoubleConfig) -> Self {
+        Shared {
+            config,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Locks the state. A panic in another holder does not make the double
+    /// unusable: the data stays consistent because every update is small.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What every endpoint does first: count the call, wait the configured
+    /// latency, then hand back the injected fault's response, if one is due.
+    pub(crate) async fn intercept(&self, endpoint: Endpoint, shop: String) -> Option<Response> {
+        let (fault, latency) = {
+            let mut state = self.lock();
+            *state.counters.entry((endpoint, shop)).or_default() += 1;
+            (state.faults.take(endpoint), state.latency)
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        fault.map(|fault| fault.into_response())
+    }
+}
