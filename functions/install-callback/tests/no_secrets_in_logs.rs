@@ -1,0 +1,67 @@
+//! Runs every install scenario with all logs captured at TRACE level (ours,
+//! the AWS SDK's, the HTTP stack's) and finds no code, OAuth access token,
+//! API token or client secret in any log line or response body.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::{Broker, Secrets};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_a_log_line_or_a_response_body() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    let broker = Broker::start().await;
+    let mut secrets = Secrets::default();
+    secrets.values.push(
+        broker
+            .double
+            .config()
+            .shoptet_client_secret
+            .clone()
+            .unwrap(),
+    );
+    common::install_then_reinstall(&broker, 900001, &mut secrets).await;
+    common::code_used_twice(&broker, 900002, &mut secrets).await;
+    common::malformed_codes(&broker, &mut secrets).await;
+    common::upstream_faults(&broker, 900003, &mut secrets).await;
+    common::shoprenter_credentials(&broker, &mut secrets).await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("installation stored"), "the capture works");
+    assert!(secrets.values.len() >= 10, "scenarios handled secrets");
+    for secret in &secrets.values {
+        assert!(secret.len() >= 16, "a secret too short to search for");
+        // Any 16-character slice is enough to recognise a leak.
+        let needle = &secret[..16];
+        assert!(!logs.contains(needle), "a secret reached the logs");
+        for body in &secrets.bodies {
+            assert!(
+                !body.contains(needle),
+                "a secret reached a response body: {body}"
+            );
+        }
+    }
+}
