@@ -275,36 +275,18 @@ pub async fn malformed_codes(broker: &Broker, secrets: &mut Secrets) {
 
 pub async fn upstream_faults(broker: &Broker, eshop_id: u64, secrets: &mut Secrets) {
     use platform_double::{Endpoint, Fault};
-    let faults: [(&str, Box<dyn Fn()>); 4] = [
-        (
-            "500",
-            Box::new(|| {
-                broker.double.inject(
-                    Some(Endpoint::ShoptetCodeExchange),
-                    Fault::ServerError(500),
-                    1,
-                )
-            }),
-        ),
-        (
-            "drop",
-            Box::new(|| {
-                broker
-                    .double
-                    .inject(Some(Endpoint::ShoptetCodeExchange), Fault::Drop, 1)
-            }),
-        ),
-        (
-            "timeout",
-            Box::new(|| broker.double.set_latency(Duration::from_secs(3))),
-        ),
-        (
-            "slower than the budget",
-            Box::new(|| broker.double.set_latency(Duration::from_secs(20))),
-        ),
+    let exchange = Some(Endpoint::ShoptetCodeExchange);
+    let faults = [
+        ("500", Some(Fault::ServerError(500)), Duration::ZERO),
+        ("drop", Some(Fault::Drop), Duration::ZERO),
+        ("timeout", None, Duration::from_secs(3)),
+        ("slower than the budget", None, Duration::from_secs(20)),
     ];
-    for (name, arrange) in faults {
-        arrange();
+    for (name, fault, latency) in faults {
+        if let Some(fault) = fault {
+            broker.double.inject(exchange, fault, 1);
+        }
+        broker.double.set_latency(latency);
         let code = broker.double.issue_install_code(eshop_id);
         secrets.values.push(code.clone());
         let started = std::time::Instant::now();
