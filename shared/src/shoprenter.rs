@@ -107,7 +107,7 @@ impl ShoprenterClient {
         let sent_at = SystemTime::now();
         let response = upstream::send(self.http.post(url).json(&body)).await?;
         if !response.status.is_success() {
-            return Err(classify_failure(&response));
+            return Err(classify_failure(&response, &credentials.client_secret));
         }
         let malformed = ShoprenterError::MalformedResponse {
             status: response.status.as_u16(),
@@ -172,14 +172,18 @@ impl JwtClaims {
     }
 }
 
-fn classify_failure(response: &UpstreamResponse) -> ShoprenterError {
+fn classify_failure(response: &UpstreamResponse, sent_secret: &ClientSecret) -> ShoprenterError {
     let status = response.status;
     let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
     let code = body.get("error").and_then(Value::as_str);
     match (status, code) {
         (_, Some("invalid_client")) => ShoprenterError::InvalidClient,
         (_, Some("invalid_request")) => ShoprenterError::InvalidRequest {
-            hint: body.get("hint").and_then(Value::as_str).map(sanitized_hint),
+            hint: body
+                .get("hint")
+                .and_then(Value::as_str)
+                .filter(|hint| !hint.contains(sent_secret.expose_secret()))
+                .map(sanitized_hint),
         },
         (StatusCode::TOO_MANY_REQUESTS, _) => ShoprenterError::RateLimited {
             retry_after: response.retry_after,

@@ -158,13 +158,14 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or_default())
 }
 
-/// An upstream error code is kept only if it looks like one, so that nothing
-/// an upstream echoes back (it may quote a token) reaches our logs or bodies.
+/// An upstream error code is kept only if it looks like one (`invalid_grant`,
+/// `expired-token`): letters and `_-.`, no digits. Tokens always carry digits,
+/// so nothing an upstream echoes back reaches our logs or bodies.
 pub(crate) fn sanitized_code(raw: &str) -> String {
-    let looks_like_code = (1..=64).contains(&raw.len())
+    let looks_like_code = (1..=48).contains(&raw.len())
         && raw
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            .all(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'-' | b'.'));
     if looks_like_code {
         raw.to_owned()
     } else {
@@ -205,6 +206,15 @@ mod tests {
             base.join(["../admin", "app", "token"]).as_str(),
             "https://oauth.example/base/..%2Fadmin/app/token"
         );
+    }
+
+    #[test]
+    fn only_code_shaped_upstream_errors_are_kept() {
+        assert_eq!(sanitized_code("invalid_grant"), "invalid_grant");
+        assert_eq!(sanitized_code("expired-token"), "expired-token");
+        for token_like in ["222651-a-fltqc2nn5zg8y5h69jx8976ltwi2p1qg", "abc def", ""] {
+            assert_eq!(sanitized_code(token_like), "unrecognised");
+        }
     }
 
     #[test]
