@@ -3,10 +3,12 @@
 //! one per backend.
 
 use std::future::Future;
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
+use crate::secret::ApiAccessToken;
 use crate::shoprenter::ShoprenterCredentials;
 use crate::shoptet::ShoptetInstallation;
 
@@ -66,10 +68,94 @@ pub trait InstallationStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<ShoprenterCredentials>, StoreError>> + Send;
 }
 
-/// The per-shop API token cache shared by every instance.
+/// An API token as cached, with the scopes a Shoprenter JWT grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedToken {
+    pub access_token: ApiAccessToken,
+    pub expires_at: SystemTime,
+    pub scopes: Vec<String>,
+}
+
+/// Who is refreshing a shop's token, and until when the claim holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub expires_at: SystemTime,
+}
+
+/// Everything the cache knows about one shop.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub token: Option<CachedToken>,
+    pub lease: Option<Lease>,
+    /// Expiries of the tokens the broker minted for the shop (Shoptet caps
+    /// live tokens at 5 per installation).
+    pub ledger: Vec<SystemTime>,
+}
+
+/// The outcome of asking for a shop's refresh lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseAttempt {
+    /// The caller holds the lease; the entry as it is now.
+    Acquired(CacheEntry),
+    /// Someone else holds a live lease; the entry as it was.
+    Busy(CacheEntry),
+}
+
+/// The per-shop API token cache shared by every instance. Writes that race
+/// are decided by the backend's conditional writes, never by the caller.
 pub trait TokenCache: Send + Sync {
+    /// A strongly consistent read of the shop's entry.
+    fn load(
+        &self,
+        shop: &ShopRef,
+    ) -> impl Future<Output = Result<Option<CacheEntry>, StoreError>> + Send;
+
+    /// Takes the lease for `owner` until `until`, unless another owner holds
+    /// one that is still live at `now`. An expired lease is taken over.
+    fn try_lease(
+        &self,
+        shop: &ShopRef,
+        owner: &str,
+        now: SystemTime,
+        until: SystemTime,
+    ) -> impl Future<Output = Result<LeaseAttempt, StoreError>> + Send;
+
+    /// Stores a freshly minted token with the shop's new ledger and releases
+    /// the lease, in one write that succeeds only while `owner` still holds
+    /// the lease. `Ok(false)`: the lease was lost, nothing was written.
+    fn store_and_release(
+        &self,
+        shop: &ShopRef,
+        owner: &str,
+        token: &CachedToken,
+        ledger: &[SystemTime],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the lease up without storing anything (the mint failed).
+    fn release(
+        &self,
+        shop: &ShopRef,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Drops whatever is cached for the shop (its credentials changed).
     fn forget(&self, shop: &ShopRef) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Cache items outlive their newest token by this much before the backend's
+/// TTL may delete them, so the ledger is kept while any minted token lives.
+pub const EXPIRY_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// When the backend may delete the shop's entry.
+pub fn entry_expiry(token: &CachedToken, ledger: &[SystemTime]) -> SystemTime {
+    ledger
+        .iter()
+        .copied()
+        .chain([token.expires_at])
+        .max()
+        .unwrap_or(token.expires_at)
+        + EXPIRY_GRACE
 }
 
 /// Names of the secrets the broker owns, all under one configurable prefix
