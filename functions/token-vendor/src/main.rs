@@ -1,1 +1,16 @@
-fn main() {}
+use broker_shared::config::ProcessEnv;
+use lambda_http::{Error, Request, service_fn};
+use token_vendor::{VendorConfig, build_on_aws};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = VendorConfig::from_env(&ProcessEnv)?;
+    let aws = aws_config::load_from_env().await;
+    let handler = build_on_aws(config, &aws).await?;
+    let handler = &handler;
+    lambda_http::run(service_fn(move |request: Request| async move {
+        handler.handle(request).await
+    }))
+    .await
+}

@@ -1,0 +1,183 @@
+//! The vendor's two front doors: HTTP (API Gateway v1/v2, Function URL, the
+//! local server) and direct invocation. Both answer the same JSON.
+
+use std::time::{Duration, SystemTime};
+
+use broker_shared::http::json_response;
+use broker_shared::ids::ShopRef;
+use broker_shared::secret::{ApiAccessToken, ExposeSecret};
+use broker_shared::shoptet::API_TOKEN_HEADER;
+use broker_shared::storage::{InstallationStore, TokenCache};
+use lambda_http::http::{Method, Response, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::error::VendError;
+use crate::vendor::{TokenVendor, VendRequest, Vended};
+
+/// Where the caller sends the token: API bases per platform.
+#[derive(Debug, Clone)]
+pub struct ApiBases {
+    pub shoptet: String,
+    /// With `{shop}` standing for the shop name.
+    pub shoprenter: String,
+}
+
+pub struct VendHandler<S, C> {
+    pub vendor: TokenVendor<S, C>,
+    pub api_bases: ApiBases,
+}
+
+/// The optional body of `POST /tokens/{platform}/{shop}`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    min_ttl_seconds: Option<u64>,
+    stale_token: Option<ApiAccessToken>,
+}
+
+/// A direct invocation's payload.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectPayload {
+    platform: String,
+    shop: String,
+    min_ttl_seconds: Option<u64>,
+    stale_token: Option<ApiAccessToken>,
+}
+
+impl<S: InstallationStore, C: TokenCache> VendHandler<S, C> {
+    /// HTTP requests always get a response (errors as JSON bodies); direct
+    /// invocations get the JSON on success and a function error whose
+    /// `errorType` is the stable code otherwise.
+    pub async fn handle(&self, request: Request) -> Result<Response<Body>, VendError> {
+        let direct = matches!(
+            request.request_context_ref(),
+            Some(RequestContext::PassThrough)
+        );
+        let result = if direct {
+            self.direct(request.body()).await
+        } else {
+            self.http(&request).await
+        };
+        match result {
+            Ok(response) => Ok(response.map(Body::from)),
+            Err(error) if direct => Err(error),
+            Err(error) => Ok(error.to_response().map(Body::from)),
+        }
+    }
+
+    async fn http(&self, request: &Request) -> Result<Response<String>, VendError> {
+        let segments: Vec<&str> = request
+            .uri()
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let [.., "tokens", platform, shop] = segments.as_slice() else {
+            return Err(VendError::NotFound);
+        };
+        let options: Options = match *request.method() {
+            Method::GET => Options::default(),
+            Method::POST if request.body().is_empty() => Options::default(),
+            // serde's message could quote the stale token: use our own.
+            Method::POST => serde_json::from_slice(request.body()).map_err(|_| {
+                VendError::InvalidRequest(
+                    "the body must be JSON {\"min_ttl_seconds\": N, \"stale_token\": \"…\"} (both optional)"
+                        .into(),
+                )
+            })?,
+            _ => return Err(VendError::InvalidRequest("use GET or POST".into())),
+        };
+        self.vend(platform, shop, options.min_ttl_seconds, options.stale_token)
+            .await
+    }
+
+    async fn direct(&self, payload: &[u8]) -> Result<Response<String>, VendError> {
+        let payload: DirectPayload = serde_json::from_slice(payload).map_err(|_| {
+            VendError::InvalidRequest(
+                "the payload must be {\"platform\", \"shop\", \"min_ttl_seconds\"?, \"stale_token\"?}"
+                    .into(),
+            )
+        })?;
+        self.vend(
+            &payload.platform,
+            &payload.shop,
+            payload.min_ttl_seconds,
+            payload.stale_token,
+        )
+        .await
+    }
+
+    async fn vend(
+        &self,
+        platform: &str,
+        shop: &str,
+        min_ttl_seconds: Option<u64>,
+        stale_token: Option<ApiAccessToken>,
+    ) -> Result<Response<String>, VendError> {
+        let started = Instant::now();
+        let shop = ShopRef::parse(platform, shop)
+            .map_err(|problem| VendError::InvalidRequest(problem.to_string()))?;
+        let request = VendRequest {
+            shop,
+            min_ttl: min_ttl_seconds.map(Duration::from_secs),
+            stale_token,
+        };
+        let result = self.vendor.vend(&request).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let (platform, shop) = (request.shop.platform(), request.shop.id());
+        match result {
+            Ok(vended) => {
+                tracing::info!(%platform, %shop, source = vended.source.as_str(), duration_ms, "token vended");
+                Ok(json_response(
+                    StatusCode::OK,
+                    &self.body(&request.shop, &vended),
+                ))
+            }
+            Err(error) => {
+                tracing::warn!(%platform, %shop, outcome = error.code(), %error, duration_ms, "token not vended");
+                Err(error)
+            }
+        }
+    }
+
+    fn body(&self, shop: &ShopRef, vended: &Vended) -> Value {
+        let token = vended.token.access_token.expose_secret();
+        let expires_in = vended
+            .token
+            .expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+            .as_secs();
+        let expires_at = humantime::format_rfc3339_seconds(vended.token.expires_at).to_string();
+        let mut body = json!({
+            "platform": shop.platform(),
+            "shop": shop.id(),
+            "access_token": token,
+            "expires_at": expires_at,
+            "expires_in": expires_in,
+        });
+        match shop {
+            ShopRef::Shoptet(_) => {
+                body["header_name"] = API_TOKEN_HEADER.into();
+                body["header_value"] = token.into();
+                body["api_base_url"] = self.api_bases.shoptet.clone().into();
+            }
+            ShopRef::Shoprenter(name) => {
+                body["header_name"] = "Authorization".into();
+                body["header_value"] = format!("Bearer {token}").into();
+                body["api_base_url"] = self
+                    .api_bases
+                    .shoprenter
+                    .replace("{shop}", name.as_str())
+                    .into();
+                body["scopes"] = vended.token.scopes.clone().into();
+            }
+        }
+        body
+    }
+}

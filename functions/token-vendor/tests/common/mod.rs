@@ -1,0 +1,195 @@
+//! Token vendor instances wired to moto and the platform double.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use aws_config::SdkConfig;
+use broker_shared::ids::ShopRef;
+use broker_shared::secret::{ClientSecret, InstallCode};
+use broker_shared::shoprenter::ShoprenterCredentials;
+use broker_shared::shoptet::{ShoptetClient, ShoptetConfig};
+use broker_shared::storage::dynamodb::DynamoTokenCache;
+use broker_shared::storage::secrets_manager::SecretsManagerStore;
+use broker_shared::storage::{
+    CacheEntry, InstallationStore, SecretNames, ShoptetInstallationRecord, TokenCache,
+};
+use broker_shared::upstream::{HttpSettings, UpstreamUrl};
+use lambda_http::http::{Request, StatusCode};
+use lambda_http::{Body, Response};
+use platform_double::{DoubleConfig, PlatformDouble};
+use serde_json::Value;
+use token_vendor::{AwsVendHandler, VendError, VendRequest, Vended, VendorConfig, build_on_aws};
+
+pub const APP_CLIENT_ID: &str = "app-client-id";
+pub const APP_CLIENT_SECRET: &str = "app-client-secret-0123456789";
+
+pub struct Fleet {
+    pub double: PlatformDouble,
+    pub aws: SdkConfig,
+    pub store_aws: SdkConfig,
+    pub env: HashMap<&'static str, String>,
+    pub table: String,
+    pub secret_names: SecretNames,
+}
+
+impl Fleet {
+    pub async fn start() -> Self {
+        Self::start_with(DoubleConfig::default(), &[]).await
+    }
+
+    /// A double, a token table and a secret prefix of its own; `overrides`
+    /// replace the vendor's environment.
+    pub async fn start_with(double: DoubleConfig, overrides: &[(&'static str, &str)]) -> Self {
+        let aws = test_support::emulator_sdk_config().await;
+        let double = PlatformDouble::start_with(double).await;
+        let table = test_support::unique_name("tokens");
+        test_support::create_token_table(&aws, &table).await;
+        let prefix = format!("{}/", test_support::unique_name("broker"));
+        let app_secret_id = format!("{prefix}shoprenter-app-secret");
+        aws_sdk_secretsmanager::Client::new(&aws)
+            .create_secret()
+            .name(&app_secret_id)
+            .secret_string(APP_CLIENT_SECRET)
+            .send()
+            .await
+            .unwrap();
+        let mut env = HashMap::from([
+            ("SHOPTET_OAUTH_URL", double.shoptet_oauth_url()),
+            ("SHOPTET_API_URL", double.shoptet_api_url()),
+            ("SHOPRENTER_OAUTH_URL", double.shoprenter_oauth_url()),
+            (
+                "SHOPRENTER_API_URL",
+                format!("{}/shoprenter-api/{{shop}}/api", double.base_url()),
+            ),
+            ("SHOPRENTER_CLIENT_ID", APP_CLIENT_ID.to_owned()),
+            ("SHOPRENTER_CLIENT_SECRET_ID", app_secret_id),
+            ("SECRET_PREFIX", prefix.clone()),
+            ("TOKEN_TABLE", table.clone()),
+        ]);
+        for (name, value) in overrides {
+            env.insert(name, (*value).to_owned());
+        }
+        Self {
+            double,
+            store_aws: aws.clone(),
+            aws,
+            env,
+            table,
+            secret_names: SecretNames::new(&prefix).unwrap(),
+        }
+    }
+
+    /// A fresh handler state: what a new Lambda instance would have.
+    pub async fn instance(&self) -> AwsVendHandler {
+        let config = VendorConfig::from_env(&|name: &str| self.env.get(name).cloned()).unwrap();
+        build_on_aws(config, &self.store_aws).await.unwrap()
+    }
+
+    pub fn installations(&self) -> SecretsManagerStore {
+        SecretsManagerStore::new(
+            aws_sdk_secretsmanager::Client::new(&self.aws),
+            self.secret_names.clone(),
+        )
+    }
+
+    pub fn cache(&self) -> DynamoTokenCache {
+        DynamoTokenCache::new(aws_sdk_dynamodb::Client::new(&self.aws), self.table.clone())
+    }
+
+    /// Installs the add-on in an e-shop the way Shoptet does: a code,
+    /// exchanged for the OAuth access token, stored.
+    pub async fn install_shoptet(&self, eshop_id: u64) {
+        let client = ShoptetClient::new(
+            HttpSettings::default().build_client(),
+            ShoptetConfig {
+                oauth_url: UpstreamUrl::parse(&self.double.shoptet_oauth_url()).unwrap(),
+                api_url: UpstreamUrl::parse(&self.double.shoptet_api_url()).unwrap(),
+                client_id: self.double.config().shoptet_client_id.clone(),
+                client_secret: self
+                    .double
+                    .config()
+                    .shoptet_client_secret
+                    .clone()
+                    .map(ClientSecret::new),
+                redirect_uri: "https://broker.example/shoptet/install".into(),
+            },
+        );
+        let code = InstallCode::new(self.double.issue_install_code(eshop_id));
+        let installation = client.exchange_code(&code).await.unwrap();
+        self.installations()
+            .save_shoptet_installation(&ShoptetInstallationRecord {
+                installation,
+                installed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            })
+            .await
+            .unwrap();
+    }
+
+    pub async fn store_shoprenter_credentials(&self, shop: &str, client_id: &str, secret: &str) {
+        self.installations()
+            .save_shoprenter_credentials(
+                &shop.parse().unwrap(),
+                &ShoprenterCredentials {
+                    client_id: client_id.into(),
+                    client_secret: ClientSecret::new(secret),
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn cache_entry(&self, shop: &ShopRef) -> Option<CacheEntry> {
+        self.cache().load(shop).await.unwrap()
+    }
+}
+
+pub fn shoptet(eshop_id: u64) -> ShopRef {
+    ShopRef::parse("shoptet", &eshop_id.to_string()).unwrap()
+}
+
+pub fn request(shop: &ShopRef) -> VendRequest {
+    VendRequest {
+        shop: shop.clone(),
+        min_ttl: None,
+        stale_token: None,
+    }
+}
+
+pub async fn vend(handler: &AwsVendHandler, request: &VendRequest) -> Result<Vended, VendError> {
+    handler.vendor.vend(request).await
+}
+
+pub async fn http(
+    handler: &AwsVendHandler,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Option<String>, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("https://broker.example{path}"))
+        .body(body.map_or(Body::Empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let response = handler
+        .handle(request)
+        .await
+        .expect("HTTP requests always get a response");
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (status, body) = into_json(response);
+    (status, retry_after, body)
+}
+
+pub fn into_json(response: Response<Body>) -> (StatusCode, Value) {
+    let status = response.status();
+    let body = match response.body() {
+        Body::Text(text) => serde_json::from_str(text).unwrap(),
+        Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap(),
+        Body::Empty => Value::Null,
+        _ => panic!("unexpected body kind"),
+    };
+    (status, body)
+}
