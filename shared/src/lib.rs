@@ -4,6 +4,7 @@
 pub mod config;
 pub mod http;
 pub mod ids;
+pub mod logging;
 pub mod secret;
 pub mod shoprenter;
 pub mod shoptet;

@@ -27,11 +27,9 @@ impl Write for Captured {
 async fn no_secret_reaches_a_log_line_or_a_response_body() {
     let captured = Captured::default();
     let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    // Everything at TRACE, through the same filter the functions install.
+    let subscriber = broker_shared::logging::subscriber(move || writer.clone(), "trace", false);
+    tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let broker = Broker::start().await;
     let mut secrets = Secrets::default();

@@ -4,7 +4,7 @@ use token_vendor::{VendorConfig, build_on_aws};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    broker_shared::logging::init();
     let config = VendorConfig::from_env(&ProcessEnv)?;
     let aws = aws_config::load_from_env().await;
     let handler = build_on_aws(config, &aws).await?;

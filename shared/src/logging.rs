@@ -1,0 +1,65 @@
+//! Log set-up for every binary: Lambda's advanced logging controls
+//! (`AWS_LAMBDA_LOG_LEVEL`, `AWS_LAMBDA_LOG_FORMAT=JSON`) or `RUST_LOG`, and
+//! a hard stop on TRACE events from the HTTP stack and the AWS SDK.
+//!
+//! At TRACE the SDK logs every raw HTTP response body, GetSecretValue's and
+//! GetItem's included, i.e. OAuth and API tokens. No log level may reach that.
+
+use tracing::{Level, Metadata, Subscriber};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{Layer, fmt};
+
+/// Targets that log request and response bodies at TRACE.
+const BODY_LOGGING_TARGETS: &[&str] = &[
+    "aws_smithy",
+    "aws_sdk_",
+    "aws_config",
+    "aws_runtime",
+    "hyper",
+    "reqwest",
+    "h2",
+    "rustls",
+];
+
+fn logs_bodies(metadata: &Metadata<'_>) -> bool {
+    *metadata.level() == Level::TRACE
+        && BODY_LOGGING_TARGETS
+            .iter()
+            .any(|target| metadata.target().starts_with(target))
+}
+
+/// A subscriber writing to `writer` with `directives` (`RUST_LOG` syntax),
+/// minus the body-logging TRACE events.
+pub fn subscriber<W>(writer: W, directives: &str, json: bool) -> impl Subscriber + Send + Sync
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    let levels = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .parse_lossy(directives);
+    let filter = levels.and(filter_fn(|metadata| !logs_bodies(metadata)));
+    let format = fmt::layer()
+        .with_target(false)
+        .without_time()
+        .with_writer(writer);
+    let layer = if json {
+        format.json().with_filter(filter).boxed()
+    } else {
+        format.with_filter(filter).boxed()
+    };
+    tracing_subscriber::registry().with(layer)
+}
+
+/// Installs the process-wide subscriber on stdout, configured like Lambda's
+/// advanced logging controls: `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else
+/// `info`; JSON lines when `AWS_LAMBDA_LOG_FORMAT=JSON`.
+pub fn init() {
+    let directives = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_owned());
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    tracing::subscriber::set_global_default(subscriber(std::io::stdout, &directives, json))
+        .expect("logging is initialised once, at start-up");
+}
