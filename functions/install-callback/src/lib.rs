@@ -6,16 +6,45 @@ pub mod error;
 pub mod handler;
 
 use aws_config::SdkConfig;
+use broker_shared::secret::ClientSecret;
 use broker_shared::shoprenter::ShoprenterClient;
 use broker_shared::shoptet::{ShoptetClient, ShoptetConfig};
 use broker_shared::storage::dynamodb::DynamoTokenCache;
 use broker_shared::storage::secrets_manager::{SecretsManagerStore, read_client_secret};
+use broker_shared::storage::{InstallationStore, TokenCache};
 
 pub use config::InstallConfig;
 pub use error::InstallError;
 pub use handler::InstallCallback;
 
 pub type AwsInstallCallback = InstallCallback<SecretsManagerStore, DynamoTokenCache>;
+
+/// The handler over any storage adapters, with the add-on's client secret
+/// already resolved.
+pub fn build<S: InstallationStore, C: TokenCache>(
+    config: InstallConfig,
+    client_secret: Option<ClientSecret>,
+    installations: S,
+    tokens: C,
+) -> InstallCallback<S, C> {
+    let http = config.http.build_client();
+    InstallCallback {
+        shoptet: ShoptetClient::new(
+            http.clone(),
+            ShoptetConfig {
+                oauth_url: config.shoptet_oauth_url,
+                api_url: config.shoptet_api_url,
+                client_id: config.shoptet_client_id,
+                client_secret,
+                redirect_uri: config.shoptet_redirect_uri,
+            },
+        ),
+        shoprenter: ShoprenterClient::new(http, config.shoprenter_oauth_url),
+        installations,
+        tokens,
+        deadline: config.install_deadline,
+    }
+}
 
 /// Builds the handler on Secrets Manager + DynamoDB. Reads the add-on's
 /// client secret once, here, so every request reuses it.
@@ -32,21 +61,10 @@ pub async fn build_on_aws(
         ),
         None => None,
     };
-    let http = config.http.build_client();
-    Ok(InstallCallback {
-        shoptet: ShoptetClient::new(
-            http.clone(),
-            ShoptetConfig {
-                oauth_url: config.shoptet_oauth_url,
-                api_url: config.shoptet_api_url,
-                client_id: config.shoptet_client_id,
-                client_secret,
-                redirect_uri: config.shoptet_redirect_uri,
-            },
-        ),
-        shoprenter: ShoprenterClient::new(http, config.shoprenter_oauth_url),
-        installations: SecretsManagerStore::new(secrets, config.secret_names),
-        tokens: DynamoTokenCache::new(aws_sdk_dynamodb::Client::new(aws), config.token_table),
-        deadline: config.install_deadline,
-    })
+    let installations = SecretsManagerStore::new(secrets, config.secret_names.clone());
+    let tokens = DynamoTokenCache::new(
+        aws_sdk_dynamodb::Client::new(aws),
+        config.token_table.clone(),
+    );
+    Ok(build(config, client_secret, installations, tokens))
 }
