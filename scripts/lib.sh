@@ -68,3 +68,47 @@ ENV
     done
     echo "unset $unset_names"
 }
+
+# Build and packaging tools (sam, cargo-lambda with zig), pinned in
+# requirements-deploy.txt and installed into the same .venv.
+DEPLOY_REQUIREMENTS="$REPO_ROOT/scripts/requirements-deploy.txt"
+# Copy of both requirement files the deploy tools were last installed with.
+DEPLOY_STAMP="$VENV/.requirements-deploy.txt"
+
+# Installs requirements-deploy.txt into .venv (resolved together with
+# requirements-test.txt, so neither pin breaks the other) unless it already
+# holds exactly those, and puts .venv/bin first on PATH: `cargo lambda` and
+# `sam build` find cargo-lambda there, and cargo-lambda finds zig through the
+# venv's python.
+ensure_deploy_tools() {
+    ensure_venv
+    local wanted
+    wanted="$(cat "$REQUIREMENTS" "$DEPLOY_REQUIREMENTS")"
+    if [[ ! -x "$VENV/bin/sam" || ! -x "$VENV/bin/cargo-lambda" ]] \
+        || [[ ! -f "$DEPLOY_STAMP" || "$(cat "$DEPLOY_STAMP")" != "$wanted" ]]; then
+        log "installing deploy tools into .venv ($(grep -hv '^#' "$DEPLOY_REQUIREMENTS" | xargs))"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+            -r "$REQUIREMENTS" -r "$DEPLOY_REQUIREMENTS"
+        [[ -x "$VENV/bin/sam" ]] || die ".venv/bin/sam missing after pip install"
+        [[ -x "$VENV/bin/cargo-lambda" ]] || die ".venv/bin/cargo-lambda missing after pip install"
+        printf '%s\n' "$wanted" >"$DEPLOY_STAMP"
+    fi
+    case ":$PATH:" in
+        *":$VENV/bin:"*) ;;
+        *) export PATH="$VENV/bin:$PATH" ;;
+    esac
+    export SAM_CLI_TELEMETRY=0
+}
+
+# Adds the Rust standard library for target $1 (e.g. aarch64-unknown-linux-gnu)
+# through rustup when the toolchain lacks it.
+ensure_rust_target() {
+    local target="$1"
+    if rustc --print sysroot >/dev/null 2>&1 \
+        && [[ -d "$(rustc --print sysroot)/lib/rustlib/$target/lib" ]]; then
+        return 0
+    fi
+    command -v rustup >/dev/null || die "the Rust standard library for $target is missing and rustup is not installed"
+    log "rustup target add $target"
+    rustup target add "$target"
+}

@@ -9,8 +9,9 @@
 # own `--workspace`, which is left out when they name a package with -p).
 #
 # Environment:
-#   STEPS   steps to run, in order (default: "fmt clippy test"), e.g.
+#   STEPS   steps to run, in order (default: DEFAULT_STEPS below), e.g.
 #           STEPS=test scripts/test.sh -p test-support
+#           STEPS="sam_lint sam_validate" scripts/test.sh
 #
 # To add a step: write a function `step_NAME` below and add NAME to
 # DEFAULT_STEPS. Every step runs with the emulator up and its env exported.
@@ -19,7 +20,12 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-DEFAULT_STEPS="fmt clippy test"
+# Cheap checks first; the long release build before `test`, so that the
+# output still ends with cargo test's summary.
+DEFAULT_STEPS="fmt sam_lint sam_validate clippy lambda_build lambda_sizes test"
+# The Lambda functions' binaries (BuildProperties.Binary in template.yaml).
+LAMBDA_BINS="install-callback token-vendor"
+LAMBDA_TARGET="aarch64-unknown-linux-gnu"
 EMULATOR_LOG="$REPO_ROOT/target/moto.log"
 EMULATOR_PID=""
 
@@ -33,6 +39,52 @@ step_clippy() {
     cargo clippy --workspace --all-targets -- -D warnings
 }
 
+step_sam_lint() {
+    ensure_deploy_tools
+    local start=$SECONDS
+    log "sam validate --lint (cfn-lint on the transformed template)"
+    sam validate --lint --template-file template.yaml
+    log "sam validate --lint took $((SECONDS - start)) s"
+}
+
+# The SAM translator's own checks (e.g. DefaultAuthorizer AWS_IAM needs
+# EnableIamAuthorizer). Needs a region, no credentials.
+step_sam_validate() {
+    ensure_deploy_tools
+    local start=$SECONDS
+    log "sam validate (region ${AWS_DEFAULT_REGION:-$TEST_REGION})"
+    AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$TEST_REGION}" sam validate --template-file template.yaml
+    log "sam validate took $((SECONDS - start)) s"
+}
+
+# What `sam build` runs per function, for both at once: Graviton (arm64)
+# release binaries in target/lambda/<bin>/bootstrap.
+step_lambda_build() {
+    ensure_deploy_tools
+    ensure_rust_target "$LAMBDA_TARGET"
+    local start=$SECONDS bin args=()
+    for bin in $LAMBDA_BINS; do
+        args+=(--bin "$bin")
+    done
+    log "$(echo cargo lambda build --release --arm64 "${args[@]}")"
+    cargo lambda build --release --arm64 "${args[@]}"
+    log "cargo lambda build took $((SECONDS - start)) s"
+}
+
+# Prints each bootstrap's size; fails unless it is an aarch64 ELF executable.
+step_lambda_sizes() {
+    local bin file bytes
+    for bin in $LAMBDA_BINS; do
+        file="target/lambda/$bin/bootstrap"
+        [[ -f "$file" ]] || die "$file missing (run STEPS=lambda_build first)"
+        # ELF magic, then e_machine (offset 18) 183 = EM_AARCH64.
+        [[ "$(head -c 4 "$file" | od -An -c | tr -d ' ')" == '177ELF' ]] || die "$file is not an ELF binary"
+        [[ "$(od -An -tu2 -j18 -N2 "$file" | tr -d ' ')" == 183 ]] || die "$file is not an arm64 binary"
+        bytes="$(stat -c %s "$file")"
+        log "$(printf '%-40s %10d bytes (%s MiB)' "$file" "$bytes" "$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')")"
+    done
+}
+
 step_test() {
     local scope=(--workspace) arg
     for arg in "$@"; do
@@ -40,8 +92,14 @@ step_test() {
             -p|--package|--package=*|-p?*) scope=() ;;
         esac
     done
-    log "$(echo cargo test "${scope[@]}" "$@")"
-    cargo test "${scope[@]}" "$@"
+    # The storage contract suite also covers the SQLite adapter, which is
+    # behind a feature so that the Lambda binaries leave SQLite out.
+    local features=()
+    if ((${#scope[@]})); then
+        features=(--features broker-shared/sqlite)
+    fi
+    log "$(echo cargo test "${scope[@]}" "${features[@]}" "$@")"
+    cargo test "${scope[@]}" "${features[@]}" "$@"
 }
 
 stop_emulator() {

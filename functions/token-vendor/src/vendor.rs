@@ -125,7 +125,7 @@ impl<S: InstallationStore, C: TokenCache> TokenVendor<S, C> {
             remaining: min_ttl.max(self.timing.refresh_margin),
             not: request.stale_token.as_ref(),
         };
-        if let Some(token) = self.from_l1(&request.shop, &need) {
+        if let Some(token) = self.usable_in_l1(&request.shop, &need) {
             return Ok(Vended {
                 token,
                 source: Source::L1,
@@ -134,13 +134,13 @@ impl<S: InstallationStore, C: TokenCache> TokenVendor<S, C> {
         // One load per shop per instance at a time; the others then find L1 filled.
         let flight = self.flight(&request.shop);
         let _in_flight = flight.lock().await;
-        if let Some(token) = self.from_l1(&request.shop, &need) {
+        if let Some(token) = self.usable_in_l1(&request.shop, &need) {
             return Ok(Vended {
                 token,
                 source: Source::L1,
             });
         }
-        let (token, source) = self.from_l2_or_mint(&request.shop, &need).await?;
+        let (token, source) = self.read_l2_or_mint(&request.shop, &need).await?;
         self.l1
             .lock()
             .expect("l1 lock")
@@ -148,7 +148,7 @@ impl<S: InstallationStore, C: TokenCache> TokenVendor<S, C> {
         Ok(Vended { token, source })
     }
 
-    fn from_l1(&self, shop: &ShopRef, need: &Need<'_>) -> Option<CachedToken> {
+    fn usable_in_l1(&self, shop: &ShopRef, need: &Need<'_>) -> Option<CachedToken> {
         let l1 = self.l1.lock().expect("l1 lock");
         l1.get(shop)
             .filter(|token| need.accepts(token, SystemTime::now()))
@@ -160,7 +160,7 @@ impl<S: InstallationStore, C: TokenCache> TokenVendor<S, C> {
         flights.entry(shop.clone()).or_default().clone()
     }
 
-    async fn from_l2_or_mint(
+    async fn read_l2_or_mint(
         &self,
         shop: &ShopRef,
         need: &Need<'_>,

@@ -16,6 +16,8 @@ mod aws_errors;
 pub mod dynamodb;
 pub mod memory;
 pub mod secrets_manager;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 /// Why a store call failed. The detail is for logs and never holds secret
 /// material (adapters keep only error codes from their backend).

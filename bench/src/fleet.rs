@@ -1,0 +1,151 @@
+//! One benchmark fleet: the platform double (in this process), a token table
+//! and a secret prefix of its own in moto, and vendor instances wired to them.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::SystemTime;
+
+use aws_config::SdkConfig;
+use broker_shared::ids::ShopRef;
+use broker_shared::secret::{ApiAccessToken, ClientSecret, ExposeSecret, InstallCode};
+use broker_shared::shoptet::{ShoptetClient, ShoptetConfig};
+use broker_shared::storage::dynamodb::DynamoTokenCache;
+use broker_shared::storage::secrets_manager::SecretsManagerStore;
+use broker_shared::storage::{
+    InstallationStore, SecretNames, ShoptetInstallationRecord, TokenCache,
+};
+use broker_shared::upstream::{HttpSettings, UpstreamUrl};
+use platform_double::{Endpoint, PlatformDouble};
+use token_vendor::{AwsVendHandler, VendRequest, VendorConfig, build_on_aws};
+
+use crate::Error;
+
+/// Where a vendor instance finds the fleet; worker processes get it as arguments.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http://127.0.0.1:PORT` of the platform double.
+    pub double_url: String,
+    pub table: String,
+    pub secret_prefix: String,
+}
+
+impl Target {
+    /// The vendor's environment: every upstream is the double.
+    fn env(&self) -> HashMap<&'static str, String> {
+        let base = &self.double_url;
+        HashMap::from([
+            ("SHOPTET_OAUTH_URL", base.clone()),
+            ("SHOPTET_API_URL", format!("{base}/api")),
+            ("SHOPRENTER_OAUTH_URL", format!("{base}/shoprenter")),
+            (
+                "SHOPRENTER_API_URL",
+                format!("{base}/shoprenter-api/{{shop}}/api"),
+            ),
+            ("SECRET_PREFIX", self.secret_prefix.clone()),
+            ("TOKEN_TABLE", self.table.clone()),
+        ])
+    }
+
+    /// A fresh handler state: what a new Lambda instance would have.
+    pub async fn instance(&self, aws: &SdkConfig) -> Result<AwsVendHandler, Error> {
+        let env = self.env();
+        let config = VendorConfig::from_env(&|name: &str| env.get(name).cloned())?;
+        Ok(build_on_aws(config, aws).await?)
+    }
+}
+
+pub struct Fleet {
+    pub double: PlatformDouble,
+    pub aws: SdkConfig,
+    pub target: Target,
+}
+
+impl Fleet {
+    /// Needs moto: `AWS_ENDPOINT_URL` on loopback (scripts/bench.sh sets it).
+    pub async fn start() -> Result<Self, Error> {
+        let aws = test_support::emulator_sdk_config().await;
+        let double = PlatformDouble::start().await;
+        let table = test_support::unique_name("bench-tokens");
+        test_support::create_token_table(&aws, &table).await;
+        let secret_prefix = format!("{}/", test_support::unique_name("bench"));
+        let target = Target {
+            double_url: double.base_url(),
+            table,
+            secret_prefix,
+        };
+        Ok(Self {
+            double,
+            aws,
+            target,
+        })
+    }
+
+    pub async fn instance(&self) -> Result<AwsVendHandler, Error> {
+        self.target.instance(&self.aws).await
+    }
+
+    /// Installs the add-on the way Shoptet does: a code from the double,
+    /// exchanged for the OAuth access token, stored in Secrets Manager.
+    pub async fn install_shoptet(&self, eshop_id: u64) -> Result<(), Error> {
+        let double = self.double.config();
+        let client = ShoptetClient::new(
+            HttpSettings::default().build_client(),
+            ShoptetConfig {
+                oauth_url: UpstreamUrl::parse(&self.double.shoptet_oauth_url())?,
+                api_url: UpstreamUrl::parse(&self.double.shoptet_api_url())?,
+                client_id: double.shoptet_client_id.clone(),
+                client_secret: double.shoptet_client_secret.clone().map(ClientSecret::new),
+                redirect_uri: "https://broker.example/shoptet/install".into(),
+            },
+        );
+        let code = InstallCode::new(self.double.issue_install_code(eshop_id));
+        let installation = client.exchange_code(&code).await?;
+        let names = SecretNames::new(&self.target.secret_prefix)?;
+        let store = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&self.aws), names);
+        store
+            .save_shoptet_installation(&ShoptetInstallationRecord {
+                installation,
+                installed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Upstream mints (`getAccessToken` calls) for the e-shop so far.
+    pub fn mints(&self, eshop_id: u64) -> u64 {
+        self.double
+            .calls(Endpoint::ShoptetGetAccessToken, &eshop_id.to_string())
+    }
+
+    /// The hash of the token the table holds for the shop.
+    pub async fn stored_token_hash(&self, shop: &ShopRef) -> Result<Option<u64>, Error> {
+        let cache = DynamoTokenCache::new(
+            aws_sdk_dynamodb::Client::new(&self.aws),
+            self.target.table.clone(),
+        );
+        let entry = cache.load(shop).await?;
+        Ok(entry
+            .and_then(|e| e.token)
+            .map(|t| token_hash(&t.access_token)))
+    }
+}
+
+pub fn shoptet(eshop_id: u64) -> ShopRef {
+    ShopRef::parse("shoptet", &eshop_id.to_string()).expect("a numeric eshopId is valid")
+}
+
+pub fn request(shop: &ShopRef) -> VendRequest {
+    VendRequest {
+        shop: shop.clone(),
+        min_ttl: None,
+        stale_token: None,
+    }
+}
+
+/// Tokens are compared by this hash and never printed. `DefaultHasher::new`
+/// is deterministic, so worker processes of the same binary agree.
+pub fn token_hash(token: &ApiAccessToken) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    token.expose_secret().hash(&mut hasher);
+    hasher.finish()
+}

@@ -1,0 +1,301 @@
+//! Benchmarks of the token vendor against moto and an in-process platform
+//! double; prints a Markdown table. Run it with `scripts/bench.sh`, which
+//! starts moto and builds in release mode. Not part of the tests.
+//!
+//!   broker-bench [--rounds N] [--process-rounds N] [--l1-iterations N] [--l2-samples N]
+//!
+//! With `--storm-worker` the binary is one process of the multi-process
+//! storm (the benchmark starts those itself).
+
+mod fleet;
+mod latency;
+mod stats;
+mod storm;
+
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+use fleet::{Fleet, Target, request, shoptet};
+use latency::{L2Latencies, ratio};
+use stats::{Samples, micros, millis};
+use storm::{StormOutcome, WORKER_FLAG, WorkerArgs};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The storm's shape, as the issue asks: 256 vends over 8 instances.
+const INSTANCES: usize = 8;
+const CALLERS: usize = 256;
+
+struct BenchArgs {
+    rounds: usize,
+    process_rounds: usize,
+    l1_iterations: usize,
+    l2_samples: usize,
+}
+
+enum Mode {
+    Bench(BenchArgs),
+    Worker(WorkerArgs),
+}
+
+const USAGE: &str =
+    "usage: broker-bench [--rounds N] [--process-rounds N] [--l1-iterations N] [--l2-samples N]
+needs moto: run scripts/bench.sh, or export what scripts/emulator.sh prints";
+
+fn parse_args(args: &[String]) -> Result<Mode, String> {
+    let worker = args.first().is_some_and(|a| a == WORKER_FLAG);
+    let options = if worker { &args[1..] } else { args };
+    let mut values = std::collections::HashMap::new();
+    for pair in options.chunks(2) {
+        let [name, value] = pair else {
+            return Err(format!("{} needs a value", pair[0]));
+        };
+        let name = name
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument {name:?}"))?;
+        values.insert(name, value.clone());
+    }
+    let mut take = |name: &str| values.remove(name);
+    let number = |value: Option<String>, default: usize| -> Result<usize, String> {
+        value.map_or(Ok(default), |v| {
+            v.parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{v:?} is not a positive number"))
+        })
+    };
+    let mode = if worker {
+        let mut required = |name: &str| take(name).ok_or_else(|| format!("--{name} is required"));
+        Mode::Worker(WorkerArgs {
+            target: Target {
+                double_url: required("double-url")?,
+                table: required("table")?,
+                secret_prefix: required("secret-prefix")?,
+            },
+            eshop_id: required("shop")?
+                .parse()
+                .map_err(|_| "--shop must be an eshopId")?,
+            callers: number(take("callers"), CALLERS / INSTANCES)?,
+        })
+    } else {
+        Mode::Bench(BenchArgs {
+            rounds: number(take("rounds"), 5)?,
+            process_rounds: number(take("process-rounds"), 3)?,
+            l1_iterations: number(take("l1-iterations"), 100_000)?,
+            l2_samples: number(take("l2-samples"), 300)?,
+        })
+    };
+    match values.keys().next() {
+        Some(unknown) => Err(format!("unknown option --{unknown}")),
+        None => Ok(mode),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let result = match parse_args(&args) {
+        Ok(Mode::Worker(args)) => storm::worker(args).await,
+        Ok(Mode::Bench(args)) => bench(args).await,
+        Err(problem) => {
+            eprintln!("error: {problem}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn progress(what: &str) {
+    eprintln!("==> {what}");
+}
+
+async fn bench(args: BenchArgs) -> Result<(), Error> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; figures are meaningful only with --release");
+    }
+    let fleet = Fleet::start().await?;
+    // Each measurement has shops of its own: eshopIds by section.
+    let mut in_process = Vec::new();
+    for round in 0..args.rounds {
+        progress(&format!("in-process storm {}/{}", round + 1, args.rounds));
+        let eshop_id = 10_000 + round as u64;
+        in_process.push(storm::in_process(&fleet, eshop_id, INSTANCES, CALLERS).await?);
+    }
+    let mut multi_process = Vec::new();
+    for round in 0..args.process_rounds {
+        progress(&format!(
+            "multi-process storm {}/{}",
+            round + 1,
+            args.process_rounds
+        ));
+        let eshop_id = 20_000 + round as u64;
+        multi_process
+            .push(storm::multi_process(&fleet, eshop_id, INSTANCES, CALLERS / INSTANCES).await?);
+    }
+
+    progress(&format!(
+        "L1 hits: {} handler calls, twice",
+        args.l1_iterations
+    ));
+    let l1_shop = 30_000;
+    fleet.install_shoptet(l1_shop).await?;
+    let handler = fleet.instance().await?;
+    handler.vendor.vend(&request(&shoptet(l1_shop))).await?;
+    let l1_quiet = latency::l1_handler(&fleet, &handler, l1_shop, args.l1_iterations).await?;
+    let l1_logged = {
+        // What the Lambda logs (JSON, INFO), formatted but written nowhere.
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_target(false)
+            .without_time()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(std::io::sink)
+            .finish();
+        let _scope = tracing::subscriber::set_default(subscriber);
+        latency::l1_handler(&fleet, &handler, l1_shop, args.l1_iterations).await?
+    };
+
+    progress(&format!(
+        "L2 hits and raw GetItem: {} samples",
+        args.l2_samples
+    ));
+    let l2 = latency::l2_vs_get_item(&fleet, 40_000, 40_001, args.l2_samples).await?;
+
+    print_report(
+        &args,
+        &in_process,
+        &multi_process,
+        &l1_quiet,
+        &l1_logged,
+        &l2,
+    );
+    let storms_ok = in_process
+        .iter()
+        .chain(&multi_process)
+        .all(StormOutcome::is_single_flight);
+    if storms_ok {
+        Ok(())
+    } else {
+        Err("a storm did not mint exactly once or callers got different tokens".into())
+    }
+}
+
+fn print_report(
+    args: &BenchArgs,
+    in_process: &[StormOutcome],
+    multi_process: &[StormOutcome],
+    l1_quiet: &Samples,
+    l1_logged: &Samples,
+    l2: &L2Latencies,
+) {
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!(
+        "{cpus} CPUs, {profile} build; moto at {}\n",
+        std::env::var("AWS_ENDPOINT_URL").unwrap_or_default()
+    );
+    println!("| Measurement | Result |");
+    println!("| --- | --- |");
+    storm_rows(
+        &format!(
+            "In-process storm ({CALLERS} vends over {INSTANCES} handler states, cold shop; {} rounds)",
+            args.rounds
+        ),
+        in_process,
+    );
+    storm_rows(
+        &format!(
+            "Multi-process storm ({INSTANCES} OS processes × {} vends, cold shop; {} rounds)",
+            CALLERS / INSTANCES,
+            args.process_rounds
+        ),
+        multi_process,
+    );
+    let summary = |s: &Samples, unit: fn(std::time::Duration) -> String| {
+        format!(
+            "{} / {} / {}",
+            unit(s.mean()),
+            unit(s.percentile(50.0)),
+            unit(s.percentile(99.0))
+        )
+    };
+    println!(
+        "| L1 hit: `handler.handle` (POST + JSON body), {} calls, INFO logs off — mean / p50 / p99 | {} |",
+        l1_quiet.len(),
+        summary(l1_quiet, micros)
+    );
+    println!(
+        "| L1 hit: the same with INFO logs formatted as JSON (to a sink) — mean / p50 / p99 | {} |",
+        summary(l1_logged, micros)
+    );
+    let n = l2.l2_vend.len();
+    println!(
+        "| L2 hit: `vend` on a fresh instance, SDK client warm (L1 miss → GetItem), {n} samples — mean / p50 / p99 | {} |",
+        summary(&l2.l2_vend, millis)
+    );
+    println!(
+        "| Raw GetItem (consistent read) of the same item, same moto, interleaved, {n} samples — mean / p50 / p99 | {} |",
+        summary(&l2.get_item, millis)
+    );
+    println!(
+        "| **L2 vend / raw GetItem** — p50 / mean | **{:.2}× / {:.2}×** |",
+        ratio(l2.l2_vend.percentile(50.0), l2.get_item.percentile(50.0)),
+        ratio(l2.l2_vend.mean(), l2.get_item.mean())
+    );
+    println!(
+        "| First vend of a fresh instance (L2 hit incl. the SDK client's first request), {n} samples — mean / p50 / p99 | {} |",
+        summary(&l2.first_vend, millis)
+    );
+}
+
+fn storm_rows(title: &str, storms: &[StormOutcome]) {
+    let list =
+        |f: &dyn Fn(&StormOutcome) -> String| storms.iter().map(f).collect::<Vec<_>>().join(", ");
+    println!(
+        "| {title}: **upstream mints per storm** | **{}** |",
+        list(&|s| s.mints.to_string())
+    );
+    println!(
+        "| … callers that got the one stored token | {} |",
+        list(&|s| {
+            let same = s.distinct_tokens == 1 && s.all_got_stored_token && s.errors.is_empty();
+            if same {
+                format!("{}/{}", s.callers, s.callers)
+            } else {
+                format!("NO ({} tokens, errors {:?})", s.distinct_tokens, s.errors)
+            }
+        })
+    );
+    println!(
+        "| … token sources minted/L2/L1 | {} |",
+        list(&|s| s.sources.to_string())
+    );
+    let walls = Samples::new(storms.iter().map(|s| s.wall).collect());
+    println!(
+        "| … wall time, median (min – max) | {} ({} – {}) |",
+        millis(walls.percentile(50.0)),
+        millis(walls.min()),
+        millis(walls.max())
+    );
+}

@@ -1,0 +1,141 @@
+//! `broker-local`: the broker on one loopback port, no AWS account needed.
+
+mod args;
+mod sandbox;
+mod server;
+
+use std::process::ExitCode;
+
+use args::{Args, Store, USAGE};
+use broker_shared::config::{self, ConfigError};
+use broker_shared::secret::ClientSecret;
+use broker_shared::shoprenter::ShoprenterCredentials;
+use broker_shared::storage::sqlite::SqliteStore;
+use install_callback::InstallConfig;
+use sandbox::Sandbox;
+use server::Broker;
+use token_vendor::VendorConfig;
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(problem) => {
+            eprintln!("broker-local: {problem}\n\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    broker_shared::logging::init();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(problem) => {
+            eprintln!("broker-local: {problem}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let bearer_token = if args.allow_remote {
+        let token = std::env::var("BROKER_BEARER_TOKEN").unwrap_or_default();
+        if token.len() < 32 {
+            return Err(
+                "--allow-remote needs BROKER_BEARER_TOKEN of at least 32 characters".into(),
+            );
+        }
+        Some(token)
+    } else {
+        None
+    };
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
+    let broker_url = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    // Sandbox platforms unless the environment configures a real platform.
+    let configured = |name| std::env::var(name).is_ok_and(|value| !value.trim().is_empty());
+    let sandbox = if configured("SHOPTET_OAUTH_URL") || configured("SHOPRENTER_CLIENT_ID") {
+        None
+    } else {
+        Some(Sandbox::start(&broker_url).await)
+    };
+    let embedded = args.store == Store::Embedded;
+    let env = |name: &str| {
+        sandbox
+            .as_ref()
+            .and_then(|sandbox| sandbox.env(name))
+            .or_else(|| std::env::var(name).ok())
+            // The embedded store has no table, but the shared configuration names one.
+            .or_else(|| (embedded && name == "TOKEN_TABLE").then(|| "embedded".to_owned()))
+    };
+    let install_config = InstallConfig::from_env(&env).map_err(|e| e.to_string())?;
+    let vendor_config = VendorConfig::from_env(&env).map_err(|e| e.to_string())?;
+
+    println!("shop-token-broker local server: {broker_url}");
+    match args.store {
+        Store::Embedded => {
+            let store = SqliteStore::open(&args.db).map_err(|e| e.to_string())?;
+            println!("store: embedded SQLite at {}", args.db.display());
+            let client_secret =
+                config::optional(&env, "SHOPTET_CLIENT_SECRET").map(ClientSecret::new);
+            let app_credentials = shoprenter_app_credentials(&env).map_err(|e| e.to_string())?;
+            let broker = Broker {
+                install: install_callback::build(
+                    install_config,
+                    client_secret,
+                    store.clone(),
+                    store.clone(),
+                ),
+                vendor: token_vendor::build(vendor_config, app_credentials, store.clone(), store),
+                bearer_token,
+            };
+            announce(sandbox.as_ref(), &broker_url);
+            broker.serve(listener).await.map_err(|e| e.to_string())
+        }
+        Store::Aws => {
+            let aws = aws_config::load_from_env().await;
+            println!("store: AWS (table {})", vendor_config.token_table);
+            let broker = Broker {
+                install: install_callback::build_on_aws(install_config, &aws).await?,
+                vendor: token_vendor::build_on_aws(vendor_config, &aws).await?,
+                bearer_token,
+            };
+            announce(sandbox.as_ref(), &broker_url);
+            broker.serve(listener).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn announce(sandbox: Option<&Sandbox>, broker_url: &str) {
+    if let Some(sandbox) = sandbox {
+        println!("{}", sandbox.try_it(broker_url));
+    }
+    println!("ready");
+}
+
+/// Locally the app's secret is a plain variable; on AWS it lives in Secrets Manager.
+fn shoprenter_app_credentials(
+    env: &impl config::Env,
+) -> Result<Option<ShoprenterCredentials>, ConfigError> {
+    match (
+        config::optional(env, "SHOPRENTER_CLIENT_ID"),
+        config::optional(env, "SHOPRENTER_CLIENT_SECRET"),
+    ) {
+        (Some(client_id), Some(secret)) => Ok(Some(ShoprenterCredentials {
+            client_id,
+            client_secret: ClientSecret::new(secret),
+        })),
+        (None, None) => Ok(None),
+        _ => Err(ConfigError::new(
+            "SHOPRENTER_CLIENT_SECRET",
+            "SHOPRENTER_CLIENT_ID and SHOPRENTER_CLIENT_SECRET go together",
+        )),
+    }
+}
