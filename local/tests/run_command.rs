@@ -16,9 +16,15 @@ struct Server {
 
 impl Server {
     fn start(db: &Path) -> Self {
+        Self::start_with(db, &[], &[])
+    }
+
+    fn start_with(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_broker-local"))
             .args(["--listen", "127.0.0.1:0", "--db"])
             .arg(db)
+            .args(args)
+            .envs(env.iter().copied())
             .env_remove("SHOPTET_OAUTH_URL")
             .env_remove("SHOPRENTER_CLIENT_ID")
             .env("RUST_LOG", "warn")
@@ -119,4 +125,37 @@ fn a_non_loopback_address_needs_an_explicit_flag() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--allow-remote"));
+}
+
+#[test]
+fn with_a_bearer_token_the_token_routes_refuse_anonymous_callers() {
+    let dir = std::env::temp_dir().join(format!("broker-local-bearer-{}", std::process::id()));
+    let bearer = "a-bearer-token-of-at-least-32-characters";
+    let server = Server::start_with(
+        &dir.join("broker.db"),
+        &["--allow-remote"],
+        &[("BROKER_BEARER_TOKEN", bearer)],
+    );
+    let token_line = server.curl_lines()[1];
+    let status = |extra: &str| {
+        let line = token_line.replace(
+            "curl -s",
+            &format!("curl -s -o /dev/null -w '%{{http_code}}' {extra}"),
+        );
+        let output = Command::new("sh").arg("-c").arg(&line).output().unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+
+    assert_eq!(status(""), "401");
+    assert_eq!(
+        status(&format!("-H 'Authorization: Bearer {bearer}x'")),
+        "401"
+    );
+    // Authorised: the shop is not installed yet, so the vendor itself answers.
+    assert_eq!(
+        status(&format!("-H 'Authorization: Bearer {bearer}'")),
+        "404"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
