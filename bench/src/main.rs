@@ -14,7 +14,7 @@ mod storm;
 
 use std::process::ExitCode;
 
-use tracing_subscriber::EnvFilter;
+use broker_shared::logging;
 
 use fleet::{Fleet, Target, request, shoptet};
 use latency::{L2Latencies, ratio};
@@ -94,12 +94,15 @@ fn parse_args(args: &[String]) -> Result<Mode, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .init();
+    // The project's subscriber (it never logs bodies, so never tokens), on
+    // stderr: stdout carries the report, and a worker's protocol.
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned());
+    tracing::subscriber::set_global_default(logging::subscriber(
+        std::io::stderr,
+        &directives,
+        false,
+    ))
+    .expect("logging is initialised once");
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
@@ -160,14 +163,8 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
     handler.vendor.vend(&request(&shoptet(l1_shop))).await?;
     let l1_quiet = latency::l1_handler(&fleet, &handler, l1_shop, args.l1_iterations).await?;
     let l1_logged = {
-        // What the Lambda logs (JSON, INFO), formatted but written nowhere.
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_target(false)
-            .without_time()
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(std::io::sink)
-            .finish();
+        // The Lambda's subscriber (JSON, INFO), formatting into a sink.
+        let subscriber = logging::subscriber(std::io::sink, "info", true);
         let _scope = tracing::subscriber::set_default(subscriber);
         latency::l1_handler(&fleet, &handler, l1_shop, args.l1_iterations).await?
     };
@@ -246,7 +243,7 @@ fn print_report(
         summary(l1_quiet, micros)
     );
     println!(
-        "| L1 hit: the same with INFO logs formatted as JSON (to a sink) — mean / p50 / p99 | {} |",
+        "| L1 hit: the same through the Lambda's log subscriber (JSON, INFO) into a sink — mean / p50 / p99 | {} |",
         summary(l1_logged, micros)
     );
     let n = l2.l2_vend.len();
