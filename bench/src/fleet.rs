@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use aws_config::SdkConfig;
 use broker_shared::ids::ShopRef;
 use broker_shared::secret::{ApiAccessToken, ClientSecret, ExposeSecret, InstallCode};
-use broker_shared::shoptet::{ShoptetClient, ShoptetConfig};
+use broker_shared::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
 use broker_shared::storage::dynamodb::DynamoTokenCache;
 use broker_shared::storage::secrets_manager::SecretsManagerStore;
 use broker_shared::storage::{
@@ -93,13 +93,16 @@ impl Fleet {
             ShoptetConfig {
                 oauth_url: UpstreamUrl::parse(&self.double.shoptet_oauth_url())?,
                 api_url: UpstreamUrl::parse(&self.double.shoptet_api_url())?,
-                client_id: double.shoptet_client_id.clone(),
-                client_secret: double.shoptet_client_secret.clone().map(ClientSecret::new),
-                redirect_uri: "https://broker.example/shoptet/install".into(),
             },
         );
+        let addon = AddonCredentials {
+            client_id: double.shoptet_client_id.clone(),
+            client_secret: double.shoptet_client_secret.clone().map(ClientSecret::new),
+        };
         let code = InstallCode::new(self.double.issue_install_code(eshop_id));
-        let installation = client.exchange_code(&code).await?;
+        let installation = client
+            .exchange_code(&code, &addon, "https://broker.example/shoptet/install")
+            .await?;
         let names = SecretNames::new(&self.target.secret_prefix)?;
         let store = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&self.aws), names);
         store

@@ -16,18 +16,22 @@ use crate::upstream::{self, TransportError, UpstreamResponse, UpstreamUrl, sanit
 /// The header Shoptet's API reads the API access token from.
 pub const API_TOKEN_HEADER: &str = "Shoptet-Access-Token";
 
-/// Add-on settings from the partner e-shop's "Access to API" page.
+/// Where Shoptet's servers are: the partner e-shop's OAuth server and the API.
 #[derive(Debug, Clone)]
 pub struct ShoptetConfig {
     /// The partner e-shop, e.g. `https://12345.myshoptet.com`.
     pub oauth_url: UpstreamUrl,
     /// Base of the REST API, `https://api.myshoptet.com/api`.
     pub api_url: UpstreamUrl,
+}
+
+/// The add-on's OAuth client, from the partner e-shop's "Access to API" page.
+/// Only the code exchange needs it; minting API tokens does not.
+#[derive(Debug, Clone)]
+pub struct AddonCredentials {
     pub client_id: String,
     /// Only partners who were given one have a client secret.
     pub client_secret: Option<ClientSecret>,
-    /// Our registered install URL.
-    pub redirect_uri: String,
 }
 
 /// What an e-shop's installation of the add-on gives us.
@@ -137,9 +141,12 @@ impl ShoptetClient {
     }
 
     /// Exchanges an install `code` for the installation's OAuth access token.
+    /// `redirect_uri` is the install URL registered with Shoptet.
     pub async fn exchange_code(
         &self,
         code: &InstallCode,
+        addon: &AddonCredentials,
+        redirect_uri: &str,
     ) -> Result<ShoptetInstallation, ShoptetError> {
         #[derive(Serialize)]
         struct TokenRequest<'a> {
@@ -164,15 +171,11 @@ impl ShoptetClient {
         }
 
         let body = TokenRequest {
-            client_id: &self.config.client_id,
-            client_secret: self
-                .config
-                .client_secret
-                .as_ref()
-                .map(|s| s.expose_secret()),
+            client_id: &addon.client_id,
+            client_secret: addon.client_secret.as_ref().map(|s| s.expose_secret()),
             code: code.expose_secret(),
             grant_type: "authorization_code",
-            redirect_uri: &self.config.redirect_uri,
+            redirect_uri,
             scope: "api",
         };
         let url = self

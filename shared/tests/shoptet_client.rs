@@ -9,19 +9,23 @@ use std::time::{Duration, SystemTime};
 use broker_shared::secret::{
     ApiAccessToken, ClientSecret, ExposeSecret, InstallCode, OAuthAccessToken,
 };
-use broker_shared::shoptet::{ShoptetClient, ShoptetConfig, ShoptetError, ShoptetInstallation};
+use broker_shared::shoptet::{
+    AddonCredentials, ShoptetClient, ShoptetConfig, ShoptetError, ShoptetInstallation,
+};
 use broker_shared::upstream::TransportError;
 use platform_double::{DoubleConfig, Endpoint, Fault, InstallationState, PlatformDouble};
 
 use common::{assert_about_from_now, http_client, impatient_http_client, upstream};
 
 const ESHOP: u64 = 222_651;
+const REDIRECT_URI: &str = "https://broker.example/shoptet/install";
 const API_TOKEN_LIFETIME: Duration = Duration::from_secs(600);
 
 /// One double, one client, and every secret handed around so far.
 struct Fixture {
     double: PlatformDouble,
     client: ShoptetClient,
+    addon: AddonCredentials,
     secrets: Vec<String>,
 }
 
@@ -48,14 +52,16 @@ impl Fixture {
             ShoptetConfig {
                 oauth_url: upstream(&double.shoptet_oauth_url()),
                 api_url: upstream(&double.shoptet_api_url()),
-                client_id: double.config().shoptet_client_id.clone(),
-                client_secret: Some(ClientSecret::new(secret.clone())),
-                redirect_uri: "https://broker.example/shoptet/install".to_owned(),
             },
         );
+        let addon = AddonCredentials {
+            client_id: double.config().shoptet_client_id.clone(),
+            client_secret: Some(ClientSecret::new(secret.clone())),
+        };
         Fixture {
             double,
             client,
+            addon,
             secrets: vec![expected_secret, secret],
         }
     }
@@ -70,7 +76,7 @@ impl Fixture {
         let code = self.issue_code();
         let installation = self
             .client
-            .exchange_code(&code)
+            .exchange_code(&code, &self.addon, REDIRECT_URI)
             .await
             .expect("a fresh code is exchanged");
         self.secrets
@@ -106,7 +112,11 @@ async fn a_fresh_code_is_exchanged_for_the_installation() {
     let mut fx = Fixture::start().await;
     let code = fx.issue_code();
 
-    let installation = fx.client.exchange_code(&code).await.unwrap();
+    let installation = fx
+        .client
+        .exchange_code(&code, &fx.addon, REDIRECT_URI)
+        .await
+        .unwrap();
 
     assert_eq!(installation.eshop_id.get(), ESHOP);
     assert_eq!(
@@ -129,11 +139,19 @@ async fn a_fresh_code_is_exchanged_for_the_installation() {
 async fn a_used_code_is_rejected_with_invalid_grant() {
     let mut fx = Fixture::start().await;
     let code = fx.issue_code();
-    let installation = fx.client.exchange_code(&code).await.unwrap();
+    let installation = fx
+        .client
+        .exchange_code(&code, &fx.addon, REDIRECT_URI)
+        .await
+        .unwrap();
     fx.secrets
         .push(installation.oauth_access_token.expose_secret().to_owned());
 
-    let error = fx.client.exchange_code(&code).await.unwrap_err();
+    let error = fx
+        .client
+        .exchange_code(&code, &fx.addon, REDIRECT_URI)
+        .await
+        .unwrap_err();
 
     assert_eq!(
         error,
@@ -151,7 +169,11 @@ async fn a_wrong_client_secret_is_rejected_with_invalid_client() {
     let mut fx = Fixture::start_with(http_client(), Some("not-the-client-secret")).await;
     let code = fx.issue_code();
 
-    let error = fx.client.exchange_code(&code).await.unwrap_err();
+    let error = fx
+        .client
+        .exchange_code(&code, &fx.addon, REDIRECT_URI)
+        .await
+        .unwrap_err();
 
     assert_eq!(
         error,
@@ -171,7 +193,11 @@ async fn a_truncated_json_answer_is_a_malformed_response() {
     fx.double
         .inject(Some(Endpoint::ShoptetCodeExchange), Fault::MalformedJson, 1);
 
-    let error = fx.client.exchange_code(&code).await.unwrap_err();
+    let error = fx
+        .client
+        .exchange_code(&code, &fx.addon, REDIRECT_URI)
+        .await
+        .unwrap_err();
 
     assert_eq!(error, ShoptetError::MalformedResponse { status: 200 });
     assert!(error.is_transient());
@@ -184,7 +210,11 @@ async fn a_slow_oauth_server_is_a_transport_timeout() {
     let code = fx.issue_code();
     fx.double.set_latency(Duration::from_secs(1));
 
-    let error = fx.client.exchange_code(&code).await.unwrap_err();
+    let error = fx
+        .client
+        .exchange_code(&code, &fx.addon, REDIRECT_URI)
+        .await
+        .unwrap_err();
 
     assert_eq!(error, ShoptetError::Transport(TransportError::Timeout));
     assert!(error.is_transient());
@@ -202,7 +232,11 @@ async fn an_unknown_status_without_an_error_code_is_a_generic_rejection() {
         1,
     );
 
-    let error = fx.client.exchange_code(&code).await.unwrap_err();
+    let error = fx
+        .client
+        .exchange_code(&code, &fx.addon, REDIRECT_URI)
+        .await
+        .unwrap_err();
 
     assert_eq!(
         error,

@@ -16,7 +16,9 @@ pub struct InstallConfig {
     pub shoptet_client_id: String,
     /// Name or ARN of the secret holding the add-on's client secret, if it has one.
     pub shoptet_client_secret_id: Option<String>,
-    pub shoptet_redirect_uri: String,
+    /// The install URL registered with Shoptet. Unset: the URL the install
+    /// request arrived at (API Gateway's own host), which is what Shoptet called.
+    pub shoptet_redirect_uri: Option<String>,
     pub shoprenter_oauth_url: UpstreamUrl,
     pub secret_names: SecretNames,
     pub token_table: String,
@@ -47,7 +49,7 @@ impl InstallConfig {
             )?,
             shoptet_client_id: config::required(env, "SHOPTET_CLIENT_ID")?,
             shoptet_client_secret_id: config::optional(env, "SHOPTET_CLIENT_SECRET_ID"),
-            shoptet_redirect_uri: config::required(env, "SHOPTET_REDIRECT_URI")?,
+            shoptet_redirect_uri: config::optional(env, "SHOPTET_REDIRECT_URI"),
             shoprenter_oauth_url: config::upstream_url(
                 env,
                 "SHOPRENTER_OAUTH_URL",

@@ -8,7 +8,7 @@ use broker_shared::http::json_response;
 use broker_shared::ids::{ShopRef, ShoprenterShopName};
 use broker_shared::secret::{ClientSecret, InstallCode};
 use broker_shared::shoprenter::{ShoprenterClient, ShoprenterCredentials};
-use broker_shared::shoptet::ShoptetClient;
+use broker_shared::shoptet::{AddonCredentials, ShoptetClient};
 use broker_shared::storage::{InstallationStore, ShoptetInstallationRecord, TokenCache};
 use lambda_http::http::{Method, Response, StatusCode};
 use lambda_http::{Body, Request};
@@ -23,6 +23,9 @@ const MAX_CODE_LEN: usize = 1024;
 
 pub struct InstallCallback<S, C> {
     pub shoptet: ShoptetClient,
+    pub addon: AddonCredentials,
+    /// `None`: derived from the request (see `InstallConfig`).
+    pub redirect_uri: Option<String>,
     pub shoprenter: ShoprenterClient,
     pub installations: S,
     pub tokens: C,
@@ -40,7 +43,7 @@ impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
         let path = request.uri().path().to_owned();
         let result = match (route(&path), request.method()) {
             (Some(Route::ShoptetInstall), &Method::GET) => {
-                self.install_shoptet(request.uri().query(), started).await
+                self.install_shoptet(&request, started).await
             }
             (Some(Route::ShoprenterCredentials(shop)), &Method::PUT) => {
                 self.save_shoprenter_credentials(shop, request.body()).await
@@ -61,12 +64,19 @@ impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
 
     async fn install_shoptet(
         &self,
-        query: Option<&str>,
+        request: &Request,
         started: Instant,
     ) -> Result<Response<String>, InstallError> {
         let deadline = started + self.deadline;
-        let code = install_code(query)?;
-        let installation = timeout_at(deadline, self.shoptet.exchange_code(&code))
+        let code = install_code(request.uri().query())?;
+        let redirect_uri = match &self.redirect_uri {
+            Some(configured) => configured.clone(),
+            None => arrival_url(request)?,
+        };
+        let exchange = self
+            .shoptet
+            .exchange_code(&code, &self.addon, &redirect_uri);
+        let installation = timeout_at(deadline, exchange)
             .await
             .map_err(|_| InstallError::UpstreamUnavailable)??;
         let eshop_id = installation.eshop_id;
@@ -183,6 +193,25 @@ fn route(path: &str) -> Option<Route<'_>> {
         [.., "shoprenter", shop, "credentials"] => Some(Route::ShoprenterCredentials(shop)),
         _ => None,
     }
+}
+
+/// The URL this request arrived at, without its query: API Gateway routes by
+/// `Host`, so it names our own API, never a host of the caller's choosing.
+fn arrival_url(request: &Request) -> Result<String, InstallError> {
+    let host = request
+        .headers()
+        .get("host")
+        .and_then(|host| host.to_str().ok())
+        .filter(|host| {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
+        })
+        .ok_or(InstallError::InvalidRequest(
+            "no usable Host header to derive the redirect URI from (set SHOPTET_REDIRECT_URI)",
+        ))?;
+    Ok(format!("https://{host}{}", request.uri().path()))
 }
 
 /// The one `code` query parameter, checked before anything goes upstream.

@@ -8,7 +8,7 @@ pub mod handler;
 use aws_config::SdkConfig;
 use broker_shared::secret::ClientSecret;
 use broker_shared::shoprenter::ShoprenterClient;
-use broker_shared::shoptet::{ShoptetClient, ShoptetConfig};
+use broker_shared::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
 use broker_shared::storage::dynamodb::DynamoTokenCache;
 use broker_shared::storage::secrets_manager::{SecretsManagerStore, read_client_secret};
 use broker_shared::storage::{InstallationStore, TokenCache};
@@ -34,11 +34,13 @@ pub fn build<S: InstallationStore, C: TokenCache>(
             ShoptetConfig {
                 oauth_url: config.shoptet_oauth_url,
                 api_url: config.shoptet_api_url,
-                client_id: config.shoptet_client_id,
-                client_secret,
-                redirect_uri: config.shoptet_redirect_uri,
             },
         ),
+        addon: AddonCredentials {
+            client_id: config.shoptet_client_id,
+            client_secret,
+        },
+        redirect_uri: config.shoptet_redirect_uri,
         shoprenter: ShoprenterClient::new(http, config.shoprenter_oauth_url),
         installations,
         tokens,

@@ -230,3 +230,26 @@ async fn installs_arrive_as_http_api_rest_api_and_function_url_events() {
         assert_eq!(body["shop"], eshop_id.to_string());
     }
 }
+
+#[tokio::test]
+async fn without_a_configured_redirect_uri_the_url_shoptet_called_is_used() {
+    let registered = "https://abc123.execute-api.eu-central-1.amazonaws.com/shoptet/install";
+    let broker = Broker::start_deriving_redirect_uri(registered).await;
+    let path = format!(
+        "{}/../../tests/events/install-apigw-v2.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let code = broker.double.issue_install_code(1201);
+    let event = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("__CODE__", &code);
+
+    let response = broker
+        .handler
+        .handle(lambda_http::request::from_str(&event).unwrap())
+        .await;
+    let (status, body) = common::into_json(response);
+
+    // The double refuses any other redirect_uri with invalid_request.
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -36,10 +36,6 @@ pub fn build<S: InstallationStore, C: TokenCache>(
             ShoptetConfig {
                 oauth_url,
                 api_url: config.shoptet_api_url.clone(),
-                // Minting API tokens needs only the installation's OAuth token.
-                client_id: String::new(),
-                client_secret: None,
-                redirect_uri: String::new(),
             },
         )
     });

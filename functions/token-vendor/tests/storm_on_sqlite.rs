@@ -2,16 +2,13 @@
 //! file (as the local server or several local processes would have) still
 //! mint exactly once.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use broker_shared::ids::ShopRef;
-use broker_shared::secret::{ClientSecret, InstallCode};
-use broker_shared::shoptet::{ShoptetClient, ShoptetConfig};
 use broker_shared::storage::sqlite::SqliteStore;
-use broker_shared::storage::{InstallationStore, ShoptetInstallationRecord};
-use broker_shared::upstream::{HttpSettings, UpstreamUrl};
 use platform_double::{Endpoint, PlatformDouble};
 use token_vendor::{VendRequest, VendorConfig};
 
@@ -21,30 +18,8 @@ async fn a_storm_over_8_handler_states_on_one_sqlite_file_mints_exactly_once() {
     let dir = std::env::temp_dir().join(format!("vendor-storm-{}", std::process::id()));
     let db = dir.join("broker.db");
     let _ = std::fs::remove_dir_all(&dir);
-    let installer = ShoptetClient::new(
-        HttpSettings::default().build_client(),
-        ShoptetConfig {
-            oauth_url: UpstreamUrl::parse(&double.shoptet_oauth_url()).unwrap(),
-            api_url: UpstreamUrl::parse(&double.shoptet_api_url()).unwrap(),
-            client_id: double.config().shoptet_client_id.clone(),
-            client_secret: double
-                .config()
-                .shoptet_client_secret
-                .clone()
-                .map(ClientSecret::new),
-            redirect_uri: "http://127.0.0.1/shoptet/install".into(),
-        },
-    );
-    let code = InstallCode::new(double.issue_install_code(424242));
-    let installation = installer.exchange_code(&code).await.unwrap();
-    SqliteStore::open(&db)
-        .unwrap()
-        .save_shoptet_installation(&ShoptetInstallationRecord {
-            installation,
-            installed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        })
-        .await
-        .unwrap();
+    let store = SqliteStore::open(&db).unwrap();
+    common::install_via_double(&double, &store, 424242).await;
     let env = HashMap::from([
         ("SHOPTET_OAUTH_URL", double.shoptet_oauth_url()),
         ("SHOPTET_API_URL", double.shoptet_api_url()),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use broker_shared::ids::ShopRef;
-use broker_shared::secret::{ApiAccessToken, ExposeSecret};
+use broker_shared::secret::{ApiAccessToken, ExposeSecret, OAuthAccessToken};
 use broker_shared::storage::{LeaseAttempt, TokenCache};
 use common::{Fleet, http, request, shoptet, vend};
 use lambda_http::http::StatusCode;
@@ -261,10 +261,10 @@ async fn an_upstream_cap_refusal_is_reported_not_crashed_on() {
     let fleet = Fleet::start().await;
     fleet.install_shoptet(4100).await;
     // Five tokens minted by someone else: the double refuses the sixth.
-    let oauth = fleet.double.oauth_access_token(4100).unwrap();
-    let client = reqwest_like_mint(&fleet, &oauth);
+    let oauth = OAuthAccessToken::new(fleet.double.oauth_access_token(4100).unwrap());
+    let elsewhere = common::minting_client(&fleet.double);
     for _ in 0..5 {
-        client().await;
+        elsewhere.mint_api_token(&oauth).await.unwrap();
     }
     let instance = fleet.instance().await;
 
@@ -281,37 +281,6 @@ async fn an_upstream_cap_refusal_is_reported_not_crashed_on() {
             .token
             .is_none()
     );
-}
-
-/// Mints a Shoptet API token straight from the double, as another tool would.
-fn reqwest_like_mint<'a>(
-    fleet: &'a Fleet,
-    oauth: &'a str,
-) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> + 'a {
-    move || {
-        Box::pin(async move {
-            let client = broker_shared::shoptet::ShoptetClient::new(
-                broker_shared::upstream::HttpSettings::default().build_client(),
-                broker_shared::shoptet::ShoptetConfig {
-                    oauth_url: broker_shared::upstream::UpstreamUrl::parse(
-                        &fleet.double.shoptet_oauth_url(),
-                    )
-                    .unwrap(),
-                    api_url: broker_shared::upstream::UpstreamUrl::parse(
-                        &fleet.double.shoptet_api_url(),
-                    )
-                    .unwrap(),
-                    client_id: String::new(),
-                    client_secret: None,
-                    redirect_uri: String::new(),
-                },
-            );
-            client
-                .mint_api_token(&broker_shared::secret::OAuthAccessToken::new(oauth))
-                .await
-                .unwrap();
-        })
-    }
 }
 
 #[tokio::test]

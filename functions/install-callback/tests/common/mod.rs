@@ -13,6 +13,7 @@ use lambda_http::{Body, Response};
 use platform_double::{DoubleConfig, PlatformDouble};
 use serde_json::Value;
 
+pub const REDIRECT_URI: &str = "https://broker.example/shoptet/install";
 pub const SHOPRENTER_SHOP: &str = "demo-shop";
 pub const SHOPRENTER_CLIENT_ID: &str = "sr-client-id";
 pub const SHOPRENTER_CLIENT_SECRET: &str = "sr-client-secret-0123456789abcdef";
@@ -36,12 +37,28 @@ impl Broker {
     /// Like `start`, but the handler talks to `store` (e.g. a closed port)
     /// while the test inspects `aws`.
     pub async fn start_with_store(aws: SdkConfig, store: SdkConfig) -> Self {
+        Self::start_inner(aws, store, Some(REDIRECT_URI), REDIRECT_URI).await
+    }
+
+    /// A broker without `SHOPTET_REDIRECT_URI`, whose Shoptet registered
+    /// `registered` as the install URL.
+    pub async fn start_deriving_redirect_uri(registered: &str) -> Self {
+        let aws = test_support::emulator_sdk_config().await;
+        Self::start_inner(aws.clone(), aws, None, registered).await
+    }
+
+    async fn start_inner(
+        aws: SdkConfig,
+        store: SdkConfig,
+        configured_redirect: Option<&str>,
+        registered_redirect: &str,
+    ) -> Self {
         // With an unreachable store the add-on's client secret cannot be read
         // at start-up, so that broker runs as an add-on without one.
         let same_store = aws.endpoint_url() == store.endpoint_url();
         let defaults = DoubleConfig::default();
         let double = PlatformDouble::start_with(DoubleConfig {
-            shoptet_redirect_uri: Some("https://broker.example/shoptet/install".into()),
+            shoptet_redirect_uri: Some(registered_redirect.to_owned()),
             shoptet_client_secret: defaults
                 .shoptet_client_secret
                 .clone()
@@ -68,7 +85,6 @@ impl Broker {
                 .await
                 .unwrap();
         }
-        let same_store = std::ptr::eq(&aws, &store) || aws.endpoint_url() == store.endpoint_url();
         let mut env = HashMap::from([
             ("SHOPTET_OAUTH_URL", double.shoptet_oauth_url()),
             ("SHOPTET_API_URL", double.shoptet_api_url()),
@@ -76,16 +92,15 @@ impl Broker {
                 "SHOPTET_CLIENT_ID",
                 double.config().shoptet_client_id.clone(),
             ),
-            (
-                "SHOPTET_REDIRECT_URI",
-                "https://broker.example/shoptet/install".into(),
-            ),
             ("SHOPRENTER_OAUTH_URL", double.shoprenter_oauth_url()),
             ("SECRET_PREFIX", secret_prefix.clone()),
             ("TOKEN_TABLE", table.clone()),
         ]);
         if same_store {
             env.insert("SHOPTET_CLIENT_SECRET_ID", client_secret_id.clone());
+        }
+        if let Some(redirect) = configured_redirect {
+            env.insert("SHOPTET_REDIRECT_URI", redirect.to_owned());
         }
         let config = InstallConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
         let handler = build_on_aws(config, &store).await.unwrap();

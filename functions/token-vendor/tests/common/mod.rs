@@ -8,7 +8,7 @@ use aws_config::SdkConfig;
 use broker_shared::ids::ShopRef;
 use broker_shared::secret::{ClientSecret, InstallCode};
 use broker_shared::shoprenter::ShoprenterCredentials;
-use broker_shared::shoptet::{ShoptetClient, ShoptetConfig};
+use broker_shared::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
 use broker_shared::storage::dynamodb::DynamoTokenCache;
 use broker_shared::storage::secrets_manager::SecretsManagerStore;
 use broker_shared::storage::{
@@ -97,33 +97,8 @@ impl Fleet {
         DynamoTokenCache::new(aws_sdk_dynamodb::Client::new(&self.aws), self.table.clone())
     }
 
-    /// Installs the add-on in an e-shop the way Shoptet does: a code,
-    /// exchanged for the OAuth access token, stored.
     pub async fn install_shoptet(&self, eshop_id: u64) {
-        let client = ShoptetClient::new(
-            HttpSettings::default().build_client(),
-            ShoptetConfig {
-                oauth_url: UpstreamUrl::parse(&self.double.shoptet_oauth_url()).unwrap(),
-                api_url: UpstreamUrl::parse(&self.double.shoptet_api_url()).unwrap(),
-                client_id: self.double.config().shoptet_client_id.clone(),
-                client_secret: self
-                    .double
-                    .config()
-                    .shoptet_client_secret
-                    .clone()
-                    .map(ClientSecret::new),
-                redirect_uri: "https://broker.example/shoptet/install".into(),
-            },
-        );
-        let code = InstallCode::new(self.double.issue_install_code(eshop_id));
-        let installation = client.exchange_code(&code).await.unwrap();
-        self.installations()
-            .save_shoptet_installation(&ShoptetInstallationRecord {
-                installation,
-                installed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-            })
-            .await
-            .unwrap();
+        install_via_double(&self.double, &self.installations(), eshop_id).await;
     }
 
     pub async fn store_shoprenter_credentials(&self, shop: &str, client_id: &str, secret: &str) {
@@ -142,6 +117,53 @@ impl Fleet {
     pub async fn cache_entry(&self, shop: &ShopRef) -> Option<CacheEntry> {
         self.cache().load(shop).await.unwrap()
     }
+}
+
+/// Installs the add-on in an e-shop the way Shoptet does: a code from the
+/// double, exchanged for the OAuth access token, stored.
+pub async fn install_via_double(
+    double: &PlatformDouble,
+    store: &impl InstallationStore,
+    eshop_id: u64,
+) {
+    let client = ShoptetClient::new(
+        HttpSettings::default().build_client(),
+        ShoptetConfig {
+            oauth_url: UpstreamUrl::parse(&double.shoptet_oauth_url()).unwrap(),
+            api_url: UpstreamUrl::parse(&double.shoptet_api_url()).unwrap(),
+        },
+    );
+    let addon = AddonCredentials {
+        client_id: double.config().shoptet_client_id.clone(),
+        client_secret: double
+            .config()
+            .shoptet_client_secret
+            .clone()
+            .map(ClientSecret::new),
+    };
+    let code = InstallCode::new(double.issue_install_code(eshop_id));
+    let installation = client
+        .exchange_code(&code, &addon, "https://broker.example/shoptet/install")
+        .await
+        .unwrap();
+    store
+        .save_shoptet_installation(&ShoptetInstallationRecord {
+            installation,
+            installed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        })
+        .await
+        .unwrap();
+}
+
+/// A Shoptet client without add-on credentials: enough to mint API tokens.
+pub fn minting_client(double: &PlatformDouble) -> ShoptetClient {
+    ShoptetClient::new(
+        HttpSettings::default().build_client(),
+        ShoptetConfig {
+            oauth_url: UpstreamUrl::parse(&double.shoptet_oauth_url()).unwrap(),
+            api_url: UpstreamUrl::parse(&double.shoptet_api_url()).unwrap(),
+        },
+    )
 }
 
 pub fn shoptet(eshop_id: u64) -> ShopRef {
