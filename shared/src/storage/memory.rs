@@ -6,66 +6,31 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use super::{
-    CacheEntry, CachedToken, InstallationStore, Lease, LeaseAttempt, SaveOutcome,
-    ShoptetInstallationRecord, StoreError, TokenCache,
+    CacheEntry, CachedToken, InstallationStore, Lease, LeaseAttempt, SaveOutcome, StoreError,
+    TokenCache,
 };
-use crate::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
-use crate::shoprenter::ShoprenterCredentials;
+use crate::ids::ShopRef;
 
 #[derive(Default)]
 pub struct MemoryInstallationStore {
-    shoptet: Mutex<HashMap<ShoptetEshopId, ShoptetInstallationRecord>>,
-    shoprenter: Mutex<HashMap<ShoprenterShopName, ShoprenterCredentials>>,
-}
-
-fn upsert<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) -> SaveOutcome {
-    match map.lock().expect("memory store lock").insert(key, value) {
-        Some(_) => SaveOutcome::Replaced,
-        None => SaveOutcome::Created,
-    }
+    documents: Mutex<HashMap<String, String>>,
 }
 
 impl InstallationStore for MemoryInstallationStore {
-    async fn save_shoptet_installation(
-        &self,
-        record: &ShoptetInstallationRecord,
-    ) -> Result<SaveOutcome, StoreError> {
-        Ok(upsert(
-            &self.shoptet,
-            record.installation.eshop_id,
-            record.clone(),
-        ))
+    async fn save_document(&self, shop: &ShopRef, json: String) -> Result<SaveOutcome, StoreError> {
+        let mut documents = self.documents.lock().expect("memory store lock");
+        Ok(match documents.insert(shop.key(), json) {
+            Some(_) => SaveOutcome::Replaced,
+            None => SaveOutcome::Created,
+        })
     }
 
-    async fn load_shoptet_installation(
-        &self,
-        eshop_id: ShoptetEshopId,
-    ) -> Result<Option<ShoptetInstallationRecord>, StoreError> {
+    async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
         Ok(self
-            .shoptet
+            .documents
             .lock()
             .expect("memory store lock")
-            .get(&eshop_id)
-            .cloned())
-    }
-
-    async fn save_shoprenter_credentials(
-        &self,
-        shop: &ShoprenterShopName,
-        credentials: &ShoprenterCredentials,
-    ) -> Result<SaveOutcome, StoreError> {
-        Ok(upsert(&self.shoprenter, shop.clone(), credentials.clone()))
-    }
-
-    async fn load_shoprenter_credentials(
-        &self,
-        shop: &ShoprenterShopName,
-    ) -> Result<Option<ShoprenterCredentials>, StoreError> {
-        Ok(self
-            .shoprenter
-            .lock()
-            .expect("memory store lock")
-            .get(shop)
+            .get(&shop.key())
             .cloned())
     }
 }

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::SystemTime;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
@@ -44,30 +45,83 @@ pub struct ShoptetInstallationRecord {
     pub installed_at: String,
 }
 
-/// Installations and credentials: secrets that live as long as the install.
+/// Installations and credentials: secrets that live as long as the install,
+/// one JSON document per shop. Adapters store documents; the typed methods
+/// are shared.
 pub trait InstallationStore: Send + Sync {
-    /// Creates the installation's secret, or adds a new version if the shop
-    /// installed before. Never deletes.
+    /// Creates the shop's document, or adds a new version if the shop has one
+    /// (a reinstall). Never deletes.
+    fn save_document(
+        &self,
+        shop: &ShopRef,
+        json: String,
+    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
+
+    /// The shop's current document, if any.
+    fn load_document(
+        &self,
+        shop: &ShopRef,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
     fn save_shoptet_installation(
         &self,
         record: &ShoptetInstallationRecord,
-    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
+    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send {
+        let json = to_document(record);
+        async move {
+            self.save_document(&ShopRef::Shoptet(record.installation.eshop_id), json?)
+                .await
+        }
+    }
 
     fn load_shoptet_installation(
         &self,
         eshop_id: ShoptetEshopId,
-    ) -> impl Future<Output = Result<Option<ShoptetInstallationRecord>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<ShoptetInstallationRecord>, StoreError>> + Send {
+        async move {
+            let shop = ShopRef::Shoptet(eshop_id);
+            from_document(&shop, self.load_document(&shop).await?)
+        }
+    }
 
     fn save_shoprenter_credentials(
         &self,
         shop: &ShoprenterShopName,
         credentials: &ShoprenterCredentials,
-    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
+    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send {
+        let json = to_document(credentials);
+        async move {
+            self.save_document(&ShopRef::Shoprenter(shop.clone()), json?)
+                .await
+        }
+    }
 
     fn load_shoprenter_credentials(
         &self,
         shop: &ShoprenterShopName,
-    ) -> impl Future<Output = Result<Option<ShoprenterCredentials>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<ShoprenterCredentials>, StoreError>> + Send {
+        async move {
+            let shop = ShopRef::Shoprenter(shop.clone());
+            from_document(&shop, self.load_document(&shop).await?)
+        }
+    }
+}
+
+fn to_document(value: &impl Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|_| StoreError::Corrupt("record does not serialize".into()))
+}
+
+/// serde's message could quote a secret: only the shop is named.
+fn from_document<T: DeserializeOwned>(
+    shop: &ShopRef,
+    json: Option<String>,
+) -> Result<Option<T>, StoreError> {
+    json.map(|json| {
+        serde_json::from_str(&json)
+            .map_err(|_| StoreError::Corrupt(format!("the record of {} is unreadable", shop.key())))
+    })
+    .transpose()
 }
 
 /// An API token as cached, with the scopes a Shoprenter JWT grants.

@@ -3,14 +3,11 @@
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::Tag;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::aws_errors::summary;
-use super::{InstallationStore, SaveOutcome, SecretNames, ShoptetInstallationRecord, StoreError};
-use crate::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
+use super::{InstallationStore, SaveOutcome, SecretNames, StoreError};
+use crate::ids::ShopRef;
 use crate::secret::ClientSecret;
-use crate::shoprenter::ShoprenterCredentials;
 
 #[derive(Clone)]
 pub struct SecretsManagerStore {
@@ -22,15 +19,15 @@ impl SecretsManagerStore {
     pub fn new(client: Client, names: SecretNames) -> Self {
         Self { client, names }
     }
+}
 
-    async fn save(
-        &self,
-        shop: &ShopRef,
-        value: &impl Serialize,
-    ) -> Result<SaveOutcome, StoreError> {
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+impl InstallationStore for SecretsManagerStore {
+    async fn save_document(&self, shop: &ShopRef, json: String) -> Result<SaveOutcome, StoreError> {
         let name = self.names.installation(shop);
-        let json = serde_json::to_string(value)
-            .map_err(|_| StoreError::Corrupt("record does not serialize".into()))?;
         let created = self
             .client
             .create_secret()
@@ -60,15 +57,10 @@ impl SecretsManagerStore {
         Ok(SaveOutcome::Replaced)
     }
 
-    async fn load<T: DeserializeOwned>(&self, shop: &ShopRef) -> Result<Option<T>, StoreError> {
+    async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
         let name = self.names.installation(shop);
         match self.client.get_secret_value().secret_id(&name).send().await {
-            Ok(output) => {
-                let text = output.secret_string().unwrap_or_default();
-                serde_json::from_str(text).map(Some).map_err(|_| {
-                    StoreError::Corrupt(format!("secret {name} is not a valid record"))
-                })
-            }
+            Ok(output) => Ok(Some(output.secret_string().unwrap_or_default().to_owned())),
             Err(error)
                 if error
                     .as_service_error()
@@ -78,43 +70,6 @@ impl SecretsManagerStore {
             }
             Err(error) => Err(StoreError::Unavailable(summary(&error))),
         }
-    }
-}
-
-fn tag(key: &str, value: &str) -> Tag {
-    Tag::builder().key(key).value(value).build()
-}
-
-impl InstallationStore for SecretsManagerStore {
-    async fn save_shoptet_installation(
-        &self,
-        record: &ShoptetInstallationRecord,
-    ) -> Result<SaveOutcome, StoreError> {
-        self.save(&ShopRef::Shoptet(record.installation.eshop_id), record)
-            .await
-    }
-
-    async fn load_shoptet_installation(
-        &self,
-        eshop_id: ShoptetEshopId,
-    ) -> Result<Option<ShoptetInstallationRecord>, StoreError> {
-        self.load(&ShopRef::Shoptet(eshop_id)).await
-    }
-
-    async fn save_shoprenter_credentials(
-        &self,
-        shop: &ShoprenterShopName,
-        credentials: &ShoprenterCredentials,
-    ) -> Result<SaveOutcome, StoreError> {
-        self.save(&ShopRef::Shoprenter(shop.clone()), credentials)
-            .await
-    }
-
-    async fn load_shoprenter_credentials(
-        &self,
-        shop: &ShoprenterShopName,
-    ) -> Result<Option<ShoprenterCredentials>, StoreError> {
-        self.load(&ShopRef::Shoprenter(shop.clone())).await
     }
 }
 

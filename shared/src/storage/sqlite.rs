@@ -16,16 +16,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::{
     CacheEntry, CachedToken, EXPIRY_GRACE, InstallationStore, Lease, LeaseAttempt, SaveOutcome,
-    ShoptetInstallationRecord, StoreError, TokenCache, entry_expiry,
+    StoreError, TokenCache, entry_expiry,
 };
-use crate::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
+use crate::ids::ShopRef;
 use crate::secret::{ApiAccessToken, ExposeSecret};
-use crate::shoprenter::ShoprenterCredentials;
 
 /// The schema this code writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -110,15 +107,11 @@ impl SqliteStore {
         .await
         .map_err(|_| StoreError::Unavailable("sqlite: the database call did not finish".into()))?
     }
+}
 
-    async fn save(
-        &self,
-        shop: &ShopRef,
-        value: &impl Serialize,
-    ) -> Result<SaveOutcome, StoreError> {
+impl InstallationStore for SqliteStore {
+    async fn save_document(&self, shop: &ShopRef, json: String) -> Result<SaveOutcome, StoreError> {
         let name = shop.key();
-        let json = serde_json::to_string(value)
-            .map_err(|_| StoreError::Corrupt("record does not serialize".into()))?;
         let saved_at = millis(SystemTime::now());
         self.run(move |connection| {
             write(connection, |tx| {
@@ -140,62 +133,19 @@ impl SqliteStore {
         .await
     }
 
-    async fn load<T: DeserializeOwned + Send + 'static>(
-        &self,
-        shop: &ShopRef,
-    ) -> Result<Option<T>, StoreError> {
+    async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
         let name = shop.key();
         self.run(move |connection| {
-            let value: Option<String> = connection
+            connection
                 .query_row(
                     "SELECT value FROM secrets WHERE name = ?1 ORDER BY version DESC LIMIT 1",
                     [&name],
                     |row| row.get(0),
                 )
                 .optional()
-                .map_err(|e| unavailable(&e))?;
-            value
-                .map(|text| {
-                    serde_json::from_str(&text).map_err(|_| {
-                        StoreError::Corrupt(format!("secret {name} is not a valid record"))
-                    })
-                })
-                .transpose()
+                .map_err(|e| unavailable(&e))
         })
         .await
-    }
-}
-
-impl InstallationStore for SqliteStore {
-    async fn save_shoptet_installation(
-        &self,
-        record: &ShoptetInstallationRecord,
-    ) -> Result<SaveOutcome, StoreError> {
-        self.save(&ShopRef::Shoptet(record.installation.eshop_id), record)
-            .await
-    }
-
-    async fn load_shoptet_installation(
-        &self,
-        eshop_id: ShoptetEshopId,
-    ) -> Result<Option<ShoptetInstallationRecord>, StoreError> {
-        self.load(&ShopRef::Shoptet(eshop_id)).await
-    }
-
-    async fn save_shoprenter_credentials(
-        &self,
-        shop: &ShoprenterShopName,
-        credentials: &ShoprenterCredentials,
-    ) -> Result<SaveOutcome, StoreError> {
-        self.save(&ShopRef::Shoprenter(shop.clone()), credentials)
-            .await
-    }
-
-    async fn load_shoprenter_credentials(
-        &self,
-        shop: &ShoprenterShopName,
-    ) -> Result<Option<ShoprenterCredentials>, StoreError> {
-        self.load(&ShopRef::Shoprenter(shop.clone())).await
     }
 }
 
