@@ -4,28 +4,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::{Broker, Secrets};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_a_log_line_or_a_response_body() {
-    let captured = Captured::default();
+    let captured = test_support::CapturedLogs::default();
     let writer = captured.clone();
     // Everything at TRACE, through the same filter the functions install.
     let subscriber = broker_shared::logging::subscriber(move || writer.clone(), "trace", false);
@@ -47,7 +30,7 @@ async fn no_secret_reaches_a_log_line_or_a_response_body() {
     common::upstream_faults(&broker, 900003, &mut secrets).await;
     common::shoprenter_credentials(&broker, &mut secrets).await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("installation stored"), "the capture works");
     assert!(secrets.values.len() >= 10, "scenarios handled secrets");
     for secret in &secrets.values {

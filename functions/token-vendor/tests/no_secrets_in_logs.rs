@@ -4,32 +4,15 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use broker_shared::secret::ExposeSecret;
 use common::{Fleet, http, request, shoptet, vend};
 use platform_double::{DoubleConfig, Endpoint, Fault};
 use serde_json::json;
 use token_vendor::VendRequest;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_or_secret_reaches_a_log_line() {
-    let captured = Captured::default();
+    let captured = test_support::CapturedLogs::default();
     let writer = captured.clone();
     // Everything at TRACE, through the same filter the functions install.
     let subscriber = broker_shared::logging::subscriber(move || writer.clone(), "trace", false);
@@ -104,7 +87,7 @@ async fn no_token_or_secret_reaches_a_log_line() {
     secrets.push(minted.token.access_token.expose_secret().to_owned());
     secrets.push(replaced.token.access_token.expose_secret().to_owned());
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("token vended"), "the capture works");
     for secret in &secrets {
         assert!(secret.len() >= 16, "a secret too short to search for");

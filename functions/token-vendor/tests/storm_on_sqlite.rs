@@ -39,28 +39,12 @@ async fn a_storm_over_8_handler_states_on_one_sqlite_file_mints_exactly_once() {
     }
     let shop = ShopRef::parse("shoptet", "424242").unwrap();
 
-    let mut callers = Vec::new();
-    for caller in 0..256 {
-        let instance = instances[caller % 8].clone();
-        let request = VendRequest {
-            shop: shop.clone(),
-            min_ttl: None,
-            stale_token: None,
-        };
-        callers.push(tokio::spawn(async move {
-            instance
-                .vendor
-                .vend(&request)
-                .await
-                .unwrap()
-                .token
-                .access_token
-        }));
-    }
-    let mut tokens = Vec::new();
-    for caller in callers {
-        tokens.push(caller.await.unwrap());
-    }
+    let request = VendRequest {
+        shop,
+        min_ttl: None,
+        stale_token: None,
+    };
+    let tokens = common::vend_concurrently(&instances, &request, 256).await;
 
     assert_eq!(double.calls(Endpoint::ShoptetGetAccessToken, "424242"), 1);
     assert!(tokens.iter().all(|token| *token == tokens[0]));

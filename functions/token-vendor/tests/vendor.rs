@@ -58,24 +58,7 @@ async fn a_storm_of_256_requests_over_8_instances_mints_exactly_once() {
         instances.push(Arc::new(fleet.instance().await));
     }
 
-    let mut callers = Vec::new();
-    for caller in 0..256 {
-        let instance = instances[caller % 8].clone();
-        let request = request(&shop);
-        callers.push(tokio::spawn(async move {
-            instance
-                .vendor
-                .vend(&request)
-                .await
-                .unwrap()
-                .token
-                .access_token
-        }));
-    }
-    let mut tokens = Vec::new();
-    for caller in callers {
-        tokens.push(caller.await.unwrap());
-    }
+    let tokens = common::vend_concurrently(&instances, &request(&shop), 256).await;
 
     assert_eq!(
         fleet.double.calls(Endpoint::ShoptetGetAccessToken, "1000"),
@@ -169,27 +152,11 @@ async fn fifty_callers_reporting_the_same_stale_token_cause_one_mint() {
         1
     );
 
-    let mut callers = Vec::new();
-    for caller in 0..50 {
-        let instance = instances[caller % 5].clone();
-        let request = VendRequest {
-            stale_token: Some(stale.clone()),
-            ..request(&shop)
-        };
-        callers.push(tokio::spawn(async move {
-            instance
-                .vendor
-                .vend(&request)
-                .await
-                .unwrap()
-                .token
-                .access_token
-        }));
-    }
-    let mut replaced = Vec::new();
-    for caller in callers {
-        replaced.push(caller.await.unwrap());
-    }
+    let reporting_stale = VendRequest {
+        stale_token: Some(stale.clone()),
+        ..request(&shop)
+    };
+    let replaced = common::vend_concurrently(&instances, &reporting_stale, 50).await;
 
     assert_eq!(
         fleet.double.calls(Endpoint::ShoptetGetAccessToken, "3000"),

@@ -2,11 +2,12 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_config::SdkConfig;
 use broker_shared::ids::ShopRef;
-use broker_shared::secret::{ClientSecret, InstallCode};
+use broker_shared::secret::{ApiAccessToken, ClientSecret, InstallCode};
 use broker_shared::shoprenter::ShoprenterCredentials;
 use broker_shared::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
 use broker_shared::storage::dynamodb::DynamoTokenCache;
@@ -19,7 +20,9 @@ use lambda_http::http::{Request, StatusCode};
 use lambda_http::{Body, Response};
 use platform_double::{DoubleConfig, PlatformDouble};
 use serde_json::Value;
-use token_vendor::{AwsVendHandler, VendError, VendRequest, Vended, VendorConfig, build_on_aws};
+use token_vendor::{
+    AwsVendHandler, VendError, VendHandler, VendRequest, Vended, VendorConfig, build_on_aws,
+};
 
 pub const APP_CLIENT_ID: &str = "app-client-id";
 pub const APP_CLIENT_SECRET: &str = "app-client-secret-0123456789";
@@ -164,6 +167,39 @@ pub fn minting_client(double: &PlatformDouble) -> ShoptetClient {
             api_url: UpstreamUrl::parse(&double.shoptet_api_url()).unwrap(),
         },
     )
+}
+
+/// `callers` concurrent vends of `request`, spread round-robin over the
+/// instances; the tokens they got, in caller order.
+pub async fn vend_concurrently<S, C>(
+    instances: &[Arc<VendHandler<S, C>>],
+    request: &VendRequest,
+    callers: usize,
+) -> Vec<ApiAccessToken>
+where
+    S: InstallationStore + 'static,
+    C: TokenCache + 'static,
+{
+    let tasks: Vec<_> = (0..callers)
+        .map(|caller| {
+            let instance = instances[caller % instances.len()].clone();
+            let request = request.clone();
+            tokio::spawn(async move {
+                instance
+                    .vendor
+                    .vend(&request)
+                    .await
+                    .unwrap()
+                    .token
+                    .access_token
+            })
+        })
+        .collect();
+    let mut tokens = Vec::with_capacity(callers);
+    for task in tasks {
+        tokens.push(task.await.unwrap());
+    }
+    tokens
 }
 
 pub fn shoptet(eshop_id: u64) -> ShopRef {
