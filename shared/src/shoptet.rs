@@ -136,10 +136,6 @@ impl ShoptetClient {
         Self { http, config }
     }
 
-    pub fn config(&self) -> &ShoptetConfig {
-        &self.config
-    }
-
     /// Exchanges an install `code` for the installation's OAuth access token.
     /// `redirect_uri` is the install URL registered with Shoptet.
     pub async fn exchange_code(
