@@ -106,3 +106,12 @@ pub fn http_settings(env: &impl Env) -> Result<HttpSettings, ConfigError> {
     }
     Ok(settings)
 }
+
+/// Start-up failures end the process with one readable line (not a `Debug`
+/// dump), which is what Lambda shows for a failed init.
+pub fn or_exit<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+    result.unwrap_or_else(|error| {
+        eprintln!("{error}");
+        std::process::exit(1)
+    })
+}

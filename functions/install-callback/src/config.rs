@@ -63,3 +63,76 @@ impl InstallConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<InstallConfig, ConfigError> {
+        let env = |name: &str| {
+            // The last setting of a variable wins.
+            vars.iter()
+                .rfind(|(var, _)| *var == name)
+                .map(|(_, value)| (*value).to_owned())
+        };
+        InstallConfig::from_env(&env)
+    }
+
+    const MINIMAL: [(&str, &str); 3] = [
+        ("SHOPTET_OAUTH_URL", "https://12345.myshoptet.com"),
+        ("SHOPTET_CLIENT_ID", "client"),
+        ("TOKEN_TABLE", "tokens"),
+    ];
+
+    #[test]
+    fn the_minimal_configuration_loads_with_documented_defaults() {
+        let config = load(&MINIMAL).unwrap();
+        assert_eq!(config.secret_names.prefix(), "shop-token-broker/");
+        assert_eq!(config.install_deadline, Duration::from_millis(4000));
+        assert_eq!(config.shoptet_redirect_uri, None);
+    }
+
+    #[test]
+    fn every_problem_names_its_variable() {
+        let without = |skip: &str| -> Vec<(&str, &str)> {
+            MINIMAL
+                .iter()
+                .copied()
+                .filter(|(var, _)| *var != skip)
+                .collect()
+        };
+        for (vars, variable) in [
+            (without("SHOPTET_OAUTH_URL"), "SHOPTET_OAUTH_URL"),
+            (without("SHOPTET_CLIENT_ID"), "SHOPTET_CLIENT_ID"),
+            (without("TOKEN_TABLE"), "TOKEN_TABLE"),
+            (
+                [
+                    &MINIMAL[..],
+                    &[("SHOPTET_OAUTH_URL", "http://12345.myshoptet.com")],
+                ]
+                .concat(),
+                "SHOPTET_OAUTH_URL",
+            ),
+            (
+                [&MINIMAL[..], &[("UPSTREAM_TIMEOUT_MS", "soon")]].concat(),
+                "UPSTREAM_TIMEOUT_MS",
+            ),
+            (
+                [&MINIMAL[..], &[("INSTALL_DEADLINE_MS", "6000")]].concat(),
+                "INSTALL_DEADLINE_MS",
+            ),
+            (
+                [&MINIMAL[..], &[("SECRET_PREFIX", "no spaces")]].concat(),
+                "SECRET_PREFIX",
+            ),
+        ] {
+            let error = load(&vars).unwrap_err();
+            assert_eq!(error.variable, variable);
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("configuration error: {variable}: "))
+            );
+        }
+    }
+}

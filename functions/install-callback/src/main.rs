@@ -1,13 +1,13 @@
-use broker_shared::config::ProcessEnv;
+use broker_shared::config::{ProcessEnv, or_exit};
 use install_callback::{InstallConfig, build_on_aws};
 use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     broker_shared::logging::init();
-    let config = InstallConfig::from_env(&ProcessEnv)?;
+    let config = or_exit(InstallConfig::from_env(&ProcessEnv));
     let aws = aws_config::load_from_env().await;
-    let handler = build_on_aws(config, &aws).await?;
+    let handler = or_exit(build_on_aws(config, &aws).await);
     let handler = &handler;
     lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(handler.handle(request).await)
