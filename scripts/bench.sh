@@ -18,40 +18,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 EMULATOR_LOG="$REPO_ROOT/target/moto-bench.log"
-EMULATOR_PID=""
-
-stop_emulator() {
-    if [[ -n "$EMULATOR_PID" ]]; then
-        kill "$EMULATOR_PID" 2>/dev/null || true
-        wait "$EMULATOR_PID" 2>/dev/null || true
-        EMULATOR_PID=""
-    fi
-}
-
-# Starts moto_server on a free port and exports the env pointing at it.
-start_emulator() {
-    mkdir -p "$(dirname "$EMULATOR_LOG")"
-    local attempt port deadline
-    for attempt in 1 2 3; do
-        port="$(free_port)"
-        log "starting moto_server on 127.0.0.1:$port (log: ${EMULATOR_LOG#"$REPO_ROOT"/})"
-        "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$EMULATOR_LOG" 2>&1 &
-        EMULATOR_PID=$!
-        deadline=$((SECONDS + 20))
-        while ((SECONDS < deadline)); do
-            if emulator_ready "$port"; then
-                eval "$(emulator_env "$port")"
-                return 0
-            fi
-            kill -0 "$EMULATOR_PID" 2>/dev/null || break # exited: maybe the port was taken
-            sleep 0.1
-        done
-        stop_emulator
-        log "moto_server did not come up (attempt $attempt)"
-    done
-    tail -n 30 "$EMULATOR_LOG" >&2 || true
-    die "moto_server failed to start"
-}
 
 on_exit() {
     local rc=$?

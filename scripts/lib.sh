@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Shared by scripts/test.sh and scripts/emulator.sh. Source it; it defines
-# functions and variables only.
+# Shared by the scripts in scripts/. Source it; it defines functions and
+# variables only.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO_ROOT/.venv"
@@ -67,6 +67,72 @@ ENV
         fi
     done
     echo "unset $unset_names"
+}
+
+# Stops process $1 (a child of this shell) with SIGTERM, then SIGKILL if it
+# is still there after ${2:-5} seconds, and reaps it. Quiet if it is gone.
+stop_process() {
+    local pid="$1" grace="${2:-5}" deadline
+    [[ -n "$pid" ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill "$pid" 2>/dev/null || true
+        deadline=$((SECONDS + grace))
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+# The emulator started by start_emulator: its log file (a script may set
+# another after sourcing this file) and its process id.
+EMULATOR_LOG="$REPO_ROOT/target/moto.log"
+EMULATOR_PID=""
+
+stop_emulator() {
+    if [[ -n "$EMULATOR_PID" ]]; then
+        stop_process "$EMULATOR_PID"
+        EMULATOR_PID=""
+    fi
+}
+
+# Starts moto_server (from ensure_venv) on a free port, waits until it
+# answers and exports the env pointing the AWS SDK at it. The caller stops it
+# with stop_emulator (from an EXIT trap).
+start_emulator() {
+    mkdir -p "$(dirname "$EMULATOR_LOG")"
+    local attempt port deadline
+    for attempt in 1 2 3; do
+        port="$(free_port)"
+        log "starting moto_server on 127.0.0.1:$port (log: ${EMULATOR_LOG#"$REPO_ROOT"/})"
+        "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$EMULATOR_LOG" 2>&1 &
+        EMULATOR_PID=$!
+        deadline=$((SECONDS + 20))
+        while ((SECONDS < deadline)); do
+            if emulator_ready "$port"; then
+                eval "$(emulator_env "$port")"
+                return 0
+            fi
+            if ! kill -0 "$EMULATOR_PID" 2>/dev/null; then
+                break # exited: maybe the port was taken meanwhile; retry
+            fi
+            sleep 0.1
+        done
+        if kill -0 "$EMULATOR_PID" 2>/dev/null; then
+            stop_emulator
+            printf 'error: moto_server did not answer on port %s within 20 s; last lines of %s:\n' \
+                "$port" "$EMULATOR_LOG" >&2
+            tail -n 30 "$EMULATOR_LOG" >&2 || true
+            exit 1
+        fi
+        wait "$EMULATOR_PID" 2>/dev/null || true
+        EMULATOR_PID=""
+        log "moto_server exited during start-up (attempt $attempt)"
+    done
+    printf 'error: moto_server failed to start; last lines of %s:\n' "$EMULATOR_LOG" >&2
+    tail -n 30 "$EMULATOR_LOG" >&2 || true
+    exit 1
 }
 
 # Build and packaging tools (sam, cargo-lambda with zig), pinned in

@@ -20,14 +20,12 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# Cheap checks first; the long release build before `test`, so that the
-# output still ends with cargo test's summary.
-DEFAULT_STEPS="fmt sam_lint sam_validate clippy lambda_build lambda_sizes test"
+# Cheap checks first; the long release build and the end-to-end run before
+# `test`, so that the output still ends with cargo test's summary.
+DEFAULT_STEPS="fmt sam_lint sam_validate clippy lambda_build lambda_sizes lambda_no_sqlite e2e test"
 # The Lambda functions' binaries (BuildProperties.Binary in template.yaml).
 LAMBDA_BINS="install-callback token-vendor"
 LAMBDA_TARGET="aarch64-unknown-linux-gnu"
-EMULATOR_LOG="$REPO_ROOT/target/moto.log"
-EMULATOR_PID=""
 
 step_fmt() {
     log "cargo fmt --check"
@@ -85,6 +83,67 @@ step_lambda_sizes() {
     done
 }
 
+# The Lambda bootstraps must not carry SQLite (the `sqlite` feature of
+# broker-shared is for the local server only): neither in the dependency graph
+# `cargo lambda build` resolves for them nor in the binaries. The binary check
+# is calibrated first on a build that does link SQLite, so that it cannot pass
+# merely because the marker strings are wrong.
+step_lambda_no_sqlite() {
+    local crates='rusqlite|libsqlite3-sys' markers=('sqlite_master' 'SQLite format 3')
+    local bin file marker canary found=() packages=()
+    for bin in $LAMBDA_BINS; do
+        packages+=(-p "$bin")
+    done
+    log "cargo tree ${packages[*]} -e normal,build --target $LAMBDA_TARGET: no SQLite crates"
+    # The grep pattern must match where SQLite is a dependency.
+    cargo tree -p broker-local -e normal,build --target "$LAMBDA_TARGET" --prefix none \
+        | grep -Eq "^($crates) " || die "cargo tree -p broker-local shows no ${crates//|/ or }: this check is miscalibrated"
+    local tree
+    tree="$(cargo tree "${packages[@]}" -e normal,build --target "$LAMBDA_TARGET" --prefix none)"
+    if grep -Eq "^($crates) " <<<"$tree"; then
+        cargo tree "${packages[@]}" -e normal,build --target "$LAMBDA_TARGET" -i rusqlite >&2 || true
+        die "the Lambda functions depend on SQLite (${crates//|/, }): see the inverted tree above"
+    fi
+
+    # Something that links the bundled SQLite: the local server's binary, or
+    # else the SQLite archive a previous build left; else build the server.
+    canary="$(find target/debug target/release -maxdepth 1 -name broker-local -type f 2>/dev/null | head -n 1 || true)"
+    if [[ -z "$canary" ]]; then
+        canary="$(find target -path '*/build/libsqlite3-sys-*/out/libsqlite3.a' 2>/dev/null | head -n 1 || true)"
+    fi
+    if [[ -z "$canary" ]]; then
+        log "cargo build -p broker-local (a binary that links SQLite, to calibrate the check)"
+        cargo build -p broker-local
+        canary="target/debug/broker-local"
+    fi
+    for marker in "${markers[@]}"; do
+        if grep -aqF "$marker" "$canary"; then
+            found+=("$marker")
+        fi
+    done
+    ((${#found[@]})) || die "none of the markers (${markers[*]}) is in $canary, which links SQLite: this check is miscalibrated"
+    log "SQLite markers found in $canary: $(printf "'%s' " "${found[@]}")"
+    for bin in $LAMBDA_BINS; do
+        file="target/lambda/$bin/bootstrap"
+        [[ -f "$file" ]] || die "$file missing (run STEPS=lambda_build first)"
+        for marker in "${found[@]}"; do
+            if grep -aqF "$marker" "$file"; then
+                die "$file contains '$marker': the Lambda bootstrap links SQLite"
+            fi
+        done
+        log "$file: no SQLite"
+    done
+}
+
+# End to end through `cargo lambda watch` (scripts/e2e.sh) on this emulator.
+step_e2e() {
+    ensure_deploy_tools
+    local start=$SECONDS
+    log "scripts/e2e.sh"
+    "$REPO_ROOT/scripts/e2e.sh"
+    log "e2e took $((SECONDS - start)) s"
+}
+
 step_test() {
     local scope=(--workspace) arg
     for arg in "$@"; do
@@ -100,50 +159,6 @@ step_test() {
     fi
     log "$(echo cargo test "${scope[@]}" "${features[@]}" "$@")"
     cargo test "${scope[@]}" "${features[@]}" "$@"
-}
-
-stop_emulator() {
-    if [[ -n "$EMULATOR_PID" ]]; then
-        kill "$EMULATOR_PID" 2>/dev/null || true
-        wait "$EMULATOR_PID" 2>/dev/null || true
-        EMULATOR_PID=""
-    fi
-}
-
-# Starts moto_server on a free port and exports the env pointing at it.
-start_emulator() {
-    mkdir -p "$(dirname "$EMULATOR_LOG")"
-    local attempt port deadline
-    for attempt in 1 2 3; do
-        port="$(free_port)"
-        log "starting moto_server on 127.0.0.1:$port (log: ${EMULATOR_LOG#"$REPO_ROOT"/})"
-        "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$EMULATOR_LOG" 2>&1 &
-        EMULATOR_PID=$!
-        deadline=$((SECONDS + 20))
-        while ((SECONDS < deadline)); do
-            if emulator_ready "$port"; then
-                eval "$(emulator_env "$port")"
-                return 0
-            fi
-            if ! kill -0 "$EMULATOR_PID" 2>/dev/null; then
-                break # exited: maybe the port was taken meanwhile; retry
-            fi
-            sleep 0.1
-        done
-        if kill -0 "$EMULATOR_PID" 2>/dev/null; then
-            stop_emulator
-            printf 'error: moto_server did not answer on port %s within 20 s; last lines of %s:\n' \
-                "$port" "$EMULATOR_LOG" >&2
-            tail -n 30 "$EMULATOR_LOG" >&2 || true
-            exit 1
-        fi
-        wait "$EMULATOR_PID" 2>/dev/null || true
-        EMULATOR_PID=""
-        log "moto_server exited during start-up (attempt $attempt)"
-    done
-    printf 'error: moto_server failed to start; last lines of %s:\n' "$EMULATOR_LOG" >&2
-    tail -n 30 "$EMULATOR_LOG" >&2 || true
-    exit 1
 }
 
 on_exit() {
