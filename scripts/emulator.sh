@@ -18,4 +18,4 @@ $(emulator_env "$port")
 then run e.g. \`cargo test --workspace\`.
 
 MSG
-exec "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
+exec "$VENV/bin/python" "$REPO_ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port"

@@ -106,7 +106,7 @@ start_emulator() {
     for attempt in 1 2 3; do
         port="$(free_port)"
         log "starting moto_server on 127.0.0.1:$port (log: ${EMULATOR_LOG#"$REPO_ROOT"/})"
-        "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$EMULATOR_LOG" 2>&1 &
+        "$VENV/bin/python" "$REPO_ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$EMULATOR_LOG" 2>&1 &
         EMULATOR_PID=$!
         deadline=$((SECONDS + 20))
         while ((SECONDS < deadline)); do
