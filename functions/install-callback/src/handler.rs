@@ -6,10 +6,12 @@ use std::time::{Duration, SystemTime};
 
 use broker_shared::http::json_response;
 use broker_shared::ids::{ShopRef, ShoprenterShopName};
-use broker_shared::secret::{ClientSecret, InstallCode};
+use broker_shared::secret::{ClientSecret, ExposeSecret, InstallCode};
 use broker_shared::shoprenter::{ShoprenterClient, ShoprenterCredentials};
 use broker_shared::shoptet::{AddonCredentials, ShoptetClient};
-use broker_shared::storage::{InstallationStore, ShoptetInstallationRecord, TokenCache};
+use broker_shared::storage::{
+    InstallationStore, SaveOutcome, ShoptetInstallationRecord, TokenCache,
+};
 use lambda_http::http::{Method, Response, StatusCode};
 use lambda_http::{Body, Request};
 use serde::Deserialize;
@@ -99,7 +101,7 @@ impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
             platform = "shoptet",
             shop = %eshop_id,
             outcome = "installed",
-            reinstall = matches!(saved, broker_shared::storage::SaveOutcome::Replaced),
+            reinstall = matches!(saved, SaveOutcome::Replaced),
             duration_ms = started.elapsed().as_millis() as u64,
             "installation stored"
         );
@@ -138,10 +140,7 @@ impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
                 "client_id must be 1-256 printable ASCII characters",
             ));
         }
-        if !printable(
-            broker_shared::secret::ExposeSecret::expose_secret(&body.client_secret),
-            1024,
-        ) {
+        if !printable(body.client_secret.expose_secret(), 1024) {
             return Err(InstallError::InvalidRequest(
                 "client_secret must be 1-1024 printable ASCII characters",
             ));
