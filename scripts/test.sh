@@ -6,7 +6,8 @@
 # Installs the emulator into .venv if needed, starts moto_server on a free
 # loopback port, points the AWS SDK at it, runs every step in STEPS and stops
 # the emulator on every exit path. Arguments go to `cargo test` (after its
-# own `--workspace`, which is left out when they name a package with -p).
+# own `--workspace --exclude broker-e2e`, which is left out when they name a
+# package with -p; broker-e2e runs in step e2e).
 #
 # Environment:
 #   STEPS   steps to run, in order (default: DEFAULT_STEPS below), e.g.
@@ -145,7 +146,8 @@ step_e2e() {
 }
 
 step_test() {
-    local scope=(--workspace) arg
+    # broker-e2e needs the processes scripts/e2e.sh starts (step e2e runs it).
+    local scope=(--workspace --exclude broker-e2e) arg
     for arg in "$@"; do
         case "$arg" in
             -p|--package|--package=*|-p?*) scope=() ;;

@@ -7,13 +7,12 @@ use std::time::SystemTime;
 
 use aws_config::SdkConfig;
 use broker_shared::ids::ShopRef;
+use broker_shared::model::ShoptetInstallationRecord;
 use broker_shared::secret::{ApiAccessToken, ClientSecret, ExposeSecret, InstallCode};
 use broker_shared::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
 use broker_shared::storage::dynamodb::DynamoTokenCache;
 use broker_shared::storage::secrets_manager::SecretsManagerStore;
-use broker_shared::storage::{
-    InstallationStore, SecretNames, ShoptetInstallationRecord, TokenCache,
-};
+use broker_shared::storage::{InstallationStore, SecretNames, TokenCache};
 use broker_shared::upstream::{HttpSettings, UpstreamUrl};
 use platform_double::{Endpoint, PlatformDouble};
 use token_vendor::{AwsVendHandler, VendRequest, VendorConfig, build_on_aws};

@@ -43,18 +43,36 @@ const USAGE: &str =
     "usage: broker-bench [--rounds N] [--process-rounds N] [--l1-iterations N] [--l2-samples N]
 needs moto: run scripts/bench.sh, or export what scripts/emulator.sh prints";
 
+/// The options of each mode; every one takes a value.
+const BENCH_OPTIONS: &[&str] = &["rounds", "process-rounds", "l1-iterations", "l2-samples"];
+const WORKER_OPTIONS: &[&str] = &["double-url", "table", "secret-prefix", "shop", "callers"];
+
 fn parse_args(args: &[String]) -> Result<Mode, String> {
+    use lexopt::Arg::{Long, Short, Value};
+
     let worker = args.first().is_some_and(|a| a == WORKER_FLAG);
-    let options = if worker { &args[1..] } else { args };
+    let (options, known) = if worker {
+        (&args[1..], WORKER_OPTIONS)
+    } else {
+        (args, BENCH_OPTIONS)
+    };
     let mut values = std::collections::HashMap::new();
-    for pair in options.chunks(2) {
-        let [name, value] = pair else {
-            return Err(format!("{} needs a value", pair[0]));
-        };
-        let name = name
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument {name:?}"))?;
-        values.insert(name, value.clone());
+    let mut parser = lexopt::Parser::from_args(options);
+    while let Some(arg) = parser.next().map_err(|error| error.to_string())? {
+        match arg {
+            Long(name) if known.contains(&name) => {
+                let name = name.to_owned();
+                let value = parser
+                    .value()
+                    .map_err(|_| format!("--{name} needs a value"))?
+                    .into_string()
+                    .map_err(|value| format!("--{name}: {value:?} is not text"))?;
+                values.insert(name, value);
+            }
+            Long(name) => return Err(format!("unknown option --{name}")),
+            Short(name) => return Err(format!("unknown option -{name}")),
+            Value(value) => return Err(format!("unexpected argument {value:?}")),
+        }
     }
     let mut take = |name: &str| values.remove(name);
     let number = |value: Option<String>, default: usize| -> Result<usize, String> {
@@ -65,7 +83,7 @@ fn parse_args(args: &[String]) -> Result<Mode, String> {
                 .ok_or_else(|| format!("{v:?} is not a positive number"))
         })
     };
-    let mode = if worker {
+    Ok(if worker {
         let mut required = |name: &str| take(name).ok_or_else(|| format!("--{name} is required"));
         Mode::Worker(WorkerArgs {
             target: Target {
@@ -85,11 +103,7 @@ fn parse_args(args: &[String]) -> Result<Mode, String> {
             l1_iterations: number(take("l1-iterations"), 100_000)?,
             l2_samples: number(take("l2-samples"), 300)?,
         })
-    };
-    match values.keys().next() {
-        Some(unknown) => Err(format!("unknown option --{unknown}")),
-        None => Ok(mode),
-    }
+    })
 }
 
 #[tokio::main]
@@ -101,6 +115,7 @@ async fn main() -> ExitCode {
         std::io::stderr,
         &directives,
         false,
+        logging::colours_for(&std::io::stderr()),
     ))
     .expect("logging is initialised once");
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -164,7 +179,7 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
     let l1_quiet = latency::l1_handler(&fleet, &handler, l1_shop, args.l1_iterations).await?;
     let l1_logged = {
         // The Lambda's subscriber (JSON, INFO), formatting into a sink.
-        let subscriber = logging::subscriber(std::io::sink, "info", true);
+        let subscriber = logging::subscriber(std::io::sink, "info", true, false);
         let _scope = tracing::subscriber::set_default(subscriber);
         latency::l1_handler(&fleet, &handler, l1_shop, args.l1_iterations).await?
     };
@@ -295,4 +310,96 @@ fn storm_rows(title: &str, storms: &[StormOutcome]) {
         millis(walls.min()),
         millis(walls.max())
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Mode, String> {
+        parse_args(&args.iter().map(|arg| arg.to_string()).collect::<Vec<_>>())
+    }
+
+    fn problem(args: &[&str]) -> String {
+        match parse(args) {
+            Ok(_) => panic!("{args:?} parsed"),
+            Err(problem) => problem,
+        }
+    }
+
+    #[test]
+    fn bench_defaults_and_options() {
+        let Ok(Mode::Bench(args)) = parse(&[]) else {
+            panic!("not bench mode")
+        };
+        let defaults = (args.rounds, args.process_rounds, args.l1_iterations);
+        assert_eq!((defaults, args.l2_samples), ((5, 3, 100_000), 300));
+        let Ok(Mode::Bench(args)) = parse(&[
+            "--rounds",
+            "2",
+            "--process-rounds=4",
+            "--l1-iterations",
+            "10",
+            "--l2-samples",
+            "7",
+        ]) else {
+            panic!("not bench mode")
+        };
+        let parsed = (args.rounds, args.process_rounds, args.l1_iterations);
+        assert_eq!((parsed, args.l2_samples), ((2, 4, 10), 7));
+    }
+
+    #[test]
+    fn the_worker_arguments_of_the_storm_round_trip() {
+        let Ok(Mode::Worker(args)) = parse(&[
+            WORKER_FLAG,
+            "--double-url",
+            "http://127.0.0.1:1234",
+            "--table",
+            "tokens",
+            "--secret-prefix",
+            "bench/",
+            "--shop",
+            "20001",
+            "--callers",
+            "32",
+        ]) else {
+            panic!("not worker mode")
+        };
+        assert_eq!(args.target.double_url, "http://127.0.0.1:1234");
+        assert_eq!(args.target.table, "tokens");
+        assert_eq!(args.target.secret_prefix, "bench/");
+        assert_eq!(args.eshop_id.to_string(), "20001");
+        assert_eq!(args.callers, 32);
+    }
+
+    #[test]
+    fn problems_are_named() {
+        assert_eq!(problem(&["--rounds"]), "--rounds needs a value");
+        assert_eq!(
+            problem(&["--rounds", "0"]),
+            "\"0\" is not a positive number"
+        );
+        assert_eq!(
+            problem(&["--rounds", "x"]),
+            "\"x\" is not a positive number"
+        );
+        assert_eq!(problem(&["--shop", "1"]), "unknown option --shop");
+        assert_eq!(problem(&["-r", "1"]), "unknown option -r");
+        assert_eq!(problem(&["5"]), "unexpected argument \"5\"");
+        assert_eq!(
+            problem(&[WORKER_FLAG, "--rounds", "1"]),
+            "unknown option --rounds"
+        );
+        assert_eq!(problem(&[WORKER_FLAG]), "--double-url is required");
+        let partial = [
+            WORKER_FLAG,
+            "--double-url=u",
+            "--table=t",
+            "--secret-prefix=p",
+        ];
+        assert_eq!(problem(&partial), "--shop is required");
+        let bad_shop = [&partial[..], &["--shop", "x"]].concat();
+        assert_eq!(problem(&bad_shop), "--shop must be an eshopId");
+    }
 }

@@ -38,32 +38,38 @@ pub struct Args {
 }
 
 impl Args {
-    pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Self>, String> {
+    pub fn parse(args: impl Iterator<Item = String>) -> Result<Option<Self>, String> {
+        use lexopt::Arg::{Long, Short, Value};
+
         let mut parsed = Args {
             listen: "127.0.0.1:8787".parse().expect("a valid default address"),
             store: Store::Embedded,
             db: PathBuf::from("broker-local.db"),
             allow_remote: false,
         };
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-            match arg.as_str() {
-                "-h" | "--help" => return Ok(None),
-                "--listen" => {
-                    parsed.listen = value("--listen")?
+        let mut parser = lexopt::Parser::from_args(args);
+        while let Some(arg) = parser.next().map_err(|error| error.to_string())? {
+            match arg {
+                Short('h') | Long("help") => return Ok(None),
+                Long("listen") => {
+                    parsed.listen = value(&mut parser, "--listen")?
                         .parse()
                         .map_err(|_| "--listen takes an address like 127.0.0.1:8787")?
                 }
-                "--store" => {
-                    parsed.store = match value("--store")?.as_str() {
+                Long("store") => {
+                    parsed.store = match value(&mut parser, "--store")?.as_str() {
                         "embedded" => Store::Embedded,
                         "aws" => Store::Aws,
                         _ => return Err("--store is embedded or aws".into()),
                     }
                 }
-                "--db" => parsed.db = PathBuf::from(value("--db")?),
-                "--allow-remote" => parsed.allow_remote = true,
-                other => return Err(format!("unknown option {other}")),
+                Long("db") => parsed.db = PathBuf::from(value(&mut parser, "--db")?),
+                Long("allow-remote") => parsed.allow_remote = true,
+                Long(other) => return Err(format!("unknown option --{other}")),
+                Short(other) => return Err(format!("unknown option -{other}")),
+                Value(other) => {
+                    return Err(format!("unexpected argument {}", other.to_string_lossy()));
+                }
             }
         }
         if !parsed.listen.ip().is_loopback() && !parsed.allow_remote {
@@ -73,5 +79,104 @@ impl Args {
             ));
         }
         Ok(Some(parsed))
+    }
+}
+
+/// The value of the option just seen, as `--name VALUE` or `--name=VALUE`.
+fn value(parser: &mut lexopt::Parser, name: &str) -> Result<String, String> {
+    parser
+        .value()
+        .map_err(|_| format!("{name} needs a value"))?
+        .into_string()
+        .map_err(|_| format!("{name} takes text"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Args>, String> {
+        Args::parse(args.iter().map(|arg| arg.to_string()))
+    }
+
+    fn parsed(args: &[&str]) -> Args {
+        parse(args).unwrap().expect("not --help")
+    }
+
+    #[test]
+    fn defaults() {
+        let args = parsed(&[]);
+        assert_eq!(args.listen, "127.0.0.1:8787".parse().unwrap());
+        assert_eq!(args.store, Store::Embedded);
+        assert_eq!(args.db, PathBuf::from("broker-local.db"));
+        assert!(!args.allow_remote);
+    }
+
+    #[test]
+    fn help() {
+        assert!(parse(&["--help"]).unwrap().is_none());
+        assert!(parse(&["-h"]).unwrap().is_none());
+        assert!(parse(&["--store", "aws", "-h"]).unwrap().is_none());
+    }
+
+    #[test]
+    fn listen() {
+        let args = parsed(&["--listen", "127.0.0.1:0"]);
+        assert_eq!(args.listen, "127.0.0.1:0".parse().unwrap());
+        let args = parsed(&["--listen=[::1]:9000"]);
+        assert_eq!(args.listen, "[::1]:9000".parse().unwrap());
+        assert_eq!(
+            parse(&["--listen", "localhost"]).unwrap_err(),
+            "--listen takes an address like 127.0.0.1:8787"
+        );
+    }
+
+    #[test]
+    fn store() {
+        assert_eq!(parsed(&["--store", "aws"]).store, Store::Aws);
+        assert_eq!(parsed(&["--store=embedded"]).store, Store::Embedded);
+        assert_eq!(
+            parse(&["--store", "s3"]).unwrap_err(),
+            "--store is embedded or aws"
+        );
+    }
+
+    #[test]
+    fn db() {
+        assert_eq!(parsed(&["--db", "x.db"]).db, PathBuf::from("x.db"));
+        assert_eq!(parsed(&["--db=/tmp/y.db"]).db, PathBuf::from("/tmp/y.db"));
+    }
+
+    #[test]
+    fn allow_remote() {
+        let args = parsed(&["--allow-remote", "--listen", "0.0.0.0:8787"]);
+        assert!(args.allow_remote);
+        assert_eq!(args.listen, "0.0.0.0:8787".parse().unwrap());
+        assert!(parsed(&["--allow-remote"]).allow_remote);
+    }
+
+    #[test]
+    fn a_missing_value_is_named() {
+        assert_eq!(parse(&["--listen"]).unwrap_err(), "--listen needs a value");
+        assert_eq!(parse(&["--store"]).unwrap_err(), "--store needs a value");
+        assert_eq!(parse(&["--db"]).unwrap_err(), "--db needs a value");
+    }
+
+    #[test]
+    fn unknown_options_and_arguments_are_refused() {
+        assert_eq!(
+            parse(&["--port", "1"]).unwrap_err(),
+            "unknown option --port"
+        );
+        assert_eq!(parse(&["-x"]).unwrap_err(), "unknown option -x");
+        assert_eq!(parse(&["serve"]).unwrap_err(), "unexpected argument serve");
+        assert!(parse(&["--allow-remote=yes"]).is_err());
+    }
+
+    #[test]
+    fn a_non_loopback_address_needs_allow_remote() {
+        let problem = parse(&["--listen", "0.0.0.0:8787"]).unwrap_err();
+        assert!(problem.contains("not a loopback address"), "{problem}");
+        assert!(problem.contains("--allow-remote"), "{problem}");
     }
 }

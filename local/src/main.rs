@@ -8,8 +8,9 @@ use std::process::ExitCode;
 
 use args::{Args, Store, USAGE};
 use broker_shared::config::{self, ConfigError};
+use broker_shared::model::ShoprenterCredentials;
 use broker_shared::secret::ClientSecret;
-use broker_shared::shoprenter::ShoprenterCredentials;
+use broker_shared::storage::Stores;
 use broker_shared::storage::sqlite::SqliteStore;
 use install_callback::InstallConfig;
 use sandbox::Sandbox;
@@ -90,10 +91,9 @@ async fn run(args: Args) -> Result<(), String> {
                 install: install_callback::build(
                     install_config,
                     client_secret,
-                    store.clone(),
-                    store.clone(),
+                    Stores::both(store.clone()),
                 ),
-                vendor: token_vendor::build(vendor_config, app_credentials, store.clone(), store),
+                vendor: token_vendor::build(vendor_config, app_credentials, Stores::both(store)),
                 bearer_token,
             };
             announce(sandbox.as_ref(), &broker_url);
@@ -101,10 +101,14 @@ async fn run(args: Args) -> Result<(), String> {
         }
         Store::Aws => {
             let aws = aws_config::load_from_env().await;
-            println!("store: AWS (table {})", vendor_config.token_table);
+            println!("store: AWS (table {})", vendor_config.stores.token_table);
             let broker = Broker {
-                install: install_callback::build_on_aws(install_config, &aws).await?,
-                vendor: token_vendor::build_on_aws(vendor_config, &aws).await?,
+                install: install_callback::build_on_aws(install_config, &aws)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                vendor: token_vendor::build_on_aws(vendor_config, &aws)
+                    .await
+                    .map_err(|e| e.to_string())?,
                 bearer_token,
             };
             announce(sandbox.as_ref(), &broker_url);

@@ -1,18 +1,17 @@
 //! Hosts the two Lambda handlers behind one HTTP/1 listener, routing like the
 //! API Gateway stack does.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::Router;
+use axum::body::{Body as AxumBody, to_bytes};
+use axum::extract::State;
+use broker_shared::http::HttpError;
 use broker_shared::storage::{InstallationStore, TokenCache};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use install_callback::InstallCallback;
 use lambda_http::Body;
 use lambda_http::http::{Request, Response, StatusCode};
+use subtle::{Choice, ConstantTimeEq};
 use token_vendor::VendHandler;
 use tokio::net::TcpListener;
 
@@ -31,44 +30,35 @@ where
     C2: TokenCache + 'static,
 {
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
-        let broker = Arc::new(self);
-        loop {
-            let (stream, _) = listener.accept().await?;
-            let broker = broker.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let broker = broker.clone();
-                    async move { Ok::<_, Infallible>(broker.route(request).await) }
-                });
-                if let Err(error) = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    tracing::debug!(%error, "connection ended with an error");
-                }
-            });
-        }
+        // One fallback: the routing is the handlers' own, as behind API Gateway.
+        let app = Router::new()
+            .fallback(Self::route)
+            .with_state(Arc::new(self));
+        axum::serve(listener, app).await
     }
 
-    async fn route(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn route(
+        State(broker): State<Arc<Self>>,
+        request: Request<AxumBody>,
+    ) -> Response<AxumBody> {
         let (parts, body) = request.into_parts();
-        let body = match body.collect().await {
-            Ok(collected) => collected.to_bytes(),
+        let body = match to_bytes(body, usize::MAX).await {
+            Ok(bytes) => bytes,
             Err(_) => return plain(StatusCode::BAD_REQUEST),
         };
         let request = Request::from_parts(parts, Body::from(body.to_vec()));
         let response = if request.uri().path().starts_with("/tokens/") {
-            if !self.authorized(&request) {
+            if !broker.authorized(&request) {
                 return plain(StatusCode::UNAUTHORIZED);
             }
-            match self.vendor.handle(request).await {
+            match broker.vendor.handle(request).await {
                 Ok(response) => response,
                 Err(error) => error.to_response().map(Body::from),
             }
         } else {
-            self.install.handle(request).await
+            broker.install.handle(request).await
         };
-        response.map(|body| Full::new(Bytes::from(body.to_vec())))
+        response.map(|body| AxumBody::from(body.to_vec()))
     }
 
     fn authorized(&self, request: &Request<Body>) -> bool {
@@ -81,18 +71,67 @@ where
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .unwrap_or_default();
-        // Length-independent comparison: no early exit on the first mismatch.
-        presented.len() == expected.len()
-            && presented
-                .bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-                == 0
+        bearer_matches(presented, expected)
     }
 }
 
-fn plain(status: StatusCode) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::new()));
+/// Compares a presented bearer token with the expected one without a
+/// data-dependent early exit: every byte position up to the longer of the two
+/// is compared, and the length check is folded into the same result. (The
+/// loop's length can reveal the longer length, never the content.)
+fn bearer_matches(presented: &str, expected: &str) -> bool {
+    let (presented, expected) = (presented.as_bytes(), expected.as_bytes());
+    let mut equal: Choice = (presented.len() as u64).ct_eq(&(expected.len() as u64));
+    for i in 0..presented.len().max(expected.len()) {
+        let a = presented.get(i).copied().unwrap_or(0);
+        let b = expected.get(i).copied().unwrap_or(0);
+        equal &= a.ct_eq(&b);
+    }
+    equal.into()
+}
+
+fn plain(status: StatusCode) -> Response<AxumBody> {
+    let mut response = Response::new(AxumBody::empty());
     *response.status_mut() = status;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_matches;
+
+    const TOKEN: &str = "a-bearer-token-of-at-least-32-characters";
+
+    #[test]
+    fn the_exact_token_is_accepted() {
+        assert!(bearer_matches(TOKEN, TOKEN));
+    }
+
+    #[test]
+    fn a_prefix_is_refused() {
+        assert!(!bearer_matches(&TOKEN[..TOKEN.len() - 1], TOKEN));
+        assert!(!bearer_matches(&TOKEN[..1], TOKEN));
+    }
+
+    #[test]
+    fn a_longer_string_is_refused() {
+        assert!(!bearer_matches(&format!("{TOKEN}x"), TOKEN));
+        // Trailing zero bytes must not pass for the padding.
+        assert!(!bearer_matches(&format!("{TOKEN}\0"), TOKEN));
+    }
+
+    #[test]
+    fn an_empty_string_is_refused() {
+        assert!(!bearer_matches("", TOKEN));
+    }
+
+    #[test]
+    fn a_one_byte_change_is_refused() {
+        for i in 0..TOKEN.len() {
+            let mut changed = TOKEN.as_bytes().to_vec();
+            changed[i] ^= 0x01;
+            let changed = String::from_utf8(changed).unwrap();
+            assert!(!bearer_matches(&changed, TOKEN), "byte {i} changed");
+        }
+    }
 }

@@ -1,4 +1,7 @@
-//! The JSON bodies every HTTP endpoint of the broker answers with.
+//! The one HTTP error contract of every endpoint of the broker, and the JSON
+//! bodies it answers with.
+
+use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
@@ -19,6 +22,52 @@ pub struct ErrorDetail<'a> {
     pub upstream_code: Option<&'a str>,
 }
 
+/// An error a broker endpoint answers with. Implementors say what it is;
+/// how it is rendered (status, JSON body, `Retry-After`) is decided here
+/// once. `Display` is the human message and must never hold a secret.
+pub trait HttpError: std::fmt::Display {
+    /// The stable code callers match on.
+    fn code(&self) -> &'static str;
+
+    fn status(&self) -> StatusCode;
+
+    /// The platform's own error code, when an upstream refused.
+    fn upstream_code(&self) -> Option<&str> {
+        None
+    }
+
+    /// When the caller may try again, for refusals that say so.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Whole seconds, rounded up, so a caller never retries too early.
+    fn retry_after_seconds(&self) -> Option<u64> {
+        self.retry_after()
+            .map(|after| after.as_millis().div_ceil(1000).max(1) as u64)
+    }
+
+    fn to_response(&self) -> Response<String> {
+        let message = self.to_string();
+        let mut response = json_response(
+            self.status(),
+            &ErrorBody {
+                error: ErrorDetail {
+                    code: self.code(),
+                    message: &message,
+                    upstream_code: self.upstream_code(),
+                },
+            },
+        );
+        if let Some(seconds) = self.retry_after_seconds() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<String> {
     let json = serde_json::to_string(body).expect("response bodies always serialize");
     let mut response = Response::new(json);
@@ -30,6 +79,42 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Stri
     response
 }
 
-pub fn error_response(status: StatusCode, error: ErrorDetail<'_>) -> Response<String> {
-    json_response(status, &ErrorBody { error })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("slow down")]
+    struct Throttled(Duration);
+
+    impl HttpError for Throttled {
+        fn code(&self) -> &'static str {
+            "throttled"
+        }
+        fn status(&self) -> StatusCode {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        fn retry_after(&self) -> Option<Duration> {
+            Some(self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_renders_as_json_with_a_rounded_up_retry_after() {
+        let response = Throttled(Duration::from_millis(1_200)).to_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "throttled", "message": "slow down"}})
+        );
+    }
+
+    #[test]
+    fn a_retry_after_under_a_second_is_one_second() {
+        let response = Throttled(Duration::ZERO).to_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
 }

@@ -144,13 +144,13 @@ impl fmt::Display for Platform {
 }
 
 impl FromStr for Platform {
-    type Err = ();
+    type Err = InvalidIdentifier;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "shoptet" => Ok(Platform::Shoptet),
             "shoprenter" => Ok(Platform::Shoprenter),
-            _ => Err(()),
+            _ => Err(InvalidIdentifier::Platform),
         }
     }
 }
@@ -165,10 +165,9 @@ pub enum ShopRef {
 impl ShopRef {
     /// Parses a platform name and a shop id as they come in a request.
     pub fn parse(platform: &str, shop: &str) -> Result<Self, InvalidIdentifier> {
-        match platform.parse() {
-            Ok(Platform::Shoptet) => Ok(ShopRef::Shoptet(shop.parse()?)),
-            Ok(Platform::Shoprenter) => Ok(ShopRef::Shoprenter(shop.parse()?)),
-            Err(()) => Err(InvalidIdentifier::Platform),
+        match platform.parse()? {
+            Platform::Shoptet => Ok(ShopRef::Shoptet(shop.parse()?)),
+            Platform::Shoprenter => Ok(ShopRef::Shoprenter(shop.parse()?)),
         }
     }
 
@@ -215,6 +214,19 @@ mod tests {
         ] {
             assert!(bad.parse::<ShoptetEshopId>().is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn platforms_parse_by_their_lowercase_names_only() {
+        assert_eq!("shoptet".parse(), Ok(Platform::Shoptet));
+        assert_eq!("shoprenter".parse(), Ok(Platform::Shoprenter));
+        for bad in ["", "Shoptet", "shoptet ", "woocommerce"] {
+            assert_eq!(bad.parse::<Platform>(), Err(InvalidIdentifier::Platform));
+        }
+        assert_eq!(
+            ShopRef::parse("nope", "1"),
+            Err(InvalidIdentifier::Platform)
+        );
     }
 
     #[test]

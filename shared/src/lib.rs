@@ -1,10 +1,13 @@
-//! The token broker's shared crate: platform protocol clients, token and
-//! secret types, validated identifiers, upstream HTTP settings.
+//! The token broker's shared crate: platform protocol clients and facts,
+//! the records the broker keeps, secret types, validated identifiers,
+//! upstream HTTP settings, storage ports and adapters, and the one HTTP
+//! error contract.
 
 pub mod config;
 pub mod http;
 pub mod ids;
 pub mod logging;
+pub mod model;
 pub mod secret;
 pub mod shoprenter;
 pub mod shoptet;

@@ -9,8 +9,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::ShoprenterShopName;
+use crate::model::ShoprenterCredentials;
 use crate::secret::{ApiAccessToken, ClientSecret, ExposeSecret};
-use crate::upstream::{self, TransportError, UpstreamResponse, UpstreamUrl, sanitized_code};
+use crate::upstream::{self, InvalidUpstreamUrl, UpstreamFailure, UpstreamResponse, UpstreamUrl};
+
+/// Shoprenter's OAuth server (client-credentials grant).
+pub const DEFAULT_OAUTH_URL: &str = "https://oauth.app.shoprenter.net";
+
+/// Each shop's API, with [`SHOP_PLACEHOLDER`] standing for the shop name.
+pub const DEFAULT_API_URL: &str = "https://{shop}.api2.myshoprenter.hu/api";
+
+/// Where a shop name goes in an API URL template.
+pub const SHOP_PLACEHOLDER: &str = "{shop}";
+
+/// Access tokens live an hour; a caller cannot ask for more life.
+pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// JWT segments are base64url without padding; tolerate padding anyway.
 const JWT_BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -18,14 +31,7 @@ const JWT_BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// An app's (or a shop's custom API client's) credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShoprenterCredentials {
-    pub client_id: String,
-    pub client_secret: ClientSecret,
-}
-
-/// A Shoprenter access token (a JWT) with what its payload says.
+/// A shop's access token (a JWT) with what its payload says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShoprenterToken {
     pub access_token: ApiAccessToken,
@@ -35,21 +41,63 @@ pub struct ShoprenterToken {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidApiUrlTemplate {
+    #[error("must contain {SHOP_PLACEHOLDER} exactly once")]
+    Placeholder,
+    #[error("with a shop name in place of {SHOP_PLACEHOLDER}: {0}")]
+    Url(InvalidUpstreamUrl),
+}
+
+/// The API base URL of every shop: a template whose [`SHOP_PLACEHOLDER`]
+/// becomes the (validated, DNS-label) shop name. Checked once, from
+/// configuration, so that every shop's URL is a valid upstream URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShoprenterApiUrl {
+    template: String,
+}
+
+impl ShoprenterApiUrl {
+    pub fn parse(template: &str) -> Result<Self, InvalidApiUrlTemplate> {
+        let template = template.trim();
+        if template.matches(SHOP_PLACEHOLDER).count() != 1 {
+            return Err(InvalidApiUrlTemplate::Placeholder);
+        }
+        // Shop names are DNS labels: any of them substitutes like this one.
+        UpstreamUrl::parse(&template.replace(SHOP_PLACEHOLDER, "shop"))
+            .map_err(InvalidApiUrlTemplate::Url)?;
+        Ok(Self {
+            template: template.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The API base of `shop`, without a trailing slash.
+    pub fn for_shop(&self, shop: &ShoprenterShopName) -> String {
+        self.template.replace(SHOP_PLACEHOLDER, shop.as_str())
+    }
+}
+
+impl Default for ShoprenterApiUrl {
+    fn default() -> Self {
+        Self::parse(DEFAULT_API_URL).expect("the default template is valid")
+    }
+}
+
+/// Every way a token request can fail: Shoprenter's OAuth errors, then the
+/// failures every platform shares.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShoprenterError {
     #[error("Shoprenter refused the client credentials (invalid_client)")]
     InvalidClient,
     #[error("Shoprenter refused the request as malformed (invalid_request){}", hint_suffix(.hint))]
     InvalidRequest { hint: Option<String> },
-    #[error("Shoprenter rejected the request with {status}: {code}")]
-    Rejected { status: u16, code: String },
-    #[error("Shoprenter is rate limiting the broker")]
-    RateLimited { retry_after: Option<Duration> },
-    #[error("Shoprenter answered with server error {status}")]
-    ServerError { status: u16 },
-    #[error("Shoprenter's answer ({status}) could not be understood")]
-    MalformedResponse { status: u16 },
-    #[error(transparent)]
-    Transport(#[from] TransportError),
+    #[error("Shoprenter {0}")]
+    Upstream(#[from] UpstreamFailure),
+}
+
+impl From<upstream::TransportError> for ShoprenterError {
+    fn from(error: upstream::TransportError) -> Self {
+        Self::Upstream(error.into())
+    }
 }
 
 fn hint_suffix(hint: &Option<String>) -> String {
@@ -59,14 +107,19 @@ fn hint_suffix(hint: &Option<String>) -> String {
 }
 
 impl ShoprenterError {
+    /// Worth trying again later (the same request may succeed).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited { .. }
-                | Self::ServerError { .. }
-                | Self::MalformedResponse { .. }
-                | Self::Transport(_)
-        )
+        matches!(self, Self::Upstream(failure) if failure.is_transient())
+    }
+
+    /// The OAuth error code (or our name for a failure without one); safe
+    /// to show to callers.
+    pub fn upstream_code(&self) -> &str {
+        match self {
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidRequest { .. } => "invalid_request",
+            Self::Upstream(failure) => failure.upstream_code(),
+        }
     }
 }
 
@@ -109,9 +162,7 @@ impl ShoprenterClient {
         if !response.status.is_success() {
             return Err(classify_failure(&response, &credentials.client_secret));
         }
-        let malformed = ShoprenterError::MalformedResponse {
-            status: response.status.as_u16(),
-        };
+        let malformed = ShoprenterError::from(UpstreamFailure::malformed(&response));
         let parsed: TokenResponse =
             serde_json::from_slice(&response.body).map_err(|_| malformed.clone())?;
         let claims = JwtClaims::decode(&parsed.access_token).ok_or_else(|| malformed.clone())?;
@@ -185,17 +236,8 @@ fn classify_failure(response: &UpstreamResponse, sent_secret: &ClientSecret) -> 
                 .filter(|hint| !hint.contains(sent_secret.expose_secret()))
                 .map(sanitized_hint),
         },
-        (StatusCode::TOO_MANY_REQUESTS, _) => ShoprenterError::RateLimited {
-            retry_after: response.retry_after,
-        },
-        (status, _) if status.is_server_error() => ShoprenterError::ServerError {
-            status: status.as_u16(),
-        },
         (StatusCode::UNAUTHORIZED, None) => ShoprenterError::InvalidClient,
-        (status, code) => ShoprenterError::Rejected {
-            status: status.as_u16(),
-            code: code.map_or_else(|| "unrecognised".to_owned(), sanitized_code),
-        },
+        (_, code) => UpstreamFailure::from_status(response, code).into(),
     }
 }
 

@@ -10,18 +10,29 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::ShoptetEshopId;
+use crate::model::ShoptetInstallation;
 use crate::secret::{ApiAccessToken, ClientSecret, ExposeSecret, InstallCode, OAuthAccessToken};
-use crate::upstream::{self, TransportError, UpstreamResponse, UpstreamUrl, sanitized_code};
+use crate::upstream::{self, UpstreamFailure, UpstreamResponse, UpstreamUrl};
 
 /// The header Shoptet's API reads the API access token from.
 pub const API_TOKEN_HEADER: &str = "Shoptet-Access-Token";
+
+/// Base of Shoptet's REST API.
+pub const DEFAULT_API_URL: &str = "https://api.myshoptet.com/api";
+
+/// API access tokens live 30 minutes; a caller cannot ask for more life.
+pub const API_TOKEN_LIFETIME: Duration = Duration::from_secs(1800);
+
+/// At most this many API access tokens may live at once per installation;
+/// `getAccessToken` answers `maximum_tokens_reached` beyond it.
+pub const LIVE_TOKEN_CAP: usize = 5;
 
 /// Where Shoptet's servers are: the partner e-shop's OAuth server and the API.
 #[derive(Debug, Clone)]
 pub struct ShoptetConfig {
     /// The partner e-shop, e.g. `https://12345.myshoptet.com`.
     pub oauth_url: UpstreamUrl,
-    /// Base of the REST API, `https://api.myshoptet.com/api`.
+    /// Base of the REST API, [`DEFAULT_API_URL`].
     pub api_url: UpstreamUrl,
 }
 
@@ -34,16 +45,6 @@ pub struct AddonCredentials {
     pub client_secret: Option<ClientSecret>,
 }
 
-/// What an e-shop's installation of the add-on gives us.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShoptetInstallation {
-    pub oauth_access_token: OAuthAccessToken,
-    pub eshop_id: ShoptetEshopId,
-    pub eshop_url: String,
-    pub contact_email: Option<String>,
-    pub trial: Option<bool>,
-}
-
 /// A freshly minted API access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiTokenGrant {
@@ -53,8 +54,9 @@ pub struct ApiTokenGrant {
     pub expires_at: SystemTime,
 }
 
-/// Every way a Shoptet call can fail. Messages never contain a token, a code
-/// or a secret: upstream texts are dropped, only error codes are kept.
+/// Every way a Shoptet call can fail: Shoptet's own error codes, then the
+/// failures every platform shares. Messages never contain a token, a code or
+/// a secret: upstream texts are dropped, only error codes are kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShoptetError {
     #[error("the API access token has expired (expired-token)")]
@@ -73,16 +75,14 @@ pub enum ShoptetError {
     AddonNotApproved,
     #[error("the installation's OAuth access token is no longer valid (uninstalled)")]
     InstallationRevoked,
-    #[error("Shoptet rejected the request with {status}: {code}")]
-    Rejected { status: u16, code: String },
-    #[error("Shoptet is rate limiting the broker")]
-    RateLimited { retry_after: Option<Duration> },
-    #[error("Shoptet answered with server error {status}")]
-    ServerError { status: u16 },
-    #[error("Shoptet's answer ({status}) could not be understood")]
-    MalformedResponse { status: u16 },
-    #[error(transparent)]
-    Transport(#[from] TransportError),
+    #[error("Shoptet {0}")]
+    Upstream(#[from] UpstreamFailure),
+}
+
+impl From<upstream::TransportError> for ShoptetError {
+    fn from(error: upstream::TransportError) -> Self {
+        Self::Upstream(error.into())
+    }
 }
 
 impl ShoptetError {
@@ -98,24 +98,13 @@ impl ShoptetError {
             Self::AddonNotInstalled => "addon_not_installed",
             Self::AddonNotApproved => "addon_not_approved",
             Self::InstallationRevoked => "installation_revoked",
-            Self::Rejected { code, .. } => code,
-            Self::RateLimited { .. } => "rate_limited",
-            Self::ServerError { .. } => "server_error",
-            Self::MalformedResponse { .. } => "malformed_response",
-            Self::Transport(TransportError::Timeout) => "timeout",
-            Self::Transport(TransportError::Unreachable) => "unreachable",
+            Self::Upstream(failure) => failure.upstream_code(),
         }
     }
 
     /// Worth trying again later (the same request may succeed).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited { .. }
-                | Self::ServerError { .. }
-                | Self::MalformedResponse { .. }
-                | Self::Transport(_)
-        )
+        matches!(self, Self::Upstream(failure) if failure.is_transient())
     }
 }
 
@@ -180,9 +169,7 @@ impl ShoptetClient {
             .join(["action", "ApiOAuthServer", "token"]);
         let response = upstream::send(self.http.post(url).json(&body)).await?;
         let parsed: TokenResponse = parse_success(&response, Call::CodeExchange)?;
-        let malformed = || ShoptetError::MalformedResponse {
-            status: response.status.as_u16(),
-        };
+        let malformed = || ShoptetError::from(UpstreamFailure::malformed(&response));
         // Shoptet documents a number; accept its decimal string form too.
         let eshop_id = match &parsed.eshop_id {
             Value::Number(n) => n.as_u64().and_then(|id| ShoptetEshopId::new(id).ok()),
@@ -226,9 +213,7 @@ impl ShoptetClient {
         let response = upstream::send(request).await?;
         let parsed: AccessTokenResponse = parse_success(&response, Call::GetAccessToken)?;
         if parsed.access_token.is_empty() || parsed.expires_in == 0 {
-            return Err(ShoptetError::MalformedResponse {
-                status: response.status.as_u16(),
-            });
+            return Err(UpstreamFailure::malformed(&response).into());
         }
         Ok(ApiTokenGrant {
             access_token: parsed.access_token,
@@ -265,9 +250,7 @@ fn parse_success<T: for<'de> Deserialize<'de>>(
         return Err(classify_failure(response, call));
     }
     // serde's message may quote the offending value: drop it.
-    serde_json::from_slice(&response.body).map_err(|_| ShoptetError::MalformedResponse {
-        status: response.status.as_u16(),
-    })
+    serde_json::from_slice(&response.body).map_err(|_| UpstreamFailure::malformed(response).into())
 }
 
 /// Maps every documented error shape (OAuth `{"error": …}` and the API's
@@ -300,22 +283,9 @@ fn classify_failure(response: &UpstreamResponse, call: Call) -> ShoptetError {
         _ if describes_not_approved => return ShoptetError::AddonNotApproved,
         _ => {}
     }
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        return ShoptetError::RateLimited {
-            retry_after: response.retry_after,
-        };
-    }
     // A 401 from getAccessToken means the OAuth access token itself is dead.
     if call == Call::GetAccessToken && status == StatusCode::UNAUTHORIZED {
         return ShoptetError::InstallationRevoked;
     }
-    if status.is_server_error() {
-        return ShoptetError::ServerError {
-            status: status.as_u16(),
-        };
-    }
-    ShoptetError::Rejected {
-        status: status.as_u16(),
-        code: code.map_or_else(|| "unrecognised".to_owned(), sanitized_code),
-    }
+    UpstreamFailure::from_status(response, code).into()
 }

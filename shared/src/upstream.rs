@@ -105,10 +105,74 @@ impl HttpSettings {
 /// message from the HTTP stack, so it cannot leak what was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
-    #[error("the upstream did not answer in time")]
+    #[error("did not answer in time")]
     Timeout,
-    #[error("the upstream could not be reached or closed the connection")]
+    #[error("could not be reached or closed the connection")]
     Unreachable,
+}
+
+/// The ways any platform's HTTP call fails that are not specific to the
+/// platform's protocol. Each platform's error wraps it; messages read after
+/// the platform's name ("Shoptet is rate limiting the broker") and never
+/// hold a token, a code or a secret: only error codes are kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamFailure {
+    #[error("rejected the request with {status}: {code}")]
+    Rejected { status: u16, code: String },
+    #[error("is rate limiting the broker")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("answered with server error {status}")]
+    ServerError { status: u16 },
+    #[error("gave an answer ({status}) that could not be understood")]
+    MalformedResponse { status: u16 },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+impl UpstreamFailure {
+    /// Worth trying again later (the same request may succeed).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, Self::Rejected { .. })
+    }
+
+    /// The platform's error code, or our name for a failure without one;
+    /// safe to show to callers.
+    pub fn upstream_code(&self) -> &str {
+        match self {
+            Self::Rejected { code, .. } => code,
+            Self::RateLimited { .. } => "rate_limited",
+            Self::ServerError { .. } => "server_error",
+            Self::MalformedResponse { .. } => "malformed_response",
+            Self::Transport(TransportError::Timeout) => "timeout",
+            Self::Transport(TransportError::Unreachable) => "unreachable",
+        }
+    }
+
+    /// The failure every platform shares for a status without a
+    /// protocol-specific meaning: 429, 5xx, or a rejection with `code`.
+    pub(crate) fn from_status(response: &UpstreamResponse, code: Option<&str>) -> Self {
+        let status = response.status;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Self::RateLimited {
+                retry_after: response.retry_after,
+            };
+        }
+        if status.is_server_error() {
+            return Self::ServerError {
+                status: status.as_u16(),
+            };
+        }
+        Self::Rejected {
+            status: status.as_u16(),
+            code: code.map_or_else(|| "unrecognised".to_owned(), sanitized_code),
+        }
+    }
+
+    pub(crate) fn malformed(response: &UpstreamResponse) -> Self {
+        Self::MalformedResponse {
+            status: response.status.as_u16(),
+        }
+    }
 }
 
 impl From<reqwest::Error> for TransportError {

@@ -8,11 +8,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use broker_shared::ids::ShoprenterShopName;
+use broker_shared::model::ShoprenterCredentials;
 use broker_shared::secret::{ApiAccessToken, ClientSecret, ExposeSecret};
-use broker_shared::shoprenter::{
-    JwtClaims, ShoprenterClient, ShoprenterCredentials, ShoprenterError,
-};
-use broker_shared::upstream::TransportError;
+use broker_shared::shoprenter::{JwtClaims, ShoprenterClient, ShoprenterError};
+use broker_shared::upstream::{TransportError, UpstreamFailure};
 use platform_double::{DoubleConfig, Endpoint, Fault, PlatformDouble};
 
 use common::{assert_about_from_now, http_client, impatient_http_client, upstream};
@@ -147,9 +146,9 @@ async fn rate_limiting_is_reported_with_its_retry_after() {
 
     assert_eq!(
         error,
-        ShoprenterError::RateLimited {
+        ShoprenterError::Upstream(UpstreamFailure::RateLimited {
             retry_after: Some(Duration::from_secs(7))
-        }
+        })
     );
     assert!(error.is_transient());
     assert_leaks_nothing(&error);
@@ -166,7 +165,10 @@ async fn a_server_error_is_reported_as_transient() {
         .await
         .unwrap_err();
 
-    assert_eq!(error, ShoprenterError::ServerError { status: 502 });
+    assert_eq!(
+        error,
+        ShoprenterError::Upstream(UpstreamFailure::ServerError { status: 502 })
+    );
     assert!(error.is_transient());
     assert_leaks_nothing(&error);
 }
@@ -182,7 +184,10 @@ async fn a_slow_oauth_server_is_a_transport_timeout() {
         .await
         .unwrap_err();
 
-    assert_eq!(error, ShoprenterError::Transport(TransportError::Timeout));
+    assert_eq!(
+        error,
+        ShoprenterError::Upstream(UpstreamFailure::Transport(TransportError::Timeout))
+    );
     assert!(error.is_transient());
     assert_leaks_nothing(&error);
 }
@@ -200,7 +205,7 @@ async fn a_dropped_connection_is_a_transport_unreachable() {
 
     assert_eq!(
         error,
-        ShoprenterError::Transport(TransportError::Unreachable)
+        ShoprenterError::Upstream(UpstreamFailure::Transport(TransportError::Unreachable))
     );
     assert_leaks_nothing(&error);
 }
@@ -216,7 +221,10 @@ async fn a_truncated_json_answer_is_a_malformed_response() {
         .await
         .unwrap_err();
 
-    assert_eq!(error, ShoprenterError::MalformedResponse { status: 200 });
+    assert_eq!(
+        error,
+        ShoprenterError::Upstream(UpstreamFailure::MalformedResponse { status: 200 })
+    );
     assert!(error.is_transient());
     assert_leaks_nothing(&error);
 }
@@ -234,10 +242,10 @@ async fn an_unknown_status_without_an_error_code_is_a_generic_rejection() {
 
     assert_eq!(
         error,
-        ShoprenterError::Rejected {
+        ShoprenterError::Upstream(UpstreamFailure::Rejected {
             status: 418,
             code: "unrecognised".to_owned()
-        }
+        })
     );
     assert_leaks_nothing(&error);
 }

@@ -6,13 +6,12 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
+use broker_shared::model::ShoptetInstallation;
 use broker_shared::secret::{
     ApiAccessToken, ClientSecret, ExposeSecret, InstallCode, OAuthAccessToken,
 };
-use broker_shared::shoptet::{
-    AddonCredentials, ShoptetClient, ShoptetConfig, ShoptetError, ShoptetInstallation,
-};
-use broker_shared::upstream::TransportError;
+use broker_shared::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig, ShoptetError};
+use broker_shared::upstream::{TransportError, UpstreamFailure};
 use platform_double::{DoubleConfig, Endpoint, Fault, InstallationState, PlatformDouble};
 
 use common::{assert_about_from_now, http_client, impatient_http_client, upstream};
@@ -155,10 +154,10 @@ async fn a_used_code_is_rejected_with_invalid_grant() {
 
     assert_eq!(
         error,
-        ShoptetError::Rejected {
+        ShoptetError::Upstream(UpstreamFailure::Rejected {
             status: 400,
             code: "invalid_grant".to_owned()
-        }
+        })
     );
     assert!(!error.is_transient());
     fx.assert_leaks_nothing(&error);
@@ -177,10 +176,10 @@ async fn a_wrong_client_secret_is_rejected_with_invalid_client() {
 
     assert_eq!(
         error,
-        ShoptetError::Rejected {
+        ShoptetError::Upstream(UpstreamFailure::Rejected {
             status: 401,
             code: "invalid_client".to_owned()
-        }
+        })
     );
     assert_eq!(fx.double.oauth_access_token(ESHOP), None);
     fx.assert_leaks_nothing(&error);
@@ -199,7 +198,10 @@ async fn a_truncated_json_answer_is_a_malformed_response() {
         .await
         .unwrap_err();
 
-    assert_eq!(error, ShoptetError::MalformedResponse { status: 200 });
+    assert_eq!(
+        error,
+        ShoptetError::Upstream(UpstreamFailure::MalformedResponse { status: 200 })
+    );
     assert!(error.is_transient());
     fx.assert_leaks_nothing(&error);
 }
@@ -216,7 +218,10 @@ async fn a_slow_oauth_server_is_a_transport_timeout() {
         .await
         .unwrap_err();
 
-    assert_eq!(error, ShoptetError::Transport(TransportError::Timeout));
+    assert_eq!(
+        error,
+        ShoptetError::Upstream(UpstreamFailure::Transport(TransportError::Timeout))
+    );
     assert!(error.is_transient());
     fx.assert_leaks_nothing(&error);
 }
@@ -240,10 +245,10 @@ async fn an_unknown_status_without_an_error_code_is_a_generic_rejection() {
 
     assert_eq!(
         error,
-        ShoptetError::Rejected {
+        ShoptetError::Upstream(UpstreamFailure::Rejected {
             status: 418,
             code: "unrecognised".to_owned()
-        }
+        })
     );
     assert!(!error.is_transient());
     fx.assert_leaks_nothing(&error);
@@ -356,9 +361,9 @@ async fn rate_limiting_is_reported_with_its_retry_after() {
 
     assert_eq!(
         error,
-        ShoptetError::RateLimited {
+        ShoptetError::Upstream(UpstreamFailure::RateLimited {
             retry_after: Some(Duration::from_secs(7))
-        }
+        })
     );
     assert!(error.is_transient());
     fx.assert_leaks_nothing(&error);
@@ -376,7 +381,10 @@ async fn a_server_error_is_reported_as_transient() {
 
     let error = fx.mint(&installation.oauth_access_token).await.unwrap_err();
 
-    assert_eq!(error, ShoptetError::ServerError { status: 503 });
+    assert_eq!(
+        error,
+        ShoptetError::Upstream(UpstreamFailure::ServerError { status: 503 })
+    );
     assert!(error.is_transient());
     // No silent retry: each getAccessToken call may create a live token.
     assert_eq!(
@@ -395,7 +403,10 @@ async fn a_dropped_connection_is_a_transport_unreachable() {
 
     let error = fx.mint(&installation.oauth_access_token).await.unwrap_err();
 
-    assert_eq!(error, ShoptetError::Transport(TransportError::Unreachable));
+    assert_eq!(
+        error,
+        ShoptetError::Upstream(UpstreamFailure::Transport(TransportError::Unreachable))
+    );
     assert!(error.is_transient());
     assert_eq!(
         fx.double.calls(Endpoint::ShoptetGetAccessToken, "222651"),

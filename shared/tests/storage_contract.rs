@@ -11,13 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker_shared::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
-use broker_shared::secret::{ApiAccessToken, ClientSecret, OAuthAccessToken};
-use broker_shared::shoprenter::ShoprenterCredentials;
-use broker_shared::shoptet::ShoptetInstallation;
-use broker_shared::storage::{
-    CacheEntry, CachedToken, InstallationStore, Lease, LeaseAttempt, SaveOutcome,
-    ShoptetInstallationRecord, TokenCache,
+use broker_shared::model::{
+    CacheEntry, CachedToken, Lease, ShoprenterCredentials, ShoptetInstallation,
+    ShoptetInstallationRecord,
 };
+use broker_shared::secret::{ApiAccessToken, ClientSecret, OAuthAccessToken};
+use broker_shared::storage::{InstallationStore, LeaseAttempt, SaveOutcome, TokenCache};
 use tokio::sync::Barrier;
 
 /// A fresh, isolated store of one adapter.
@@ -62,8 +61,10 @@ mod memory_harness {
         }
 
         async fn another_cache(&self) -> Arc<Self::Cache> {
-            // One process memory: every "instance" shares the one map.
-            Arc::clone(&self.cache)
+            // A handle of its own (not the same `Arc`), as another instance
+            // would open: it sees the first one's writes only if the
+            // adapter really shares them.
+            Arc::new(MemoryTokenCache::clone(&self.cache))
         }
     }
 }
@@ -1113,4 +1114,23 @@ mod sqlite_file {
         }
         assert_eq!(acquired, 1);
     }
+}
+
+// ---------------------------------------------------------------------------
+// What makes `instances_share_one_cache` meaningful for the memory adapter
+
+#[tokio::test]
+async fn memory_caches_created_apart_share_nothing() {
+    use broker_shared::storage::memory::MemoryTokenCache;
+    let (one, other) = (MemoryTokenCache::default(), MemoryTokenCache::default());
+    let now = now();
+    acquire(&one, &shop(), "a", now, now + Duration::from_secs(30)).await;
+    assert_eq!(other.load(&shop()).await, Ok(None));
+    assert_eq!(
+        other
+            .try_lease(&shop(), "b", now, now + Duration::from_secs(30))
+            .await
+            .map(|attempt| matches!(attempt, LeaseAttempt::Acquired(_))),
+        Ok(true)
+    );
 }

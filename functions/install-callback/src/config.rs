@@ -3,16 +3,17 @@
 use std::time::Duration;
 
 use broker_shared::config::{self, ConfigError, Env};
-use broker_shared::storage::{DEFAULT_SECRET_PREFIX, SecretNames};
+use broker_shared::shoptet::ShoptetConfig;
+use broker_shared::storage::AwsStoreNames;
 use broker_shared::upstream::{HttpSettings, UpstreamUrl};
 
-pub const DEFAULT_SHOPTET_API_URL: &str = "https://api.myshoptet.com/api";
-pub const DEFAULT_SHOPRENTER_OAUTH_URL: &str = "https://oauth.app.shoprenter.net";
+/// Shoptet gives up on an install callback after 5 s.
+const SHOPTET_INSTALL_LIMIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct InstallConfig {
-    pub shoptet_oauth_url: UpstreamUrl,
-    pub shoptet_api_url: UpstreamUrl,
+    /// The partner e-shop's OAuth server (required) and the API.
+    pub shoptet: ShoptetConfig,
     pub shoptet_client_id: String,
     /// Name or ARN of the secret holding the add-on's client secret, if it has one.
     pub shoptet_client_secret_id: Option<String>,
@@ -20,44 +21,35 @@ pub struct InstallConfig {
     /// request arrived at (API Gateway's own host), which is what Shoptet called.
     pub shoptet_redirect_uri: Option<String>,
     pub shoprenter_oauth_url: UpstreamUrl,
-    pub secret_names: SecretNames,
-    pub token_table: String,
+    pub stores: AwsStoreNames,
     pub http: HttpSettings,
-    /// The whole install request must answer before Shoptet gives up (5 s).
+    /// The whole install request must answer before Shoptet gives up.
     pub install_deadline: Duration,
 }
 
 impl InstallConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let secret_prefix = config::optional(env, "SECRET_PREFIX")
-            .unwrap_or_else(|| DEFAULT_SECRET_PREFIX.to_owned());
         let http = config::http_settings(env)?;
         let install_deadline =
             config::millis(env, "INSTALL_DEADLINE_MS", Duration::from_millis(4_000))?;
-        if install_deadline >= Duration::from_secs(5) || install_deadline <= http.request_timeout {
+        if install_deadline >= SHOPTET_INSTALL_LIMIT || install_deadline <= http.request_timeout {
             return Err(ConfigError::new(
                 "INSTALL_DEADLINE_MS",
                 "must be under 5000 (Shoptet's limit) and above UPSTREAM_TIMEOUT_MS",
             ));
         }
+        let oauth_url = config::shoptet_oauth_url(env)?
+            .ok_or_else(|| ConfigError::new("SHOPTET_OAUTH_URL", "is required but not set"))?;
         Ok(Self {
-            shoptet_oauth_url: config::upstream_url(env, "SHOPTET_OAUTH_URL", None)?,
-            shoptet_api_url: config::upstream_url(
-                env,
-                "SHOPTET_API_URL",
-                Some(DEFAULT_SHOPTET_API_URL),
-            )?,
+            shoptet: ShoptetConfig {
+                oauth_url,
+                api_url: config::shoptet_api_url(env)?,
+            },
             shoptet_client_id: config::required(env, "SHOPTET_CLIENT_ID")?,
             shoptet_client_secret_id: config::optional(env, "SHOPTET_CLIENT_SECRET_ID"),
             shoptet_redirect_uri: config::optional(env, "SHOPTET_REDIRECT_URI"),
-            shoprenter_oauth_url: config::upstream_url(
-                env,
-                "SHOPRENTER_OAUTH_URL",
-                Some(DEFAULT_SHOPRENTER_OAUTH_URL),
-            )?,
-            secret_names: SecretNames::new(&secret_prefix)
-                .map_err(|problem| ConfigError::new("SECRET_PREFIX", problem))?,
-            token_table: config::required(env, "TOKEN_TABLE")?,
+            shoprenter_oauth_url: config::shoprenter_oauth_url(env)?,
+            stores: config::aws_store_names(env)?,
             http,
             install_deadline,
         })
@@ -87,7 +79,7 @@ mod tests {
     #[test]
     fn the_minimal_configuration_loads_with_documented_defaults() {
         let config = load(&MINIMAL).unwrap();
-        assert_eq!(config.secret_names.prefix(), "shop-token-broker/");
+        assert_eq!(config.stores.secrets.prefix(), "shop-token-broker/");
         assert_eq!(config.install_deadline, Duration::from_millis(4000));
         assert_eq!(config.shoptet_redirect_uri, None);
     }

@@ -1,9 +1,10 @@
-//! The install callback's errors, mapped once to HTTP.
+//! The install callback's errors; rendered by the shared HTTP error contract.
 
-use broker_shared::http::{ErrorDetail, error_response};
+use broker_shared::http::HttpError;
 use broker_shared::shoprenter::ShoprenterError;
 use broker_shared::shoptet::ShoptetError;
-use lambda_http::http::{Response, StatusCode};
+use broker_shared::storage::{self, StoreError};
+use lambda_http::http::StatusCode;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InstallError {
@@ -23,8 +24,8 @@ pub enum InstallError {
     InvalidCredentials,
 }
 
-impl InstallError {
-    pub fn status(&self) -> StatusCode {
+impl HttpError for InstallError {
+    fn status(&self) -> StatusCode {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -35,8 +36,7 @@ impl InstallError {
         }
     }
 
-    /// The stable code callers match on.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -48,20 +48,18 @@ impl InstallError {
         }
     }
 
-    pub fn to_response(&self) -> Response<String> {
-        let message = self.to_string();
-        let upstream_code = match self {
-            Self::UpstreamRejected { upstream_code } => Some(upstream_code.as_str()),
+    fn upstream_code(&self) -> Option<&str> {
+        match self {
+            Self::UpstreamRejected { upstream_code } => Some(upstream_code),
             _ => None,
-        };
-        error_response(
-            self.status(),
-            ErrorDetail {
-                code: self.code(),
-                message: &message,
-                upstream_code,
-            },
-        )
+        }
+    }
+}
+
+impl From<StoreError> for InstallError {
+    fn from(error: StoreError) -> Self {
+        storage::log_failure(&error);
+        Self::StoreUnavailable
     }
 }
 
@@ -79,11 +77,10 @@ impl From<ShoptetError> for InstallError {
 
 impl From<ShoprenterError> for InstallError {
     fn from(error: ShoprenterError) -> Self {
-        match error {
-            ShoprenterError::InvalidClient
-            | ShoprenterError::InvalidRequest { .. }
-            | ShoprenterError::Rejected { .. } => Self::InvalidCredentials,
-            _ => Self::UpstreamUnavailable,
+        if error.is_transient() {
+            Self::UpstreamUnavailable
+        } else {
+            Self::InvalidCredentials
         }
     }
 }

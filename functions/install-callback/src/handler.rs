@@ -4,18 +4,16 @@
 
 use std::time::{Duration, SystemTime};
 
-use broker_shared::http::json_response;
-use broker_shared::ids::{ShopRef, ShoprenterShopName};
+use broker_shared::http::{HttpError, json_response};
+use broker_shared::ids::{Platform, ShopRef, ShoprenterShopName};
+use broker_shared::model::{ShoprenterCredentials, ShoptetInstallationRecord};
 use broker_shared::secret::{ClientSecret, ExposeSecret, InstallCode};
-use broker_shared::shoprenter::{ShoprenterClient, ShoprenterCredentials};
+use broker_shared::shoprenter::ShoprenterClient;
 use broker_shared::shoptet::{AddonCredentials, ShoptetClient};
-use broker_shared::storage::{
-    InstallationStore, SaveOutcome, ShoptetInstallationRecord, TokenCache,
-};
+use broker_shared::storage::{InstallationStore, SaveOutcome, Stores, TokenCache};
 use lambda_http::http::{Method, Response, StatusCode};
 use lambda_http::{Body, Request};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, timeout_at};
 
 use crate::error::InstallError;
@@ -29,14 +27,35 @@ pub struct InstallCallback<S, C> {
     /// `None`: derived from the request (see `InstallConfig`).
     pub redirect_uri: Option<String>,
     pub shoprenter: ShoprenterClient,
-    pub installations: S,
-    pub tokens: C,
+    pub stores: Stores<S, C>,
     pub deadline: Duration,
 }
 
 enum Route<'a> {
     ShoptetInstall,
     ShoprenterCredentials(&'a str),
+}
+
+/// What a successful install or credentials call answers.
+#[derive(Debug, Serialize)]
+pub struct Stored {
+    /// `installed` or `stored`.
+    pub status: &'static str,
+    pub platform: Platform,
+    pub shop: String,
+}
+
+impl Stored {
+    fn response(status_code: StatusCode, status: &'static str, shop: &ShopRef) -> Response<String> {
+        json_response(
+            status_code,
+            &Self {
+                status,
+                platform: shop.platform(),
+                shop: shop.id(),
+            },
+        )
+    }
 }
 
 impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
@@ -86,13 +105,12 @@ impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
             installation,
             installed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         };
-        let saved = timeout_at(deadline, self.installations.save_shoptet_installation(&record))
-            .await
-            .map_err(|_| InstallError::StoreUnavailable)?
-            .map_err(|error| {
-                tracing::error!(platform = "shoptet", shop = %eshop_id, %error, "saving the installation failed");
-                InstallError::StoreUnavailable
-            })?;
+        let saved = timeout_at(
+            deadline,
+            self.stores.installations.save_shoptet_installation(&record),
+        )
+        .await
+        .map_err(|_| InstallError::StoreUnavailable)??;
         // The new OAuth access token replaces the old one, and API tokens
         // minted with the old one must not be served again.
         let shop = ShopRef::Shoptet(eshop_id);
@@ -105,10 +123,7 @@ impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
             duration_ms = started.elapsed().as_millis() as u64,
             "installation stored"
         );
-        Ok(json_response(
-            StatusCode::OK,
-            &json!({"status": "installed", "platform": "shoptet", "shop": shop.id()}),
-        ))
+        Ok(Stored::response(StatusCode::OK, "installed", &shop))
     }
 
     async fn save_shoprenter_credentials(
@@ -116,62 +131,27 @@ impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
         shop: &str,
         body: &[u8],
     ) -> Result<Response<String>, InstallError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct CredentialsBody {
-            client_id: String,
-            client_secret: ClientSecret,
-        }
-
         let shop: ShoprenterShopName = shop.parse().map_err(|_| {
             InstallError::InvalidRequest("the shop name is not a valid Shoprenter shop name")
         })?;
-        // serde's message could quote the secret: replace it with our own.
-        let body: CredentialsBody = serde_json::from_slice(body).map_err(|_| {
-            InstallError::InvalidRequest(
-                "the body must be JSON {\"client_id\": \"…\", \"client_secret\": \"…\"}",
-            )
-        })?;
-        let printable = |s: &str, max: usize| {
-            (1..=max).contains(&s.len()) && s.chars().all(|c| c.is_ascii_graphic())
-        };
-        if !printable(&body.client_id, 256) {
-            return Err(InstallError::InvalidRequest(
-                "client_id must be 1-256 printable ASCII characters",
-            ));
-        }
-        if !printable(body.client_secret.expose_secret(), 1024) {
-            return Err(InstallError::InvalidRequest(
-                "client_secret must be 1-1024 printable ASCII characters",
-            ));
-        }
-        let credentials = ShoprenterCredentials {
-            client_id: body.client_id,
-            client_secret: body.client_secret,
-        };
+        let credentials = credentials_body(body)?;
         // Proof that the credentials work: Shoprenter grants a token with them.
         self.shoprenter.request_token(&shop, &credentials).await?;
-        self.installations
+        self.stores
+            .installations
             .save_shoprenter_credentials(&shop, &credentials)
-            .await
-            .map_err(|error| {
-                tracing::error!(platform = "shoprenter", shop = %shop, %error, "saving credentials failed");
-                InstallError::StoreUnavailable
-            })?;
+            .await?;
         let shop = ShopRef::Shoprenter(shop);
         self.forget_cached_token(&shop, Instant::now() + Duration::from_secs(2))
             .await;
         tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = "credentials_stored", "credentials stored");
-        Ok(json_response(
-            StatusCode::CREATED,
-            &json!({"status": "stored", "platform": "shoprenter", "shop": shop.id()}),
-        ))
+        Ok(Stored::response(StatusCode::CREATED, "stored", &shop))
     }
 
     /// Best effort: the secret is already stored, so the install succeeds
     /// either way. A stale cached token is replaced when a caller reports it.
     async fn forget_cached_token(&self, shop: &ShopRef, deadline: Instant) {
-        match timeout_at(deadline, self.tokens.forget(shop)).await {
+        match timeout_at(deadline, self.stores.tokens.forget(shop)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 tracing::warn!(platform = %shop.platform(), shop = %shop.id(), %error, "could not drop the cached API token")
@@ -211,6 +191,40 @@ fn arrival_url(request: &Request) -> Result<String, InstallError> {
             "no usable Host header to derive the redirect URI from (set SHOPTET_REDIRECT_URI)",
         ))?;
     Ok(format!("https://{host}{}", request.uri().path()))
+}
+
+/// `{"client_id": "…", "client_secret": "…"}`, both printable ASCII.
+fn credentials_body(body: &[u8]) -> Result<ShoprenterCredentials, InstallError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CredentialsBody {
+        client_id: String,
+        client_secret: ClientSecret,
+    }
+
+    // serde's message could quote the secret: replace it with our own.
+    let body: CredentialsBody = serde_json::from_slice(body).map_err(|_| {
+        InstallError::InvalidRequest(
+            "the body must be JSON {\"client_id\": \"…\", \"client_secret\": \"…\"}",
+        )
+    })?;
+    let printable = |s: &str, max: usize| {
+        (1..=max).contains(&s.len()) && s.chars().all(|c| c.is_ascii_graphic())
+    };
+    if !printable(&body.client_id, 256) {
+        return Err(InstallError::InvalidRequest(
+            "client_id must be 1-256 printable ASCII characters",
+        ));
+    }
+    if !printable(body.client_secret.expose_secret(), 1024) {
+        return Err(InstallError::InvalidRequest(
+            "client_secret must be 1-1024 printable ASCII characters",
+        ));
+    }
+    Ok(ShoprenterCredentials {
+        client_id: body.client_id,
+        client_secret: body.client_secret,
+    })
 }
 
 /// The one `code` query parameter, checked before anything goes upstream.

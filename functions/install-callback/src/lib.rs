@@ -6,16 +6,17 @@ pub mod error;
 pub mod handler;
 
 use aws_config::SdkConfig;
+use broker_shared::config::ConfigError;
 use broker_shared::secret::ClientSecret;
 use broker_shared::shoprenter::ShoprenterClient;
-use broker_shared::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
+use broker_shared::shoptet::{AddonCredentials, ShoptetClient};
 use broker_shared::storage::dynamodb::DynamoTokenCache;
 use broker_shared::storage::secrets_manager::{SecretsManagerStore, read_client_secret};
-use broker_shared::storage::{InstallationStore, TokenCache};
+use broker_shared::storage::{InstallationStore, Stores, TokenCache};
 
 pub use config::InstallConfig;
 pub use error::InstallError;
-pub use handler::InstallCallback;
+pub use handler::{InstallCallback, Stored};
 
 pub type AwsInstallCallback = InstallCallback<SecretsManagerStore, DynamoTokenCache>;
 
@@ -24,26 +25,18 @@ pub type AwsInstallCallback = InstallCallback<SecretsManagerStore, DynamoTokenCa
 pub fn build<S: InstallationStore, C: TokenCache>(
     config: InstallConfig,
     client_secret: Option<ClientSecret>,
-    installations: S,
-    tokens: C,
+    stores: Stores<S, C>,
 ) -> InstallCallback<S, C> {
     let http = config.http.build_client();
     InstallCallback {
-        shoptet: ShoptetClient::new(
-            http.clone(),
-            ShoptetConfig {
-                oauth_url: config.shoptet_oauth_url,
-                api_url: config.shoptet_api_url,
-            },
-        ),
+        shoptet: ShoptetClient::new(http.clone(), config.shoptet),
         addon: AddonCredentials {
             client_id: config.shoptet_client_id,
             client_secret,
         },
         redirect_uri: config.shoptet_redirect_uri,
         shoprenter: ShoprenterClient::new(http, config.shoprenter_oauth_url),
-        installations,
-        tokens,
+        stores,
         deadline: config.install_deadline,
     }
 }
@@ -53,20 +46,15 @@ pub fn build<S: InstallationStore, C: TokenCache>(
 pub async fn build_on_aws(
     config: InstallConfig,
     aws: &SdkConfig,
-) -> Result<AwsInstallCallback, String> {
-    let secrets = aws_sdk_secretsmanager::Client::new(aws);
+) -> Result<AwsInstallCallback, ConfigError> {
     let client_secret = match &config.shoptet_client_secret_id {
         Some(id) => Some(
-            read_client_secret(&secrets, id)
+            read_client_secret(&aws_sdk_secretsmanager::Client::new(aws), id)
                 .await
-                .map_err(|error| format!("SHOPTET_CLIENT_SECRET_ID: {error}"))?,
+                .map_err(|error| ConfigError::new("SHOPTET_CLIENT_SECRET_ID", error.to_string()))?,
         ),
         None => None,
     };
-    let installations = SecretsManagerStore::new(secrets, config.secret_names.clone());
-    let tokens = DynamoTokenCache::new(
-        aws_sdk_dynamodb::Client::new(aws),
-        config.token_table.clone(),
-    );
-    Ok(build(config, client_secret, installations, tokens))
+    let stores = config.stores.open(aws);
+    Ok(build(config, client_secret, stores))
 }

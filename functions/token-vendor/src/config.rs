@@ -1,19 +1,17 @@
 //! The token vendor's configuration, read once per cold start.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use broker_shared::config::{self, ConfigError, Env};
-use broker_shared::storage::{DEFAULT_SECRET_PREFIX, SecretNames};
+use broker_shared::shoprenter::ShoprenterApiUrl;
+use broker_shared::shoptet;
+use broker_shared::storage::AwsStoreNames;
 use broker_shared::upstream::{HttpSettings, UpstreamUrl};
 
-pub const DEFAULT_SHOPTET_API_URL: &str = "https://api.myshoptet.com/api";
-pub const DEFAULT_SHOPRENTER_OAUTH_URL: &str = "https://oauth.app.shoprenter.net";
-pub const DEFAULT_SHOPRENTER_API_URL: &str = "https://{shop}.api2.myshoprenter.hu/api";
-
-/// Documented lifetimes: Shoptet API access tokens live 1800 s, Shoprenter
-/// tokens 3600 s. A caller cannot ask for more remaining life than that.
-pub const SHOPTET_TOKEN_LIFETIME: Duration = Duration::from_secs(1800);
-pub const SHOPRENTER_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// How many shops an instance keeps tokens and OAuth tokens for, least
+/// recently used evicted first: a few MB however many shops it serves.
+pub const REMEMBERED_SHOPS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
 
 #[derive(Debug, Clone)]
 pub struct VendorConfig {
@@ -21,14 +19,14 @@ pub struct VendorConfig {
     pub shoptet_oauth_url: Option<UpstreamUrl>,
     pub shoptet_api_url: UpstreamUrl,
     pub shoprenter_oauth_url: UpstreamUrl,
-    /// `{shop}` is replaced by the (validated) shop name.
-    pub shoprenter_api_url: String,
+    pub shoprenter_api_url: ShoprenterApiUrl,
     pub shoprenter_client_id: Option<String>,
     pub shoprenter_client_secret_id: Option<String>,
-    pub secret_names: SecretNames,
-    pub token_table: String,
+    pub stores: AwsStoreNames,
     pub http: HttpSettings,
     pub timing: VendTiming,
+    /// Not read from the environment; [`REMEMBERED_SHOPS`].
+    pub remembered_shops: NonZeroUsize,
 }
 
 /// How long tokens are kept before refresh, and how refreshes are coordinated.
@@ -55,21 +53,33 @@ impl Default for VendTiming {
 impl VendorConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let http = config::http_settings(env)?;
-        let defaults = VendTiming::default();
-        let timing = VendTiming {
-            refresh_margin: Duration::from_secs(config::parsed(
-                env,
-                "REFRESH_MARGIN_SECONDS",
-                defaults.refresh_margin.as_secs(),
-            )?),
-            lease: Duration::from_secs(config::parsed(
-                env,
-                "LEASE_SECONDS",
-                defaults.lease.as_secs(),
-            )?),
+        Ok(Self {
+            shoptet_oauth_url: config::shoptet_oauth_url(env)?,
+            shoptet_api_url: config::shoptet_api_url(env)?,
+            shoprenter_oauth_url: config::shoprenter_oauth_url(env)?,
+            shoprenter_api_url: config::shoprenter_api_url(env)?,
+            shoprenter_client_id: config::optional(env, "SHOPRENTER_CLIENT_ID"),
+            shoprenter_client_secret_id: config::optional(env, "SHOPRENTER_CLIENT_SECRET_ID"),
+            stores: config::aws_store_names(env)?,
+            timing: VendTiming::from_env(env, &http)?,
+            http,
+            remembered_shops: REMEMBERED_SHOPS,
+        })
+    }
+}
+
+impl VendTiming {
+    fn from_env(env: &impl Env, http: &HttpSettings) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let seconds = |variable, default: Duration| {
+            config::parsed(env, variable, default.as_secs()).map(Duration::from_secs)
+        };
+        let timing = Self {
+            refresh_margin: seconds("REFRESH_MARGIN_SECONDS", defaults.refresh_margin)?,
+            lease: seconds("LEASE_SECONDS", defaults.lease)?,
             lease_wait: config::millis(env, "LEASE_WAIT_MS", defaults.lease_wait)?,
         };
-        if timing.refresh_margin >= SHOPTET_TOKEN_LIFETIME {
+        if timing.refresh_margin >= shoptet::API_TOKEN_LIFETIME {
             return Err(ConfigError::new(
                 "REFRESH_MARGIN_SECONDS",
                 "must be shorter than a Shoptet token's 1800 s lifetime",
@@ -89,34 +99,6 @@ impl VendorConfig {
                 "must exceed LEASE_SECONDS",
             ));
         }
-        let shoprenter_api_url = config::optional(env, "SHOPRENTER_API_URL")
-            .unwrap_or_else(|| DEFAULT_SHOPRENTER_API_URL.to_owned());
-        UpstreamUrl::parse(&shoprenter_api_url.replace("{shop}", "shop"))
-            .map_err(|problem| ConfigError::new("SHOPRENTER_API_URL", problem.to_string()))?;
-        let secret_prefix = config::optional(env, "SECRET_PREFIX")
-            .unwrap_or_else(|| DEFAULT_SECRET_PREFIX.to_owned());
-        Ok(Self {
-            shoptet_oauth_url: config::optional(env, "SHOPTET_OAUTH_URL")
-                .map(|_| config::upstream_url(env, "SHOPTET_OAUTH_URL", None))
-                .transpose()?,
-            shoptet_api_url: config::upstream_url(
-                env,
-                "SHOPTET_API_URL",
-                Some(DEFAULT_SHOPTET_API_URL),
-            )?,
-            shoprenter_oauth_url: config::upstream_url(
-                env,
-                "SHOPRENTER_OAUTH_URL",
-                Some(DEFAULT_SHOPRENTER_OAUTH_URL),
-            )?,
-            shoprenter_api_url,
-            shoprenter_client_id: config::optional(env, "SHOPRENTER_CLIENT_ID"),
-            shoprenter_client_secret_id: config::optional(env, "SHOPRENTER_CLIENT_SECRET_ID"),
-            secret_names: SecretNames::new(&secret_prefix)
-                .map_err(|problem| ConfigError::new("SECRET_PREFIX", problem))?,
-            token_table: config::required(env, "TOKEN_TABLE")?,
-            http,
-            timing,
-        })
+        Ok(timing)
     }
 }

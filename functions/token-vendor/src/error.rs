@@ -3,12 +3,16 @@
 
 use std::time::Duration;
 
-use broker_shared::http::{ErrorDetail, error_response};
+use broker_shared::http::HttpError;
 use broker_shared::shoprenter::ShoprenterError;
 use broker_shared::shoptet::ShoptetError;
-use broker_shared::storage::StoreError;
-use lambda_http::http::{HeaderValue, Response, StatusCode, header};
+use broker_shared::storage::{self, StoreError};
+use broker_shared::upstream::UpstreamFailure;
+use lambda_http::http::StatusCode;
 use lambda_http::lambda_runtime::Diagnostic;
+
+/// When a platform rate limits without saying for how long.
+const DEFAULT_RATE_LIMIT_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VendError {
@@ -32,8 +36,8 @@ pub enum VendError {
     StoreUnavailable,
 }
 
-impl VendError {
-    pub fn code(&self) -> &'static str {
+impl HttpError for VendError {
+    fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) => "invalid_request",
             Self::NotFound => "not_found",
@@ -47,7 +51,7 @@ impl VendError {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
+    fn status(&self) -> StatusCode {
         match self {
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound | Self::NotInstalled => StatusCode::NOT_FOUND,
@@ -60,36 +64,20 @@ impl VendError {
         }
     }
 
-    /// Whole seconds, rounded up, so a caller never retries too early.
-    pub fn retry_after_seconds(&self) -> Option<u64> {
+    fn upstream_code(&self) -> Option<&str> {
         match self {
-            Self::RateLimited { retry_after } | Self::TokenCapReached { retry_after } => {
-                Some(retry_after.as_millis().div_ceil(1000).max(1) as u64)
-            }
+            Self::UpstreamRejected { upstream_code } => Some(upstream_code),
             _ => None,
         }
     }
 
-    pub fn to_response(&self) -> Response<String> {
-        let message = self.to_string();
-        let upstream_code = match self {
-            Self::UpstreamRejected { upstream_code } => Some(upstream_code.as_str()),
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } | Self::TokenCapReached { retry_after } => {
+                Some(*retry_after)
+            }
             _ => None,
-        };
-        let mut response = error_response(
-            self.status(),
-            ErrorDetail {
-                code: self.code(),
-                message: &message,
-                upstream_code,
-            },
-        );
-        if let Some(seconds) = self.retry_after_seconds() {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        response
     }
 }
 
@@ -108,8 +96,23 @@ impl From<VendError> for Diagnostic {
 
 impl From<StoreError> for VendError {
     fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "token store call failed");
+        storage::log_failure(&error);
         Self::StoreUnavailable
+    }
+}
+
+/// What every platform's plain failures mean to a caller.
+impl From<UpstreamFailure> for VendError {
+    fn from(failure: UpstreamFailure) -> Self {
+        match failure {
+            UpstreamFailure::RateLimited { retry_after } => Self::RateLimited {
+                retry_after: retry_after.unwrap_or(DEFAULT_RATE_LIMIT_RETRY),
+            },
+            failure if failure.is_transient() => Self::UpstreamUnavailable,
+            failure => Self::UpstreamRejected {
+                upstream_code: failure.upstream_code().to_owned(),
+            },
+        }
     }
 }
 
@@ -120,10 +123,7 @@ impl From<ShoptetError> for VendError {
                 Self::NotInstalled
             }
             ShoptetError::AddonSuspended | ShoptetError::AddonNotApproved => Self::AddonSuspended,
-            ShoptetError::RateLimited { retry_after } => Self::RateLimited {
-                retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
-            },
-            error if error.is_transient() => Self::UpstreamUnavailable,
+            ShoptetError::Upstream(failure) => failure.into(),
             error => Self::UpstreamRejected {
                 upstream_code: error.upstream_code().to_owned(),
             },
@@ -134,19 +134,10 @@ impl From<ShoptetError> for VendError {
 impl From<ShoprenterError> for VendError {
     fn from(error: ShoprenterError) -> Self {
         match error {
-            ShoprenterError::RateLimited { retry_after } => Self::RateLimited {
-                retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
+            ShoprenterError::Upstream(failure) => failure.into(),
+            error => Self::UpstreamRejected {
+                upstream_code: error.upstream_code().to_owned(),
             },
-            ShoprenterError::InvalidClient => Self::UpstreamRejected {
-                upstream_code: "invalid_client".into(),
-            },
-            ShoprenterError::InvalidRequest { .. } => Self::UpstreamRejected {
-                upstream_code: "invalid_request".into(),
-            },
-            ShoprenterError::Rejected { code, .. } => Self::UpstreamRejected {
-                upstream_code: code,
-            },
-            _ => Self::UpstreamUnavailable,
         }
     }
 }

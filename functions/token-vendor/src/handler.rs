@@ -3,16 +3,16 @@
 
 use std::time::{Duration, SystemTime};
 
-use broker_shared::http::json_response;
-use broker_shared::ids::ShopRef;
+use broker_shared::http::{HttpError, json_response};
+use broker_shared::ids::{Platform, ShopRef};
 use broker_shared::secret::{ApiAccessToken, ExposeSecret};
+use broker_shared::shoprenter::ShoprenterApiUrl;
 use broker_shared::shoptet::API_TOKEN_HEADER;
 use broker_shared::storage::{InstallationStore, TokenCache};
 use lambda_http::http::{Method, Response, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::error::VendError;
@@ -21,9 +21,29 @@ use crate::vendor::{TokenVendor, VendRequest, Vended};
 /// Where the caller sends the token: API bases per platform.
 #[derive(Debug, Clone)]
 pub struct ApiBases {
+    /// Without a trailing slash.
     pub shoptet: String,
-    /// With `{shop}` standing for the shop name.
-    pub shoprenter: String,
+    pub shoprenter: ShoprenterApiUrl,
+}
+
+/// A vended token as HTTP and direct invocation both answer it; consumers
+/// deserialize the same shape. Tokens are secret types, so `Debug` never
+/// shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub platform: Platform,
+    pub shop: String,
+    pub access_token: ApiAccessToken,
+    /// RFC 3339, whole seconds.
+    pub expires_at: String,
+    pub expires_in: u64,
+    /// The header the platform's API reads the token from, and its value.
+    pub header_name: String,
+    pub header_value: ApiAccessToken,
+    pub api_base_url: String,
+    /// What a Shoprenter token grants; absent for Shoptet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
 }
 
 pub struct VendHandler<S, C> {
@@ -145,39 +165,36 @@ impl<S: InstallationStore, C: TokenCache> VendHandler<S, C> {
         }
     }
 
-    fn body(&self, shop: &ShopRef, vended: &Vended) -> Value {
-        let token = vended.token.access_token.expose_secret();
-        let expires_in = vended
-            .token
-            .expires_at
-            .duration_since(SystemTime::now())
-            .unwrap_or_default()
-            .as_secs();
-        let expires_at = humantime::format_rfc3339_seconds(vended.token.expires_at).to_string();
-        let mut body = json!({
-            "platform": shop.platform(),
-            "shop": shop.id(),
-            "access_token": token,
-            "expires_at": expires_at,
-            "expires_in": expires_in,
-        });
-        match shop {
-            ShopRef::Shoptet(_) => {
-                body["header_name"] = API_TOKEN_HEADER.into();
-                body["header_value"] = token.into();
-                body["api_base_url"] = self.api_bases.shoptet.clone().into();
-            }
-            ShopRef::Shoprenter(name) => {
-                body["header_name"] = "Authorization".into();
-                body["header_value"] = format!("Bearer {token}").into();
-                body["api_base_url"] = self
-                    .api_bases
-                    .shoprenter
-                    .replace("{shop}", name.as_str())
-                    .into();
-                body["scopes"] = vended.token.scopes.clone().into();
-            }
+    fn body(&self, shop: &ShopRef, vended: &Vended) -> TokenResponse {
+        let token = &vended.token;
+        let (header_name, header_value, api_base_url, scopes) = match shop {
+            ShopRef::Shoptet(_) => (
+                API_TOKEN_HEADER,
+                token.access_token.clone(),
+                self.api_bases.shoptet.clone(),
+                None,
+            ),
+            ShopRef::Shoprenter(name) => (
+                "Authorization",
+                ApiAccessToken::new(format!("Bearer {}", token.access_token.expose_secret())),
+                self.api_bases.shoprenter.for_shop(name),
+                Some(token.scopes.clone()),
+            ),
+        };
+        TokenResponse {
+            platform: shop.platform(),
+            shop: shop.id(),
+            access_token: token.access_token.clone(),
+            expires_at: humantime::format_rfc3339_seconds(token.expires_at).to_string(),
+            expires_in: token
+                .expires_at
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .as_secs(),
+            header_name: header_name.to_owned(),
+            header_value,
+            api_base_url,
+            scopes,
         }
-        body
     }
 }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use broker_shared::ids::ShopRef;
+use broker_shared::storage::Stores;
 use broker_shared::storage::sqlite::SqliteStore;
 use platform_double::{Endpoint, PlatformDouble};
 use token_vendor::{VendRequest, VendorConfig};
@@ -33,8 +34,7 @@ async fn a_storm_over_8_handler_states_on_one_sqlite_file_mints_exactly_once() {
         instances.push(Arc::new(token_vendor::build(
             config,
             None,
-            store.clone(),
-            store,
+            Stores::both(store),
         )));
     }
     let shop = ShopRef::parse("shoptet", "424242").unwrap();

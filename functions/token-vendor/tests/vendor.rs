@@ -5,6 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use broker_shared::http::HttpError;
 use broker_shared::ids::ShopRef;
 use broker_shared::secret::{ApiAccessToken, ExposeSecret, OAuthAccessToken};
 use broker_shared::storage::{LeaseAttempt, TokenCache};
@@ -12,7 +13,7 @@ use common::{Fleet, http, request, shoptet, vend};
 use lambda_http::http::StatusCode;
 use platform_double::{DoubleConfig, Endpoint, Fault, InstallationState};
 use serde_json::json;
-use token_vendor::{Source, VendError, VendRequest};
+use token_vendor::{Source, TokenResponse, VendError, VendRequest};
 
 fn lifetime(secs: u64) -> DoubleConfig {
     DoubleConfig {
@@ -508,4 +509,59 @@ async fn bad_paths_and_bodies_are_refused_before_any_upstream_call() {
     let (status, _, _) = http(&instance, "GET", "/elsewhere", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(fleet.double.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn an_instance_serving_many_shops_keeps_state_for_a_bounded_number() {
+    let fleet = Fleet::start().await;
+    for eshop_id in [31, 32, 33] {
+        fleet.install_shoptet(eshop_id).await;
+    }
+    let instance = fleet
+        .instance_with(|config| config.remembered_shops = std::num::NonZeroUsize::new(2).unwrap())
+        .await;
+
+    for eshop_id in [31, 32, 33] {
+        let vended = vend(&instance, &request(&shoptet(eshop_id))).await.unwrap();
+        assert_eq!(vended.source, Source::Minted);
+    }
+    assert_eq!(instance.vendor.remembered_shops(), 2);
+    // The least recently served shop was forgotten here, not in the table.
+    let again = vend(&instance, &request(&shoptet(31))).await.unwrap();
+    assert_eq!(again.source, Source::L2);
+    assert_eq!(instance.vendor.remembered_shops(), 2);
+    assert_eq!(fleet.double.calls(Endpoint::ShoptetGetAccessToken, "31"), 1);
+}
+
+#[tokio::test]
+async fn the_token_response_is_a_typed_shape_whose_debug_hides_the_token() {
+    let fleet = Fleet::start().await;
+    fleet.install_shoptet(41).await;
+    let instance = fleet.instance().await;
+
+    let (status, _, body) = http(&instance, "GET", "/tokens/shoptet/41", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let response: TokenResponse = serde_json::from_value(body.clone()).unwrap();
+
+    assert_eq!(serde_json::to_value(&response).unwrap(), body);
+    assert_eq!(response.shop, "41");
+    assert_eq!(response.header_name, "Shoptet-Access-Token");
+    assert_eq!(response.header_value, response.access_token);
+    assert_eq!(response.scopes, None);
+    test_support::LeakScanner::new([response.access_token.expose_secret()])
+        .assert_absent("the response's Debug", &format!("{response:?}"));
+}
+
+#[tokio::test]
+async fn app_credentials_without_their_secret_name_the_variable_at_start_up() {
+    let fleet = Fleet::start().await;
+    let mut config = fleet.config();
+    config.shoprenter_client_secret_id = None;
+
+    let error = token_vendor::build_on_aws(config, &fleet.aws)
+        .await
+        .err()
+        .expect("half of the app credentials is refused");
+
+    assert_eq!(error.variable, "SHOPRENTER_CLIENT_SECRET_ID");
 }

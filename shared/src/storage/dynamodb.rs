@@ -5,7 +5,7 @@
 //! (by up to days), so readers always check expiry themselves.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -13,9 +13,11 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::aws_errors::summary;
-use super::{CacheEntry, CachedToken, Lease, LeaseAttempt, StoreError, TokenCache, entry_expiry};
+use super::raw::{RawEntry, corrupt};
+use super::{LeaseAttempt, StoreError, TokenCache, entry_expiry, raw};
 use crate::ids::ShopRef;
-use crate::secret::{ApiAccessToken, ExposeSecret};
+use crate::model::{CacheEntry, CachedToken};
+use crate::secret::ExposeSecret;
 
 /// The table's partition key; `template.yaml` declares the same name.
 pub const PARTITION_KEY: &str = "pk";
@@ -198,62 +200,52 @@ fn conditional_failure_item<R>(error: &SdkError<UpdateItemError, R>) -> Option<I
 }
 
 fn millis(at: SystemTime) -> AttributeValue {
-    let ms = at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    AttributeValue::N(ms.to_string())
+    AttributeValue::N(raw::millis(at).to_string())
 }
 
 fn epoch_seconds(at: SystemTime) -> AttributeValue {
-    let secs = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    AttributeValue::N(secs.to_string())
+    AttributeValue::N(raw::epoch_seconds(at).to_string())
 }
 
+/// Reads the item's attributes; what they mean is decided by [`RawEntry`].
 fn entry_from_item(item: &Item) -> Result<CacheEntry, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt(format!("token cache item: bad {what}"));
-    let time = |value: &AttributeValue| -> Option<SystemTime> {
-        let ms: u64 = value.as_n().ok()?.parse().ok()?;
-        Some(UNIX_EPOCH + Duration::from_millis(ms))
+    let string = |name: &str| -> Result<Option<String>, StoreError> {
+        item.get(name)
+            .map(|value| value.as_s().cloned().map_err(|_| corrupt(name)))
+            .transpose()
     };
-    let token = match item.get(TOKEN) {
-        None => None,
-        Some(value) => Some(CachedToken {
-            access_token: ApiAccessToken::new(value.as_s().map_err(|_| corrupt(TOKEN))?.clone()),
-            expires_at: item
-                .get(TOKEN_EXPIRES_AT)
-                .and_then(time)
-                .ok_or_else(|| corrupt(TOKEN_EXPIRES_AT))?,
-            scopes: match item.get(SCOPES) {
-                None => Vec::new(),
-                Some(list) => list
-                    .as_l()
-                    .map_err(|_| corrupt(SCOPES))?
-                    .iter()
-                    .filter_map(|scope| scope.as_s().ok().cloned())
-                    .collect(),
-            },
+    let number = |value: &AttributeValue, name: &str| -> Result<i64, StoreError> {
+        value
+            .as_n()
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| corrupt(name))
+    };
+    let list = |name: &str| -> Result<Option<&Vec<AttributeValue>>, StoreError> {
+        item.get(name)
+            .map(|value| value.as_l().map_err(|_| corrupt(name)))
+            .transpose()
+    };
+    RawEntry {
+        token: string(TOKEN)?,
+        token_expires_ms: item
+            .get(TOKEN_EXPIRES_AT)
+            .map(|value| number(value, TOKEN_EXPIRES_AT))
+            .transpose()?,
+        scopes: list(SCOPES)?.map(|scopes| {
+            scopes
+                .iter()
+                .filter_map(|scope| scope.as_s().ok().cloned())
+                .collect()
         }),
-    };
-    let lease = match (item.get(LEASE_OWNER), item.get(LEASE_UNTIL)) {
-        (Some(owner), Some(until)) => Some(Lease {
-            owner: owner.as_s().map_err(|_| corrupt(LEASE_OWNER))?.clone(),
-            expires_at: time(until).ok_or_else(|| corrupt(LEASE_UNTIL))?,
-        }),
-        _ => None,
-    };
-    let ledger = match item.get(LEDGER) {
-        None => Vec::new(),
-        Some(list) => list
-            .as_l()
-            .map_err(|_| corrupt(LEDGER))?
-            .iter()
-            .map(|at| time(at).ok_or_else(|| corrupt(LEDGER)))
-            .collect::<Result<_, _>>()?,
-    };
-    Ok(CacheEntry {
-        token,
-        lease,
-        ledger,
-    })
+        ledger_ms: list(LEDGER)?
+            .map(|ledger| ledger.iter().map(|at| number(at, LEDGER)).collect())
+            .transpose()?,
+        lease_owner: string(LEASE_OWNER)?,
+        lease_until_ms: item
+            .get(LEASE_UNTIL)
+            .map(|value| number(value, LEASE_UNTIL))
+            .transpose()?,
+    }
+    .into_entry()
 }

@@ -1,55 +1,44 @@
 //! In-memory adapters for unit tests and examples. Nothing survives the process.
+//!
+//! Cloning a store gives another handle on the same data, as another
+//! instance of the broker would open the same table.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use super::{
-    CacheEntry, CachedToken, InstallationStore, Lease, LeaseAttempt, SaveOutcome, StoreError,
-    TokenCache,
-};
+use super::{InstallationStore, LeaseAttempt, SaveOutcome, StoreError, TokenCache};
 use crate::ids::ShopRef;
+use crate::model::{CacheEntry, CachedToken, Lease};
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct MemoryInstallationStore {
-    documents: Mutex<HashMap<String, String>>,
+    documents: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl InstallationStore for MemoryInstallationStore {
     async fn save_document(&self, shop: &ShopRef, json: String) -> Result<SaveOutcome, StoreError> {
-        let mut documents = self.documents.lock().expect("memory store lock");
-        Ok(match documents.insert(shop.key(), json) {
+        Ok(match locked(&self.documents).insert(shop.key(), json) {
             Some(_) => SaveOutcome::Replaced,
             None => SaveOutcome::Created,
         })
     }
 
     async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .documents
-            .lock()
-            .expect("memory store lock")
-            .get(&shop.key())
-            .cloned())
+        Ok(locked(&self.documents).get(&shop.key()).cloned())
     }
 }
 
 /// The token cache in process memory, with the same conditional semantics
 /// as the DynamoDB adapter (one lock stands in for conditional writes).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct MemoryTokenCache {
-    entries: Mutex<HashMap<String, CacheEntry>>,
+    entries: Arc<Mutex<HashMap<String, CacheEntry>>>,
 }
 
 impl TokenCache for MemoryTokenCache {
     async fn load(&self, shop: &ShopRef) -> Result<Option<CacheEntry>, StoreError> {
-        Ok(self
-            .entries
-            .lock()
-            .expect("memory cache lock")
-            .get(&shop.key())
-            .cloned())
+        Ok(locked(&self.entries).get(&shop.key()).cloned())
     }
 
     async fn try_lease(
@@ -59,7 +48,7 @@ impl TokenCache for MemoryTokenCache {
         now: SystemTime,
         until: SystemTime,
     ) -> Result<LeaseAttempt, StoreError> {
-        let mut entries = self.entries.lock().expect("memory cache lock");
+        let mut entries = locked(&self.entries);
         let entry = entries.entry(shop.key()).or_default();
         if entry
             .lease
@@ -82,8 +71,7 @@ impl TokenCache for MemoryTokenCache {
         token: &CachedToken,
         ledger: &[SystemTime],
     ) -> Result<bool, StoreError> {
-        let mut entries = self.entries.lock().expect("memory cache lock");
-        match entries.get_mut(&shop.key()) {
+        match locked(&self.entries).get_mut(&shop.key()) {
             Some(entry) if holds(entry, owner) => {
                 *entry = CacheEntry {
                     token: Some(token.clone()),
@@ -97,8 +85,7 @@ impl TokenCache for MemoryTokenCache {
     }
 
     async fn release(&self, shop: &ShopRef, owner: &str) -> Result<(), StoreError> {
-        let mut entries = self.entries.lock().expect("memory cache lock");
-        if let Some(entry) = entries.get_mut(&shop.key())
+        if let Some(entry) = locked(&self.entries).get_mut(&shop.key())
             && holds(entry, owner)
         {
             entry.lease = None;
@@ -107,12 +94,15 @@ impl TokenCache for MemoryTokenCache {
     }
 
     async fn forget(&self, shop: &ShopRef) -> Result<(), StoreError> {
-        self.entries
-            .lock()
-            .expect("memory cache lock")
-            .remove(&shop.key());
+        locked(&self.entries).remove(&shop.key());
         Ok(())
     }
+}
+
+/// Every critical section above leaves the map consistent, so a panic in
+/// another holder poisons nothing worth refusing.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn holds(entry: &CacheEntry, owner: &str) -> bool {

@@ -5,17 +5,16 @@
 use std::future::Future;
 use std::time::SystemTime;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
-use crate::secret::ApiAccessToken;
-use crate::shoprenter::ShoprenterCredentials;
-use crate::shoptet::ShoptetInstallation;
+use crate::model::{CacheEntry, CachedToken, ShoprenterCredentials, ShoptetInstallationRecord};
 
 mod aws_errors;
 pub mod dynamodb;
 pub mod memory;
+mod raw;
 pub mod secrets_manager;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -26,8 +25,18 @@ pub mod sqlite;
 pub enum StoreError {
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// Another writer holds the store (SQLite's lock); the same call may
+    /// succeed once it lets go.
+    #[error("the store is busy: another writer holds it")]
+    Busy,
     #[error("a stored record is unreadable: {0}")]
     Corrupt(String),
+}
+
+/// Logs a store failure where it turns into a caller's `store_unavailable`:
+/// the one place store errors are logged (their detail holds no secret).
+pub fn log_failure(error: &StoreError) {
+    tracing::error!(%error, "store call failed");
 }
 
 /// Whether a save created the record or replaced an earlier one (a reinstall).
@@ -35,14 +44,6 @@ pub enum StoreError {
 pub enum SaveOutcome {
     Created,
     Replaced,
-}
-
-/// A Shoptet installation as stored, with when it was installed (RFC 3339).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShoptetInstallationRecord {
-    #[serde(flatten)]
-    pub installation: ShoptetInstallation,
-    pub installed_at: String,
 }
 
 /// Installations and credentials: secrets that live as long as the install,
@@ -122,31 +123,6 @@ fn from_document<T: DeserializeOwned>(
             .map_err(|_| StoreError::Corrupt(format!("the record of {} is unreadable", shop.key())))
     })
     .transpose()
-}
-
-/// An API token as cached, with the scopes a Shoprenter JWT grants.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachedToken {
-    pub access_token: ApiAccessToken,
-    pub expires_at: SystemTime,
-    pub scopes: Vec<String>,
-}
-
-/// Who is refreshing a shop's token, and until when the claim holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    pub owner: String,
-    pub expires_at: SystemTime,
-}
-
-/// Everything the cache knows about one shop.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CacheEntry {
-    pub token: Option<CachedToken>,
-    pub lease: Option<Lease>,
-    /// Expiries of the tokens the broker minted for the shop (Shoptet caps
-    /// live tokens at 5 per installation).
-    pub ledger: Vec<SystemTime>,
 }
 
 /// The outcome of asking for a shop's refresh lease.
@@ -245,6 +221,50 @@ impl SecretNames {
 
     pub fn installation(&self, shop: &ShopRef) -> String {
         format!("{}{}/{}", self.prefix, shop.platform(), shop.id())
+    }
+}
+
+/// The two ports a function works with, over one backend or two.
+#[derive(Debug, Clone, Default)]
+pub struct Stores<I, C> {
+    pub installations: I,
+    pub tokens: C,
+}
+
+/// Where the broker keeps its data on AWS: the secrets' prefix and the
+/// token table, configured alike for every function.
+#[derive(Debug, Clone)]
+pub struct AwsStoreNames {
+    pub secrets: SecretNames,
+    pub token_table: String,
+}
+
+impl AwsStoreNames {
+    /// Both ports on AWS: installations in Secrets Manager, the token cache
+    /// in DynamoDB. The clients are built once, here.
+    pub fn open(&self, aws: &aws_types::SdkConfig) -> AwsStores {
+        Stores {
+            installations: secrets_manager::SecretsManagerStore::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                self.secrets.clone(),
+            ),
+            tokens: dynamodb::DynamoTokenCache::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                self.token_table.clone(),
+            ),
+        }
+    }
+}
+
+pub type AwsStores = Stores<secrets_manager::SecretsManagerStore, dynamodb::DynamoTokenCache>;
+
+impl<S: Clone> Stores<S, S> {
+    /// Both ports on one backend (e.g. one SQLite file).
+    pub fn both(store: S) -> Self {
+        Self {
+            installations: store.clone(),
+            tokens: store,
+        }
     }
 }
 

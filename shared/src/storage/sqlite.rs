@@ -13,16 +13,18 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
+use super::raw::{RawEntry, millis};
 use super::{
-    CacheEntry, CachedToken, EXPIRY_GRACE, InstallationStore, Lease, LeaseAttempt, SaveOutcome,
-    StoreError, TokenCache, entry_expiry,
+    EXPIRY_GRACE, InstallationStore, LeaseAttempt, SaveOutcome, StoreError, TokenCache,
+    entry_expiry,
 };
 use crate::ids::ShopRef;
-use crate::secret::{ApiAccessToken, ExposeSecret};
+use crate::model::{CacheEntry, CachedToken};
+use crate::secret::ExposeSecret;
 
 /// The schema this code writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -155,7 +157,7 @@ impl TokenCache for SqliteStore {
         self.run(move |connection| {
             read_entry(connection, &key)
                 .map_err(|e| unavailable(&e))?
-                .map(EntryRow::into_entry)
+                .map(RawEntry::into_entry)
                 .transpose()
         })
         .await
@@ -195,7 +197,7 @@ impl TokenCache for SqliteStore {
             })
             .await?;
         let entry = row
-            .map(EntryRow::into_entry)
+            .map(RawEntry::into_entry)
             .transpose()?
             .unwrap_or_default();
         Ok(if acquired {
@@ -266,68 +268,35 @@ impl TokenCache for SqliteStore {
     }
 }
 
-/// A token cache row as stored; turned into a [`CacheEntry`] outside the
-/// database call.
-struct EntryRow {
-    token: Option<String>,
-    token_expires_ms: Option<i64>,
-    scopes: Option<String>,
-    ledger: Option<String>,
-    lease_owner: Option<String>,
-    lease_until_ms: Option<i64>,
-}
-
-impl EntryRow {
-    fn into_entry(self) -> Result<CacheEntry, StoreError> {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("token cache row: bad {what}"));
-        let token = match self.token {
-            None => None,
-            Some(value) => Some(CachedToken {
-                access_token: ApiAccessToken::new(value),
-                expires_at: self
-                    .token_expires_ms
-                    .and_then(time)
-                    .ok_or_else(|| corrupt("token_expires_ms"))?,
-                scopes: match self.scopes {
-                    None => Vec::new(),
-                    Some(json) => serde_json::from_str(&json).map_err(|_| corrupt("scopes"))?,
-                },
-            }),
-        };
-        let lease = match (self.lease_owner, self.lease_until_ms) {
-            (Some(owner), Some(until)) => Some(Lease {
-                owner,
-                expires_at: time(until).ok_or_else(|| corrupt("lease_until_ms"))?,
-            }),
-            _ => None,
-        };
-        let ledger = match self.ledger {
-            None => Vec::new(),
-            Some(json) => serde_json::from_str::<Vec<i64>>(&json)
-                .map_err(|_| corrupt("ledger"))?
-                .into_iter()
-                .map(|ms| time(ms).ok_or_else(|| corrupt("ledger")))
-                .collect::<Result<_, _>>()?,
-        };
-        Ok(CacheEntry {
-            token,
-            lease,
-            ledger,
+/// The row's columns as stored; scopes and ledger are JSON arrays. Turned
+/// into a [`CacheEntry`] outside the database call.
+fn read_entry(connection: &Connection, key: &str) -> rusqlite::Result<Option<RawEntry>> {
+    // A column that does not convert is a corrupt row (see `unavailable`).
+    fn json<T: serde::de::DeserializeOwned>(
+        index: usize,
+        text: Option<String>,
+    ) -> rusqlite::Result<Option<T>> {
+        text.map(|text| {
+            serde_json::from_str(&text).map_err(|error| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    index,
+                    rusqlite::types::Type::Text,
+                    Box::new(error),
+                )
+            })
         })
+        .transpose()
     }
-}
-
-fn read_entry(connection: &Connection, key: &str) -> rusqlite::Result<Option<EntryRow>> {
     connection
         .query_row(
             &format!("SELECT {ENTRY_COLUMNS} WHERE key = ?1"),
             [key],
             |row| {
-                Ok(EntryRow {
+                Ok(RawEntry {
                     token: row.get(0)?,
                     token_expires_ms: row.get(1)?,
-                    scopes: row.get(2)?,
-                    ledger: row.get(3)?,
+                    scopes: json(2, row.get(2)?)?,
+                    ledger_ms: json(3, row.get(3)?)?,
                     lease_owner: row.get(4)?,
                     lease_until_ms: row.get(5)?,
                 })
@@ -390,17 +359,13 @@ fn retry_while_busy(mut step: impl FnMut() -> Result<(), StoreError>) -> Result<
     let deadline = Instant::now() + BUSY_TIMEOUT;
     loop {
         match step() {
-            Err(StoreError::Unavailable(why))
-                if why.contains(BUSY) && Instant::now() < deadline =>
-            {
+            Err(StoreError::Busy) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
             other => return other,
         }
     }
 }
-
-const BUSY: &str = "DatabaseBusy";
 
 /// Creates the file owner-only before SQLite opens it, and tightens an
 /// existing one.
@@ -468,28 +433,17 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
 fn unavailable(error: &rusqlite::Error) -> StoreError {
     let detail = match error {
         rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
-            ErrorCode::DatabaseBusy => BUSY.to_owned(),
+            ErrorCode::DatabaseBusy => return StoreError::Busy,
             code => format!("{code:?} ({})", failure.extended_code),
         },
         rusqlite::Error::QueryReturnedNoRows => "no row".to_owned(),
+        rusqlite::Error::FromSqlConversionFailure(index, _, _) => {
+            return StoreError::Corrupt(format!("token cache row: column {index} is unreadable"));
+        }
         rusqlite::Error::InvalidColumnType(index, _, kind) => {
             format!("column {index} holds {kind}")
         }
         _ => "driver error".to_owned(),
     };
     StoreError::Unavailable(format!("sqlite: {detail}"))
-}
-
-/// Epoch milliseconds, as the DynamoDB adapter stores times.
-fn millis(at: SystemTime) -> i64 {
-    let ms = at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    i64::try_from(ms).unwrap_or(i64::MAX)
-}
-
-fn time(ms: i64) -> Option<SystemTime> {
-    let ms = u64::try_from(ms).ok()?;
-    UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }

@@ -337,3 +337,177 @@ impl std::io::Write for CapturedLogs {
         Ok(())
     }
 }
+
+// ---------------------------------------------------------------------------
+// One world per test: the emulator, the platform double, a table and a prefix
+
+/// What every broker test stands on: SDK configuration for the emulator, a
+/// platform double, and a token table and secret prefix of its own (so
+/// tests never see each other's data).
+pub struct TestWorld {
+    pub aws: SdkConfig,
+    pub double: platform_double::PlatformDouble,
+    pub table: String,
+    /// Ends with `/`.
+    pub secret_prefix: String,
+}
+
+impl TestWorld {
+    pub async fn start(double: platform_double::DoubleConfig) -> Self {
+        let aws = emulator_sdk_config().await;
+        let double = platform_double::PlatformDouble::start_with(double).await;
+        let table = unique_name("tokens");
+        create_token_table(&aws, &table).await;
+        Self {
+            aws,
+            double,
+            table,
+            secret_prefix: format!("{}/", unique_name("broker")),
+        }
+    }
+
+    /// Both functions' environment for this world: the double's URLs, the
+    /// table and the prefix.
+    pub fn env(&self) -> std::collections::HashMap<&'static str, String> {
+        std::collections::HashMap::from([
+            ("SHOPTET_OAUTH_URL", self.double.shoptet_oauth_url()),
+            ("SHOPTET_API_URL", self.double.shoptet_api_url()),
+            ("SHOPRENTER_OAUTH_URL", self.double.shoprenter_oauth_url()),
+            (
+                "SHOPRENTER_API_URL",
+                format!("{}/shoprenter-api/{{shop}}/api", self.double.base_url()),
+            ),
+            ("SECRET_PREFIX", self.secret_prefix.clone()),
+            ("TOKEN_TABLE", self.table.clone()),
+        ])
+    }
+
+    /// Creates a secret under this world's prefix; returns its name.
+    pub async fn create_secret(&self, name: &str, value: &str) -> String {
+        let name = format!("{}{name}", self.secret_prefix);
+        aws_sdk_secretsmanager::Client::new(&self.aws)
+            .create_secret()
+            .name(&name)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("creating secret {name}: {e:?}"));
+        name
+    }
+}
+
+/// A Lambda HTTP response's status and JSON body (`null` when empty).
+pub fn into_json(
+    response: lambda_http::Response<lambda_http::Body>,
+) -> (lambda_http::http::StatusCode, serde_json::Value) {
+    use lambda_http::Body;
+    let status = response.status();
+    let body = match response.body() {
+        Body::Text(text) => serde_json::from_str(text).expect("a JSON body"),
+        Body::Binary(bytes) => serde_json::from_slice(bytes).expect("a JSON body"),
+        Body::Empty => serde_json::Value::Null,
+        _ => panic!("unexpected body kind"),
+    };
+    (status, body)
+}
+
+// ---------------------------------------------------------------------------
+// The one leak scanner
+
+/// Any run of this many characters of a secret found elsewhere is a leak:
+/// long enough that ordinary text never matches by chance, short enough
+/// that a truncated or sliced secret is still caught.
+pub const LEAK_WINDOW: usize = 10;
+
+/// The secrets a test handled, to prove that none of them reached a log
+/// line, a response body, an error message or a `Debug` rendering.
+#[derive(Debug, Default, Clone)]
+pub struct LeakScanner {
+    secrets: Vec<String>,
+}
+
+impl LeakScanner {
+    pub fn new<S: Into<String>>(secrets: impl IntoIterator<Item = S>) -> Self {
+        let mut scanner = Self::default();
+        for secret in secrets {
+            scanner.add(secret);
+        }
+        scanner
+    }
+
+    /// Panics on a secret too short to search for: a test must use
+    /// realistic ones.
+    pub fn add(&mut self, secret: impl Into<String>) {
+        let secret = secret.into();
+        assert!(
+            secret.len() >= LEAK_WINDOW,
+            "a secret of {} bytes is too short to search for (at least {LEAK_WINDOW})",
+            secret.len()
+        );
+        self.secrets.push(secret);
+    }
+
+    pub fn len(&self) -> usize {
+        self.secrets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    /// Panics if `text` contains any [`LEAK_WINDOW`]-byte run of any secret.
+    /// The message names `what` and which secret, never the secret itself.
+    pub fn assert_absent(&self, what: &str, text: &str) {
+        use std::collections::HashMap;
+        let mut windows: HashMap<&[u8], usize> = HashMap::new();
+        for (index, secret) in self.secrets.iter().enumerate() {
+            for window in secret.as_bytes().windows(LEAK_WINDOW) {
+                windows.entry(window).or_insert(index);
+            }
+        }
+        for (offset, window) in text.as_bytes().windows(LEAK_WINDOW).enumerate() {
+            if let Some(index) = windows.get(window) {
+                panic!(
+                    "secret #{index} (of {} handled) leaked into {what} at byte {offset}",
+                    self.secrets.len()
+                );
+            }
+        }
+    }
+
+    /// Neither the `Display` nor the `Debug` (plain or pretty) form of
+    /// `value` shows a secret.
+    pub fn assert_renders_none(&self, value: &(impl std::fmt::Display + std::fmt::Debug)) {
+        self.assert_absent("a Display rendering", &value.to_string());
+        self.assert_absent("a Debug rendering", &format!("{value:?} {value:#?}"));
+    }
+}
+
+#[cfg(test)]
+mod leak_scanner_tests {
+    use super::*;
+
+    const SECRET: &str = "222651-a-fltqc2nn5zg8y5h69jx8976ltwi2p1qg";
+
+    #[test]
+    fn a_slice_of_a_secret_anywhere_is_found() {
+        let scanner = LeakScanner::new([SECRET]);
+        scanner.assert_absent("clean text", "token vended shop=222651 source=l1");
+        for leaked in [
+            SECRET.to_owned(),
+            format!("prefix {} suffix", &SECRET[20..30]),
+            format!("{}…", &SECRET[..LEAK_WINDOW]),
+        ] {
+            let caught = std::panic::catch_unwind(|| scanner.assert_absent("a line", &leaked));
+            let message = *caught.unwrap_err().downcast::<String>().unwrap();
+            assert!(message.contains("secret #0"), "{message}");
+            assert!(!message.contains(&SECRET[..LEAK_WINDOW]), "{message}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "too short to search for")]
+    fn a_short_secret_is_refused() {
+        LeakScanner::new(["short"]);
+    }
+}

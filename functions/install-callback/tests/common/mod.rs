@@ -2,29 +2,37 @@
 //! the scenarios both the behaviour tests and the log-capture test run.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use install_callback::{AwsInstallCallback, InstallConfig, build_on_aws};
+use lambda_http::Body;
 use lambda_http::http::{Request, StatusCode};
-use lambda_http::{Body, Response};
-use platform_double::{DoubleConfig, PlatformDouble};
+use platform_double::DoubleConfig;
 use serde_json::Value;
+use test_support::TestWorld;
+pub use test_support::into_json;
 
 pub const REDIRECT_URI: &str = "https://broker.example/shoptet/install";
 pub const SHOPRENTER_SHOP: &str = "demo-shop";
 pub const SHOPRENTER_CLIENT_ID: &str = "sr-client-id";
 pub const SHOPRENTER_CLIENT_SECRET: &str = "sr-client-secret-0123456789abcdef";
 
+/// The emulator and the double (`TestWorld`, through `Deref`) with an
+/// install callback on them.
 pub struct Broker {
-    pub double: PlatformDouble,
+    pub world: TestWorld,
     pub handler: AwsInstallCallback,
-    pub aws: SdkConfig,
-    pub secret_prefix: String,
-    pub table: String,
     pub client_secret_id: String,
+}
+
+impl std::ops::Deref for Broker {
+    type Target = TestWorld;
+
+    fn deref(&self) -> &TestWorld {
+        &self.world
+    }
 }
 
 impl Broker {
@@ -57,7 +65,7 @@ impl Broker {
         // at start-up, so that broker runs as an add-on without one.
         let same_store = aws.endpoint_url() == store.endpoint_url();
         let defaults = DoubleConfig::default();
-        let double = PlatformDouble::start_with(DoubleConfig {
+        let mut world = TestWorld::start(DoubleConfig {
             shoptet_redirect_uri: Some(registered_redirect.to_owned()),
             shoptet_client_secret: defaults
                 .shoptet_client_secret
@@ -66,36 +74,27 @@ impl Broker {
             ..defaults
         })
         .await;
+        world.aws = aws;
+        let double = &world.double;
         double.register_shoprenter_client(
             SHOPRENTER_SHOP,
             SHOPRENTER_CLIENT_ID,
             SHOPRENTER_CLIENT_SECRET,
             &["product:read"],
         );
-        let table = test_support::unique_name("tokens");
-        test_support::create_token_table(&aws, &table).await;
-        let secret_prefix = format!("{}/", test_support::unique_name("broker"));
-        let client_secret_id = format!("{secret_prefix}addon-client-secret");
-        if let Some(client_secret) = &double.config().shoptet_client_secret {
-            aws_sdk_secretsmanager::Client::new(&aws)
-                .create_secret()
-                .name(&client_secret_id)
-                .secret_string(client_secret)
-                .send()
-                .await
-                .unwrap();
+        let client_secret_id = format!("{}addon-client-secret", world.secret_prefix);
+        if let Some(client_secret) = double.config().shoptet_client_secret.clone() {
+            world
+                .create_secret("addon-client-secret", &client_secret)
+                .await;
         }
-        let mut env = HashMap::from([
-            ("SHOPTET_OAUTH_URL", double.shoptet_oauth_url()),
-            ("SHOPTET_API_URL", double.shoptet_api_url()),
-            (
-                "SHOPTET_CLIENT_ID",
-                double.config().shoptet_client_id.clone(),
-            ),
-            ("SHOPRENTER_OAUTH_URL", double.shoprenter_oauth_url()),
-            ("SECRET_PREFIX", secret_prefix.clone()),
-            ("TOKEN_TABLE", table.clone()),
-        ]);
+        let mut env = world.env();
+        env.insert(
+            "SHOPTET_CLIENT_ID",
+            double.config().shoptet_client_id.clone(),
+        );
+        // The install callback reads no Shoprenter API URL.
+        env.remove("SHOPRENTER_API_URL");
         if same_store {
             env.insert("SHOPTET_CLIENT_SECRET_ID", client_secret_id.clone());
         }
@@ -105,11 +104,8 @@ impl Broker {
         let config = InstallConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
         let handler = build_on_aws(config, &store).await.unwrap();
         Self {
-            double,
+            world,
             handler,
-            aws,
-            secret_prefix,
-            table,
             client_secret_id,
         }
     }
@@ -196,17 +192,6 @@ impl Broker {
             .item()
             .is_some()
     }
-}
-
-pub fn into_json(response: Response<Body>) -> (StatusCode, Value) {
-    let status = response.status();
-    let body = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).unwrap(),
-        Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap(),
-        Body::Empty => Value::Null,
-        _ => panic!("unexpected body kind"),
-    };
-    (status, body)
 }
 
 pub fn error_code(body: &Value) -> &str {

@@ -7,19 +7,19 @@ use std::time::SystemTime;
 
 use aws_config::SdkConfig;
 use broker_shared::ids::ShopRef;
+use broker_shared::model::{CacheEntry, ShoprenterCredentials, ShoptetInstallationRecord};
 use broker_shared::secret::{ApiAccessToken, ClientSecret, InstallCode};
-use broker_shared::shoprenter::ShoprenterCredentials;
 use broker_shared::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
 use broker_shared::storage::dynamodb::DynamoTokenCache;
 use broker_shared::storage::secrets_manager::SecretsManagerStore;
-use broker_shared::storage::{
-    CacheEntry, InstallationStore, SecretNames, ShoptetInstallationRecord, TokenCache,
-};
+use broker_shared::storage::{InstallationStore, SecretNames, TokenCache};
 use broker_shared::upstream::{HttpSettings, UpstreamUrl};
+use lambda_http::Body;
 use lambda_http::http::{Request, StatusCode};
-use lambda_http::{Body, Response};
 use platform_double::{DoubleConfig, PlatformDouble};
 use serde_json::Value;
+use test_support::TestWorld;
+pub use test_support::into_json;
 use token_vendor::{
     AwsVendHandler, VendError, VendHandler, VendRequest, Vended, VendorConfig, build_on_aws,
 };
@@ -27,13 +27,22 @@ use token_vendor::{
 pub const APP_CLIENT_ID: &str = "app-client-id";
 pub const APP_CLIENT_SECRET: &str = "app-client-secret-0123456789";
 
+/// The emulator and the double (`TestWorld`, through `Deref`) and the
+/// vendor's environment on them; each `instance` is a new Lambda instance.
 pub struct Fleet {
-    pub double: PlatformDouble,
-    pub aws: SdkConfig,
+    pub world: TestWorld,
+    /// Where instances' stores are (a closed port in outage tests).
     pub store_aws: SdkConfig,
     pub env: HashMap<&'static str, String>,
-    pub table: String,
     pub secret_names: SecretNames,
+}
+
+impl std::ops::Deref for Fleet {
+    type Target = TestWorld;
+
+    fn deref(&self) -> &TestWorld {
+        &self.world
+    }
 }
 
 impl Fleet {
@@ -44,49 +53,38 @@ impl Fleet {
     /// A double, a token table and a secret prefix of its own; `overrides`
     /// replace the vendor's environment.
     pub async fn start_with(double: DoubleConfig, overrides: &[(&'static str, &str)]) -> Self {
-        let aws = test_support::emulator_sdk_config().await;
-        let double = PlatformDouble::start_with(double).await;
-        let table = test_support::unique_name("tokens");
-        test_support::create_token_table(&aws, &table).await;
-        let prefix = format!("{}/", test_support::unique_name("broker"));
-        let app_secret_id = format!("{prefix}shoprenter-app-secret");
-        aws_sdk_secretsmanager::Client::new(&aws)
-            .create_secret()
-            .name(&app_secret_id)
-            .secret_string(APP_CLIENT_SECRET)
-            .send()
-            .await
-            .unwrap();
-        let mut env = HashMap::from([
-            ("SHOPTET_OAUTH_URL", double.shoptet_oauth_url()),
-            ("SHOPTET_API_URL", double.shoptet_api_url()),
-            ("SHOPRENTER_OAUTH_URL", double.shoprenter_oauth_url()),
-            (
-                "SHOPRENTER_API_URL",
-                format!("{}/shoprenter-api/{{shop}}/api", double.base_url()),
-            ),
-            ("SHOPRENTER_CLIENT_ID", APP_CLIENT_ID.to_owned()),
-            ("SHOPRENTER_CLIENT_SECRET_ID", app_secret_id),
-            ("SECRET_PREFIX", prefix.clone()),
-            ("TOKEN_TABLE", table.clone()),
-        ]);
+        let world = TestWorld::start(double).await;
+        let app_secret_id = world
+            .create_secret("shoprenter-app-secret", APP_CLIENT_SECRET)
+            .await;
+        let mut env = world.env();
+        env.insert("SHOPRENTER_CLIENT_ID", APP_CLIENT_ID.to_owned());
+        env.insert("SHOPRENTER_CLIENT_SECRET_ID", app_secret_id);
         for (name, value) in overrides {
             env.insert(name, (*value).to_owned());
         }
         Self {
-            double,
-            store_aws: aws.clone(),
-            aws,
+            store_aws: world.aws.clone(),
+            secret_names: SecretNames::new(&world.secret_prefix).unwrap(),
             env,
-            table,
-            secret_names: SecretNames::new(&prefix).unwrap(),
+            world,
         }
     }
 
     /// A fresh handler state: what a new Lambda instance would have.
     pub async fn instance(&self) -> AwsVendHandler {
-        let config = VendorConfig::from_env(&|name: &str| self.env.get(name).cloned()).unwrap();
+        self.instance_with(|_| {}).await
+    }
+
+    /// A fresh instance whose configuration `adjust` changed after loading.
+    pub async fn instance_with(&self, adjust: impl FnOnce(&mut VendorConfig)) -> AwsVendHandler {
+        let mut config = self.config();
+        adjust(&mut config);
         build_on_aws(config, &self.store_aws).await.unwrap()
+    }
+
+    pub fn config(&self) -> VendorConfig {
+        VendorConfig::from_env(&|name: &str| self.env.get(name).cloned()).unwrap()
     }
 
     pub fn installations(&self) -> SecretsManagerStore {
@@ -239,15 +237,4 @@ pub async fn http(
         .map(|v| v.to_str().unwrap().to_owned());
     let (status, body) = into_json(response);
     (status, retry_after, body)
-}
-
-pub fn into_json(response: Response<Body>) -> (StatusCode, Value) {
-    let status = response.status();
-    let body = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).unwrap(),
-        Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap(),
-        Body::Empty => Value::Null,
-        _ => panic!("unexpected body kind"),
-    };
-    (status, body)
 }

@@ -1,0 +1,1 @@
+//! End-to-end checks live in `tests/`; scripts/e2e.sh runs them.

@@ -1,0 +1,394 @@
+//! End to end through `cargo lambda watch`: the real `bootstrap` mains of both
+//! functions, against moto and the platform double, all started by
+//! scripts/e2e.sh, which exports where they listen and then runs this test:
+//!
+//! ```text
+//! scripts/e2e.sh
+//! ```
+//!
+//! The checks build on each other (the install stores the token the later
+//! checks vend), so they run in order inside one test. Run without the
+//! script's environment, the test fails: it never skips.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::Value;
+
+/// How the watch server's Lambda Invoke API (where `cargo lambda invoke`
+/// posts) answers a function error, i.e. the function posting to the runtime's
+/// `/invocation/{id}/error`: HTTP 500, no `X-Amz-Function-Error` header (unlike
+/// AWS's 200 with that header), the Diagnostic `{"errorType", "errorMessage"}`
+/// as the body. A successful invocation answers 200 with the payload.
+const FUNCTION_ERROR_STATUS: StatusCode = StatusCode::INTERNAL_SERVER_ERROR;
+
+/// What scripts/e2e.sh exports for this test.
+struct Env {
+    /// `http://127.0.0.1:PORT` of `cargo lambda watch`.
+    watch: String,
+    /// Base URL of the platform double.
+    double: String,
+    /// The Shoptet e-shop seeded in the double.
+    eshop: String,
+    /// An e-shop that never installed the add-on.
+    unknown_eshop: String,
+    /// The seeded e-shop's install code (single use).
+    install_code: String,
+    /// Per request; an invocation compiles the function first if its sources
+    /// changed since the script's build.
+    timeout: Duration,
+}
+
+impl Env {
+    fn from_process() -> Self {
+        let timeout = match std::env::var("E2E_INVOKE_TIMEOUT") {
+            Ok(seconds) => seconds
+                .parse()
+                .unwrap_or_else(|_| panic!("E2E_INVOKE_TIMEOUT={seconds:?} is not whole seconds")),
+            Err(_) => 300,
+        };
+        Self {
+            watch: required("E2E_WATCH_URL"),
+            double: required("E2E_DOUBLE_URL"),
+            eshop: required("E2E_ESHOP_ID"),
+            unknown_eshop: required("E2E_UNKNOWN_ESHOP_ID"),
+            install_code: required("E2E_INSTALL_CODE"),
+            timeout: Duration::from_secs(timeout),
+        }
+    }
+}
+
+fn required(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "{name} is not set: these checks need the Lambda functions under \
+             `cargo lambda watch`, moto and the platform double that scripts/e2e.sh \
+             starts; run scripts/e2e.sh instead of `cargo test -p broker-e2e`"
+        ),
+    }
+}
+
+/// A fixture of tests/events/ with each `__NAME__` replaced by its value.
+fn fixture(name: &str, values: &[(&str, &str)]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(name);
+    let mut text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
+    for (key, value) in values {
+        assert!(
+            !value.is_empty()
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)),
+            "unsafe value for __{key}__ in {name}: {value:?}"
+        );
+        let placeholder = format!("__{key}__");
+        assert!(
+            text.contains(&placeholder),
+            "{name} has no {placeholder} to substitute"
+        );
+        text = text.replace(&placeholder, value);
+    }
+    serde_json::from_str::<Value>(&text)
+        .unwrap_or_else(|error| panic!("{name} after substitution is not JSON: {error}"));
+    text
+}
+
+/// An answer of the watch server or the double, read whole.
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    function_error: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    async fn read(response: Response, what: &str) -> Self {
+        let status = response.status();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|value| value.to_str().unwrap_or("(not text)").to_owned())
+        };
+        let content_type = header(CONTENT_TYPE.as_str()).unwrap_or_default();
+        let function_error = header("x-amz-function-error");
+        let body = response
+            .text()
+            .await
+            .unwrap_or_else(|error| panic!("{what}: reading the body: {error}"));
+        Self {
+            status,
+            content_type,
+            function_error,
+            body,
+        }
+    }
+
+    /// The body as JSON; on failure names the check and shows the body.
+    fn json(&self, what: &str) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|error| {
+            panic!(
+                "{what}: body is not JSON ({error}): {}",
+                redacted(&self.body)
+            )
+        })
+    }
+}
+
+/// A body for an assertion message: JSON with every `access_token` (also in
+/// a JSON string such as a proxy response's `body`) blanked, else its start.
+fn redacted(body: &str) -> String {
+    match serde_json::from_str::<Value>(body) {
+        Ok(mut json) => {
+            redact(&mut json);
+            json.to_string()
+        }
+        Err(_) if body.contains("access_token") => "(not JSON, mentions access_token)".into(),
+        Err(_) => body.chars().take(600).collect(),
+    }
+}
+
+fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                if key == "access_token" {
+                    *value = Value::String("(redacted)".into());
+                } else {
+                    redact(value);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        Value::String(text) => {
+            if let Ok(mut inner @ Value::Object(_)) = serde_json::from_str(text) {
+                redact(&mut inner);
+                *text = inner.to_string();
+            }
+        }
+        _ => {}
+    }
+}
+
+struct Checks {
+    env: Env,
+    client: Client,
+}
+
+impl Checks {
+    /// Invokes FUNCTION with EVENT through the Lambda Invoke API of the watch
+    /// server (what `cargo lambda invoke` does).
+    async fn invoke(&self, function: &str, event: String, what: &str) -> Answer {
+        let url = format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            self.env.watch
+        );
+        let response = self
+            .client
+            .post(&url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(event)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{what}: POST {url}: {error}"));
+        Answer::read(response, what).await
+    }
+
+    /// GET on the watch server (a Function URL, `/lambda-url/<function>/…`).
+    async fn get(&self, path: &str, what: &str) -> Answer {
+        let url = format!("{}{path}", self.env.watch);
+        let response = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{what}: GET {url}: {error}"));
+        Answer::read(response, what).await
+    }
+}
+
+/// Asserts a successful invocation (no function error) and returns its payload.
+fn invocation_payload(answer: &Answer, what: &str) -> Value {
+    assert!(
+        answer.status == StatusCode::OK && answer.function_error.is_none(),
+        "{what}: want HTTP 200 without a function error, got {} (X-Amz-Function-Error {:?}): {}",
+        answer.status,
+        answer.function_error,
+        redacted(&answer.body)
+    );
+    answer.json(what)
+}
+
+/// The JSON body of an API Gateway proxy response payload, after asserting
+/// its statusCode.
+fn proxy_body(payload: &Value, status: u16, what: &str) -> Value {
+    assert_eq!(
+        payload["statusCode"],
+        status,
+        "{what}: statusCode of the proxy response (headers {}, body without tokens: {})",
+        payload["headers"],
+        payload["body"]
+            .as_str()
+            .map(redacted)
+            .unwrap_or_else(|| "(none)".into())
+    );
+    let body = payload["body"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: the proxy response has no string body"));
+    serde_json::from_str(body).unwrap_or_else(|error| {
+        panic!(
+            "{what}: the proxy response body is not JSON ({error}): {}",
+            redacted(body)
+        )
+    })
+}
+
+/// The access token in a vend answer; asserts it is there and not empty.
+fn access_token(body: &Value, what: &str) -> String {
+    match body["access_token"].as_str() {
+        Some(token) if !token.is_empty() => token.to_owned(),
+        _ => panic!("{what}: no access_token in {}", redacted(&body.to_string())),
+    }
+}
+
+/// Asserts a Function URL answer's status and JSON content type; returns the body.
+fn url_json(answer: &Answer, status: StatusCode, what: &str) -> Value {
+    assert!(
+        answer.status == status && answer.content_type.starts_with("application/json"),
+        "{what}: want {status} application/json, got {} {:?}: {}",
+        answer.status,
+        answer.content_type,
+        redacted(&answer.body)
+    );
+    answer.json(what)
+}
+
+#[tokio::test]
+async fn lambda_functions_under_cargo_lambda_watch() {
+    let env = Env::from_process();
+    let client = Client::builder()
+        .timeout(env.timeout)
+        .build()
+        .expect("an HTTP client");
+    let checks = Checks { env, client };
+    let env = &checks.env;
+    let eshop = env.eshop.as_str();
+    let unknown = env.unknown_eshop.as_str();
+
+    // 1. Shoptet's install redirect as API Gateway v2 delivers it.
+    let what = "1. invoke install-callback (API Gateway v2 install event)";
+    let event = fixture("install-apigw-v2.json", &[("CODE", &env.install_code)]);
+    let answer = checks.invoke("install-callback", event, what).await;
+    let body = proxy_body(&invocation_payload(&answer, what), 200, what);
+    assert_eq!(body["status"], "installed", "{what}: body status");
+    assert_eq!(body["shop"], eshop, "{what}: body shop");
+    println!("PASS {what}: 200, installed");
+
+    // 2. A consumer's SigV4-signed token request (IAM authorizer context).
+    let what = "2. invoke token-vendor (API Gateway v2, IAM)";
+    let event = fixture("token-apigw-v2.json", &[("SHOP", eshop)]);
+    let answer = checks.invoke("token-vendor", event, what).await;
+    let body = proxy_body(&invocation_payload(&answer, what), 200, what);
+    let token = access_token(&body, what);
+    assert_eq!(body["platform"], "shoptet", "{what}: body platform");
+    assert_eq!(body["shop"], eshop, "{what}: body shop");
+    println!("PASS {what}: 200 with access_token");
+
+    // 3. Direct invocation (the consumer function's SDK Invoke).
+    let what = "3. invoke token-vendor (direct payload)";
+    let event = fixture("token-direct.json", &[("SHOP", eshop)]);
+    let answer = checks.invoke("token-vendor", event, what).await;
+    let payload = invocation_payload(&answer, what);
+    assert!(
+        access_token(&payload, what) == token,
+        "{what}: a different access_token than check 2 vended"
+    );
+    assert_eq!(payload["shop"], eshop, "{what}: shop");
+    println!("PASS {what}: the same access_token");
+
+    // 4. Direct invocation for a shop that never installed: a function error
+    //    whose errorType is the stable code.
+    let what = "4. invoke token-vendor (direct payload, unknown shop)";
+    let event = fixture("token-direct.json", &[("SHOP", unknown)]);
+    let answer = checks.invoke("token-vendor", event, what).await;
+    assert_eq!(
+        answer.status,
+        FUNCTION_ERROR_STATUS,
+        "{what}: want a function error, got: {}",
+        redacted(&answer.body)
+    );
+    let error = answer.json(what);
+    assert_eq!(
+        error["errorType"],
+        "not_installed",
+        "{what}: errorType of {}",
+        redacted(&answer.body)
+    );
+    assert!(
+        error.get("access_token").is_none() && !answer.body.contains("access_token"),
+        "{what}: the error carries an access_token"
+    );
+    println!("PASS {what}: function error not_installed");
+
+    // 5. Function URL of the vendor (watch strips /lambda-url/<function>).
+    let path = format!("/lambda-url/token-vendor/tokens/shoptet/{eshop}");
+    let what = format!("5. GET {path}");
+    let answer = checks.get(&path, &what).await;
+    let body = url_json(&answer, StatusCode::OK, &what);
+    assert!(
+        access_token(&body, &what) == token,
+        "{what}: a different access_token than check 2 vended"
+    );
+    println!("PASS {what}: 200 JSON, the same access_token");
+
+    // 6. Function URL of the vendor, unknown shop.
+    let path = format!("/lambda-url/token-vendor/tokens/shoptet/{unknown}");
+    let what = format!("6. GET {path}");
+    let answer = checks.get(&path, &what).await;
+    let body = url_json(&answer, StatusCode::NOT_FOUND, &what);
+    assert_eq!(body["error"]["code"], "not_installed", "{what}: error.code");
+    println!("PASS {what}: 404 not_installed");
+
+    // 7. Function URL of the install callback, replaying the used code: the
+    //    double refuses it (invalid_grant) and the callback says so.
+    let path = format!(
+        "/lambda-url/install-callback/shoptet/install?code={}",
+        env.install_code
+    );
+    let what = "7. GET /lambda-url/install-callback/shoptet/install (used code)";
+    let answer = checks.get(&path, what).await;
+    let body = url_json(&answer, StatusCode::BAD_GATEWAY, what);
+    assert_eq!(
+        body["error"]["code"], "upstream_rejected",
+        "{what}: error.code in {body}"
+    );
+    assert_eq!(
+        body["error"]["upstream_code"], "invalid_grant",
+        "{what}: error.upstream_code in {body}"
+    );
+    println!("PASS {what}: 502 upstream_rejected (invalid_grant)");
+
+    // 8. The vended token works on the (double's) Shoptet API.
+    let what = "8. the vended token on the platform's GET /api/eshop";
+    let url = format!("{}/api/eshop", env.double);
+    let response = checks
+        .client
+        .get(&url)
+        .header("Shoptet-Access-Token", &token)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("{what}: GET {url}: {error}"));
+    let answer = Answer::read(response, what).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{what}: {}",
+        redacted(&answer.body)
+    );
+    println!("PASS {what}: 200");
+}
