@@ -12,10 +12,10 @@ use broker_shared::model::ShoprenterCredentials;
 use broker_shared::secret::ClientSecret;
 use broker_shared::storage::Stores;
 use broker_shared::storage::sqlite::SqliteStore;
-use install_callback::InstallConfig;
+use install_callback::{InstallCallback, InstallConfig};
 use sandbox::Sandbox;
 use server::Broker;
-use token_vendor::VendorConfig;
+use token_vendor::{VendHandler, VendorConfig};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -88,12 +88,12 @@ async fn run(args: Args) -> Result<(), String> {
                 config::optional(&env, "SHOPTET_CLIENT_SECRET").map(ClientSecret::new);
             let app_credentials = shoprenter_app_credentials(&env).map_err(|e| e.to_string())?;
             let broker = Broker {
-                install: install_callback::build(
+                install: InstallCallback::new(
                     install_config,
                     client_secret,
                     Stores::both(store.clone()),
                 ),
-                vendor: token_vendor::build(vendor_config, app_credentials, Stores::both(store)),
+                vendor: VendHandler::new(vendor_config, app_credentials, Stores::both(store)),
                 bearer_token,
             };
             announce(sandbox.as_ref(), &broker_url);

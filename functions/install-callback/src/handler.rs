@@ -16,6 +16,7 @@ use lambda_http::{Body, Request};
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, timeout_at};
 
+use crate::config::InstallConfig;
 use crate::error::InstallError;
 
 /// Shoptet documents codes of 255 characters; anything far longer is not one.
@@ -59,6 +60,27 @@ impl Stored {
 }
 
 impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
+    /// The handler over any storage adapters, with the add-on's client
+    /// secret already resolved.
+    pub fn new(
+        config: InstallConfig,
+        client_secret: Option<ClientSecret>,
+        stores: Stores<S, C>,
+    ) -> Self {
+        let http = config.http.build_client();
+        Self {
+            shoptet: ShoptetClient::new(http.clone(), config.shoptet),
+            addon: AddonCredentials {
+                client_id: config.shoptet_client_id,
+                client_secret,
+            },
+            redirect_uri: config.shoptet_redirect_uri,
+            shoprenter: ShoprenterClient::new(http, config.shoprenter_oauth_url),
+            stores,
+            deadline: config.install_deadline,
+        }
+    }
+
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
         let path = request.uri().path().to_owned();

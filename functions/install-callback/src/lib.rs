@@ -7,39 +7,14 @@ pub mod handler;
 
 use aws_config::SdkConfig;
 use broker_shared::config::ConfigError;
-use broker_shared::secret::ClientSecret;
-use broker_shared::shoprenter::ShoprenterClient;
-use broker_shared::shoptet::{AddonCredentials, ShoptetClient};
 use broker_shared::storage::dynamodb::DynamoTokenCache;
 use broker_shared::storage::secrets_manager::{SecretsManagerStore, read_client_secret};
-use broker_shared::storage::{InstallationStore, Stores, TokenCache};
 
 pub use config::InstallConfig;
 pub use error::InstallError;
 pub use handler::{InstallCallback, Stored};
 
 pub type AwsInstallCallback = InstallCallback<SecretsManagerStore, DynamoTokenCache>;
-
-/// The handler over any storage adapters, with the add-on's client secret
-/// already resolved.
-pub fn build<S: InstallationStore, C: TokenCache>(
-    config: InstallConfig,
-    client_secret: Option<ClientSecret>,
-    stores: Stores<S, C>,
-) -> InstallCallback<S, C> {
-    let http = config.http.build_client();
-    InstallCallback {
-        shoptet: ShoptetClient::new(http.clone(), config.shoptet),
-        addon: AddonCredentials {
-            client_id: config.shoptet_client_id,
-            client_secret,
-        },
-        redirect_uri: config.shoptet_redirect_uri,
-        shoprenter: ShoprenterClient::new(http, config.shoprenter_oauth_url),
-        stores,
-        deadline: config.install_deadline,
-    }
-}
 
 /// Builds the handler on Secrets Manager + DynamoDB. Reads the add-on's
 /// client secret once, here, so every request reuses it.
@@ -56,5 +31,5 @@ pub async fn build_on_aws(
         None => None,
     };
     let stores = config.stores.open(aws);
-    Ok(build(config, client_secret, stores))
+    Ok(InstallCallback::new(config, client_secret, stores))
 }

@@ -5,16 +5,18 @@ use std::time::{Duration, SystemTime};
 
 use broker_shared::http::{HttpError, json_response};
 use broker_shared::ids::{Platform, ShopRef};
+use broker_shared::model::ShoprenterCredentials;
 use broker_shared::secret::{ApiAccessToken, ExposeSecret};
-use broker_shared::shoprenter::ShoprenterApiUrl;
-use broker_shared::shoptet::API_TOKEN_HEADER;
-use broker_shared::storage::{InstallationStore, TokenCache};
+use broker_shared::shoprenter::{ShoprenterApiUrl, ShoprenterClient};
+use broker_shared::shoptet::{API_TOKEN_HEADER, ShoptetClient, ShoptetConfig};
+use broker_shared::storage::{InstallationStore, Stores, TokenCache};
 use lambda_http::http::{Method, Response, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::config::VendorConfig;
 use crate::error::VendError;
 use crate::vendor::{TokenVendor, VendRequest, Vended};
 
@@ -70,6 +72,38 @@ struct DirectPayload {
 }
 
 impl<S: InstallationStore, C: TokenCache> VendHandler<S, C> {
+    /// The handler over any storage adapters. The Shoprenter app credentials
+    /// are resolved by the caller (they live in a secret).
+    pub fn new(
+        config: VendorConfig,
+        shoprenter_app_credentials: Option<ShoprenterCredentials>,
+        stores: Stores<S, C>,
+    ) -> Self {
+        let http = config.http.build_client();
+        let api_bases = ApiBases {
+            shoptet: config
+                .shoptet_api_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+            shoprenter: config.shoprenter_api_url,
+        };
+        let shoptet = config.shoptet_oauth_url.map(|oauth_url| {
+            let api_url = config.shoptet_api_url;
+            ShoptetClient::new(http.clone(), ShoptetConfig { oauth_url, api_url })
+        });
+        let shoprenter = ShoprenterClient::new(http, config.shoprenter_oauth_url);
+        let vendor = TokenVendor::new(
+            shoptet,
+            shoprenter,
+            shoprenter_app_credentials,
+            stores,
+            config.timing,
+            config.remembered_shops,
+        );
+        Self { vendor, api_bases }
+    }
+
     /// HTTP requests always get a response (errors as JSON bodies); direct
     /// invocations get the JSON on success and a function error whose
     /// `errorType` is the stable code otherwise.

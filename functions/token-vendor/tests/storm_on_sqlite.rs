@@ -11,7 +11,7 @@ use broker_shared::ids::ShopRef;
 use broker_shared::storage::Stores;
 use broker_shared::storage::sqlite::SqliteStore;
 use platform_double::{Endpoint, PlatformDouble};
-use token_vendor::{VendRequest, VendorConfig};
+use token_vendor::{VendHandler, VendRequest, VendorConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_storm_over_8_handler_states_on_one_sqlite_file_mints_exactly_once() {
@@ -31,7 +31,7 @@ async fn a_storm_over_8_handler_states_on_one_sqlite_file_mints_exactly_once() {
         let config = VendorConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
         // Each instance opens its own connection, as a separate process would.
         let store = SqliteStore::open(&db).unwrap();
-        instances.push(Arc::new(token_vendor::build(
+        instances.push(Arc::new(VendHandler::new(
             config,
             None,
             Stores::both(store),
