@@ -36,6 +36,16 @@ impl ShoptetEshopId {
     pub fn get(self) -> u64 {
         self.0
     }
+
+    /// Shoptet documents eshopIds as JSON numbers; its webhooks and some
+    /// answers carry the decimal string form too. Both are accepted.
+    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+        match value {
+            serde_json::Value::Number(n) => n.as_u64().and_then(|id| Self::new(id).ok()),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
 }
 
 impl FromStr for ShoptetEshopId {
@@ -213,6 +223,24 @@ mod tests {
             "١٢٣",
         ] {
             assert!(bad.parse::<ShoptetEshopId>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn eshop_ids_in_json_are_numbers_or_their_decimal_strings() {
+        use serde_json::json;
+        let id = ShoptetEshopId::new(222651).unwrap();
+        assert_eq!(ShoptetEshopId::from_json(&json!(222651)), Some(id));
+        assert_eq!(ShoptetEshopId::from_json(&json!("222651")), Some(id));
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!(1.5),
+            json!("0222651"),
+            json!(null),
+            json!([1]),
+        ] {
+            assert_eq!(ShoptetEshopId::from_json(&bad), None, "{bad}");
         }
     }
 

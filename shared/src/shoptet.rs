@@ -133,29 +133,7 @@ impl ShoptetClient {
         addon: &AddonCredentials,
         redirect_uri: &str,
     ) -> Result<ShoptetInstallation, ShoptetError> {
-        #[derive(Serialize)]
-        struct TokenRequest<'a> {
-            client_id: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            client_secret: Option<&'a str>,
-            code: &'a str,
-            grant_type: &'static str,
-            redirect_uri: &'a str,
-            scope: &'static str,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct TokenResponse {
-            #[serde(rename = "access_token")]
-            access_token: OAuthAccessToken,
-            eshop_id: Value,
-            #[serde(default)]
-            eshop_url: String,
-            contact_email: Option<String>,
-            trial: Option<bool>,
-        }
-
-        let body = TokenRequest {
+        let body = CodeExchangeRequest {
             client_id: &addon.client_id,
             client_secret: addon.client_secret.as_ref().map(|s| s.expose_secret()),
             code: code.expose_secret(),
@@ -168,25 +146,9 @@ impl ShoptetClient {
             .oauth_url
             .join(["action", "ApiOAuthServer", "token"]);
         let response = upstream::send(self.http.post(url).json(&body)).await?;
-        let parsed: TokenResponse = parse_success(&response, Call::CodeExchange)?;
-        let malformed = || ShoptetError::from(UpstreamFailure::malformed(&response));
-        // Shoptet documents a number; accept its decimal string form too.
-        let eshop_id = match &parsed.eshop_id {
-            Value::Number(n) => n.as_u64().and_then(|id| ShoptetEshopId::new(id).ok()),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        }
-        .ok_or_else(malformed)?;
-        if parsed.access_token.is_empty() {
-            return Err(malformed());
-        }
-        Ok(ShoptetInstallation {
-            oauth_access_token: parsed.access_token,
-            eshop_id,
-            eshop_url: parsed.eshop_url,
-            contact_email: parsed.contact_email,
-            trial: parsed.trial,
-        })
+        parse_success::<CodeExchangeResponse>(&response, Call::CodeExchange)?
+            .into_installation()
+            .ok_or_else(|| UpstreamFailure::malformed(&response).into())
     }
 
     /// Mints a new API access token. Each call creates one more live token
@@ -239,6 +201,47 @@ impl ShoptetClient {
             .header(API_TOKEN_HEADER, api_access_token.expose_secret());
         let response = upstream::send(request).await?;
         parse_success::<Envelope>(&response, Call::Api).map(|envelope| envelope.data)
+    }
+}
+
+/// The code exchange's form, as Shoptet's OAuth server reads it.
+#[derive(Serialize)]
+struct CodeExchangeRequest<'a> {
+    client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<&'a str>,
+    code: &'a str,
+    grant_type: &'static str,
+    redirect_uri: &'a str,
+    scope: &'static str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CodeExchangeResponse {
+    #[serde(rename = "access_token")]
+    access_token: OAuthAccessToken,
+    eshop_id: Value,
+    #[serde(default)]
+    eshop_url: String,
+    contact_email: Option<String>,
+    trial: Option<bool>,
+}
+
+impl CodeExchangeResponse {
+    /// `None` when the answer lacks a usable token or eshopId.
+    fn into_installation(self) -> Option<ShoptetInstallation> {
+        let eshop_id = ShoptetEshopId::from_json(&self.eshop_id)?;
+        if self.access_token.is_empty() {
+            return None;
+        }
+        Some(ShoptetInstallation {
+            oauth_access_token: self.access_token,
+            eshop_id,
+            eshop_url: self.eshop_url,
+            contact_email: self.contact_email,
+            trial: self.trial,
+        })
     }
 }
 
