@@ -153,17 +153,18 @@ watch_log_tail() {
 }
 
 # Runs the checks. When a function process exits meanwhile (e.g. on a
-# configuration error at start-up), `cargo lambda watch` logs "command
-# exited" but leaves that invocation and every later one waiting: that stops
-# the checks at once. Waiting in a loop also keeps INT/TERM responsive.
+# configuration error at start-up) or is killed, `cargo lambda watch` logs
+# "command exited" or "command killed" but leaves that invocation and every
+# later one waiting: that stops the checks at once. Waiting in a loop also
+# keeps INT/TERM responsive.
 run_checks() {
-    local exits rc=0
-    exits="$(grep -c 'command exited' "$WATCH_LOG" || true)"
-    log "$(echo "${CHECKS[@]}")"
+    local exited='command (exited|killed)' exits rc=0
+    exits="$(grep -cE "$exited" "$WATCH_LOG" || true)"
+    log "${CHECKS[*]}"
     "${CHECKS[@]}" -- --nocapture &
     CHECKS_PID=$!
     while kill -0 "$CHECKS_PID" 2>/dev/null; do
-        if (($(grep -c 'command exited' "$WATCH_LOG" || true) > exits)); then
+        if (($(grep -cE "$exited" "$WATCH_LOG" || true) > exits)); then
             stop_tree "$CHECKS_PID"
             CHECKS_PID=""
             watch_log_tail 20
@@ -195,7 +196,7 @@ main() {
         log "cargo build --bin $bin"
         cargo build --quiet --bin "$bin"
     done
-    log "$(echo "${CHECKS[@]}") --no-run"
+    log "${CHECKS[*]} --no-run"
     "${CHECKS[@]}" --no-run
 
     id="$(date +%s)-$$"

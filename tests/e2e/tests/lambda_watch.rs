@@ -140,24 +140,30 @@ impl Answer {
     }
 }
 
-/// A body for an assertion message: JSON with every `access_token` (also in
-/// a JSON string such as a proxy response's `body`) blanked, else its start.
+/// A body for an assertion message: JSON with every secret field blanked
+/// (also inside a JSON string such as a proxy response's `body`), else its
+/// start, unless it mentions a token at all.
 fn redacted(body: &str) -> String {
     match serde_json::from_str::<Value>(body) {
         Ok(mut json) => {
             redact(&mut json);
             json.to_string()
         }
-        Err(_) if body.contains("access_token") => "(not JSON, mentions access_token)".into(),
+        Err(_) if body.contains("token") => "(not JSON, mentions a token: withheld)".into(),
         Err(_) => body.chars().take(600).collect(),
     }
+}
+
+/// `access_token`, `header_value` (the same token), `refresh_token`, …
+fn is_secret(key: &str) -> bool {
+    key.ends_with("_token") || key.contains("secret") || key == "header_value"
 }
 
 fn redact(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, value) in map.iter_mut() {
-                if key == "access_token" {
+                if is_secret(key) {
                     *value = Value::String("(redacted)".into());
                 } else {
                     redact(value);
