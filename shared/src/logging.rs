@@ -90,25 +90,12 @@ pub fn colours_for(stream: &impl IsTerminal) -> bool {
 mod tests {
     use super::*;
 
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     fn text_line(colours: bool) -> String {
-        let captured = Captured::default();
+        let captured = test_support::CapturedLogs::default();
         let writer = captured.clone();
         let subscriber = subscriber(move || writer.clone(), "info", false, colours);
         tracing::subscriber::with_default(subscriber, || tracing::warn!(shop = 7, "hello"));
-        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+        captured.text()
     }
 
     #[test]
