@@ -140,13 +140,15 @@ pub fn shoprenter_api_url(env: &impl Env) -> Result<ShoprenterApiUrl, ConfigErro
         .map_err(|problem| ConfigError::new("SHOPRENTER_API_URL", problem.to_string()))
 }
 
-/// `SECRET_PREFIX` (default `shop-token-broker/`) and `TOKEN_TABLE`.
+/// `SECRET_PREFIX` (default `shop-token-broker/`), `TOKEN_TABLE` and
+/// `REGISTRY_TABLE`.
 pub fn aws_store_names(env: &impl Env) -> Result<AwsStoreNames, ConfigError> {
     let prefix = optional(env, "SECRET_PREFIX").unwrap_or_else(|| DEFAULT_SECRET_PREFIX.to_owned());
     Ok(AwsStoreNames {
         secrets: SecretNames::new(&prefix)
             .map_err(|problem| ConfigError::new("SECRET_PREFIX", problem))?,
         token_table: required(env, "TOKEN_TABLE")?,
+        registry_table: required(env, "REGISTRY_TABLE")?,
     })
 }
 
@@ -211,10 +213,21 @@ mod tests {
             aws_store_names(&env(&[])).unwrap_err().variable,
             "TOKEN_TABLE"
         );
-        let names = aws_store_names(&env(&[("TOKEN_TABLE", "tokens")])).unwrap();
+        assert_eq!(
+            aws_store_names(&env(&[("TOKEN_TABLE", "tokens")]))
+                .unwrap_err()
+                .variable,
+            "REGISTRY_TABLE"
+        );
+        let names = aws_store_names(&env(&[("TOKEN_TABLE", "tokens"), ("REGISTRY_TABLE", "r")]))
+            .unwrap();
         assert_eq!(names.secrets.prefix(), "shop-token-broker/");
         assert_eq!(
-            aws_store_names(&env(&[("TOKEN_TABLE", "t"), ("SECRET_PREFIX", "a b")]))
+            aws_store_names(&env(&[
+                ("TOKEN_TABLE", "t"),
+                ("REGISTRY_TABLE", "r"),
+                ("SECRET_PREFIX", "a b")
+            ]))
                 .unwrap_err()
                 .variable,
             "SECRET_PREFIX"

@@ -200,6 +200,14 @@ impl ShopRef {
     pub fn key(&self) -> String {
         format!("{}#{}", self.platform(), self.id())
     }
+
+    /// The inverse of [`ShopRef::key`].
+    pub fn from_key(key: &str) -> Result<Self, InvalidIdentifier> {
+        let (platform, id) = key
+            .split_once('#')
+            .ok_or(InvalidIdentifier::Platform)?;
+        Self::parse(platform, id)
+    }
 }
 
 #[cfg(test)]

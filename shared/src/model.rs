@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::ShoptetEshopId;
+use crate::ids::{ShopRef, ShoptetEshopId};
 use crate::secret::{ApiAccessToken, ClientSecret, OAuthAccessToken};
 
 /// What an e-shop's installation of the Shoptet add-on gives us.
@@ -58,4 +58,89 @@ pub struct CacheEntry {
     /// Expiries of the tokens the broker minted for the shop (Shoptet caps
     /// live tokens per installation).
     pub ledger: Vec<SystemTime>,
+}
+
+/// Where an installation stands, as the platform last confirmed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallationStatus {
+    Active,
+    Suspended,
+    Uninstalled,
+}
+
+impl InstallationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Uninstalled => "uninstalled",
+        }
+    }
+}
+
+impl std::str::FromStr for InstallationStatus {
+    type Err = &'static str;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "active" => Ok(Self::Active),
+            "suspended" => Ok(Self::Suspended),
+            "uninstalled" => Ok(Self::Uninstalled),
+            _ => Err("the status is `active`, `suspended` or `uninstalled`"),
+        }
+    }
+}
+
+impl std::fmt::Display for InstallationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One shop's entry in the installation registry: no secret, so listing
+/// installations never touches the secret store. Times have millisecond
+/// precision in every adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub shop: ShopRef,
+    pub status: InstallationStatus,
+    /// When the shop last (re)installed.
+    pub installed_at: SystemTime,
+    pub updated_at: SystemTime,
+    /// A suspended shop: not asked upstream again before this.
+    pub recheck_at: Option<SystemTime>,
+}
+
+/// A confirmed change of a shop's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub status: InstallationStatus,
+    pub at: SystemTime,
+    /// A (re)install: `installed_at` becomes `at`. Otherwise `installed_at`
+    /// is kept (or set to `at` for a shop the registry did not know).
+    pub installed: bool,
+    /// Stored as given (a suspension's first re-check); `None` clears it.
+    pub recheck_at: Option<SystemTime>,
+}
+
+impl StatusChange {
+    /// A new installation, or a reinstall.
+    pub fn installed(at: SystemTime) -> Self {
+        Self {
+            status: InstallationStatus::Active,
+            at,
+            installed: true,
+            recheck_at: None,
+        }
+    }
+
+    pub fn to(status: InstallationStatus, at: SystemTime) -> Self {
+        Self {
+            status,
+            at,
+            installed: false,
+            recheck_at: None,
+        }
+    }
 }

@@ -8,11 +8,17 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
-use crate::model::{CacheEntry, CachedToken, ShoprenterCredentials, ShoptetInstallationRecord};
+use std::num::NonZeroUsize;
+
+use crate::ids::{Platform, ShopRef, ShoprenterShopName, ShoptetEshopId};
+use crate::model::{
+    CacheEntry, CachedToken, InstallationStatus, Registration, ShoprenterCredentials,
+    ShoptetInstallationRecord, StatusChange,
+};
 
 mod aws_errors;
 pub mod dynamodb;
+pub mod dynamodb_registry;
 pub mod memory;
 mod raw;
 pub mod secrets_manager;
@@ -58,11 +64,21 @@ pub trait InstallationStore: Send + Sync {
         json: String,
     ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 
-    /// The shop's current document, if any.
+    /// The shop's current document, if any. A document scheduled for
+    /// deletion is gone.
     fn load_document(
         &self,
         shop: &ShopRef,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Deletes the shop's document after `recovery`, never at once where the
+    /// backend can keep it (a later save within the window restores it).
+    /// Idempotent: an absent or already scheduled document is `Ok`.
+    fn schedule_deletion(
+        &self,
+        shop: &ShopRef,
+        recovery: RecoveryWindow,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn save_shoptet_installation(
         &self,
@@ -123,6 +139,85 @@ fn from_document<T: DeserializeOwned>(
             .map_err(|_| StoreError::Corrupt(format!("the record of {} is unreadable", shop.key())))
     })
     .transpose()
+}
+
+/// How long a deleted installation's secret stays restorable: Secrets
+/// Manager's recovery window, 7 to 30 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryWindow(u8);
+
+impl RecoveryWindow {
+    pub const DEFAULT: Self = Self(7);
+
+    pub fn days(days: u64) -> Option<Self> {
+        (7..=30).contains(&days).then(|| Self(days as u8))
+    }
+
+    pub fn in_days(self) -> i64 {
+        i64::from(self.0)
+    }
+}
+
+impl Default for RecoveryWindow {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The installation registry: every shop's status, without secrets, so
+/// checking or listing installations costs no secret read.
+pub trait InstallationRegistry: Send + Sync {
+    fn registration(
+        &self,
+        shop: &ShopRef,
+    ) -> impl Future<Output = Result<Option<Registration>, StoreError>> + Send;
+
+    /// Records a confirmed change in one atomic write and returns the
+    /// registration it replaced, so concurrent callers can tell which one
+    /// made the change.
+    fn record(
+        &self,
+        shop: &ShopRef,
+        change: &StatusChange,
+    ) -> impl Future<Output = Result<Option<Registration>, StoreError>> + Send;
+
+    /// Claims a suspended shop's due re-check: `true` for exactly one caller
+    /// while the shop is `Suspended` with `recheck_at` missing or not after
+    /// `now`, moving `recheck_at` to `next`.
+    fn claim_recheck(
+        &self,
+        shop: &ShopRef,
+        now: SystemTime,
+        next: SystemTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// One page of registrations. Pages may hold fewer than `limit` items
+    /// (DynamoDB filters after reading); only `next_cursor: None` ends a
+    /// listing. Order is the adapter's own.
+    fn list(
+        &self,
+        query: &RegistryQuery,
+    ) -> impl Future<Output = Result<RegistryPage, StoreError>> + Send;
+}
+
+/// What to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryQuery {
+    pub platform: Option<Platform>,
+    pub status: Option<InstallationStatus>,
+    pub limit: NonZeroUsize,
+    /// Continue after this shop (the last one of the previous page).
+    pub after: Option<ShopRef>,
+}
+
+/// The most a page may hold.
+pub const MAX_PAGE: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RegistryPage {
+    pub registrations: Vec<Registration>,
+    /// Where the next page starts; `None` when the listing is complete.
+    pub next_after: Option<ShopRef>,
 }
 
 /// The outcome of asking for a shop's refresh lease.
@@ -224,46 +319,55 @@ impl SecretNames {
     }
 }
 
-/// The two ports a function works with, over one backend or two.
+/// The three ports a function works with, over one backend or several.
 #[derive(Debug, Clone, Default)]
-pub struct Stores<I, C> {
+pub struct Stores<I, C, R> {
     pub installations: I,
     pub tokens: C,
+    pub registry: R,
 }
 
-/// Where the broker keeps its data on AWS: the secrets' prefix and the
-/// token table, configured alike for every function.
+/// Where the broker keeps its data on AWS: the secrets' prefix, the token
+/// table and the registry table, configured alike for every function.
 #[derive(Debug, Clone)]
 pub struct AwsStoreNames {
     pub secrets: SecretNames,
     pub token_table: String,
+    pub registry_table: String,
 }
 
 impl AwsStoreNames {
-    /// Both ports on AWS: installations in Secrets Manager, the token cache
-    /// in DynamoDB. The clients are built once, here.
+    /// Every port on AWS: installations in Secrets Manager, the token cache
+    /// and the registry in DynamoDB. The clients are built once, here.
     pub fn open(&self, aws: &aws_types::SdkConfig) -> AwsStores {
+        let dynamodb = aws_sdk_dynamodb::Client::new(aws);
         Stores {
             installations: secrets_manager::SecretsManagerStore::new(
                 aws_sdk_secretsmanager::Client::new(aws),
                 self.secrets.clone(),
             ),
-            tokens: dynamodb::DynamoTokenCache::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                self.token_table.clone(),
+            tokens: dynamodb::DynamoTokenCache::new(dynamodb.clone(), self.token_table.clone()),
+            registry: dynamodb_registry::DynamoRegistry::new(
+                dynamodb,
+                self.registry_table.clone(),
             ),
         }
     }
 }
 
-pub type AwsStores = Stores<secrets_manager::SecretsManagerStore, dynamodb::DynamoTokenCache>;
+pub type AwsStores = Stores<
+    secrets_manager::SecretsManagerStore,
+    dynamodb::DynamoTokenCache,
+    dynamodb_registry::DynamoRegistry,
+>;
 
-impl<S: Clone> Stores<S, S> {
-    /// Both ports on one backend (e.g. one SQLite file).
-    pub fn both(store: S) -> Self {
+impl<S: Clone> Stores<S, S, S> {
+    /// Every port on one backend (e.g. one SQLite file).
+    pub fn all(store: S) -> Self {
         Self {
             installations: store.clone(),
-            tokens: store,
+            tokens: store.clone(),
+            registry: store,
         }
     }
 }
