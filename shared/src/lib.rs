@@ -11,5 +11,8 @@ pub mod model;
 pub mod secret;
 pub mod shoprenter;
 pub mod shoptet;
+pub mod shoptet_webhook;
+pub mod shoprenter_app;
 pub mod storage;
 pub mod upstream;
+pub mod vending;

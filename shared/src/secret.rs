@@ -99,6 +99,11 @@ secret_type!(
     ClientSecret
 );
 
+secret_type!(
+    /// The key Shoptet signs webhooks with (`Shoptet-Webhook-Signature`).
+    WebhookKey
+);
+
 stored_secret!(OAuthAccessToken);
 stored_secret!(ApiAccessToken);
 stored_secret!(ClientSecret);

@@ -6,23 +6,35 @@
 //! The SQLite cases need `--features broker-shared/sqlite` (`make test` passes
 //! it); without the feature a failing test says so instead of skipping them.
 
+use std::collections::HashSet;
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use broker_shared::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
+use broker_shared::ids::{Platform, ShopRef, ShoprenterShopName, ShoptetEshopId};
 use broker_shared::model::{
-    CacheEntry, CachedToken, Lease, ShoprenterCredentials, ShoptetInstallation,
-    ShoptetInstallationRecord,
+    CacheEntry, CachedToken, InstallationStatus, Lease, Registration, ShoprenterCredentials,
+    ShoptetInstallation, ShoptetInstallationRecord, StatusChange,
 };
 use broker_shared::secret::{ApiAccessToken, ClientSecret, OAuthAccessToken};
-use broker_shared::storage::{InstallationStore, LeaseAttempt, SaveOutcome, TokenCache};
+use broker_shared::storage::{
+    InstallationRegistry, InstallationStore, LeaseAttempt, RecoveryWindow, RegistryQuery,
+    SaveOutcome, TokenCache,
+};
 use tokio::sync::Barrier;
 
 /// A fresh, isolated store of one adapter.
 trait Harness: Sized + Send + Sync + 'static {
     type Installs: InstallationStore + 'static;
     type Cache: TokenCache + 'static;
+    type Registry: InstallationRegistry + 'static;
+
+    /// What saving a shop's document says after its deletion was scheduled
+    /// (a reinstall). Secrets Manager keeps the secret through the recovery
+    /// window and restores it: `Replaced`. The memory and SQLite adapters
+    /// have no recovery window and delete at once: `Created`.
+    const SAVE_AFTER_DELETION: SaveOutcome;
 
     fn new() -> impl Future<Output = Self> + Send;
     fn installs(&self) -> &Self::Installs;
@@ -30,26 +42,44 @@ trait Harness: Sized + Send + Sync + 'static {
     /// Another handle on the same cache, as another instance of the broker
     /// would open it.
     fn another_cache(&self) -> impl Future<Output = Arc<Self::Cache>> + Send;
+    fn registry(&self) -> &Arc<Self::Registry>;
+    /// Another handle on the same registry, as another instance would open it.
+    fn another_registry(&self) -> impl Future<Output = Arc<Self::Registry>> + Send;
 }
 
 mod memory_harness {
     use super::*;
-    use broker_shared::storage::memory::{MemoryInstallationStore, MemoryTokenCache};
+    use broker_shared::storage::memory::{
+        MemoryInstallationStore, MemoryRegistry, MemoryTokenCache,
+    };
 
     pub struct Memory {
         installs: MemoryInstallationStore,
         cache: Arc<MemoryTokenCache>,
+        registry: Arc<MemoryRegistry>,
     }
 
     impl Harness for Memory {
         type Installs = MemoryInstallationStore;
         type Cache = MemoryTokenCache;
+        type Registry = MemoryRegistry;
+
+        const SAVE_AFTER_DELETION: SaveOutcome = SaveOutcome::Created;
 
         async fn new() -> Self {
             Self {
                 installs: MemoryInstallationStore::default(),
                 cache: Arc::default(),
+                registry: Arc::default(),
             }
+        }
+
+        fn registry(&self) -> &Arc<Self::Registry> {
+            &self.registry
+        }
+
+        async fn another_registry(&self) -> Arc<Self::Registry> {
+            Arc::new(MemoryRegistry::clone(&self.registry))
         }
 
         fn installs(&self) -> &Self::Installs {
@@ -73,36 +103,66 @@ mod dynamodb_harness {
     use super::*;
     use broker_shared::storage::SecretNames;
     use broker_shared::storage::dynamodb::DynamoTokenCache;
+    use broker_shared::storage::dynamodb_registry::DynamoRegistry;
     use broker_shared::storage::secrets_manager::SecretsManagerStore;
-    use test_support::{create_token_table, emulator_sdk_config, unique_name};
+    use test_support::{
+        create_registry_table, create_token_table, emulator_sdk_config, unique_name,
+    };
 
     pub struct Dynamo {
         dynamo: aws_sdk_dynamodb::Client,
         table: String,
+        registry_table: String,
+        /// The client and names behind `installs`, for looking at the
+        /// secrets themselves.
+        pub secrets: aws_sdk_secretsmanager::Client,
+        pub names: SecretNames,
         installs: SecretsManagerStore,
         cache: Arc<DynamoTokenCache>,
+        registry: Arc<DynamoRegistry>,
     }
 
     impl Harness for Dynamo {
         type Installs = SecretsManagerStore;
         type Cache = DynamoTokenCache;
+        type Registry = DynamoRegistry;
+
+        const SAVE_AFTER_DELETION: SaveOutcome = SaveOutcome::Replaced;
 
         async fn new() -> Self {
             let config = emulator_sdk_config().await;
             let table = unique_name("contract");
-            create_token_table(&config, &table).await;
+            let registry_table = unique_name("contract-registry");
+            tokio::join!(
+                create_token_table(&config, &table),
+                create_registry_table(&config, &registry_table),
+            );
             let names = SecretNames::new(&format!("{}/", unique_name("contract")))
                 .expect("unique names are valid secret prefixes");
-            let installs =
-                SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&config), names);
+            let secrets = aws_sdk_secretsmanager::Client::new(&config);
+            let installs = SecretsManagerStore::new(secrets.clone(), names.clone());
             let dynamo = aws_sdk_dynamodb::Client::new(&config);
             let cache = Arc::new(DynamoTokenCache::new(dynamo.clone(), &table));
+            let registry = Arc::new(DynamoRegistry::new(dynamo.clone(), &registry_table));
             Self {
                 dynamo,
                 table,
+                registry_table,
+                secrets,
+                names,
                 installs,
                 cache,
+                registry,
             }
+        }
+
+        fn registry(&self) -> &Arc<Self::Registry> {
+            &self.registry
+        }
+
+        async fn another_registry(&self) -> Arc<Self::Registry> {
+            let client = aws_sdk_dynamodb::Client::from_conf(self.dynamo.config().clone());
+            Arc::new(DynamoRegistry::new(client, &self.registry_table))
         }
 
         fn installs(&self) -> &Self::Installs {
@@ -151,6 +211,7 @@ mod sqlite_harness {
     pub struct Sqlite {
         store: SqliteStore,
         cache: Arc<SqliteStore>,
+        registry: Arc<SqliteStore>,
         dir: TempDir,
     }
 
@@ -163,15 +224,28 @@ mod sqlite_harness {
     impl Harness for Sqlite {
         type Installs = SqliteStore;
         type Cache = SqliteStore;
+        type Registry = SqliteStore;
+
+        const SAVE_AFTER_DELETION: SaveOutcome = SaveOutcome::Created;
 
         async fn new() -> Self {
             let dir = TempDir::new();
             let store = SqliteStore::open(dir.db()).expect("opening the store");
             Self {
                 cache: Arc::new(store.clone()),
+                registry: Arc::new(store.clone()),
                 store,
                 dir,
             }
+        }
+
+        fn registry(&self) -> &Arc<Self::Registry> {
+            &self.registry
+        }
+
+        async fn another_registry(&self) -> Arc<Self::Registry> {
+            // Its own connection to the same file, like another process.
+            Arc::new(SqliteStore::open(self.path()).expect("opening the store again"))
         }
 
         fn installs(&self) -> &Self::Installs {
@@ -871,6 +945,696 @@ async fn instances_share_one_cache<H: Harness>() {
 }
 
 // ---------------------------------------------------------------------------
+// Uninstalls: scheduled deletion of an installation's document
+
+async fn a_scheduled_deletion_hides_the_installation_until_a_reinstall<H: Harness>() {
+    let h = H::new().await;
+    let first = shoptet_record(222651, "oauth-before-uninstall", "2026-01-01T00:00:00Z");
+    let again = shoptet_record(222651, "oauth-after-reinstall", "2026-02-01T00:00:00Z");
+    assert_eq!(
+        h.installs().save_shoptet_installation(&first).await,
+        Ok(SaveOutcome::Created)
+    );
+
+    assert_eq!(
+        h.installs()
+            .schedule_deletion(&shop(), RecoveryWindow::DEFAULT)
+            .await,
+        Ok(())
+    );
+    assert_eq!(
+        h.installs().load_shoptet_installation(eshop(222651)).await,
+        Ok(None)
+    );
+    // Idempotent: scheduling again, and scheduling a shop never saved.
+    assert_eq!(
+        h.installs()
+            .schedule_deletion(&shop(), RecoveryWindow::DEFAULT)
+            .await,
+        Ok(())
+    );
+    let never_saved = ShopRef::Shoprenter(shoprenter_shop("never-saved"));
+    assert_eq!(
+        h.installs()
+            .schedule_deletion(&never_saved, RecoveryWindow::days(30).unwrap())
+            .await,
+        Ok(())
+    );
+    assert_eq!(h.installs().load_document(&never_saved).await, Ok(None));
+
+    // A reinstall: the new document is the shop's, the old one is gone.
+    assert_eq!(
+        h.installs().save_shoptet_installation(&again).await,
+        Ok(H::SAVE_AFTER_DELETION)
+    );
+    assert_eq!(
+        h.installs().load_shoptet_installation(eshop(222651)).await,
+        Ok(Some(again.clone()))
+    );
+    // The reinstalled shop can be uninstalled and reinstalled again.
+    h.installs()
+        .schedule_deletion(&shop(), RecoveryWindow::DEFAULT)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.installs().load_shoptet_installation(eshop(222651)).await,
+        Ok(None)
+    );
+    let third = shoptet_record(222651, "oauth-third-install", "2026-03-01T00:00:00Z");
+    assert_eq!(
+        h.installs().save_shoptet_installation(&third).await,
+        Ok(H::SAVE_AFTER_DELETION)
+    );
+    assert_eq!(
+        h.installs().load_shoptet_installation(eshop(222651)).await,
+        Ok(Some(third))
+    );
+}
+
+async fn a_scheduled_deletion_leaves_other_shops_alone<H: Harness>() {
+    let h = H::new().await;
+    let kept = shoptet_record(2, "oauth-kept", "2026-01-01T00:00:00Z");
+    h.installs()
+        .save_shoptet_installation(&shoptet_record(1, "oauth-gone", "2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    h.installs().save_shoptet_installation(&kept).await.unwrap();
+    h.installs()
+        .schedule_deletion(&ShopRef::Shoptet(eshop(1)), RecoveryWindow::DEFAULT)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.installs().load_shoptet_installation(eshop(1)).await,
+        Ok(None)
+    );
+    assert_eq!(
+        h.installs().load_shoptet_installation(eshop(2)).await,
+        Ok(Some(kept))
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The installation registry
+
+fn registered(
+    shop: &ShopRef,
+    status: InstallationStatus,
+    installed_at: SystemTime,
+    updated_at: SystemTime,
+    recheck_at: Option<SystemTime>,
+) -> Registration {
+    Registration {
+        shop: shop.clone(),
+        status,
+        installed_at,
+        updated_at,
+        recheck_at,
+    }
+}
+
+fn suspended(at: SystemTime, recheck_at: Option<SystemTime>) -> StatusChange {
+    StatusChange {
+        recheck_at,
+        ..StatusChange::to(InstallationStatus::Suspended, at)
+    }
+}
+
+async fn an_unknown_shop_has_no_registration<H: Harness>() {
+    let h = H::new().await;
+    assert_eq!(h.registry().registration(&shop()).await, Ok(None));
+}
+
+async fn an_install_registers_the_shop_as_active<H: Harness>() {
+    let h = H::new().await;
+    let at = now();
+    assert_eq!(
+        h.registry()
+            .record(&shop(), &StatusChange::installed(at))
+            .await,
+        Ok(None)
+    );
+    assert_eq!(
+        h.registry().registration(&shop()).await,
+        Ok(Some(registered(
+            &shop(),
+            InstallationStatus::Active,
+            at,
+            at,
+            None
+        )))
+    );
+    // Only that shop.
+    let other = ShopRef::Shoprenter(shoprenter_shop("other"));
+    assert_eq!(h.registry().registration(&other).await, Ok(None));
+}
+
+async fn a_later_change_keeps_the_install_time_and_returns_what_it_replaced<H: Harness>() {
+    let h = H::new().await;
+    let installed = at_ms(1_800_000_000_000);
+    let suspended_at = at_ms(1_800_000_100_000);
+    let recheck = at_ms(1_800_000_200_000);
+    let active_again = at_ms(1_800_000_300_000);
+    h.registry()
+        .record(&shop(), &StatusChange::installed(installed))
+        .await
+        .unwrap();
+
+    let active = registered(
+        &shop(),
+        InstallationStatus::Active,
+        installed,
+        installed,
+        None,
+    );
+    assert_eq!(
+        h.registry()
+            .record(&shop(), &suspended(suspended_at, Some(recheck)))
+            .await,
+        Ok(Some(active))
+    );
+    let now_suspended = registered(
+        &shop(),
+        InstallationStatus::Suspended,
+        installed,
+        suspended_at,
+        Some(recheck),
+    );
+    assert_eq!(
+        h.registry().registration(&shop()).await,
+        Ok(Some(now_suspended.clone()))
+    );
+
+    // The next change clears the re-check it does not carry.
+    assert_eq!(
+        h.registry()
+            .record(
+                &shop(),
+                &StatusChange::to(InstallationStatus::Active, active_again)
+            )
+            .await,
+        Ok(Some(now_suspended))
+    );
+    assert_eq!(
+        h.registry().registration(&shop()).await,
+        Ok(Some(registered(
+            &shop(),
+            InstallationStatus::Active,
+            installed,
+            active_again,
+            None
+        )))
+    );
+}
+
+async fn a_reinstall_after_an_uninstall_starts_a_new_install_time<H: Harness>() {
+    let h = H::new().await;
+    let (first, gone, back) = (
+        at_ms(1_800_000_000_000),
+        at_ms(1_800_000_001_000),
+        at_ms(1_800_000_002_000),
+    );
+    h.registry()
+        .record(&shop(), &StatusChange::installed(first))
+        .await
+        .unwrap();
+    h.registry()
+        .record(
+            &shop(),
+            &StatusChange::to(InstallationStatus::Uninstalled, gone),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.registry()
+            .record(&shop(), &StatusChange::installed(back))
+            .await,
+        Ok(Some(registered(
+            &shop(),
+            InstallationStatus::Uninstalled,
+            first,
+            gone,
+            None
+        )))
+    );
+    assert_eq!(
+        h.registry().registration(&shop()).await,
+        Ok(Some(registered(
+            &shop(),
+            InstallationStatus::Active,
+            back,
+            back,
+            None
+        )))
+    );
+}
+
+async fn a_status_change_of_an_unknown_shop_starts_its_install_time<H: Harness>() {
+    let h = H::new().await;
+    let at = at_ms(1_800_000_000_000);
+    let recheck = at_ms(1_800_000_060_000);
+    let shop = ShopRef::Shoprenter(shoprenter_shop("first-seen-suspended"));
+    assert_eq!(
+        h.registry()
+            .record(&shop, &suspended(at, Some(recheck)))
+            .await,
+        Ok(None)
+    );
+    assert_eq!(
+        h.registry().registration(&shop).await,
+        Ok(Some(registered(
+            &shop,
+            InstallationStatus::Suspended,
+            at,
+            at,
+            Some(recheck)
+        )))
+    );
+}
+
+async fn registration_times_round_trip_in_milliseconds<H: Harness>() {
+    let h = H::new().await;
+    let shops = [
+        ShopRef::Shoptet(eshop(9_999_999_999)),
+        ShopRef::Shoprenter(shoprenter_shop(&"a".repeat(63))),
+    ];
+    let installed = at_ms(1_900_000_000_001);
+    let updated = at_ms(1_900_000_000_999);
+    let recheck = at_ms(1_900_000_123_457);
+    for shop in &shops {
+        h.registry()
+            .record(shop, &StatusChange::installed(installed))
+            .await
+            .unwrap();
+        h.registry()
+            .record(shop, &suspended(updated, Some(recheck)))
+            .await
+            .unwrap();
+        assert_eq!(
+            h.registry().registration(shop).await,
+            Ok(Some(registered(
+                shop,
+                InstallationStatus::Suspended,
+                installed,
+                updated,
+                Some(recheck)
+            )))
+        );
+    }
+    // A re-check given with an uninstall is kept as given, and cleared by
+    // the next change that has none.
+    let later = at_ms(1_900_000_200_003);
+    h.registry()
+        .record(
+            &shops[0],
+            &StatusChange {
+                recheck_at: Some(later),
+                ..StatusChange::to(InstallationStatus::Uninstalled, later)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.registry()
+            .registration(&shops[0])
+            .await
+            .unwrap()
+            .and_then(|r| r.recheck_at),
+        Some(later)
+    );
+    h.registry()
+        .record(
+            &shops[0],
+            &StatusChange::to(InstallationStatus::Uninstalled, later),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.registry()
+            .registration(&shops[0])
+            .await
+            .unwrap()
+            .map(|r| r.recheck_at),
+        Some(None)
+    );
+}
+
+async fn a_recheck_is_claimed_only_when_a_suspended_shop_is_due<H: Harness>() {
+    let h = H::new().await;
+    let r = h.registry();
+    let t0 = at_ms(1_800_000_000_000);
+    let due = t0 + Duration::from_secs(60);
+    let next = due + Duration::from_secs(600);
+
+    // Unknown: nothing to claim, and nothing is created.
+    assert_eq!(r.claim_recheck(&shop(), due, next).await, Ok(false));
+    assert_eq!(r.registration(&shop()).await, Ok(None));
+
+    // Active, even with a past re-check time.
+    r.record(
+        &shop(),
+        &StatusChange {
+            recheck_at: Some(t0),
+            ..StatusChange::installed(t0)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.claim_recheck(&shop(), due, next).await, Ok(false));
+
+    // Uninstalled, likewise.
+    r.record(
+        &shop(),
+        &StatusChange {
+            recheck_at: Some(t0),
+            ..StatusChange::to(InstallationStatus::Uninstalled, t0)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.claim_recheck(&shop(), due, next).await, Ok(false));
+
+    // Suspended, not yet due.
+    r.record(&shop(), &suspended(t0, Some(due))).await.unwrap();
+    assert_eq!(
+        r.claim_recheck(&shop(), due - Duration::from_millis(1), next)
+            .await,
+        Ok(false)
+    );
+    assert_eq!(
+        r.registration(&shop()).await.unwrap().unwrap().recheck_at,
+        Some(due)
+    );
+
+    // Due at exactly its time: claimed, and moved to `next`.
+    assert_eq!(r.claim_recheck(&shop(), due, next).await, Ok(true));
+    let after_claim = r.registration(&shop()).await.unwrap().unwrap();
+    assert_eq!(after_claim.recheck_at, Some(next));
+    assert_eq!(after_claim.status, InstallationStatus::Suspended);
+    assert_eq!(after_claim.updated_at, t0);
+    // Claimed once: not again before `next`.
+    assert_eq!(r.claim_recheck(&shop(), due, next).await, Ok(false));
+    assert_eq!(
+        r.claim_recheck(&shop(), next, next + Duration::from_secs(600))
+            .await,
+        Ok(true)
+    );
+
+    // Suspended without a re-check time: due at once.
+    let other = ShopRef::Shoprenter(shoprenter_shop("no-recheck-yet"));
+    r.record(&other, &suspended(t0, None)).await.unwrap();
+    assert_eq!(r.claim_recheck(&other, t0, next).await, Ok(true));
+    assert_eq!(
+        r.registration(&other).await.unwrap().unwrap().recheck_at,
+        Some(next)
+    );
+}
+
+/// Of 10 instances claiming a due re-check at once, exactly one wins.
+async fn exactly_one_of_concurrent_recheck_claims_wins<H: Harness>() {
+    const INSTANCES: usize = 10;
+    let h = H::new().await;
+    let t0 = now();
+    h.registry()
+        .record(&shop(), &suspended(t0, Some(t0)))
+        .await
+        .unwrap();
+    let next = t0 + Duration::from_secs(600);
+    let barrier = Arc::new(Barrier::new(INSTANCES));
+    let mut tasks = Vec::new();
+    for _ in 0..INSTANCES {
+        let registry = h.another_registry().await;
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            registry
+                .claim_recheck(&shop(), t0, next)
+                .await
+                .expect("claim_recheck")
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.expect("task") {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(
+        h.registry()
+            .registration(&shop())
+            .await
+            .unwrap()
+            .unwrap()
+            .recheck_at,
+        Some(next)
+    );
+}
+
+/// 20 instances learn of one uninstall at once: exactly one of them sees
+/// the shop still installed (and so acts on the uninstall).
+async fn exactly_one_of_concurrent_uninstalls_sees_the_shop_installed<H: Harness>() {
+    const INSTANCES: usize = 20;
+    let h = H::new().await;
+    let t0 = now();
+    h.registry()
+        .record(&shop(), &StatusChange::installed(t0))
+        .await
+        .unwrap();
+    let gone = t0 + Duration::from_secs(1);
+    let barrier = Arc::new(Barrier::new(INSTANCES));
+    let mut tasks = Vec::new();
+    for _ in 0..INSTANCES {
+        let registry = h.another_registry().await;
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            registry
+                .record(
+                    &shop(),
+                    &StatusChange::to(InstallationStatus::Uninstalled, gone),
+                )
+                .await
+                .expect("record")
+        }));
+    }
+    let mut saw_installed = Vec::new();
+    for task in tasks {
+        let previous = task.await.expect("task").expect("the shop was known");
+        assert_eq!(previous.installed_at, t0);
+        if previous.status != InstallationStatus::Uninstalled {
+            saw_installed.push(previous);
+        }
+    }
+    assert_eq!(
+        saw_installed,
+        vec![registered(
+            &shop(),
+            InstallationStatus::Active,
+            t0,
+            t0,
+            None
+        )]
+    );
+    assert_eq!(
+        h.registry()
+            .registration(&shop())
+            .await
+            .unwrap()
+            .map(|r| (r.status, r.installed_at)),
+        Some((InstallationStatus::Uninstalled, t0))
+    );
+}
+
+/// Five shops on both platforms with mixed statuses.
+async fn register_five_shops<R: InstallationRegistry>(registry: &R) -> Vec<Registration> {
+    let t0 = at_ms(1_800_000_000_000);
+    let shops = [
+        (ShopRef::Shoptet(eshop(11)), InstallationStatus::Active),
+        (ShopRef::Shoptet(eshop(12)), InstallationStatus::Suspended),
+        (ShopRef::Shoptet(eshop(13)), InstallationStatus::Active),
+        (
+            ShopRef::Shoprenter(shoprenter_shop("alpha")),
+            InstallationStatus::Uninstalled,
+        ),
+        (
+            ShopRef::Shoprenter(shoprenter_shop("beta")),
+            InstallationStatus::Active,
+        ),
+    ];
+    let mut all = Vec::new();
+    for (n, (shop, status)) in shops.into_iter().enumerate() {
+        let installed = t0 + Duration::from_millis(n as u64);
+        let changed = installed + Duration::from_secs(60);
+        registry
+            .record(&shop, &StatusChange::installed(installed))
+            .await
+            .unwrap();
+        let mut registration = registered(&shop, status, installed, installed, None);
+        if status != InstallationStatus::Active {
+            registry
+                .record(&shop, &StatusChange::to(status, changed))
+                .await
+                .unwrap();
+            registration.updated_at = changed;
+        }
+        all.push(registration);
+    }
+    all
+}
+
+/// Every page of a listing, from the first until `next_after` is `None`.
+async fn list_all<R: InstallationRegistry>(
+    registry: &R,
+    platform: Option<Platform>,
+    status: Option<InstallationStatus>,
+) -> Vec<Registration> {
+    let limit = NonZeroUsize::new(2).unwrap();
+    let mut query = RegistryQuery {
+        platform,
+        status,
+        limit,
+        after: None,
+    };
+    let mut listed: Vec<Registration> = Vec::new();
+    for _ in 0..20 {
+        let page = registry.list(&query).await.unwrap();
+        assert!(page.registrations.len() <= limit.get(), "{page:?}");
+        listed.extend(page.registrations);
+        match page.next_after {
+            Some(after) => query.after = Some(after),
+            None => {
+                let keys: HashSet<String> = listed.iter().map(|r| r.shop.key()).collect();
+                assert_eq!(keys.len(), listed.len(), "a shop listed twice: {listed:?}");
+                listed.sort_by_key(|r| r.shop.key());
+                return listed;
+            }
+        }
+    }
+    panic!("the listing did not end after 20 pages: {listed:?}");
+}
+
+fn expected(
+    all: &[Registration],
+    platform: Option<Platform>,
+    status: Option<InstallationStatus>,
+) -> Vec<Registration> {
+    let mut wanted: Vec<Registration> = all
+        .iter()
+        .filter(|r| platform.is_none_or(|p| r.shop.platform() == p))
+        .filter(|r| status.is_none_or(|s| r.status == s))
+        .cloned()
+        .collect();
+    wanted.sort_by_key(|r| r.shop.key());
+    wanted
+}
+
+async fn listing_pages_through_every_registration_once<H: Harness>() {
+    let h = H::new().await;
+    // An empty registry lists nothing, in one page.
+    assert_eq!(list_all(&**h.registry(), None, None).await, vec![]);
+
+    let all = register_five_shops(&**h.registry()).await;
+    assert_eq!(
+        list_all(&**h.registry(), None, None).await,
+        expected(&all, None, None)
+    );
+    assert_eq!(expected(&all, None, None).len(), 5);
+}
+
+async fn listing_filters_by_platform_and_status<H: Harness>() {
+    use InstallationStatus::{Active, Suspended, Uninstalled};
+    let h = H::new().await;
+    let all = register_five_shops(&**h.registry()).await;
+    let platforms = [None, Some(Platform::Shoptet), Some(Platform::Shoprenter)];
+    let statuses = [None, Some(Active), Some(Suspended), Some(Uninstalled)];
+    for platform in platforms {
+        for status in statuses {
+            assert_eq!(
+                list_all(&**h.registry(), platform, status).await,
+                expected(&all, platform, status),
+                "platform {platform:?}, status {status:?}"
+            );
+        }
+    }
+    // The fixture covers what the filters tell apart.
+    assert_eq!(expected(&all, Some(Platform::Shoptet), None).len(), 3);
+    assert_eq!(expected(&all, None, Some(Active)).len(), 3);
+    assert_eq!(
+        expected(&all, Some(Platform::Shoptet), Some(Active)).len(),
+        2
+    );
+    assert_eq!(
+        expected(&all, Some(Platform::Shoprenter), Some(Suspended)).len(),
+        0
+    );
+}
+
+/// What only the ordered adapters (memory, SQLite) promise: full pages in
+/// key order, `next_after` naming the last shop of a page when more follow.
+async fn pages_are_full_and_in_key_order<H: Harness>() {
+    let h = H::new().await;
+    let all = register_five_shops(&**h.registry()).await;
+    let keys = |page: &broker_shared::storage::RegistryPage| {
+        page.registrations
+            .iter()
+            .map(|r| r.shop.key())
+            .collect::<Vec<_>>()
+    };
+    let mut query = RegistryQuery {
+        platform: None,
+        status: None,
+        limit: NonZeroUsize::new(2).unwrap(),
+        after: None,
+    };
+    let first = h.registry().list(&query).await.unwrap();
+    assert_eq!(keys(&first), ["shoprenter#alpha", "shoprenter#beta"]);
+    assert_eq!(
+        first.next_after,
+        Some(ShopRef::Shoprenter(shoprenter_shop("beta")))
+    );
+    query.after = first.next_after;
+    let second = h.registry().list(&query).await.unwrap();
+    assert_eq!(keys(&second), ["shoptet#11", "shoptet#12"]);
+    query.after = second.next_after;
+    let third = h.registry().list(&query).await.unwrap();
+    assert_eq!(keys(&third), ["shoptet#13"]);
+    assert_eq!(third.next_after, None);
+
+    // A page that ends exactly at the last matching shop ends the listing.
+    let active_shoptet = h
+        .registry()
+        .list(&RegistryQuery {
+            platform: Some(Platform::Shoptet),
+            status: Some(InstallationStatus::Active),
+            limit: NonZeroUsize::new(2).unwrap(),
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(keys(&active_shoptet), ["shoptet#11", "shoptet#13"]);
+    assert_eq!(active_shoptet.next_after, None);
+    assert_eq!(
+        active_shoptet.registrations,
+        expected(
+            &all,
+            Some(Platform::Shoptet),
+            Some(InstallationStatus::Active)
+        )
+    );
+}
+
+#[tokio::test]
+async fn memory_registry_pages_are_full_and_in_key_order() {
+    pages_are_full_and_in_key_order::<memory_harness::Memory>().await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_registry_pages_are_full_and_in_key_order() {
+    pages_are_full_and_in_key_order::<sqlite_harness::Sqlite>().await;
+}
+
+// ---------------------------------------------------------------------------
 // Every case against every adapter
 
 macro_rules! contract {
@@ -925,7 +1689,118 @@ contract![
     shops_have_separate_entries,
     exactly_one_of_concurrent_leases_wins,
     instances_share_one_cache,
+    a_scheduled_deletion_hides_the_installation_until_a_reinstall,
+    a_scheduled_deletion_leaves_other_shops_alone,
+    an_unknown_shop_has_no_registration,
+    an_install_registers_the_shop_as_active,
+    a_later_change_keeps_the_install_time_and_returns_what_it_replaced,
+    a_reinstall_after_an_uninstall_starts_a_new_install_time,
+    a_status_change_of_an_unknown_shop_starts_its_install_time,
+    registration_times_round_trip_in_milliseconds,
+    a_recheck_is_claimed_only_when_a_suspended_shop_is_due,
+    exactly_one_of_concurrent_recheck_claims_wins,
+    exactly_one_of_concurrent_uninstalls_sees_the_shop_installed,
+    listing_pages_through_every_registration_once,
+    listing_filters_by_platform_and_status,
 ];
+
+// ---------------------------------------------------------------------------
+// What only the Secrets Manager adapter promises: the recovery window
+
+mod secrets_manager_only {
+    use super::dynamodb_harness::Dynamo;
+    use super::*;
+
+    /// Whether the secret is scheduled for deletion, as Secrets Manager
+    /// itself tells.
+    async fn deleted_date(
+        h: &Dynamo,
+        shop: &ShopRef,
+    ) -> Option<aws_sdk_secretsmanager::primitives::DateTime> {
+        h.secrets
+            .describe_secret()
+            .secret_id(h.names.installation(shop))
+            .send()
+            .await
+            .expect("describing the secret")
+            .deleted_date()
+            .copied()
+    }
+
+    #[tokio::test]
+    async fn a_reinstall_cancels_the_scheduled_deletion_of_the_secret() {
+        let h = Dynamo::new().await;
+        let first = shoptet_record(222651, "oauth-before-uninstall", "2026-01-01T00:00:00Z");
+        let again = shoptet_record(222651, "oauth-after-reinstall", "2026-02-01T00:00:00Z");
+        h.installs()
+            .save_shoptet_installation(&first)
+            .await
+            .unwrap();
+        assert_eq!(deleted_date(&h, &shop()).await, None);
+
+        h.installs()
+            .schedule_deletion(&shop(), RecoveryWindow::DEFAULT)
+            .await
+            .unwrap();
+        // Kept for the recovery window, not deleted at once.
+        let scheduled = deleted_date(&h, &shop()).await;
+        assert!(scheduled.is_some(), "no DeletedDate after the deletion");
+        // Scheduling again keeps the first schedule.
+        h.installs()
+            .schedule_deletion(&shop(), RecoveryWindow::DEFAULT)
+            .await
+            .unwrap();
+        assert_eq!(deleted_date(&h, &shop()).await, scheduled);
+
+        assert_eq!(
+            h.installs().save_shoptet_installation(&again).await,
+            Ok(SaveOutcome::Replaced)
+        );
+        assert_eq!(
+            deleted_date(&h, &shop()).await,
+            None,
+            "the reinstall left the secret scheduled for deletion"
+        );
+        let stored = h
+            .secrets
+            .get_secret_value()
+            .secret_id(h.names.installation(&shop()))
+            .send()
+            .await
+            .expect("the reinstalled secret is readable")
+            .secret_string()
+            .map(str::to_owned);
+        let stored: ShoptetInstallationRecord =
+            serde_json::from_str(&stored.expect("a string secret")).unwrap();
+        assert_eq!(stored, again);
+    }
+
+    /// The recovery window asked for is the one Secrets Manager applies.
+    #[tokio::test]
+    async fn the_deletion_is_scheduled_after_the_recovery_window() {
+        let h = Dynamo::new().await;
+        h.installs()
+            .save_shoptet_installation(&shoptet_record(1, "oauth-one", "2026-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+        let shop = ShopRef::Shoptet(eshop(1));
+        let before = SystemTime::now();
+        h.installs()
+            .schedule_deletion(&shop, RecoveryWindow::days(30).unwrap())
+            .await
+            .unwrap();
+        let deleted = deleted_date(&h, &shop)
+            .await
+            .expect("scheduled for deletion");
+        let in_days = (deleted.secs() - before.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64)
+            as f64
+            / 86_400.0;
+        assert!(
+            (29.9..=30.1).contains(&in_days),
+            "deleted in {in_days} days"
+        );
+    }
+}
 
 #[cfg(not(feature = "sqlite"))]
 #[test]

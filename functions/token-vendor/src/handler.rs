@@ -9,7 +9,8 @@ use broker_shared::model::ShoprenterCredentials;
 use broker_shared::secret::{ApiAccessToken, ExposeSecret};
 use broker_shared::shoprenter::{ShoprenterApiUrl, ShoprenterClient};
 use broker_shared::shoptet::{API_TOKEN_HEADER, ShoptetClient, ShoptetConfig};
-use broker_shared::storage::{InstallationStore, Stores, TokenCache};
+use broker_shared::storage::{InstallationRegistry, InstallationStore, Stores, TokenCache};
+use broker_shared::vending::{TokenVendor, VendError, VendRequest, Vended};
 use lambda_http::http::{Method, Response, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
@@ -17,8 +18,6 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::config::VendorConfig;
-use crate::error::VendError;
-use crate::vendor::{TokenVendor, VendRequest, Vended};
 
 /// Where the caller sends the token: API bases per platform.
 #[derive(Debug, Clone)]
@@ -48,8 +47,8 @@ pub struct TokenResponse {
     pub scopes: Option<Vec<String>>,
 }
 
-pub struct VendHandler<S, C> {
-    pub vendor: TokenVendor<S, C>,
+pub struct VendHandler<S, C, R> {
+    pub vendor: TokenVendor<S, C, R>,
     pub api_bases: ApiBases,
 }
 
@@ -71,13 +70,13 @@ struct DirectPayload {
     stale_token: Option<ApiAccessToken>,
 }
 
-impl<S: InstallationStore, C: TokenCache> VendHandler<S, C> {
+impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S, C, R> {
     /// The handler over any storage adapters. The Shoprenter app credentials
     /// are resolved by the caller (they live in a secret).
     pub fn new(
         config: VendorConfig,
         shoprenter_app_credentials: Option<ShoprenterCredentials>,
-        stores: Stores<S, C>,
+        stores: Stores<S, C, R>,
     ) -> Self {
         let http = config.http.build_client();
         let api_bases = ApiBases {

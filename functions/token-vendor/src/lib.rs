@@ -2,22 +2,20 @@
 //! the same handler.
 
 pub mod config;
-pub mod error;
 pub mod handler;
-pub mod vendor;
 
 use aws_config::SdkConfig;
 use broker_shared::config::ConfigError;
 use broker_shared::model::ShoprenterCredentials;
 use broker_shared::storage::dynamodb::DynamoTokenCache;
+use broker_shared::storage::dynamodb_registry::DynamoRegistry;
 use broker_shared::storage::secrets_manager::{SecretsManagerStore, read_client_secret};
 
+pub use broker_shared::vending::{Source, TokenVendor, VendError, VendRequest, Vended};
 pub use config::VendorConfig;
-pub use error::VendError;
 pub use handler::{ApiBases, TokenResponse, VendHandler};
-pub use vendor::{Source, TokenVendor, VendRequest, Vended};
 
-pub type AwsVendHandler = VendHandler<SecretsManagerStore, DynamoTokenCache>;
+pub type AwsVendHandler = VendHandler<SecretsManagerStore, DynamoTokenCache, DynamoRegistry>;
 
 /// The handler on Secrets Manager + DynamoDB; reads the Shoprenter app's
 /// client secret once, here.

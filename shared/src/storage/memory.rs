@@ -3,13 +3,19 @@
 //! Cloning a store gives another handle on the same data, as another
 //! instance of the broker would open the same table.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use super::{InstallationStore, LeaseAttempt, SaveOutcome, StoreError, TokenCache};
+use super::{
+    InstallationRegistry, InstallationStore, LeaseAttempt, RecoveryWindow, RegistryPage,
+    RegistryQuery, SaveOutcome, StoreError, TokenCache,
+};
 use crate::ids::ShopRef;
-use crate::model::{CacheEntry, CachedToken, Lease};
+use crate::model::{
+    CacheEntry, CachedToken, InstallationStatus, Lease, Registration, StatusChange,
+};
 
 #[derive(Clone, Default)]
 pub struct MemoryInstallationStore {
@@ -26,6 +32,99 @@ impl InstallationStore for MemoryInstallationStore {
 
     async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
         Ok(locked(&self.documents).get(&shop.key()).cloned())
+    }
+
+    /// Nothing here outlives the process: the document goes at once.
+    async fn schedule_deletion(
+        &self,
+        shop: &ShopRef,
+        _recovery: RecoveryWindow,
+    ) -> Result<(), StoreError> {
+        locked(&self.documents).remove(&shop.key());
+        Ok(())
+    }
+}
+
+/// The installation registry in process memory, ordered by
+/// [`ShopRef::key`] (the order [`InstallationRegistry::list`] pages in).
+#[derive(Clone, Default)]
+pub struct MemoryRegistry {
+    registrations: Arc<Mutex<BTreeMap<String, Registration>>>,
+}
+
+impl InstallationRegistry for MemoryRegistry {
+    async fn registration(&self, shop: &ShopRef) -> Result<Option<Registration>, StoreError> {
+        Ok(locked(&self.registrations).get(&shop.key()).cloned())
+    }
+
+    async fn record(
+        &self,
+        shop: &ShopRef,
+        change: &StatusChange,
+    ) -> Result<Option<Registration>, StoreError> {
+        let mut registrations = locked(&self.registrations);
+        let previous = registrations.get(&shop.key()).cloned();
+        let installed_at = match &previous {
+            Some(previous) if !change.installed => previous.installed_at,
+            _ => change.at,
+        };
+        registrations.insert(
+            shop.key(),
+            Registration {
+                shop: shop.clone(),
+                status: change.status,
+                installed_at,
+                updated_at: change.at,
+                recheck_at: change.recheck_at,
+            },
+        );
+        Ok(previous)
+    }
+
+    async fn claim_recheck(
+        &self,
+        shop: &ShopRef,
+        now: SystemTime,
+        next: SystemTime,
+    ) -> Result<bool, StoreError> {
+        match locked(&self.registrations).get_mut(&shop.key()) {
+            Some(registration)
+                if registration.status == InstallationStatus::Suspended
+                    && registration.recheck_at.is_none_or(|at| at <= now) =>
+            {
+                registration.recheck_at = Some(next);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn list(&self, query: &RegistryQuery) -> Result<RegistryPage, StoreError> {
+        let registrations = locked(&self.registrations);
+        let start = match &query.after {
+            Some(after) => Bound::Excluded(after.key()),
+            None => Bound::Unbounded,
+        };
+        let mut matching = registrations
+            .range((start, Bound::Unbounded))
+            .map(|(_, registration)| registration)
+            .filter(|registration| {
+                query
+                    .platform
+                    .is_none_or(|platform| registration.shop.platform() == platform)
+                    && query
+                        .status
+                        .is_none_or(|status| registration.status == status)
+            });
+        let page: Vec<Registration> = matching.by_ref().take(query.limit.get()).cloned().collect();
+        let next_after = match (page.last(), matching.next()) {
+            (Some(last), Some(_)) => Some(last.shop.clone()),
+            _ => None,
+        };
+        Ok(RegistryPage {
+            registrations: page,
+            next_after,
+        })
     }
 }
 

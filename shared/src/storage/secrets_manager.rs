@@ -1,11 +1,19 @@
 //! Installations and credentials in AWS Secrets Manager, one JSON secret per
 //! shop under the configured prefix.
+//!
+//! An uninstalled shop's secret is scheduled for deletion with a recovery
+//! window, never deleted at once. While it is scheduled, AWS refuses to read
+//! it (`GetSecretValue`: InvalidRequest), to create it again (`CreateSecret`:
+//! InvalidRequest) and to add a version (`PutSecretValue`: InvalidRequest),
+//! so a reinstall restores it first. moto is kinder than AWS here (it answers
+//! `CreateSecret` with ResourceExists and accepts the new version while
+//! keeping the deletion scheduled): the code follows AWS.
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::Tag;
 
 use super::aws_errors::summary;
-use super::{InstallationStore, SaveOutcome, SecretNames, StoreError};
+use super::{InstallationStore, RecoveryWindow, SaveOutcome, SecretNames, StoreError};
 use crate::ids::ShopRef;
 use crate::secret::ClientSecret;
 
@@ -18,6 +26,22 @@ pub struct SecretsManagerStore {
 impl SecretsManagerStore {
     pub fn new(client: Client, names: SecretNames) -> Self {
         Self { client, names }
+    }
+
+    /// Whether the secret exists and is scheduled for deletion: what tells
+    /// an InvalidRequest about a deleted secret from any other.
+    async fn scheduled_for_deletion(&self, name: &str) -> Result<bool, StoreError> {
+        match self.client.describe_secret().secret_id(name).send().await {
+            Ok(output) => Ok(output.deleted_date().is_some()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(StoreError::Unavailable(summary(&error))),
+        }
     }
 }
 
@@ -40,13 +64,27 @@ impl InstallationStore for SecretsManagerStore {
             .await;
         match created {
             Ok(_) => return Ok(SaveOutcome::Created),
+            // The shop installed before; AWS answers InvalidRequest when its
+            // secret is scheduled for deletion (moto: ResourceExists).
+            Err(error)
+                if error.as_service_error().is_some_and(|e| {
+                    e.is_resource_exists_exception() || e.is_invalid_request_exception()
+                }) => {}
+            Err(error) => return Err(StoreError::Unavailable(summary(&error))),
+        }
+        // A reinstall cancels a scheduled deletion first: AWS refuses a new
+        // version of a scheduled secret. Restoring a live secret changes
+        // nothing; should a service answer it with InvalidRequest, the put
+        // below still decides (it fails only if the secret stays scheduled).
+        match self.client.restore_secret().secret_id(&name).send().await {
+            Ok(_) => {}
             Err(error)
                 if error
                     .as_service_error()
-                    .is_some_and(|e| e.is_resource_exists_exception()) => {}
+                    .is_some_and(|e| e.is_invalid_request_exception()) => {}
             Err(error) => return Err(StoreError::Unavailable(summary(&error))),
         }
-        // The shop installed before: a new version, the old one stays as AWSPREVIOUS.
+        // A new version; the old one stays as AWSPREVIOUS.
         self.client
             .put_secret_value()
             .secret_id(&name)
@@ -67,6 +105,54 @@ impl InstallationStore for SecretsManagerStore {
                     .is_some_and(|e| e.is_resource_not_found_exception()) =>
             {
                 Ok(None)
+            }
+            // AWS and moto both refuse to read a secret scheduled for
+            // deletion: it is gone for the broker.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_invalid_request_exception())
+                    && self.scheduled_for_deletion(&name).await? =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(StoreError::Unavailable(summary(&error))),
+        }
+    }
+
+    async fn schedule_deletion(
+        &self,
+        shop: &ShopRef,
+        recovery: RecoveryWindow,
+    ) -> Result<(), StoreError> {
+        let name = self.names.installation(shop);
+        // Never `force_delete_without_recovery`: a reinstall within the
+        // window gets the secret back.
+        let deleted = self
+            .client
+            .delete_secret()
+            .secret_id(&name)
+            .recovery_window_in_days(recovery.in_days())
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            // Already scheduled: AWS and moto answer InvalidRequest (which
+            // also covers refusals that are not ours to ignore).
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_invalid_request_exception())
+                    && self.scheduled_for_deletion(&name).await? =>
+            {
+                Ok(())
             }
             Err(error) => Err(StoreError::Unavailable(summary(&error))),
         }

@@ -1,11 +1,13 @@
-//! Installations, credentials and the token cache in one SQLite file, for
-//! running the broker on one machine without AWS.
+//! Installations, credentials, the token cache and the installation registry
+//! in one SQLite file, for running the broker on one machine without AWS.
 //!
 //! The semantics are those of the Secrets Manager and DynamoDB adapters:
-//! secrets are never deleted, a save adds a version; the lease and the
-//! store-and-release are conditional writes, each decided inside one
-//! `BEGIN IMMEDIATE` transaction, so several [`SqliteStore`]s (in one process
-//! or in several) may share one file and still agree on who refreshes a shop.
+//! a save adds a version; a scheduled deletion removes the shop's versions
+//! (there is no recovery window: a reinstall saves afresh); the lease, the
+//! store-and-release, the registry's record and its re-check claim are
+//! conditional writes, each decided inside one `BEGIN IMMEDIATE`
+//! transaction, so several [`SqliteStore`]s (in one process or in several)
+//! may share one file and still agree on who refreshes a shop.
 //!
 //! The file holds credentials in the clear, so it is created readable by its
 //! owner only (0600, and so are SQLite's `-wal` and `-shm` companions).
@@ -17,22 +19,27 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
-use super::raw::{RawEntry, millis};
+use super::raw::{RawEntry, RawRegistration, millis};
 use super::{
-    EXPIRY_GRACE, InstallationStore, LeaseAttempt, SaveOutcome, StoreError, TokenCache,
-    entry_expiry,
+    EXPIRY_GRACE, InstallationRegistry, InstallationStore, LeaseAttempt, RecoveryWindow,
+    RegistryPage, RegistryQuery, SaveOutcome, StoreError, TokenCache, entry_expiry,
 };
 use crate::ids::ShopRef;
-use crate::model::{CacheEntry, CachedToken};
+use crate::model::{CacheEntry, CachedToken, InstallationStatus, Registration, StatusChange};
 use crate::secret::ExposeSecret;
 
-/// The schema this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema this code writes (`PRAGMA user_version`): the number of
+/// [`MIGRATIONS`] applied.
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// How long a call waits for another connection's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-const SCHEMA: &str = "
+/// Each step takes the schema from version `index` to `index + 1`; a file
+/// of an older version gets the steps it lacks when it is opened.
+const MIGRATIONS: [&str; 2] = [SCHEMA_V1, REGISTRY_V2];
+
+const SCHEMA_V1: &str = "
 CREATE TABLE secrets (
     name        TEXT    NOT NULL,
     version     INTEGER NOT NULL,
@@ -52,10 +59,25 @@ CREATE TABLE token_cache (
 ) STRICT;
 ";
 
+/// The installation registry; times are epoch milliseconds.
+const REGISTRY_V2: &str = "
+CREATE TABLE registry (
+    shop        TEXT    PRIMARY KEY NOT NULL,
+    platform    TEXT    NOT NULL,
+    status      TEXT    NOT NULL,
+    installed_at INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    recheck_at  INTEGER
+) STRICT;
+";
+
+const REGISTRATION_COLUMNS: &str =
+    "shop, platform, status, installed_at, updated_at, recheck_at FROM registry";
+
 const ENTRY_COLUMNS: &str =
     "token, token_expires_ms, scopes, ledger, lease_owner, lease_until_ms FROM token_cache";
 
-/// Both storage ports over one SQLite database file. Cloning shares the
+/// Every storage port over one SQLite database file. Cloning shares the
 /// connection; opening the same path again gives an independent connection
 /// to the same data (as another instance of the broker would have).
 #[derive(Clone)]
@@ -148,6 +170,137 @@ impl InstallationStore for SqliteStore {
                 .map_err(|e| unavailable(&e))
         })
         .await
+    }
+
+    /// No recovery window here: the shop's versions go at once.
+    async fn schedule_deletion(
+        &self,
+        shop: &ShopRef,
+        _recovery: RecoveryWindow,
+    ) -> Result<(), StoreError> {
+        let name = shop.key();
+        self.run(move |connection| {
+            write(connection, |tx| {
+                tx.execute("DELETE FROM secrets WHERE name = ?1", [&name])?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+impl InstallationRegistry for SqliteStore {
+    async fn registration(&self, shop: &ShopRef) -> Result<Option<Registration>, StoreError> {
+        let key = shop.key();
+        self.run(move |connection| {
+            read_registration(connection, &key)
+                .map_err(|e| unavailable(&e))?
+                .map(RawRegistration::into_registration)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn record(
+        &self,
+        shop: &ShopRef,
+        change: &StatusChange,
+    ) -> Result<Option<Registration>, StoreError> {
+        let key = shop.key();
+        let platform = shop.platform().as_str();
+        let status = change.status.as_str();
+        let at = millis(change.at);
+        let installed = change.installed;
+        let recheck_at = change.recheck_at.map(millis);
+        let previous = self
+            .run(move |connection| {
+                write(connection, |tx| {
+                    let previous = read_registration(tx, &key)?;
+                    // A (re)install, or a shop not known yet, starts now.
+                    let installed_at = match &previous {
+                        Some(previous) if !installed => previous.installed_ms.unwrap_or(at),
+                        _ => at,
+                    };
+                    tx.execute(
+                        "INSERT INTO registry
+                             (shop, platform, status, installed_at, updated_at, recheck_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (shop) DO UPDATE SET
+                             platform = excluded.platform,
+                             status = excluded.status,
+                             installed_at = excluded.installed_at,
+                             updated_at = excluded.updated_at,
+                             recheck_at = excluded.recheck_at",
+                        params![key, platform, status, installed_at, at, recheck_at],
+                    )?;
+                    Ok(previous)
+                })
+            })
+            .await?;
+        previous.map(RawRegistration::into_registration).transpose()
+    }
+
+    async fn claim_recheck(
+        &self,
+        shop: &ShopRef,
+        now: SystemTime,
+        next: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let key = shop.key();
+        let (now, next) = (millis(now), millis(next));
+        self.run(move |connection| {
+            write(connection, |tx| {
+                let changed = tx.execute(
+                    "UPDATE registry SET recheck_at = ?2
+                     WHERE shop = ?1 AND status = ?3
+                       AND (recheck_at IS NULL OR recheck_at <= ?4)",
+                    params![key, next, InstallationStatus::Suspended.as_str(), now],
+                )?;
+                Ok(changed == 1)
+            })
+        })
+        .await
+    }
+
+    async fn list(&self, query: &RegistryQuery) -> Result<RegistryPage, StoreError> {
+        let after = query.after.as_ref().map(ShopRef::key);
+        let platform = query.platform.map(|platform| platform.as_str());
+        let status = query.status.map(InstallationStatus::as_str);
+        let limit = query.limit.get();
+        // One more than asked for: whether another page follows.
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let rows = self
+            .run(move |connection| {
+                let mut statement = connection
+                    .prepare(&format!(
+                        "SELECT {REGISTRATION_COLUMNS}
+                         WHERE (?1 IS NULL OR shop > ?1)
+                           AND (?2 IS NULL OR platform = ?2)
+                           AND (?3 IS NULL OR status = ?3)
+                         ORDER BY shop LIMIT ?4"
+                    ))
+                    .map_err(|e| unavailable(&e))?;
+                statement
+                    .query_map(params![after, platform, status, fetch], registration_row)
+                    .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+                    .map_err(|e| unavailable(&e))
+            })
+            .await?;
+        let more = rows.len() > limit;
+        let registrations = rows
+            .into_iter()
+            .take(limit)
+            .map(RawRegistration::into_registration)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_after = if more {
+            registrations.last().map(|last| last.shop.clone())
+        } else {
+            None
+        };
+        Ok(RegistryPage {
+            registrations,
+            next_after,
+        })
     }
 }
 
@@ -305,6 +458,32 @@ fn read_entry(connection: &Connection, key: &str) -> rusqlite::Result<Option<Raw
         .optional()
 }
 
+fn read_registration(
+    connection: &Connection,
+    key: &str,
+) -> rusqlite::Result<Option<RawRegistration>> {
+    connection
+        .query_row(
+            &format!("SELECT {REGISTRATION_COLUMNS} WHERE shop = ?1"),
+            [key],
+            registration_row,
+        )
+        .optional()
+}
+
+/// The columns of [`REGISTRATION_COLUMNS`], as stored; what they mean is
+/// decided by [`RawRegistration`], outside the database call.
+fn registration_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRegistration> {
+    Ok(RawRegistration {
+        key: row.get(0)?,
+        platform: row.get(1)?,
+        status: row.get(2)?,
+        installed_ms: row.get(3)?,
+        updated_ms: row.get(4)?,
+        recheck_ms: row.get(5)?,
+    })
+}
+
 /// Runs `body` in a `BEGIN IMMEDIATE` transaction: the write lock is taken
 /// up front, so the reads inside see the state the writes are decided on.
 fn write<T>(
@@ -319,7 +498,8 @@ fn write<T>(
     Ok(value)
 }
 
-/// WAL (readers never wait for the writer), the schema, and a sweep of the
+/// WAL (readers never wait for the writer), the schema (an older file gets
+/// the [`MIGRATIONS`] it lacks; a newer one is refused), and a sweep of the
 /// cache rows whose time to live has passed (DynamoDB's TTL, at start-up).
 fn init(connection: &mut Connection) -> Result<(), StoreError> {
     let mode: String = connection
@@ -332,13 +512,17 @@ fn init(connection: &mut Connection) -> Result<(), StoreError> {
     }
     write(connection, |tx| {
         let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        match version {
-            0 => {
-                tx.execute_batch(SCHEMA)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        let Some(missing) = usize::try_from(version)
+            .ok()
+            .and_then(|applied| MIGRATIONS.get(applied..))
+        else {
+            return Ok(Some(version));
+        };
+        if !missing.is_empty() {
+            for step in missing {
+                tx.execute_batch(step)?;
             }
-            SCHEMA_VERSION => {}
-            _ => return Ok(Some(version)),
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         tx.execute(
             "DELETE FROM token_cache WHERE ttl_ms < ?1",
@@ -446,4 +630,78 @@ fn unavailable(error: &rusqlite::Error) -> StoreError {
         _ => "driver error".to_owned(),
     };
     StoreError::Unavailable(format!("sqlite: {detail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::StatusChange;
+
+    /// A file written by the first schema (no registry) gains the registry
+    /// when opened, and keeps what it held.
+    #[tokio::test]
+    async fn a_file_of_the_first_schema_is_migrated_on_open() {
+        let dir = std::env::temp_dir().join(format!(
+            "sqlite-migration-{}-{}",
+            std::process::id(),
+            millis(SystemTime::now())
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v1.sqlite3");
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection.execute_batch(SCHEMA_V1).unwrap();
+            connection.pragma_update(None, "user_version", 1).unwrap();
+            connection
+                .execute(
+                    "INSERT INTO secrets (name, version, value, saved_at_ms)
+                     VALUES ('shoptet#1', 1, '{}', 0)",
+                    [],
+                )
+                .unwrap();
+        }
+        let shop = ShopRef::from_key("shoptet#1").unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.load_document(&shop).await, Ok(Some("{}".into())));
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+        assert_eq!(
+            store.record(&shop, &StatusChange::installed(at)).await,
+            Ok(None)
+        );
+        assert_eq!(
+            store.registration(&shop).await.unwrap().map(|r| r.status),
+            Some(InstallationStatus::Active)
+        );
+        let version: i64 = store
+            .run(|connection| {
+                connection
+                    .pragma_query_value(None, "user_version", |row| row.get(0))
+                    .map_err(|e| unavailable(&e))
+            })
+            .await
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_file_of_a_newer_schema_is_refused() {
+        let dir = std::env::temp_dir().join(format!(
+            "sqlite-newer-{}-{}",
+            std::process::id(),
+            millis(SystemTime::now())
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("newer.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::Corrupt(_))
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -18,14 +18,24 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 /// Partition key (type S) of the token table created by [`create_token_table`].
 pub const TOKEN_TABLE_PARTITION_KEY: &str = "pk";
 /// Attribute (epoch seconds, type N) on which the token table has TTL enabled.
 pub const TOKEN_TABLE_TTL_ATTRIBUTE: &str = "ttl";
+
+/// Partition key (type S, the shop's key) of the registry table created by
+/// [`create_registry_table`].
+pub const REGISTRY_TABLE_PARTITION_KEY: &str = "pk";
+/// The registry table's global secondary index: partition key
+/// [`REGISTRY_PLATFORM_ATTRIBUTE`], sort key [`REGISTRY_TABLE_PARTITION_KEY`],
+/// every attribute projected.
+pub const REGISTRY_PLATFORM_INDEX: &str = "by-platform";
+/// The registry's platform attribute (type S).
+pub const REGISTRY_PLATFORM_ATTRIBUTE: &str = "platform";
 
 /// Region used when neither `AWS_REGION` nor a profile names one.
 pub const DEFAULT_TEST_REGION: &str = "eu-central-1";
@@ -233,6 +243,57 @@ pub async fn create_token_table(config: &SdkConfig, name: &str) {
         .unwrap_or_else(|e| panic!("enabling TTL on table {name}: {e:?}"));
 }
 
+/// Creates the installation registry table `name`: partition key
+/// [`REGISTRY_TABLE_PARTITION_KEY`] (S), the [`REGISTRY_PLATFORM_INDEX`]
+/// index (partition key [`REGISTRY_PLATFORM_ATTRIBUTE`], sort key
+/// [`REGISTRY_TABLE_PARTITION_KEY`], projection ALL), on-demand billing, no
+/// TTL. Returns once the table is ACTIVE; panics on failure.
+pub async fn create_registry_table(config: &SdkConfig, name: &str) {
+    let client = aws_sdk_dynamodb::Client::new(config);
+    let string_attribute = |attribute: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(attribute)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute definition is complete")
+    };
+    let key = |attribute: &str, key_type: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(attribute)
+            .key_type(key_type)
+            .build()
+            .expect("key schema element is complete")
+    };
+    let by_platform = GlobalSecondaryIndex::builder()
+        .index_name(REGISTRY_PLATFORM_INDEX)
+        .key_schema(key(REGISTRY_PLATFORM_ATTRIBUTE, KeyType::Hash))
+        .key_schema(key(REGISTRY_TABLE_PARTITION_KEY, KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .expect("index definition is complete");
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(string_attribute(REGISTRY_TABLE_PARTITION_KEY))
+        .attribute_definitions(string_attribute(REGISTRY_PLATFORM_ATTRIBUTE))
+        .key_schema(key(REGISTRY_TABLE_PARTITION_KEY, KeyType::Hash))
+        .global_secondary_indexes(by_platform)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating table {name}: {e:?}"));
+    client
+        .wait_until_table_exists()
+        .table_name(name)
+        .wait(TABLE_ACTIVE_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("waiting for table {name} to become ACTIVE: {e:?}"));
+}
+
 /// `http://127.0.0.1:PORT` for a port on which nothing listens (it was free a
 /// moment ago), for tests of an unreachable store.
 pub fn unreachable_endpoint() -> String {
@@ -342,12 +403,13 @@ impl std::io::Write for CapturedLogs {
 // One world per test: the emulator, the platform double, a table and a prefix
 
 /// What every broker test stands on: SDK configuration for the emulator, a
-/// platform double, and a token table and secret prefix of its own (so
-/// tests never see each other's data).
+/// platform double, and a token table, a registry table and a secret prefix
+/// of its own (so tests never see each other's data).
 pub struct TestWorld {
     pub aws: SdkConfig,
     pub double: platform_double::PlatformDouble,
     pub table: String,
+    pub registry_table: String,
     /// Ends with `/`.
     pub secret_prefix: String,
 }
@@ -357,17 +419,22 @@ impl TestWorld {
         let aws = emulator_sdk_config().await;
         let double = platform_double::PlatformDouble::start_with(double).await;
         let table = unique_name("tokens");
-        create_token_table(&aws, &table).await;
+        let registry_table = unique_name("registry");
+        tokio::join!(
+            create_token_table(&aws, &table),
+            create_registry_table(&aws, &registry_table),
+        );
         Self {
             aws,
             double,
             table,
+            registry_table,
             secret_prefix: format!("{}/", unique_name("broker")),
         }
     }
 
     /// Both functions' environment for this world: the double's URLs, the
-    /// table and the prefix.
+    /// tables and the prefix.
     pub fn env(&self) -> std::collections::HashMap<&'static str, String> {
         std::collections::HashMap::from([
             ("SHOPTET_OAUTH_URL", self.double.shoptet_oauth_url()),
@@ -379,6 +446,7 @@ impl TestWorld {
             ),
             ("SECRET_PREFIX", self.secret_prefix.clone()),
             ("TOKEN_TABLE", self.table.clone()),
+            ("REGISTRY_TABLE", self.registry_table.clone()),
         ])
     }
 

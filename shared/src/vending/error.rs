@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use broker_shared::http::HttpError;
-use broker_shared::shoprenter::ShoprenterError;
-use broker_shared::shoptet::ShoptetError;
-use broker_shared::storage::{self, StoreError};
-use broker_shared::upstream::UpstreamFailure;
-use lambda_http::http::StatusCode;
-use lambda_http::lambda_runtime::Diagnostic;
+use crate::http::HttpError;
+use crate::shoprenter::ShoprenterError;
+use crate::shoptet::ShoptetError;
+use crate::storage::{self, StoreError};
+use crate::upstream::UpstreamFailure;
+use http::StatusCode;
+use lambda_runtime::Diagnostic;
 
 /// When a platform rate limits without saying for how long.
 const DEFAULT_RATE_LIMIT_RETRY: Duration = Duration::from_secs(1);
