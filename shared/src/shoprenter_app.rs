@@ -114,17 +114,16 @@ impl AppRedirect {
     }
 
     /// `app_url` when it is `https://<shopname>.shoprenter.hu/…` of this
-    /// shop; anything else is ignored (no open redirect).
-    pub fn shop_admin_url(&self) -> Option<&str> {
-        let candidate = self.app_url.as_deref()?;
-        let url = url::Url::parse(candidate).ok()?;
+    /// shop, normalised; anything else is ignored (no open redirect).
+    pub fn shop_admin_url(&self) -> Option<String> {
+        let url = url::Url::parse(self.app_url.as_deref()?).ok()?;
         let own_host = format!("{}.shoprenter.hu", self.shop);
         let ours = url.scheme() == "https"
             && url.host_str() == Some(own_host.as_str())
             && url.port().is_none()
             && url.username().is_empty()
             && url.password().is_none();
-        ours.then_some(candidate)
+        ours.then(|| url.into())
     }
 }
 
@@ -177,7 +176,10 @@ mod tests {
         // Signed with only the documented fields, app_url appended.
         let query = signed("shopname=demo&code=abc&timestamp=1000", &format!("&app_url={app_url}"));
         let redirect = AppRedirect::verify(&query, &secret(), at(1000), DEFAULT_MAX_AGE).unwrap();
-        assert_eq!(redirect.shop_admin_url(), Some("https://demo.shoprenter.hu/admin/app/7"));
+        assert_eq!(
+            redirect.shop_admin_url().as_deref(),
+            Some("https://demo.shoprenter.hu/admin/app/7")
+        );
         // Signed over every pair as received.
         let message = format!("shopname=demo&app_url={app_url}&code=abc&timestamp=1000");
         let query = format!("{message}&hmac={}", sign(&secret(), &message));

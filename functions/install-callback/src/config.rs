@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use broker_shared::config::{self, ConfigError, Env};
 use broker_shared::shoptet::ShoptetConfig;
-use broker_shared::storage::AwsStoreNames;
+use broker_shared::shoprenter_app;
+use broker_shared::storage::{AwsStoreNames, RecoveryWindow};
 use broker_shared::upstream::{HttpSettings, UpstreamUrl};
+use broker_shared::vending::VendTiming;
 
 /// Shoptet gives up on an install callback after 5 s.
 const SHOPTET_INSTALL_LIMIT: Duration = Duration::from_secs(5);
@@ -21,11 +23,43 @@ pub struct InstallConfig {
     /// request arrived at (API Gateway's own host), which is what Shoptet called.
     pub shoptet_redirect_uri: Option<String>,
     pub shoprenter_oauth_url: UpstreamUrl,
+    /// The Shoprenter app: its ClientSecret signs the install/uninstall
+    /// redirects, and its credentials fetch tokens. Set together or not at all.
+    pub shoprenter_client_id: Option<String>,
+    pub shoprenter_client_secret_id: Option<String>,
+    pub shoprenter_hmac_max_age: Duration,
+    /// Where the merchant's browser goes after a Shoprenter install
+    /// (`{shop}` replaced).
+    pub shoprenter_app_entry_url: Option<AppEntryUrl>,
+    /// Name or ARN of the secret holding Shoptet's webhook signature key.
+    pub shoptet_webhook_key_secret_id: Option<String>,
+    pub uninstall_recovery: RecoveryWindow,
     pub stores: AwsStoreNames,
     pub http: HttpSettings,
+    /// The same leases as the vendor's: confirmations mint through them.
+    pub timing: VendTiming,
     /// The whole install request must answer before Shoptet gives up.
     pub install_deadline: Duration,
 }
+
+/// `SHOPRENTER_APP_ENTRY_URL`: https (http only for loopback), `{shop}`
+/// optional. Configuration, never a request, decides where browsers go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppEntryUrl(String);
+
+impl AppEntryUrl {
+    pub fn parse(template: &str) -> Result<Self, String> {
+        UpstreamUrl::parse(&template.replace(SHOP_PLACEHOLDER, "shop"))
+            .map_err(|problem| problem.to_string())?;
+        Ok(Self(template.to_owned()))
+    }
+
+    pub fn for_shop(&self, shop: &str) -> String {
+        self.0.replace(SHOP_PLACEHOLDER, shop)
+    }
+}
+
+const SHOP_PLACEHOLDER: &str = broker_shared::shoprenter::SHOP_PLACEHOLDER;
 
 impl InstallConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
@@ -36,6 +70,14 @@ impl InstallConfig {
             return Err(ConfigError::new(
                 "INSTALL_DEADLINE_MS",
                 "must be under 5000 (Shoptet's limit) and above UPSTREAM_TIMEOUT_MS",
+            ));
+        }
+        let shoprenter_client_id = config::optional(env, "SHOPRENTER_CLIENT_ID");
+        let shoprenter_client_secret_id = config::optional(env, "SHOPRENTER_CLIENT_SECRET_ID");
+        if shoprenter_client_id.is_some() != shoprenter_client_secret_id.is_some() {
+            return Err(ConfigError::new(
+                "SHOPRENTER_CLIENT_SECRET_ID",
+                "SHOPRENTER_CLIENT_ID and SHOPRENTER_CLIENT_SECRET_ID go together",
             ));
         }
         let oauth_url = config::shoptet_oauth_url(env)?
@@ -49,7 +91,29 @@ impl InstallConfig {
             shoptet_client_secret_id: config::optional(env, "SHOPTET_CLIENT_SECRET_ID"),
             shoptet_redirect_uri: config::optional(env, "SHOPTET_REDIRECT_URI"),
             shoprenter_oauth_url: config::shoprenter_oauth_url(env)?,
+            shoprenter_client_id,
+            shoprenter_client_secret_id,
+            shoprenter_hmac_max_age: config::parsed(
+                env,
+                "SHOPRENTER_HMAC_MAX_AGE_SECONDS",
+                shoprenter_app::DEFAULT_MAX_AGE.as_secs(),
+            )
+            .map(Duration::from_secs)?,
+            shoprenter_app_entry_url: config::optional(env, "SHOPRENTER_APP_ENTRY_URL")
+                .map(|template| {
+                    AppEntryUrl::parse(&template)
+                        .map_err(|problem| ConfigError::new("SHOPRENTER_APP_ENTRY_URL", problem))
+                })
+                .transpose()?,
+            shoptet_webhook_key_secret_id: config::optional(env, "SHOPTET_WEBHOOK_KEY_SECRET_ID"),
+            uninstall_recovery: config::parsed(env, "UNINSTALL_RECOVERY_DAYS", 7u64)
+                .and_then(|days| {
+                    RecoveryWindow::days(days).ok_or_else(|| {
+                        ConfigError::new("UNINSTALL_RECOVERY_DAYS", "must be 7 to 30 (days)")
+                    })
+                })?,
             stores: config::aws_store_names(env)?,
+            timing: VendTiming::from_env(env, &http)?,
             http,
             install_deadline,
         })
@@ -70,10 +134,11 @@ mod tests {
         InstallConfig::from_env(&env)
     }
 
-    const MINIMAL: [(&str, &str); 3] = [
+    const MINIMAL: [(&str, &str); 4] = [
         ("SHOPTET_OAUTH_URL", "https://12345.myshoptet.com"),
         ("SHOPTET_CLIENT_ID", "client"),
         ("TOKEN_TABLE", "tokens"),
+        ("REGISTRY_TABLE", "registry"),
     ];
 
     #[test]
@@ -82,6 +147,9 @@ mod tests {
         assert_eq!(config.stores.secrets.prefix(), "shop-token-broker/");
         assert_eq!(config.install_deadline, Duration::from_millis(4000));
         assert_eq!(config.shoptet_redirect_uri, None);
+        assert_eq!(config.uninstall_recovery, RecoveryWindow::DEFAULT);
+        assert_eq!(config.shoprenter_hmac_max_age, Duration::from_secs(300));
+        assert_eq!(config.timing, VendTiming::default());
     }
 
     #[test]
@@ -116,6 +184,26 @@ mod tests {
             (
                 [&MINIMAL[..], &[("SECRET_PREFIX", "no spaces")]].concat(),
                 "SECRET_PREFIX",
+            ),
+            (
+                [&MINIMAL[..], &[("UNINSTALL_RECOVERY_DAYS", "6")]].concat(),
+                "UNINSTALL_RECOVERY_DAYS",
+            ),
+            (
+                [&MINIMAL[..], &[("UNINSTALL_RECOVERY_DAYS", "31")]].concat(),
+                "UNINSTALL_RECOVERY_DAYS",
+            ),
+            (
+                [&MINIMAL[..], &[("SHOPRENTER_CLIENT_ID", "app")]].concat(),
+                "SHOPRENTER_CLIENT_SECRET_ID",
+            ),
+            (
+                [
+                    &MINIMAL[..],
+                    &[("SHOPRENTER_APP_ENTRY_URL", "http://apps.example/{shop}")],
+                ]
+                .concat(),
+                "SHOPRENTER_APP_ENTRY_URL",
             ),
         ] {
             let error = load(&vars).unwrap_err();

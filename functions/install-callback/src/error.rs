@@ -4,6 +4,7 @@ use broker_shared::http::HttpError;
 use broker_shared::shoprenter::ShoprenterError;
 use broker_shared::shoptet::ShoptetError;
 use broker_shared::storage::{self, StoreError};
+use broker_shared::vending::VendError;
 use lambda_http::http::StatusCode;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,8 +21,12 @@ pub enum InstallError {
     UpstreamUnavailable,
     #[error("the secret store is unavailable")]
     StoreUnavailable,
-    #[error("Shoprenter refused these client credentials")]
+    #[error("the platform refused these credentials")]
     InvalidCredentials,
+    #[error("the signature does not match")]
+    InvalidSignature,
+    #[error("{0}")]
+    NotConfigured(&'static str),
 }
 
 impl HttpError for InstallError {
@@ -33,6 +38,8 @@ impl HttpError for InstallError {
             Self::UpstreamRejected { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamUnavailable | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::InvalidCredentials => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidSignature => StatusCode::UNAUTHORIZED,
+            Self::NotConfigured(_) => StatusCode::NOT_FOUND,
         }
     }
 
@@ -45,6 +52,8 @@ impl HttpError for InstallError {
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::StoreUnavailable => "store_unavailable",
             Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidSignature => "invalid_signature",
+            Self::NotConfigured(_) => "not_configured",
         }
     }
 
@@ -81,6 +90,25 @@ impl From<ShoprenterError> for InstallError {
             Self::UpstreamUnavailable
         } else {
             Self::InvalidCredentials
+        }
+    }
+}
+
+/// A confirmation or verification that went through the vendor's machinery:
+/// what cannot be known now is retried later; a refusal is about the
+/// credentials.
+impl From<VendError> for InstallError {
+    fn from(error: VendError) -> Self {
+        match error {
+            VendError::StoreUnavailable => Self::StoreUnavailable,
+            VendError::UpstreamUnavailable
+            | VendError::RateLimited { .. }
+            | VendError::TokenCapReached { .. } => Self::UpstreamUnavailable,
+            VendError::NotInstalled
+            | VendError::AddonSuspended
+            | VendError::UpstreamRejected { .. }
+            | VendError::InvalidRequest(_)
+            | VendError::NotFound => Self::InvalidCredentials,
         }
     }
 }

@@ -1,40 +1,87 @@
-//! The install callback: Shoptet's install redirect and the Shoprenter
-//! credentials endpoint. Answers 200 to Shoptet only once the OAuth access
-//! token is stored.
+//! The install callback: every platform-facing and operator route. Answers
+//! 200 to Shoptet's install only once the OAuth access token is stored.
+//! Lifecycle routes live beside this file (`webhook`, `shoprenter_app`,
+//! `operator`); this one routes and holds what they share.
 
 use std::time::{Duration, SystemTime};
 
 use broker_shared::http::{HttpError, json_response};
 use broker_shared::ids::{Platform, ShopRef, ShoprenterShopName};
-use broker_shared::model::{ShoprenterCredentials, ShoptetInstallationRecord};
-use broker_shared::secret::{ClientSecret, ExposeSecret, InstallCode};
+use broker_shared::model::{
+    InstallationStatus, Registration, ShoprenterCredentials, ShoptetInstallationRecord,
+    StatusChange,
+};
+use broker_shared::secret::{ClientSecret, ExposeSecret, InstallCode, WebhookKey};
 use broker_shared::shoprenter::ShoprenterClient;
-use broker_shared::shoptet::{AddonCredentials, ShoptetClient};
-use broker_shared::storage::{InstallationStore, SaveOutcome, Stores, TokenCache};
+use broker_shared::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
+use broker_shared::storage::{
+    InstallationRegistry, InstallationStore, RecoveryWindow, SaveOutcome, Stores, TokenCache,
+};
+use broker_shared::vending::{Candidate, REMEMBERED_SHOPS, TokenVendor};
 use lambda_http::http::{Method, Response, StatusCode};
 use lambda_http::{Body, Request};
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, timeout_at};
 
-use crate::config::InstallConfig;
+use crate::config::{AppEntryUrl, InstallConfig};
 use crate::error::InstallError;
+use crate::shoprenter_app::wants_json;
 
 /// Shoptet documents codes of 255 characters; anything far longer is not one.
 const MAX_CODE_LEN: usize = 1024;
 
-pub struct InstallCallback<S, C> {
+/// Secrets the handler needs, read by the caller (they live in Secrets Manager).
+#[derive(Debug, Clone, Default)]
+pub struct InstallSecrets {
+    /// The Shoptet add-on's client secret, if it has one.
+    pub shoptet_client_secret: Option<ClientSecret>,
+    /// Shoptet's webhook signature key; `None`: webhooks are unsigned (and
+    /// still confirmed upstream before anything changes).
+    pub webhook_key: Option<WebhookKey>,
+    /// The Shoprenter app's credentials: the ClientSecret verifies its
+    /// redirects, both fetch tokens for installed shops.
+    pub shoprenter_app: Option<ShoprenterCredentials>,
+}
+
+/// How lifecycle events are handled.
+#[derive(Debug, Clone)]
+pub struct Lifecycle {
+    pub webhook_key: Option<WebhookKey>,
+    pub recovery: RecoveryWindow,
+    pub hmac_max_age: Duration,
+    pub app_entry_url: Option<AppEntryUrl>,
+}
+
+pub struct InstallCallback<S, C, R> {
     pub shoptet: ShoptetClient,
     pub addon: AddonCredentials,
     /// `None`: derived from the request (see `InstallConfig`).
     pub redirect_uri: Option<String>,
-    pub shoprenter: ShoprenterClient,
-    pub stores: Stores<S, C>,
+    /// Confirmations and verifications mint through the vendor's lease and
+    /// ledger; it also holds the stores.
+    pub vendor: TokenVendor<S, C, R>,
+    pub lifecycle: Lifecycle,
+    /// Platform-facing routes answer within this (Shoptet gives up at 4-5 s).
     pub deadline: Duration,
 }
 
 enum Route<'a> {
     ShoptetInstall,
+    ShoptetWebhook,
+    ShoptetInstallation(&'a str),
+    ShoprenterAppInstall,
+    ShoprenterAppUninstall,
     ShoprenterCredentials(&'a str),
+    ShoprenterInstallation(&'a str),
+    Installations,
+    Installation(&'a str, &'a str),
+}
+
+impl Route<'_> {
+    /// Browser routes answer errors as a short HTML page.
+    fn is_browser(&self) -> bool {
+        matches!(self, Self::ShoprenterAppInstall | Self::ShoprenterAppUninstall)
+    }
 }
 
 /// What a successful install or credentials call answers.
@@ -47,7 +94,11 @@ pub struct Stored {
 }
 
 impl Stored {
-    fn response(status_code: StatusCode, status: &'static str, shop: &ShopRef) -> Response<String> {
+    pub(crate) fn response(
+        status_code: StatusCode,
+        status: &'static str,
+        shop: &ShopRef,
+    ) -> Response<String> {
         json_response(
             status_code,
             &Self {
@@ -59,37 +110,80 @@ impl Stored {
     }
 }
 
-impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
-    /// The handler over any storage adapters, with the add-on's client
-    /// secret already resolved.
-    pub fn new(
-        config: InstallConfig,
-        client_secret: Option<ClientSecret>,
-        stores: Stores<S, C>,
-    ) -> Self {
+impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallback<S, C, R> {
+    /// The handler over any storage adapters, with its secrets already read.
+    pub fn new(config: InstallConfig, secrets: InstallSecrets, stores: Stores<S, C, R>) -> Self {
         let http = config.http.build_client();
+        let shoptet_config = ShoptetConfig {
+            oauth_url: config.shoptet.oauth_url.clone(),
+            api_url: config.shoptet.api_url.clone(),
+        };
+        let vendor = TokenVendor::new(
+            Some(ShoptetClient::new(http.clone(), shoptet_config)),
+            ShoprenterClient::new(http.clone(), config.shoprenter_oauth_url),
+            secrets.shoprenter_app,
+            stores,
+            config.timing,
+            REMEMBERED_SHOPS,
+        );
         Self {
-            shoptet: ShoptetClient::new(http.clone(), config.shoptet),
+            shoptet: ShoptetClient::new(http, config.shoptet),
             addon: AddonCredentials {
                 client_id: config.shoptet_client_id,
-                client_secret,
+                client_secret: secrets.shoptet_client_secret,
             },
             redirect_uri: config.shoptet_redirect_uri,
-            shoprenter: ShoprenterClient::new(http, config.shoprenter_oauth_url),
-            stores,
+            vendor,
+            lifecycle: Lifecycle {
+                webhook_key: secrets.webhook_key,
+                recovery: config.uninstall_recovery,
+                hmac_max_age: config.shoprenter_hmac_max_age,
+                app_entry_url: config.shoprenter_app_entry_url,
+            },
             deadline: config.install_deadline,
         }
+    }
+
+    pub(crate) fn stores(&self) -> &Stores<S, C, R> {
+        self.vendor.stores()
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
         let path = request.uri().path().to_owned();
-        let result = match (route(&path), request.method()) {
+        let route = route(&path);
+        let browser = route.as_ref().is_some_and(Route::is_browser);
+        let method = request.method();
+        let result = match (route, method) {
             (Some(Route::ShoptetInstall), &Method::GET) => {
                 self.install_shoptet(&request, started).await
             }
+            (Some(Route::ShoptetWebhook), &Method::POST) => {
+                self.shoptet_webhook(&request, started).await
+            }
+            (Some(Route::ShoptetInstallation(id)), &Method::PUT) => {
+                self.import_shoptet(id, request.body()).await
+            }
+            (Some(Route::ShoprenterAppInstall), &Method::GET) => {
+                self.shoprenter_app_install(&request, started).await
+            }
+            (Some(Route::ShoprenterAppUninstall), &Method::GET) => {
+                self.shoprenter_app_uninstall(&request).await
+            }
             (Some(Route::ShoprenterCredentials(shop)), &Method::PUT) => {
                 self.save_shoprenter_credentials(shop, request.body()).await
+            }
+            (Some(Route::ShoprenterInstallation(shop)), &Method::PUT) => {
+                self.import_shoprenter(shop).await
+            }
+            (Some(Route::Installations), &Method::GET) => {
+                self.list_installations(request.uri().query()).await
+            }
+            (Some(Route::Installation(platform, shop)), &Method::GET) => {
+                self.show_installation(platform, shop).await
+            }
+            (Some(Route::Installation(platform, shop)), &Method::DELETE) => {
+                self.delete_installation(platform, shop).await
             }
             (Some(_), _) => Err(InstallError::MethodNotAllowed),
             (None, _) => Err(InstallError::NotFound),
@@ -99,7 +193,11 @@ impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
             Ok(response) => response,
             Err(error) => {
                 tracing::warn!(outcome = error.code(), %error, duration_ms, "request refused");
-                error.to_response()
+                if browser && !wants_json(&request) {
+                    crate::shoprenter_app::error_page(&error)
+                } else {
+                    error.to_response()
+                }
             }
         };
         response.map(Body::from)
@@ -123,19 +221,16 @@ impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
             .await
             .map_err(|_| InstallError::UpstreamUnavailable)??;
         let eshop_id = installation.eshop_id;
+        let shop = ShopRef::Shoptet(eshop_id);
         let record = ShoptetInstallationRecord {
             installation,
             installed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         };
-        let saved = timeout_at(
-            deadline,
-            self.stores.installations.save_shoptet_installation(&record),
-        )
-        .await
-        .map_err(|_| InstallError::StoreUnavailable)??;
+        let saved = timeout_at(deadline, self.store_installation(&shop, &record))
+            .await
+            .map_err(|_| InstallError::StoreUnavailable)??;
         // The new OAuth access token replaces the old one, and API tokens
         // minted with the old one must not be served again.
-        let shop = ShopRef::Shoptet(eshop_id);
         self.forget_cached_token(&shop, deadline).await;
         tracing::info!(
             platform = "shoptet",
@@ -148,6 +243,29 @@ impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
         Ok(Stored::response(StatusCode::OK, "installed", &shop))
     }
 
+    /// Registers the shop as (re)installed, then stores its installation (a
+    /// reinstall restores a secret scheduled for deletion). The registry
+    /// goes first: a registration without a secret only answers
+    /// `not_installed`, while a secret the registry calls uninstalled would
+    /// never be served.
+    pub(crate) async fn store_installation(
+        &self,
+        shop: &ShopRef,
+        record: &ShoptetInstallationRecord,
+    ) -> Result<SaveOutcome, InstallError> {
+        self.stores()
+            .registry
+            .record(shop, &StatusChange::installed(SystemTime::now()))
+            .await?;
+        let saved = self
+            .stores()
+            .installations
+            .save_shoptet_installation(record)
+            .await?;
+        self.vendor.forget_locally(shop);
+        Ok(saved)
+    }
+
     async fn save_shoprenter_credentials(
         &self,
         shop: &str,
@@ -157,23 +275,71 @@ impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
             InstallError::InvalidRequest("the shop name is not a valid Shoprenter shop name")
         })?;
         let credentials = credentials_body(body)?;
-        // Proof that the credentials work: Shoprenter grants a token with them.
-        self.shoprenter.request_token(&shop, &credentials).await?;
-        self.stores
-            .installations
-            .save_shoprenter_credentials(&shop, &credentials)
-            .await?;
         let shop = ShopRef::Shoprenter(shop);
-        self.forget_cached_token(&shop, Instant::now() + Duration::from_secs(2))
-            .await;
+        // Proof that the credentials work: Shoprenter grants a token with
+        // them, which is cached for the first vend.
+        self.vendor
+            .verify(&shop, &Candidate::Shoprenter(credentials.clone()))
+            .await?;
+        let ShopRef::Shoprenter(name) = &shop else {
+            unreachable!("parsed as a Shoprenter shop above")
+        };
+        self.stores()
+            .installations
+            .save_shoprenter_credentials(name, &credentials)
+            .await?;
+        self.activate(&shop).await?;
         tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = "credentials_stored", "credentials stored");
         Ok(Stored::response(StatusCode::CREATED, "stored", &shop))
     }
 
+    /// Marks the shop installed now; the registration it replaced.
+    pub(crate) async fn activate(
+        &self,
+        shop: &ShopRef,
+    ) -> Result<Option<Registration>, InstallError> {
+        let previous = self
+            .stores()
+            .registry
+            .record(shop, &StatusChange::installed(SystemTime::now()))
+            .await?;
+        Ok(previous)
+    }
+
+    /// A confirmed uninstall, wherever it comes from: the cached token is
+    /// dropped, the secret is scheduled for deletion within the recovery
+    /// window (never deleted at once), and the registry says `uninstalled`.
+    /// Every step is idempotent, so a retry after a failure finishes the job.
+    pub(crate) async fn retire(&self, shop: &ShopRef) -> Result<Registration, InstallError> {
+        self.stores().tokens.forget(shop).await?;
+        self.stores()
+            .installations
+            .schedule_deletion(shop, self.lifecycle.recovery)
+            .await?;
+        let now = SystemTime::now();
+        let previous = self
+            .stores()
+            .registry
+            .record(
+                shop,
+                &StatusChange::to(InstallationStatus::Uninstalled, now),
+            )
+            .await?;
+        self.vendor.forget_locally(shop);
+        tracing::info!(platform = %shop.platform(), shop = %shop.id(), outcome = "uninstalled", recovery_days = self.lifecycle.recovery.in_days(), "installation retired; secret scheduled for deletion");
+        Ok(Registration {
+            shop: shop.clone(),
+            status: InstallationStatus::Uninstalled,
+            installed_at: previous.map_or(now, |previous| previous.installed_at),
+            updated_at: now,
+            recheck_at: None,
+        })
+    }
+
     /// Best effort: the secret is already stored, so the install succeeds
     /// either way. A stale cached token is replaced when a caller reports it.
-    async fn forget_cached_token(&self, shop: &ShopRef, deadline: Instant) {
-        match timeout_at(deadline, self.stores.tokens.forget(shop)).await {
+    pub(crate) async fn forget_cached_token(&self, shop: &ShopRef, deadline: Instant) {
+        match timeout_at(deadline, self.stores().tokens.forget(shop)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 tracing::warn!(platform = %shop.platform(), shop = %shop.id(), %error, "could not drop the cached API token")
@@ -186,12 +352,20 @@ impl<S: InstallationStore, C: TokenCache> InstallCallback<S, C> {
 }
 
 /// Matches on the path's tail, so a stage prefix or a Function URL path
-/// makes no difference.
+/// makes no difference. The operator's `/installations/…` routes are
+/// matched first, so a shop named `install` is never taken for a route.
 fn route(path: &str) -> Option<Route<'_>> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
+        [.., "installations"] => Some(Route::Installations),
+        [.., "installations", platform, shop] => Some(Route::Installation(platform, shop)),
         [.., "shoptet", "install"] => Some(Route::ShoptetInstall),
+        [.., "shoptet", "webhook"] => Some(Route::ShoptetWebhook),
+        [.., "shoptet", eshop_id, "installation"] => Some(Route::ShoptetInstallation(eshop_id)),
+        [.., "shoprenter", "install"] => Some(Route::ShoprenterAppInstall),
+        [.., "shoprenter", "uninstall"] => Some(Route::ShoprenterAppUninstall),
         [.., "shoprenter", shop, "credentials"] => Some(Route::ShoprenterCredentials(shop)),
+        [.., "shoprenter", shop, "installation"] => Some(Route::ShoprenterInstallation(shop)),
         _ => None,
     }
 }

@@ -6,11 +6,8 @@ use broker_shared::config::{self, ConfigError, Env};
 use broker_shared::shoprenter::ShoprenterApiUrl;
 use broker_shared::storage::AwsStoreNames;
 use broker_shared::upstream::{HttpSettings, UpstreamUrl};
-pub use broker_shared::vending::VendTiming;
+pub use broker_shared::vending::{REMEMBERED_SHOPS, VendTiming};
 
-/// How many shops an instance keeps tokens and OAuth tokens for, least
-/// recently used evicted first: a few MB however many shops it serves.
-pub const REMEMBERED_SHOPS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
 
 #[derive(Debug, Clone)]
 pub struct VendorConfig {

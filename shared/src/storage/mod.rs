@@ -150,7 +150,7 @@ impl RecoveryWindow {
     pub const DEFAULT: Self = Self(7);
 
     pub fn days(days: u64) -> Option<Self> {
-        (7..=30).contains(&days).then(|| Self(days as u8))
+        (7..=30).contains(&days).then_some(Self(days as u8))
     }
 
     pub fn in_days(self) -> i64 {

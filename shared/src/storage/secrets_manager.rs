@@ -29,7 +29,9 @@ impl SecretsManagerStore {
     }
 
     /// Whether the secret exists and is scheduled for deletion: what tells
-    /// an InvalidRequest about a deleted secret from any other.
+    /// DeleteSecret's InvalidRequest about an already scheduled secret from
+    /// its other refusals. Needs `secretsmanager:DescribeSecret` (the
+    /// install callback, which schedules deletions, has it).
     async fn scheduled_for_deletion(&self, name: &str) -> Result<bool, StoreError> {
         match self.client.describe_secret().secret_id(name).send().await {
             Ok(output) => Ok(output.deleted_date().is_some()),
@@ -107,12 +109,13 @@ impl InstallationStore for SecretsManagerStore {
                 Ok(None)
             }
             // AWS and moto both refuse to read a secret scheduled for
-            // deletion: it is gone for the broker.
+            // deletion with InvalidRequest (GetSecretValue has no other
+            // reason for it): it is gone for the broker. Not confirmed with
+            // DescribeSecret: the token vendor may only GetSecretValue.
             Err(error)
                 if error
                     .as_service_error()
-                    .is_some_and(|e| e.is_invalid_request_exception())
-                    && self.scheduled_for_deletion(&name).await? =>
+                    .is_some_and(|e| e.is_invalid_request_exception()) =>
             {
                 Ok(None)
             }

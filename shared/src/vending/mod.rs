@@ -31,6 +31,10 @@ use crate::shoprenter::{self, ShoprenterClient};
 use crate::shoptet::{self, ShoptetClient, ShoptetError};
 use crate::storage::{InstallationRegistry, InstallationStore, LeaseAttempt, Stores, TokenCache};
 
+/// How many shops an instance keeps tokens and OAuth tokens for, least
+/// recently used evicted first: a few MB however many shops it serves.
+pub const REMEMBERED_SHOPS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
+
 /// When an upstream cap refusal says nothing about when to come back.
 const DEFAULT_CAP_RETRY: Duration = Duration::from_secs(60);
 

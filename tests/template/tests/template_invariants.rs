@@ -1,11 +1,15 @@
 //! Invariants of template.yaml that a deploy would not catch until too late:
-//! least privilege, which routes are public, the table's key and TTL, and
-//! that the functions get exactly the environment their code reads.
+//! least privilege, which routes are public, the tables' keys, index and TTL,
+//! and that the functions get exactly the environment their code reads.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
+use broker_shared::storage::RecoveryWindow;
 use broker_shared::storage::dynamodb::{PARTITION_KEY, TTL_ATTRIBUTE};
+use broker_shared::storage::dynamodb_registry::{
+    PARTITION_KEY as REGISTRY_PARTITION_KEY, PLATFORM as REGISTRY_PLATFORM, PLATFORM_INDEX,
+};
 use serde_json::{Value, json};
 use template_tests::{
     as_list, get_att, load_template, policy_statements, reference, resources_of_type,
@@ -15,6 +19,9 @@ const INSTALL_FUNCTION: &str = "InstallCallbackFunction";
 const VENDOR_FUNCTION: &str = "TokenVendorFunction";
 const HTTP_API: &str = "BrokerHttpApi";
 const TABLE: &str = "TokenTable";
+const REGISTRY: &str = "RegistryTable";
+const INSTALL_ROLE: &str = "InstallCallbackRole";
+const VENDOR_ROLE: &str = "TokenVendorRole";
 
 /// What functions/install-callback/src/config.rs (`InstallConfig::from_env`,
 /// with shared/src/config.rs `http_settings`) reads. The test
@@ -26,9 +33,20 @@ const INSTALL_ENV: &[&str] = &[
     "SHOPTET_CLIENT_ID",
     "SHOPTET_CLIENT_SECRET_ID",
     "SHOPTET_REDIRECT_URI",
+    "SHOPTET_WEBHOOK_KEY_SECRET_ID",
     "SHOPRENTER_OAUTH_URL",
+    "SHOPRENTER_CLIENT_ID",
+    "SHOPRENTER_CLIENT_SECRET_ID",
+    "SHOPRENTER_HMAC_MAX_AGE_SECONDS",
+    "SHOPRENTER_APP_ENTRY_URL",
     "SECRET_PREFIX",
     "TOKEN_TABLE",
+    "REGISTRY_TABLE",
+    "UNINSTALL_RECOVERY_DAYS",
+    "REFRESH_MARGIN_SECONDS",
+    "LEASE_SECONDS",
+    "LEASE_WAIT_MS",
+    "SUSPENDED_RECHECK_SECONDS",
     "UPSTREAM_TIMEOUT_MS",
     "UPSTREAM_CONNECT_TIMEOUT_MS",
     "INSTALL_DEADLINE_MS",
@@ -38,6 +56,7 @@ const INSTALL_ENV: &[&str] = &[
 /// with shared/src/config.rs `http_settings`.
 const VENDOR_ENV: &[&str] = &[
     "TOKEN_TABLE",
+    "REGISTRY_TABLE",
     "SECRET_PREFIX",
     "SHOPTET_OAUTH_URL",
     "SHOPTET_API_URL",
@@ -48,12 +67,59 @@ const VENDOR_ENV: &[&str] = &[
     "REFRESH_MARGIN_SECONDS",
     "LEASE_SECONDS",
     "LEASE_WAIT_MS",
+    "SUSPENDED_RECHECK_SECONDS",
     "UPSTREAM_TIMEOUT_MS",
     "UPSTREAM_CONNECT_TIMEOUT_MS",
 ];
 
-/// The only routes anyone may call without SigV4: (method, path).
-const PUBLIC_ROUTES: &[(&str, &str)] = &[("GET", "/shoptet/install")];
+/// Variables both functions read that must agree: they share the stores, the
+/// platform endpoints and the refresh leases.
+const SHARED_ENV: &[&str] = &[
+    "TOKEN_TABLE",
+    "REGISTRY_TABLE",
+    "SECRET_PREFIX",
+    "SHOPTET_OAUTH_URL",
+    "SHOPTET_API_URL",
+    "SHOPRENTER_OAUTH_URL",
+    "SHOPRENTER_CLIENT_ID",
+    "SHOPRENTER_CLIENT_SECRET_ID",
+    "REFRESH_MARGIN_SECONDS",
+    "LEASE_SECONDS",
+    "LEASE_WAIT_MS",
+    "SUSPENDED_RECHECK_SECONDS",
+    "UPSTREAM_TIMEOUT_MS",
+    "UPSTREAM_CONNECT_TIMEOUT_MS",
+];
+
+/// The only routes anyone may call without SigV4, (method, path, output
+/// naming its URL): what the platforms call, each checked by the code itself
+/// (a one-time code, a webhook signature, Shoprenter's HMAC).
+const PUBLIC_ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/shoptet/install", "InstallCallbackUrl"),
+    ("POST", "/shoptet/webhook", "ShoptetWebhookUrl"),
+    ("GET", "/shoprenter/install", "ShoprenterRedirectUrl"),
+    ("GET", "/shoprenter/uninstall", "ShoprenterUninstallUrl"),
+];
+
+/// Every route of the API: (method, path, function).
+const ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/shoptet/install", INSTALL_FUNCTION),
+    ("POST", "/shoptet/webhook", INSTALL_FUNCTION),
+    ("GET", "/shoprenter/install", INSTALL_FUNCTION),
+    ("GET", "/shoprenter/uninstall", INSTALL_FUNCTION),
+    ("PUT", "/shoprenter/{shop}/credentials", INSTALL_FUNCTION),
+    ("PUT", "/shoptet/{eshopId}/installation", INSTALL_FUNCTION),
+    ("PUT", "/shoprenter/{shop}/installation", INSTALL_FUNCTION),
+    (
+        "DELETE",
+        "/installations/{platform}/{shop}",
+        INSTALL_FUNCTION,
+    ),
+    ("GET", "/installations", INSTALL_FUNCTION),
+    ("GET", "/installations/{platform}/{shop}", INSTALL_FUNCTION),
+    ("GET", "/tokens/{platform}/{shop}", VENDOR_FUNCTION),
+    ("POST", "/tokens/{platform}/{shop}", VENDOR_FUNCTION),
+];
 
 fn resource<'a>(template: &'a Value, id: &str) -> &'a Value {
     let resource = &template["Resources"][id];
@@ -235,121 +301,347 @@ fn secret_prefix_arn() -> Value {
     json!({"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}*"})
 }
 
-#[test]
-fn install_role_writes_only_prefixed_secrets_and_deletes_table_items() {
-    let template = load_template();
-    let function_role = properties(&template, INSTALL_FUNCTION)["Role"].clone();
-    assert_eq!(function_role, get_att("InstallCallbackRole", "Arn"));
-    let statements = role_statements(&template, "InstallCallbackRole");
-    let granted: BTreeMap<&str, (BTreeSet<String>, Value)> = statements
-        .iter()
+/// What a role's statements grant, by Sid: (effect, actions, resource).
+type Grants = BTreeMap<String, (String, BTreeSet<String>, Value)>;
+
+fn grants(template: &Value, role: &str) -> Grants {
+    role_statements(template, role)
+        .into_iter()
         .map(|(sid, statement)| {
+            let effect = statement["Effect"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{role}: {sid} has no Effect"))
+                .to_owned();
             (
-                sid.as_str(),
-                (actions(statement), statement["Resource"].clone()),
+                sid,
+                (effect, actions(statement), statement["Resource"].clone()),
             )
         })
-        .collect();
-    let expected: BTreeMap<&str, (BTreeSet<String>, Value)> = BTreeMap::from([
+        .collect()
+}
+
+fn allow(actions: &[&str], resource: Value) -> (String, BTreeSet<String>, Value) {
+    ("Allow".to_owned(), names(actions), resource)
+}
+
+fn deny(actions: &[&str], resource: Value) -> (String, BTreeSet<String>, Value) {
+    ("Deny".to_owned(), names(actions), resource)
+}
+
+fn expected_grants(list: Vec<(&str, (String, BTreeSet<String>, Value))>) -> Grants {
+    list.into_iter()
+        .map(|(sid, grant)| (sid.to_owned(), grant))
+        .collect()
+}
+
+/// `arn:…:table/${RegistryTable}/index/by-platform`: the one index Query needs.
+fn registry_index_arn() -> Value {
+    json!({"Fn::Sub": format!(
+        "arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/${{{REGISTRY}}}/index/{PLATFORM_INDEX}"
+    )})
+}
+
+#[test]
+fn install_role_manages_prefixed_secrets_the_registry_and_the_shared_leases() {
+    let template = load_template();
+    let function_role = properties(&template, INSTALL_FUNCTION)["Role"].clone();
+    assert_eq!(function_role, get_att(INSTALL_ROLE, "Arn"));
+    let expected = expected_grants(vec![
         (
             "WriteOwnLogs",
-            (
-                names(&["logs:CreateLogStream", "logs:PutLogEvents"]),
+            allow(
+                &["logs:CreateLogStream", "logs:PutLogEvents"],
                 get_att("InstallCallbackLogGroup", "Arn"),
             ),
         ),
         (
             "StoreInstallationSecrets",
-            (
-                names(&[
+            allow(
+                &[
                     "secretsmanager:CreateSecret",
                     "secretsmanager:PutSecretValue",
                     "secretsmanager:TagResource",
                     "secretsmanager:DescribeSecret",
-                ]),
+                    "secretsmanager:GetSecretValue",
+                ],
                 secret_prefix_arn(),
             ),
         ),
         (
-            "DropCachedTokens",
-            (names(&["dynamodb:DeleteItem"]), get_att(TABLE, "Arn")),
+            "ScheduleAndRestoreInstallationSecretDeletion",
+            allow(
+                &[
+                    "secretsmanager:DeleteSecret",
+                    "secretsmanager:RestoreSecret",
+                ],
+                secret_prefix_arn(),
+            ),
+        ),
+        (
+            "NeverForceDeleteInstallationSecrets",
+            deny(&["secretsmanager:DeleteSecret"], secret_prefix_arn()),
+        ),
+        (
+            "CacheTokensAndLeases",
+            allow(
+                &[
+                    "dynamodb:GetItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                ],
+                get_att(TABLE, "Arn"),
+            ),
+        ),
+        (
+            "KeepInstallationRegistry",
+            allow(
+                &["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
+                get_att(REGISTRY, "Arn"),
+            ),
+        ),
+        (
+            "ListOnePlatformsInstallations",
+            allow(&["dynamodb:Query"], registry_index_arn()),
         ),
         (
             "ReadShoptetClientSecret",
-            (
-                names(&["secretsmanager:GetSecretValue"]),
+            allow(
+                &["secretsmanager:GetSecretValue"],
                 reference("ShoptetClientSecretArn"),
             ),
         ),
+        (
+            "ReadShoptetWebhookKey",
+            allow(
+                &["secretsmanager:GetSecretValue"],
+                reference("ShoptetWebhookKeySecretArn"),
+            ),
+        ),
+        (
+            "ReadShoprenterClientSecret",
+            allow(
+                &["secretsmanager:GetSecretValue"],
+                reference("ShoprenterClientSecretArn"),
+            ),
+        ),
     ]);
-    assert_eq!(granted, expected);
-    assert_conditional(
-        &template,
-        "InstallCallbackRole",
-        "ReadShoptetClientSecret",
-        "HasShoptetClientSecret",
-    );
+    assert_eq!(grants(&template, INSTALL_ROLE), expected);
+    for (sid, condition) in [
+        ("ReadShoptetClientSecret", "HasShoptetClientSecret"),
+        ("ReadShoptetWebhookKey", "HasShoptetWebhookKey"),
+        ("ReadShoprenterClientSecret", "HasShoprenterClientSecret"),
+    ] {
+        assert_conditional(&template, INSTALL_ROLE, sid, condition);
+    }
 }
 
 #[test]
-fn vendor_role_reads_only_prefixed_secrets_and_uses_only_its_table() {
+fn vendor_role_reads_only_prefixed_secrets_and_uses_only_its_tables() {
     let template = load_template();
     assert_eq!(
         properties(&template, VENDOR_FUNCTION)["Role"],
-        get_att("TokenVendorRole", "Arn")
+        get_att(VENDOR_ROLE, "Arn")
     );
-    let statements = role_statements(&template, "TokenVendorRole");
-    let granted: BTreeMap<&str, (BTreeSet<String>, Value)> = statements
-        .iter()
-        .map(|(sid, statement)| {
-            (
-                sid.as_str(),
-                (actions(statement), statement["Resource"].clone()),
-            )
-        })
-        .collect();
-    let expected: BTreeMap<&str, (BTreeSet<String>, Value)> = BTreeMap::from([
+    let expected = expected_grants(vec![
         (
             "WriteOwnLogs",
-            (
-                names(&["logs:CreateLogStream", "logs:PutLogEvents"]),
+            allow(
+                &["logs:CreateLogStream", "logs:PutLogEvents"],
                 get_att("TokenVendorLogGroup", "Arn"),
             ),
         ),
         (
             "ReadInstallationSecrets",
-            (
-                names(&["secretsmanager:GetSecretValue"]),
-                secret_prefix_arn(),
-            ),
+            allow(&["secretsmanager:GetSecretValue"], secret_prefix_arn()),
         ),
         (
             "CacheTokensAndLeases",
-            (
-                names(&[
+            allow(
+                &[
                     "dynamodb:GetItem",
                     "dynamodb:PutItem",
                     "dynamodb:UpdateItem",
                     "dynamodb:DeleteItem",
-                ]),
+                ],
                 get_att(TABLE, "Arn"),
             ),
         ),
         (
+            "ReadAndUpdateInstallationRegistry",
+            allow(
+                &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                get_att(REGISTRY, "Arn"),
+            ),
+        ),
+        (
             "ReadShoprenterClientSecret",
-            (
-                names(&["secretsmanager:GetSecretValue"]),
+            allow(
+                &["secretsmanager:GetSecretValue"],
                 reference("ShoprenterClientSecretArn"),
             ),
         ),
     ]);
-    assert_eq!(granted, expected);
+    assert_eq!(grants(&template, VENDOR_ROLE), expected);
     assert_conditional(
         &template,
-        "TokenVendorRole",
+        VENDOR_ROLE,
         "ReadShoprenterClientSecret",
         "HasShoprenterClientSecret",
     );
+}
+
+/// Every (action, resource) any policy in the template allows on the
+/// registry table or its index, by the logical id of the role or policy.
+fn registry_permissions(template: &Value) -> BTreeMap<String, BTreeSet<(String, Value)>> {
+    // A GetAtt, a Ref or a ${RegistryTable…} inside an Fn::Sub.
+    let names_registry = |resource: &Value| resource.to_string().contains(REGISTRY);
+    let mut found: BTreeMap<String, BTreeSet<(String, Value)>> = BTreeMap::new();
+    for (document, statement) in policy_statements(template) {
+        if statement["Effect"] != "Allow" {
+            continue;
+        }
+        let owner = document
+            .strip_prefix("/Resources/")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("policy outside Resources: {document}"))
+            .to_owned();
+        for resource in as_list(statement, "Resource") {
+            if !names_registry(resource) {
+                continue;
+            }
+            for action in actions(statement) {
+                found
+                    .entry(owner.clone())
+                    .or_default()
+                    .insert((action, resource.clone()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn each_function_gets_exactly_its_registry_permissions() {
+    let template = load_template();
+    let table = get_att(REGISTRY, "Arn");
+    let grant = |action: &str, resource: &Value| (format!("dynamodb:{action}"), resource.clone());
+    let expected = BTreeMap::from([
+        (
+            INSTALL_ROLE.to_owned(),
+            BTreeSet::from([
+                grant("GetItem", &table),
+                grant("UpdateItem", &table),
+                grant("Scan", &table),
+                grant("Query", &registry_index_arn()),
+            ]),
+        ),
+        (
+            VENDOR_ROLE.to_owned(),
+            BTreeSet::from([grant("GetItem", &table), grant("UpdateItem", &table)]),
+        ),
+    ]);
+    // The consumer policy is absent: consumers never touch the registry.
+    assert_eq!(registry_permissions(&template), expected);
+}
+
+// ---- secret deletion
+
+/// (policy document pointer, statement) of every statement naming `action`.
+fn statements_with_action<'a>(template: &'a Value, action: &str) -> Vec<(String, &'a Value)> {
+    policy_statements(template)
+        .into_iter()
+        .filter(|(_, statement)| actions(statement).contains(action))
+        .collect()
+}
+
+#[test]
+fn deleting_and_restoring_secrets_is_granted_only_to_the_install_callback_under_the_prefix() {
+    let template = load_template();
+    let install_policies = format!("/Resources/{INSTALL_ROLE}/Properties/Policies/");
+    for action in [
+        "secretsmanager:DeleteSecret",
+        "secretsmanager:RestoreSecret",
+    ] {
+        let allowed: Vec<_> = statements_with_action(&template, action)
+            .into_iter()
+            .filter(|(_, statement)| statement["Effect"] == "Allow")
+            .collect();
+        assert!(
+            !allowed.is_empty(),
+            "nobody may {action}: uninstall needs it"
+        );
+        for (document, statement) in allowed {
+            assert!(
+                document.starts_with(&install_policies),
+                "{action} allowed outside the install callback's role: {document}"
+            );
+            let resources = as_list(statement, "Resource");
+            assert_eq!(
+                resources,
+                vec![&secret_prefix_arn()],
+                "{action} only on secrets under the prefix: {statement}"
+            );
+        }
+    }
+}
+
+#[test]
+fn force_deleting_a_secret_without_recovery_is_never_allowed() {
+    let template = load_template();
+    let force = "secretsmanager:ForceDeleteWithoutRecovery";
+    let statements = statements_with_action(&template, "secretsmanager:DeleteSecret");
+    let denials: Vec<&(String, &Value)> = statements
+        .iter()
+        .filter(|(_, statement)| statement["Effect"] == "Deny")
+        .collect();
+    for (document, statement) in statements
+        .iter()
+        .filter(|(_, statement)| statement["Effect"] == "Allow")
+    {
+        // An Allow condition cannot stop a caller from forcing; a Deny in the
+        // same document on every resource the Allow names does.
+        for resource in as_list(statement, "Resource") {
+            let denied = denials.iter().any(|(deny_document, deny)| {
+                deny_document == document
+                    && as_list(deny, "Resource").contains(&resource)
+                    && deny.get("Condition") == Some(&json!({"Bool": {force: "true"}}))
+            });
+            assert!(
+                denied,
+                "{document}: DeleteSecret on {resource} needs a Deny when {force} is true"
+            );
+        }
+    }
+    // Nothing anywhere speaks of forcing other than to deny it.
+    for (document, statement) in policy_statements(&template) {
+        if statement.to_string().contains(force) {
+            assert_eq!(
+                statement["Effect"], "Deny",
+                "{document}: {statement} mentions {force}"
+            );
+        }
+    }
+}
+
+#[test]
+fn uninstall_recovery_days_stay_within_secrets_managers_recovery_window() {
+    let template = load_template();
+    let parameter = &template["Parameters"]["UninstallRecoveryDays"];
+    assert_eq!(parameter["Type"], "Number");
+    assert_eq!(parameter["MinValue"], 7);
+    assert_eq!(parameter["MaxValue"], 30);
+    assert_eq!(parameter["Default"], 7);
+    assert_eq!(
+        environment(&template, INSTALL_FUNCTION)["UNINSTALL_RECOVERY_DAYS"],
+        reference("UninstallRecoveryDays")
+    );
+    // The code's own window agrees: every allowed value and nothing beyond.
+    for days in 7..=30 {
+        assert!(RecoveryWindow::days(days).is_some(), "{days} days");
+    }
+    for days in [0, 6, 31] {
+        assert!(RecoveryWindow::days(days).is_none(), "{days} days");
+    }
 }
 
 /// The statement `sid` of `role` exists only under `condition`, which holds
@@ -478,7 +770,7 @@ fn the_api_requires_iam_by_default() {
 }
 
 #[test]
-fn only_the_shoptet_install_route_is_public() {
+fn only_the_platforms_callbacks_are_public_and_every_other_route_needs_iam() {
     let template = load_template();
     let routes = routes(&template);
     let table: BTreeSet<(String, String, String)> = routes
@@ -491,21 +783,27 @@ fn only_the_shoptet_install_route_is_public() {
             )
         })
         .collect();
-    let expected: BTreeSet<(String, String, String)> = [
-        ("GET", "/shoptet/install", INSTALL_FUNCTION),
-        ("PUT", "/shoprenter/{shop}/credentials", INSTALL_FUNCTION),
-        ("GET", "/tokens/{platform}/{shop}", VENDOR_FUNCTION),
-        ("POST", "/tokens/{platform}/{shop}", VENDOR_FUNCTION),
-    ]
-    .into_iter()
-    .map(|(method, path, function)| (method.to_owned(), path.to_owned(), function.to_owned()))
-    .collect();
+    let expected: BTreeSet<(String, String, String)> = ROUTES
+        .iter()
+        .map(|(method, path, function)| {
+            (
+                (*method).to_owned(),
+                (*path).to_owned(),
+                (*function).to_owned(),
+            )
+        })
+        .collect();
     assert_eq!(table, expected);
     assert_eq!(routes.len(), expected.len(), "a route is declared twice");
 
+    let public: BTreeSet<(&str, &str)> = PUBLIC_ROUTES
+        .iter()
+        .map(|(method, path, _)| (*method, *path))
+        .collect();
+    assert_eq!(public.len(), 4, "{public:?}");
     for route in &routes {
-        let public = PUBLIC_ROUTES.contains(&(route.method.as_str(), route.path.as_str()));
-        match (public, route.authorizer.as_deref()) {
+        let is_public = public.contains(&(route.method.as_str(), route.path.as_str()));
+        match (is_public, route.authorizer.as_deref()) {
             (true, Some("NONE")) => {}
             (true, other) => panic!(
                 "{} {} must be public (Authorizer: NONE), has {other:?}",
@@ -518,27 +816,39 @@ fn only_the_shoptet_install_route_is_public() {
                 route.method, route.path
             ),
         }
-        if route.path.starts_with("/tokens/") || route.path.ends_with("/credentials") {
-            assert!(
-                !public,
-                "{} {} must not be public",
+        if is_public {
+            assert_eq!(
+                route.function, INSTALL_FUNCTION,
+                "{} {}: only the install callback faces the platforms",
                 route.method, route.path
             );
         }
+        let operator = route.path.starts_with("/tokens/")
+            || route.path.starts_with("/installations")
+            || route.path.ends_with("/credentials")
+            || route.path.ends_with("/installation");
+        assert!(
+            !(operator && is_public),
+            "{} {} must not be public",
+            route.method,
+            route.path
+        );
     }
 }
 
 #[test]
-fn outputs_name_the_install_url_the_vendor_and_the_table() {
+fn outputs_name_every_url_the_platforms_call_the_vendor_and_the_tables() {
     let template = load_template();
     let outputs = &template["Outputs"];
     let base = "https://${BrokerHttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}";
     assert_eq!(outputs["ApiBaseUrl"]["Value"], json!({"Fn::Sub": base}));
-    let (_, install_path) = PUBLIC_ROUTES[0];
-    assert_eq!(
-        outputs["InstallCallbackUrl"]["Value"],
-        json!({"Fn::Sub": format!("{base}{install_path}")})
-    );
+    for (_, path, output) in PUBLIC_ROUTES {
+        assert_eq!(
+            outputs[*output]["Value"],
+            json!({"Fn::Sub": format!("{base}{path}")}),
+            "{output}"
+        );
+    }
     assert_eq!(
         outputs["TokenVendorFunctionArn"]["Value"],
         get_att(VENDOR_FUNCTION, "Arn")
@@ -548,6 +858,7 @@ fn outputs_name_the_install_url_the_vendor_and_the_table() {
         reference(VENDOR_FUNCTION)
     );
     assert_eq!(outputs["TokenTableName"]["Value"], reference(TABLE));
+    assert_eq!(outputs["RegistryTableName"]["Value"], reference(REGISTRY));
     assert!(outputs["TokenConsumerPolicyArn"]["Value"].is_object());
 }
 
@@ -587,6 +898,68 @@ fn table_is_keyed_and_expires_items_the_way_the_code_writes_them() {
         assert_eq!(
             environment(&template, function)["TOKEN_TABLE"],
             reference(TABLE),
+            "{function}"
+        );
+    }
+}
+
+#[test]
+fn registry_table_is_keyed_and_indexed_by_platform_the_way_the_code_queries_it() {
+    let template = load_template();
+    let declaration = resource(&template, REGISTRY);
+    assert_eq!(declaration["Type"], "AWS::DynamoDB::Table");
+    let table = properties(&template, REGISTRY);
+    assert_eq!(
+        table["KeySchema"],
+        json!([{"AttributeName": REGISTRY_PARTITION_KEY, "KeyType": "HASH"}])
+    );
+    let attributes: BTreeSet<String> = table["AttributeDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|definition| {
+            assert_eq!(definition["AttributeType"], "S", "{definition}");
+            definition["AttributeName"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        attributes,
+        names(&[REGISTRY_PARTITION_KEY, REGISTRY_PLATFORM])
+    );
+    assert_eq!(
+        table["GlobalSecondaryIndexes"],
+        json!([{
+            "IndexName": PLATFORM_INDEX,
+            "KeySchema": [
+                {"AttributeName": REGISTRY_PLATFORM, "KeyType": "HASH"},
+                {"AttributeName": REGISTRY_PARTITION_KEY, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }])
+    );
+    assert!(table.get("LocalSecondaryIndexes").is_none());
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert!(
+        table.get("TimeToLiveSpecification").is_none(),
+        "registrations are kept: no TTL"
+    );
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"],
+        json!({"PointInTimeRecoveryEnabled": true})
+    );
+    // Protected, and deleted with the stack, exactly like the token table.
+    let token_table = resource(&template, TABLE);
+    for field in ["DeletionPolicy", "UpdateReplacePolicy"] {
+        assert_eq!(declaration[field], token_table[field], "{field}");
+    }
+    assert_eq!(
+        table["DeletionProtectionEnabled"],
+        token_table["Properties"]["DeletionProtectionEnabled"]
+    );
+    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
+        assert_eq!(
+            environment(&template, function)["REGISTRY_TABLE"],
+            reference(REGISTRY),
             "{function}"
         );
     }
@@ -681,6 +1054,58 @@ fn environment_names_match_what_the_code_reads() {
 }
 
 #[test]
+fn both_functions_share_the_stores_the_platforms_and_the_lease_settings() {
+    let template = load_template();
+    let install = environment(&template, INSTALL_FUNCTION);
+    let vendor = environment(&template, VENDOR_FUNCTION);
+    for variable in SHARED_ENV {
+        assert!(
+            install.contains_key(*variable),
+            "install callback: {variable}"
+        );
+        assert_eq!(install[*variable], vendor[*variable], "{variable}");
+    }
+}
+
+#[test]
+fn optional_secrets_default_to_unset_and_accept_only_secret_arns() {
+    let template = load_template();
+    let pattern = &template["Parameters"]["ShoptetClientSecretArn"]["AllowedPattern"];
+    assert!(pattern.is_string());
+    for (parameter, function, variable) in [
+        (
+            "ShoptetClientSecretArn",
+            INSTALL_FUNCTION,
+            "SHOPTET_CLIENT_SECRET_ID",
+        ),
+        (
+            "ShoptetWebhookKeySecretArn",
+            INSTALL_FUNCTION,
+            "SHOPTET_WEBHOOK_KEY_SECRET_ID",
+        ),
+        (
+            "ShoprenterClientSecretArn",
+            INSTALL_FUNCTION,
+            "SHOPRENTER_CLIENT_SECRET_ID",
+        ),
+        (
+            "ShoprenterClientSecretArn",
+            VENDOR_FUNCTION,
+            "SHOPRENTER_CLIENT_SECRET_ID",
+        ),
+    ] {
+        let declaration = &template["Parameters"][parameter];
+        assert_eq!(declaration["Default"], "", "{parameter}");
+        assert_eq!(&declaration["AllowedPattern"], pattern, "{parameter}");
+        assert_eq!(
+            environment(&template, function)[variable],
+            reference(parameter),
+            "{function} {variable}"
+        );
+    }
+}
+
+#[test]
 fn environment_refs_name_existing_parameters_or_resources() {
     let template = load_template();
     for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
@@ -746,6 +1171,7 @@ fn sample(variable: &str) -> Option<&'static str> {
             "https://abc123.execute-api.eu-central-1.amazonaws.com/shoptet/install"
         }
         "TOKEN_TABLE" => "stack-TokenTable-ABC",
+        "REGISTRY_TABLE" => "stack-RegistryTable-ABC",
         _ => return None,
     })
 }
@@ -808,8 +1234,9 @@ fn config_loaders_accept_every_bound_of_the_numeric_parameters() {
             }
         }
     }
-    assert!(
-        checked >= 4,
-        "RefreshMarginSeconds and LeaseSeconds bounds: {checked}"
-    );
+    // Both bounds of RefreshMarginSeconds, LeaseSeconds and
+    // SuspendedRecheckSeconds for each function, and of
+    // ShoprenterHmacMaxAgeSeconds and UninstallRecoveryDays for the install
+    // callback.
+    assert_eq!(checked, 16, "numeric parameter bounds checked");
 }

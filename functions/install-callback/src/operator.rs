@@ -1,0 +1,238 @@
+//! Operator routes (IAM in the template): import installations that predate
+//! the broker, uninstall one now, and read the registry. Answers never hold
+//! a token, code or secret.
+
+use std::num::NonZeroUsize;
+use std::time::SystemTime;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use broker_shared::http::json_response;
+use broker_shared::ids::{Platform, ShopRef, ShoptetEshopId};
+use broker_shared::model::{
+    InstallationStatus, Registration, ShoptetInstallation, ShoptetInstallationRecord,
+};
+use broker_shared::secret::{ExposeSecret, OAuthAccessToken};
+use broker_shared::storage::{
+    InstallationRegistry, InstallationStore, MAX_PAGE, RegistryQuery, SaveOutcome, TokenCache,
+};
+use broker_shared::vending::Candidate;
+use lambda_http::http::{Response, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::error::InstallError;
+use crate::handler::{InstallCallback, Stored};
+
+/// A page when the caller does not say.
+const DEFAULT_PAGE: usize = 50;
+
+/// One installation as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallationView {
+    pub platform: Platform,
+    pub shop: String,
+    pub status: InstallationStatus,
+    /// RFC 3339, whole seconds.
+    pub installed_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Registration> for InstallationView {
+    fn from(registration: &Registration) -> Self {
+        let time = |at| humantime::format_rfc3339_seconds(at).to_string();
+        Self {
+            platform: registration.shop.platform(),
+            shop: registration.shop.id(),
+            status: registration.status,
+            installed_at: time(registration.installed_at),
+            updated_at: time(registration.updated_at),
+        }
+    }
+}
+
+/// `GET /installations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallationList {
+    pub installations: Vec<InstallationView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallback<S, C, R> {
+    /// `PUT /shoptet/{eshopId}/installation` with the installation's OAuth
+    /// access token from the add-on's own database: verified with one
+    /// `getAccessToken` (cached, counted in the ledger), then stored like an
+    /// install.
+    pub(crate) async fn import_shoptet(
+        &self,
+        eshop_id: &str,
+        body: &[u8],
+    ) -> Result<Response<String>, InstallError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct ImportBody {
+            oauth_access_token: OAuthAccessToken,
+            #[serde(default)]
+            eshop_url: Option<String>,
+            #[serde(default)]
+            contact_email: Option<String>,
+        }
+
+        let eshop_id: ShoptetEshopId = eshop_id
+            .parse()
+            .map_err(|_| InstallError::InvalidRequest("the eshopId is not a valid Shoptet e-shop id"))?;
+        // serde's message could quote the token: use our own.
+        let body: ImportBody = serde_json::from_slice(body).map_err(|_| {
+            InstallError::InvalidRequest(
+                "the body must be JSON {\"oauth_access_token\": \"…\", \"eshop_url\"?, \"contact_email\"?}",
+            )
+        })?;
+        let token = body.oauth_access_token.expose_secret();
+        if !(1..=1024).contains(&token.len()) || !token.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(InstallError::InvalidRequest(
+                "oauth_access_token must be 1-1024 printable ASCII characters",
+            ));
+        }
+        let shop = ShopRef::Shoptet(eshop_id);
+        self.vendor
+            .verify(&shop, &Candidate::ShoptetOAuth(body.oauth_access_token.clone()))
+            .await?;
+        let record = ShoptetInstallationRecord {
+            installation: ShoptetInstallation {
+                oauth_access_token: body.oauth_access_token,
+                eshop_id,
+                eshop_url: body.eshop_url.unwrap_or_default(),
+                contact_email: body.contact_email,
+                trial: None,
+            },
+            installed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        };
+        let saved = self.store_installation(&shop, &record).await?;
+        tracing::info!(platform = "shoptet", shop = %eshop_id, outcome = "imported", "installation imported");
+        let status = match saved {
+            SaveOutcome::Created => StatusCode::CREATED,
+            SaveOutcome::Replaced => StatusCode::OK,
+        };
+        Ok(Stored::response(status, "installed", &shop))
+    }
+
+    /// `PUT /shoprenter/{shop}/installation`: an app installation that
+    /// predates the broker, verified with one token fetch (cached).
+    pub(crate) async fn import_shoprenter(&self, shop: &str) -> Result<Response<String>, InstallError> {
+        let shop = ShopRef::Shoprenter(shop.parse().map_err(|_| {
+            InstallError::InvalidRequest("the shop name is not a valid Shoprenter shop name")
+        })?);
+        let app = self
+            .vendor
+            .shoprenter_app_credentials()
+            .cloned()
+            .ok_or(InstallError::NotConfigured(
+                "no Shoprenter app is configured (SHOPRENTER_CLIENT_ID, SHOPRENTER_CLIENT_SECRET_ID)",
+            ))?;
+        self.vendor.verify(&shop, &Candidate::Shoprenter(app)).await?;
+        let previous = self.activate(&shop).await?;
+        tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = "imported", "app installation imported");
+        let status = match previous.map(|r| r.status) {
+            Some(InstallationStatus::Active) => StatusCode::OK,
+            _ => StatusCode::CREATED,
+        };
+        Ok(Stored::response(status, "installed", &shop))
+    }
+
+    /// `DELETE /installations/{platform}/{shop}`: a confirmed uninstall, now.
+    pub(crate) async fn delete_installation(
+        &self,
+        platform: &str,
+        shop: &str,
+    ) -> Result<Response<String>, InstallError> {
+        let shop = parse_shop(platform, shop)?;
+        let registration = self.retire(&shop).await?;
+        Ok(json_response(StatusCode::OK, &InstallationView::from(&registration)))
+    }
+
+    /// `GET /installations/{platform}/{shop}`.
+    pub(crate) async fn show_installation(
+        &self,
+        platform: &str,
+        shop: &str,
+    ) -> Result<Response<String>, InstallError> {
+        let shop = parse_shop(platform, shop)?;
+        let registration = self
+            .stores()
+            .registry
+            .registration(&shop)
+            .await?
+            .ok_or(InstallError::NotFound)?;
+        Ok(json_response(StatusCode::OK, &InstallationView::from(&registration)))
+    }
+
+    /// `GET /installations?platform=&status=&limit=&cursor=`.
+    pub(crate) async fn list_installations(
+        &self,
+        query: Option<&str>,
+    ) -> Result<Response<String>, InstallError> {
+        let query = list_query(query.unwrap_or_default())?;
+        let page = self.stores().registry.list(&query).await?;
+        let list = InstallationList {
+            installations: page.registrations.iter().map(InstallationView::from).collect(),
+            next_cursor: page
+                .next_after
+                .map(|after| URL_SAFE_NO_PAD.encode(after.key())),
+        };
+        Ok(json_response(StatusCode::OK, &list))
+    }
+}
+
+fn parse_shop(platform: &str, shop: &str) -> Result<ShopRef, InstallError> {
+    ShopRef::parse(platform, shop).map_err(|_| {
+        InstallError::InvalidRequest("not a valid platform (shoptet, shoprenter) and shop id")
+    })
+}
+
+fn list_query(query: &str) -> Result<RegistryQuery, InstallError> {
+    let mut parsed = RegistryQuery {
+        platform: None,
+        status: None,
+        limit: NonZeroUsize::new(DEFAULT_PAGE).expect("nonzero"),
+        after: None,
+    };
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match &*name {
+            "platform" => {
+                parsed.platform = Some(value.parse().map_err(|_| {
+                    InstallError::InvalidRequest("platform is shoptet or shoprenter")
+                })?)
+            }
+            "status" => {
+                parsed.status = Some(value.parse().map_err(|_| {
+                    InstallError::InvalidRequest("status is active, suspended or uninstalled")
+                })?)
+            }
+            "limit" => {
+                parsed.limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|limit| *limit <= MAX_PAGE)
+                    .and_then(NonZeroUsize::new)
+                    .ok_or(InstallError::InvalidRequest("limit is 1 to 100"))?
+            }
+            "cursor" => {
+                let after = URL_SAFE_NO_PAD
+                    .decode(value.as_bytes())
+                    .ok()
+                    .and_then(|key| String::from_utf8(key).ok())
+                    .and_then(|key| ShopRef::from_key(&key).ok())
+                    .ok_or(InstallError::InvalidRequest(
+                        "cursor is not one this listing returned",
+                    ))?;
+                parsed.after = Some(after);
+            }
+            _ => {
+                return Err(InstallError::InvalidRequest(
+                    "the query takes platform, status, limit and cursor",
+                ));
+            }
+        }
+    }
+    Ok(parsed)
+}

@@ -1,0 +1,140 @@
+//! `POST /shoptet/webhook`: Shoptet's add-on system events. Nothing changes
+//! on the body's word: the OAuth server confirms the state first, through
+//! the vendor's lease and ledger.
+
+use std::time::SystemTime;
+
+use broker_shared::http::json_response;
+use broker_shared::ids::ShopRef;
+use broker_shared::model::{InstallationStatus, StatusChange};
+use broker_shared::shoptet_webhook::{self, AddonEvent, AddonEventKind, SIGNATURE_HEADER};
+use broker_shared::storage::{InstallationRegistry, InstallationStore, TokenCache};
+use broker_shared::vending::Confirmation;
+use lambda_http::Request;
+use lambda_http::http::{Response, StatusCode};
+use serde::Serialize;
+use tokio::time::{Instant, timeout_at};
+
+use crate::error::InstallError;
+use crate::handler::InstallCallback;
+
+/// What became of one delivery. Every one is answered 200 so Shoptet stops
+/// retrying; only "cannot know now" (503) asks for a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventOutcome {
+    /// Confirmed upstream and applied.
+    Processed,
+    /// Already applied by an earlier delivery.
+    Duplicate,
+    /// Not confirmed (forged, replayed, stale), an unknown event, or a shop
+    /// the broker does not know.
+    Ignored,
+}
+
+#[derive(Serialize)]
+struct Answer {
+    status: EventOutcome,
+}
+
+impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallback<S, C, R> {
+    pub(crate) async fn shoptet_webhook(
+        &self,
+        request: &Request,
+        started: Instant,
+    ) -> Result<Response<String>, InstallError> {
+        let body: &[u8] = request.body();
+        if let Some(key) = &self.lifecycle.webhook_key {
+            let signature = request
+                .headers()
+                .get(SIGNATURE_HEADER)
+                .map(|value| value.as_bytes())
+                .unwrap_or_default();
+            if !shoptet_webhook::signature_matches(key, body, signature) {
+                return Err(InstallError::InvalidSignature);
+            }
+        }
+        if body.len() > shoptet_webhook::MAX_BODY {
+            return Err(InstallError::InvalidRequest("the body is too large for an event"));
+        }
+        let now = SystemTime::now();
+        let event = AddonEvent::parse(body, now).map_err(|_| {
+            InstallError::InvalidRequest(
+                "the body must be a Shoptet add-on event {\"eshopId\", \"event\", \"eventCreated\", \"eventInstance\"}",
+            )
+        })?;
+        let shop = ShopRef::Shoptet(event.eshop_id);
+        let outcome = match event.kind {
+            None => EventOutcome::Ignored,
+            Some(kind) => {
+                let since = event.created.unwrap_or(now);
+                timeout_at(started + self.deadline, self.apply(&shop, kind, since))
+                    .await
+                    .map_err(|_| InstallError::UpstreamUnavailable)??
+            }
+        };
+        tracing::info!(
+            platform = "shoptet",
+            shop = %event.eshop_id,
+            event = event.kind.map_or("unknown", AddonEventKind::as_str),
+            outcome = ?outcome,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "add-on event handled"
+        );
+        Ok(json_response(StatusCode::OK, &Answer { status: outcome }))
+    }
+
+    async fn apply(
+        &self,
+        shop: &ShopRef,
+        kind: AddonEventKind,
+        since: SystemTime,
+    ) -> Result<EventOutcome, InstallError> {
+        use AddonEventKind::{Approve, Suspend, Terminate, Uninstall};
+        let confirmation = self.vendor.confirm(shop, since).await?;
+        let registry = &self.stores().registry;
+        let now = SystemTime::now();
+        let outcome = match (kind, confirmation) {
+            (Uninstall | Terminate, Confirmation::Uninstalled) => {
+                self.retire(shop).await?;
+                EventOutcome::Processed
+            }
+            // No installation left to ask with: an earlier delivery retired it.
+            (Uninstall | Terminate, Confirmation::Unknown) => {
+                let registration = registry.registration(shop).await?;
+                match registration.map(|r| r.status) {
+                    Some(InstallationStatus::Uninstalled) => EventOutcome::Duplicate,
+                    _ => EventOutcome::Ignored,
+                }
+            }
+            (Suspend, Confirmation::Suspended) => {
+                self.stores().tokens.forget(shop).await?;
+                let change = StatusChange {
+                    recheck_at: Some(now + self.vendor.timing().suspended_recheck),
+                    ..StatusChange::to(InstallationStatus::Suspended, now)
+                };
+                let previous = registry.record(shop, &change).await?;
+                self.vendor.forget_locally(shop);
+                changed(previous.map(|r| r.status), InstallationStatus::Suspended)
+            }
+            (Approve, Confirmation::Live) => {
+                let change = StatusChange::to(InstallationStatus::Active, now);
+                let previous = registry.record(shop, &change).await?;
+                changed(previous.map(|r| r.status), InstallationStatus::Active)
+            }
+            (_, confirmation) => {
+                tracing::info!(platform = "shoptet", shop = %shop.id(), event = kind.as_str(), upstream = ?confirmation, "the platform does not confirm the event; nothing changed");
+                EventOutcome::Ignored
+            }
+        };
+        Ok(outcome)
+    }
+}
+
+fn changed(previous: Option<InstallationStatus>, now: InstallationStatus) -> EventOutcome {
+    if previous == Some(now) {
+        EventOutcome::Duplicate
+    } else {
+        EventOutcome::Processed
+    }
+}
