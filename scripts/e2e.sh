@@ -7,11 +7,11 @@
 #
 # Run by scripts/test.sh (step e2e) with moto up and the AWS env exported;
 # run alone, it starts its own moto_server. It builds both functions, the
-# platform double and the checks up front; creates a token table and the
-# add-on's client-secret secret in moto; starts the double (one seeded Shoptet
-# e-shop) and `cargo lambda watch` with both functions' env; then runs the
-# checks, tests/e2e/tests/lambda_watch.rs (`cargo test -p broker-e2e --test
-# lambda_watch`), with E2E_WATCH_URL, E2E_DOUBLE_URL, E2E_ESHOP_ID,
+# platform double and the checks up front; creates a token table, a registry
+# table and the add-on's client-secret secret in moto; starts the double (one
+# seeded Shoptet e-shop) and `cargo lambda watch` with both functions' env;
+# then runs the checks, tests/e2e/tests/lambda_watch.rs (`cargo test -p
+# broker-e2e --test lambda_watch`), with E2E_WATCH_URL, E2E_DOUBLE_URL, E2E_ESHOP_ID,
 # E2E_UNKNOWN_ESHOP_ID and E2E_INSTALL_CODE exported. Exits non-zero when a
 # check fails or a function process exits meanwhile; stops everything it
 # started on every exit path. Logs: target/e2e-*.log.
@@ -77,16 +77,28 @@ wait_for() {
     done
 }
 
-# Creates the table and the client-secret secret; prints the secret's ARN.
+# create_aws_resources TOKEN_TABLE REGISTRY_TABLE SECRET_NAME: creates both
+# tables (keys, index and TTL as in template.yaml) and the client-secret
+# secret; prints the secret's ARN.
 create_aws_resources() {
-    "$VENV/bin/python" - "$1" "$2" <<'PY'
+    "$VENV/bin/python" - "$1" "$2" "$3" <<'PY'
 import sys, boto3
-table, secret_name = sys.argv[1:3]
+table, registry, secret_name = sys.argv[1:4]
 ddb = boto3.client("dynamodb")
 ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                  AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                  KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
-ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 20})
+ddb.create_table(TableName=registry, BillingMode="PAY_PER_REQUEST",
+                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                       {"AttributeName": "platform", "AttributeType": "S"}],
+                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                 GlobalSecondaryIndexes=[{
+                     "IndexName": "by-platform",
+                     "KeySchema": [{"AttributeName": "platform", "KeyType": "HASH"},
+                                   {"AttributeName": "pk", "KeyType": "RANGE"}],
+                     "Projection": {"ProjectionType": "ALL"}}])
+for name in (table, registry):
+    ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 20})
 ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
 secrets = boto3.client("secretsmanager")
 print(secrets.create_secret(Name=secret_name, SecretString="double-client-secret")["ARN"])
@@ -124,6 +136,7 @@ start_watch() {
         "SHOPRENTER_API_URL=$E2E_DOUBLE_URL/shoprenter-api/{shop}/api"
         "SECRET_PREFIX=e2e-$id/"
         "TOKEN_TABLE=e2e-tokens-$id"
+        "REGISTRY_TABLE=e2e-registry-$id"
         # As Lambda sets it for LoggingConfig.LogFormat JSON (template.yaml).
         "AWS_LAMBDA_LOG_FORMAT=JSON"
     )
@@ -200,9 +213,9 @@ main() {
     "${CHECKS[@]}" --no-run
 
     id="$(date +%s)-$$"
-    secret_arn="$(create_aws_resources "e2e-tokens-$id" "e2e-$id-shoptet-client-secret")" \
-        || die "creating the table and secret in moto failed"
-    log "moto: table e2e-tokens-$id, secret e2e-$id-shoptet-client-secret"
+    secret_arn="$(create_aws_resources "e2e-tokens-$id" "e2e-registry-$id" "e2e-$id-shoptet-client-secret")" \
+        || die "creating the tables and secret in moto failed"
+    log "moto: tables e2e-tokens-$id and e2e-registry-$id, secret e2e-$id-shoptet-client-secret"
     start_double
     start_watch "$secret_arn" "$id"
 

@@ -9,10 +9,10 @@ use std::process::ExitCode;
 use args::{Args, Store, USAGE};
 use broker_shared::config::{self, ConfigError};
 use broker_shared::model::ShoprenterCredentials;
-use broker_shared::secret::ClientSecret;
+use broker_shared::secret::{ClientSecret, WebhookKey};
 use broker_shared::storage::Stores;
 use broker_shared::storage::sqlite::SqliteStore;
-use install_callback::{InstallCallback, InstallConfig};
+use install_callback::{InstallCallback, InstallConfig, InstallSecrets};
 use sandbox::Sandbox;
 use server::Broker;
 use token_vendor::{VendHandler, VendorConfig};
@@ -74,7 +74,10 @@ async fn run(args: Args) -> Result<(), String> {
             .and_then(|sandbox| sandbox.env(name))
             .or_else(|| std::env::var(name).ok())
             // The embedded store has no table, but the shared configuration names one.
-            .or_else(|| (embedded && name == "TOKEN_TABLE").then(|| "embedded".to_owned()))
+            .or_else(|| {
+                (embedded && matches!(name, "TOKEN_TABLE" | "REGISTRY_TABLE"))
+                    .then(|| "embedded".to_owned())
+            })
     };
     let install_config = InstallConfig::from_env(&env).map_err(|e| e.to_string())?;
     let vendor_config = VendorConfig::from_env(&env).map_err(|e| e.to_string())?;
@@ -87,13 +90,14 @@ async fn run(args: Args) -> Result<(), String> {
             let client_secret =
                 config::optional(&env, "SHOPTET_CLIENT_SECRET").map(ClientSecret::new);
             let app_credentials = shoprenter_app_credentials(&env).map_err(|e| e.to_string())?;
+            let secrets = InstallSecrets {
+                shoptet_client_secret: client_secret,
+                webhook_key: config::optional(&env, "SHOPTET_WEBHOOK_KEY").map(WebhookKey::new),
+                shoprenter_app: app_credentials.clone(),
+            };
             let broker = Broker {
-                install: InstallCallback::new(
-                    install_config,
-                    client_secret,
-                    Stores::both(store.clone()),
-                ),
-                vendor: VendHandler::new(vendor_config, app_credentials, Stores::both(store)),
+                install: InstallCallback::new(install_config, secrets, Stores::all(store.clone())),
+                vendor: VendHandler::new(vendor_config, app_credentials, Stores::all(store)),
                 bearer_token,
             };
             announce(sandbox.as_ref(), &broker_url);

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::{Body as AxumBody, to_bytes};
 use axum::extract::State;
 use broker_shared::http::HttpError;
-use broker_shared::storage::{InstallationStore, TokenCache};
+use broker_shared::storage::{InstallationRegistry, InstallationStore, TokenCache};
 use install_callback::InstallCallback;
 use lambda_http::Body;
 use lambda_http::http::{Request, Response, StatusCode};
@@ -15,19 +15,21 @@ use subtle::{Choice, ConstantTimeEq};
 use token_vendor::VendHandler;
 use tokio::net::TcpListener;
 
-pub struct Broker<S1, C1, S2, C2> {
-    pub install: InstallCallback<S1, C1>,
-    pub vendor: VendHandler<S2, C2>,
+pub struct Broker<S1, C1, R1, S2, C2, R2> {
+    pub install: InstallCallback<S1, C1, R1>,
+    pub vendor: VendHandler<S2, C2, R2>,
     /// Demanded on the token routes when the server is reachable remotely.
     pub bearer_token: Option<String>,
 }
 
-impl<S1, C1, S2, C2> Broker<S1, C1, S2, C2>
+impl<S1, C1, R1, S2, C2, R2> Broker<S1, C1, R1, S2, C2, R2>
 where
     S1: InstallationStore + 'static,
     C1: TokenCache + 'static,
+    R1: InstallationRegistry + 'static,
     S2: InstallationStore + 'static,
     C2: TokenCache + 'static,
+    R2: InstallationRegistry + 'static,
 {
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
         // One fallback: the routing is the handlers' own, as behind API Gateway.

@@ -34,7 +34,7 @@ async fn a_storm_over_8_handler_states_on_one_sqlite_file_mints_exactly_once() {
         instances.push(Arc::new(VendHandler::new(
             config,
             None,
-            Stores::both(store),
+            Stores::all(store),
         )));
     }
     let shop = ShopRef::parse("shoptet", "424242").unwrap();

@@ -35,6 +35,11 @@ use crate::storage::{InstallationRegistry, InstallationStore, LeaseAttempt, Stor
 /// recently used evicted first: a few MB however many shops it serves.
 pub const REMEMBERED_SHOPS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
 
+/// A cached token proves an event stale only when minted this long after
+/// the event: `eventCreated` has whole seconds, and the platform's clock is
+/// not ours.
+const CONFIRMATION_SLACK: Duration = Duration::from_secs(5);
+
 /// When an upstream cap refusal says nothing about when to come back.
 const DEFAULT_CAP_RETRY: Duration = Duration::from_secs(60);
 
@@ -299,7 +304,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         let need = Need {
             remaining: self.timing.refresh_margin,
             not: None,
-            minted_after: Some(since),
+            minted_after: Some(since + CONFIRMATION_SLACK),
             fresh: false,
         };
         match self.serve(shop, &need, Purpose::Confirm).await {

@@ -301,8 +301,11 @@ fn secret_prefix_arn() -> Value {
     json!({"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}*"})
 }
 
-/// What a role's statements grant, by Sid: (effect, actions, resource).
-type Grants = BTreeMap<String, (String, BTreeSet<String>, Value)>;
+/// What one statement grants: (effect, actions, resource).
+type Grant = (String, BTreeSet<String>, Value);
+
+/// What a role's statements grant, by Sid.
+type Grants = BTreeMap<String, Grant>;
 
 fn grants(template: &Value, role: &str) -> Grants {
     role_statements(template, role)
@@ -320,15 +323,15 @@ fn grants(template: &Value, role: &str) -> Grants {
         .collect()
 }
 
-fn allow(actions: &[&str], resource: Value) -> (String, BTreeSet<String>, Value) {
+fn allow(actions: &[&str], resource: Value) -> Grant {
     ("Allow".to_owned(), names(actions), resource)
 }
 
-fn deny(actions: &[&str], resource: Value) -> (String, BTreeSet<String>, Value) {
+fn deny(actions: &[&str], resource: Value) -> Grant {
     ("Deny".to_owned(), names(actions), resource)
 }
 
-fn expected_grants(list: Vec<(&str, (String, BTreeSet<String>, Value))>) -> Grants {
+fn expected_grants(list: Vec<(&str, Grant)>) -> Grants {
     list.into_iter()
         .map(|(sid, grant)| (sid.to_owned(), grant))
         .collect()
@@ -490,12 +493,13 @@ fn vendor_role_reads_only_prefixed_secrets_and_uses_only_its_tables() {
     );
 }
 
-/// Every (action, resource) any policy in the template allows on the
-/// registry table or its index, by the logical id of the role or policy.
-fn registry_permissions(template: &Value) -> BTreeMap<String, BTreeSet<(String, Value)>> {
+/// Every (action, resource as JSON text) any policy in the template allows
+/// on the registry table or its index, by the logical id of the role or
+/// policy.
+fn registry_permissions(template: &Value) -> BTreeMap<String, BTreeSet<(String, String)>> {
     // A GetAtt, a Ref or a ${RegistryTable…} inside an Fn::Sub.
     let names_registry = |resource: &Value| resource.to_string().contains(REGISTRY);
-    let mut found: BTreeMap<String, BTreeSet<(String, Value)>> = BTreeMap::new();
+    let mut found: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
     for (document, statement) in policy_statements(template) {
         if statement["Effect"] != "Allow" {
             continue;
@@ -513,7 +517,7 @@ fn registry_permissions(template: &Value) -> BTreeMap<String, BTreeSet<(String, 
                 found
                     .entry(owner.clone())
                     .or_default()
-                    .insert((action, resource.clone()));
+                    .insert((action, resource.to_string()));
             }
         }
     }
@@ -524,7 +528,8 @@ fn registry_permissions(template: &Value) -> BTreeMap<String, BTreeSet<(String, 
 fn each_function_gets_exactly_its_registry_permissions() {
     let template = load_template();
     let table = get_att(REGISTRY, "Arn");
-    let grant = |action: &str, resource: &Value| (format!("dynamodb:{action}"), resource.clone());
+    let grant =
+        |action: &str, resource: &Value| (format!("dynamodb:{action}"), resource.to_string());
     let expected = BTreeMap::from([
         (
             INSTALL_ROLE.to_owned(),
@@ -1101,6 +1106,36 @@ fn optional_secrets_default_to_unset_and_accept_only_secret_arns() {
             environment(&template, function)[variable],
             reference(parameter),
             "{function} {variable}"
+        );
+    }
+}
+
+/// The install callback refuses to start with only one of the two: the
+/// stack refuses such parameters before anything is deployed.
+#[test]
+fn shoprenter_app_credentials_are_set_together_or_not_at_all() {
+    let template = load_template();
+    let empty = |parameter: &str| json!({"Fn::Equals": [reference(parameter), ""]});
+    let set = |parameter: &str| json!({"Fn::Not": [empty(parameter)]});
+    let (id, secret) = ("ShoprenterClientId", "ShoprenterClientSecretArn");
+    assert_eq!(
+        template["Rules"]["ShoprenterAppCredentialsGoTogether"]["Assertions"][0]["Assert"],
+        json!({"Fn::Or": [
+            {"Fn::And": [empty(id), empty(secret)]},
+            {"Fn::And": [set(id), set(secret)]},
+        ]})
+    );
+    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
+        let variables = environment(&template, function);
+        assert_eq!(
+            variables["SHOPRENTER_CLIENT_ID"],
+            reference(id),
+            "{function}"
+        );
+        assert_eq!(
+            variables["SHOPRENTER_CLIENT_SECRET_ID"],
+            reference(secret),
+            "{function}"
         );
     }
 }

@@ -2,6 +2,8 @@
 //! the scenarios both the behaviour tests and the log-capture test run.
 #![allow(dead_code)]
 
+pub mod lifecycle;
+
 use std::time::Duration;
 
 use aws_config::SdkConfig;

@@ -169,14 +169,15 @@ pub fn minting_client(double: &PlatformDouble) -> ShoptetClient {
 
 /// `callers` concurrent vends of `request`, spread round-robin over the
 /// instances; the tokens they got, in caller order.
-pub async fn vend_concurrently<S, C>(
-    instances: &[Arc<VendHandler<S, C>>],
+pub async fn vend_concurrently<S, C, R>(
+    instances: &[Arc<VendHandler<S, C, R>>],
     request: &VendRequest,
     callers: usize,
 ) -> Vec<ApiAccessToken>
 where
     S: InstallationStore + 'static,
     C: TokenCache + 'static,
+    R: InstallationRegistry + 'static,
 {
     let tasks: Vec<_> = (0..callers)
         .map(|caller| {
