@@ -42,7 +42,13 @@ impl Target {
             ),
             ("SECRET_PREFIX", self.secret_prefix.clone()),
             ("TOKEN_TABLE", self.table.clone()),
+            ("REGISTRY_TABLE", self.registry_table()),
         ])
+    }
+
+    /// Named after the token table, so workers need no second argument.
+    fn registry_table(&self) -> String {
+        format!("{}-registry", self.table)
     }
 
     /// A fresh handler state: what a new Lambda instance would have.
@@ -66,6 +72,7 @@ impl Fleet {
         let double = PlatformDouble::start().await;
         let table = test_support::unique_name("bench-tokens");
         test_support::create_token_table(&aws, &table).await;
+        test_support::create_registry_table(&aws, &format!("{table}-registry")).await;
         let secret_prefix = format!("{}/", test_support::unique_name("bench"));
         let target = Target {
             double_url: double.base_url(),

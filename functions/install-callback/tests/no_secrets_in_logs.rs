@@ -1,9 +1,11 @@
 //! Runs every install scenario with all logs captured at TRACE level (ours,
 //! the AWS SDK's, the HTTP stack's) and finds no code, OAuth access token,
-//! API token or client secret in any log line or response body.
+//! API token, client secret, webhook signature key, webhook signature or
+//! Shoprenter hmac in any log line or response body.
 
 mod common;
 
+use common::lifecycle::{Lifecycle, Setup, WEBHOOK_KEY};
 use common::{Broker, Secrets};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,8 +33,23 @@ async fn no_secret_reaches_a_log_line_or_a_response_body() {
     common::upstream_faults(&broker, 900003, &mut secrets).await;
     common::shoprenter_credentials(&broker, &mut secrets).await;
 
+    // The lifecycle, with signed webhooks and Shoprenter's signed redirects.
+    let lifecycle = Lifecycle::start(Setup {
+        webhook_key: true,
+        ..Setup::default()
+    })
+    .await;
+    secrets.values.push(WEBHOOK_KEY.to_owned());
+    common::lifecycle::uninstall_then_reinstall(&lifecycle, 900011, &mut secrets).await;
+    common::lifecycle::suspend_then_approve(&lifecycle, 900012, &mut secrets).await;
+    common::lifecycle::shoprenter_app_install_then_uninstall(&lifecycle, &mut secrets).await;
+    let signatures = lifecycle.signatures.lock().unwrap().clone();
+    assert!(signatures.len() >= 3, "webhooks were signed");
+    secrets.values.extend(signatures);
+
     let logs = captured.text();
     assert!(logs.contains("installation stored"), "the capture works");
+    assert!(logs.contains("add-on event handled"), "lifecycle events are logged");
     assert!(secrets.values.len() >= 10, "scenarios handled secrets");
     let scanner = test_support::LeakScanner::new(secrets.values.iter().cloned());
     scanner.assert_absent("the logs", &logs);

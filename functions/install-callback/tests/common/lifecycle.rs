@@ -26,6 +26,8 @@ pub struct Lifecycle {
     pub install: AwsInstallCallback,
     pub webhook_key: Option<WebhookKey>,
     vendor_env: HashMap<&'static str, String>,
+    /// Every signature sent, for the leak checks.
+    pub signatures: std::sync::Mutex<Vec<String>>,
 }
 
 impl std::ops::Deref for Lifecycle {
@@ -92,6 +94,7 @@ impl Lifecycle {
             install,
             webhook_key,
             vendor_env,
+            signatures: std::sync::Mutex::default(),
         }
     }
 
@@ -128,6 +131,9 @@ impl Lifecycle {
             .webhook_key
             .as_ref()
             .map(|key| shoptet_webhook::sign(key, body.as_bytes()));
+        if let Some(signature) = &signature {
+            self.signatures.lock().unwrap().push(signature.clone());
+        }
         self.webhook_signed(body, signature.as_deref()).await
     }
 

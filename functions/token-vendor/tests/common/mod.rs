@@ -12,7 +12,7 @@ use broker_shared::secret::{ApiAccessToken, ClientSecret, InstallCode};
 use broker_shared::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
 use broker_shared::storage::dynamodb::DynamoTokenCache;
 use broker_shared::storage::secrets_manager::SecretsManagerStore;
-use broker_shared::storage::{InstallationStore, SecretNames, TokenCache};
+use broker_shared::storage::{InstallationRegistry, InstallationStore, SecretNames, TokenCache};
 use broker_shared::upstream::{HttpSettings, UpstreamUrl};
 use lambda_http::Body;
 use lambda_http::http::{Request, StatusCode};
