@@ -67,8 +67,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         let outcome = match event.kind {
             None => EventOutcome::Ignored,
             Some(kind) => {
-                let since = event.created.unwrap_or(now);
-                timeout_at(started + self.deadline, self.apply(&shop, kind, since))
+                let created = event.created.unwrap_or(now);
+                timeout_at(started + self.deadline, self.apply(&shop, kind, created, now))
                     .await
                     .map_err(|_| InstallError::UpstreamUnavailable)??
             }
@@ -88,10 +88,11 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         &self,
         shop: &ShopRef,
         kind: AddonEventKind,
-        since: SystemTime,
+        created: SystemTime,
+        received: SystemTime,
     ) -> Result<EventOutcome, InstallError> {
         use AddonEventKind::{Approve, Suspend, Terminate, Uninstall};
-        let confirmation = self.vendor.confirm(shop, since).await?;
+        let confirmation = self.vendor.confirm(shop, created, received).await?;
         let registry = &self.stores().registry;
         let now = SystemTime::now();
         let outcome = match (kind, confirmation) {

@@ -48,6 +48,22 @@ async fn a_forged_unsigned_uninstall_of_a_live_shop_changes_nothing() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(getaccesstoken_calls(&broker), calls, "the confirming token is served");
     assert!(broker.double.live_api_tokens(7001) <= 5);
+
+    // Ten forged deliveries at once share one confirming mint.
+    let broker = std::sync::Arc::new(broker);
+    broker.double.reset_counters();
+    let body = event(7001, "addon:uninstall", SystemTime::now() + Duration::from_secs(3600));
+    let deliveries: Vec<_> = (0..10)
+        .map(|_| {
+            let (broker, body) = (std::sync::Arc::clone(&broker), body.clone());
+            tokio::spawn(async move { broker.webhook(&body).await })
+        })
+        .collect();
+    for delivery in deliveries {
+        let (status, body) = delivery.await.unwrap();
+        assert_eq!((status, status_of(&body)), (StatusCode::OK, "ignored"));
+    }
+    assert_eq!(getaccesstoken_calls(&broker), 1);
 }
 
 #[tokio::test]

@@ -293,18 +293,22 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
     }
 
     /// Asks Shoptet whether the installation is live now, as of an event
-    /// created at `since`: a cached token minted after `since` answers
-    /// without an upstream call; otherwise one `getAccessToken` under the
-    /// lease (never past the cap), whose token is cached.
+    /// created at `created` (the platform's clock) and received at
+    /// `received` (ours): a cached token minted after it answers without an
+    /// upstream call; otherwise one `getAccessToken` under the lease (never
+    /// past the cap), whose token is cached. Concurrent confirmations share
+    /// that one mint: a token minted after an event's receipt is newer than
+    /// the event whatever the clocks say.
     pub async fn confirm(
         &self,
         shop: &ShopRef,
-        since: SystemTime,
+        created: SystemTime,
+        received: SystemTime,
     ) -> Result<Confirmation, VendError> {
         let need = Need {
             remaining: self.timing.refresh_margin,
             not: None,
-            minted_after: Some(since + CONFIRMATION_SLACK),
+            minted_after: Some((created + CONFIRMATION_SLACK).min(received)),
             fresh: false,
         };
         match self.serve(shop, &need, Purpose::Confirm).await {

@@ -12,9 +12,36 @@
 //! - Shoptet API: `/api/…` (only `GET /api/eshop` is within a token's rights)
 //! - Shoprenter OAuth: `/shoprenter/{shop}/app/token`
 //! - Shoprenter API: `/shoprenter-api/{shop}/api/…`
+//! - the double's own control API, `/_double/…`: lifecycle events played on
+//!   request (see below). Never counted, faulted or delayed.
+//!
+//! # Control API
+//!
+//! - `POST /_double/shoptet/{eshopId}/{uninstall|terminate|suspend|approve}`:
+//!   changes the add-on's state in the e-shop (uninstall and terminate end
+//!   the installation like [`PlatformDouble::uninstall`]; suspend and approve
+//!   set [`InstallationState::Suspended`] / [`InstallationState::Active`]),
+//!   then delivers the matching add-on event (`addon:uninstall`, …) to
+//!   [`DoubleConfig::shoptet_webhook_url`], signed with
+//!   [`DoubleConfig::shoptet_webhook_key`] in `Shoptet-Webhook-Signature`
+//!   (lowercase hex HMAC-SHA1 of the body), and answers
+//!   `{"eshopId", "event", "state", "webhook": {"url", "status", "body"}}`
+//!   (`"webhook": null` without a URL; 502 with `"webhook": {"url", "error"}`
+//!   when the delivery fails). `eventCreated` has whole seconds, like
+//!   Shoptet's: the control first waits for the next whole second, so the
+//!   event is stamped after anything that happened before the call.
+//! - `GET /_double/shoprenter/{shop}/{install|uninstall}`: installs
+//!   (registers the client of [`DoubleConfig::shoprenter_app`] for the shop)
+//!   or uninstalls (removes it and revokes the tokens it got for the shop)
+//!   the Shoprenter app, then answers 302 to the app's
+//!   [`ShoprenterApp::redirect_uri`] / [`ShoprenterApp::uninstall_uri`] with
+//!   `shopname`, `code`, `timestamp` and `hmac` = lowercase hex
+//!   HMAC-SHA256(ClientSecret, `shopname=…&code=…&timestamp=…`), as
+//!   Shoprenter sends the merchant's browser. 409 without an app.
 
 #![warn(missing_docs)]
 
+mod control;
 mod faults;
 mod random;
 mod server;
@@ -50,6 +77,35 @@ pub struct DoubleConfig {
     pub code_lifetime: Duration,
     /// Lifetime of Shoprenter access tokens. Default 3600 s.
     pub shoprenter_token_lifetime: Duration,
+    /// Where the Shoptet control API delivers add-on events (the add-on's
+    /// registered webhook URL). `None` (default): the controls only change
+    /// state.
+    pub shoptet_webhook_url: Option<String>,
+    /// The key Shoptet signs webhook deliveries with (lowercase hex
+    /// HMAC-SHA1 of the body in `Shoptet-Webhook-Signature`). `None`
+    /// (default): deliveries carry no signature.
+    pub shoptet_webhook_key: Option<String>,
+    /// The Shoprenter platform app the Shoprenter controls install and
+    /// uninstall. `None` (default).
+    pub shoprenter_app: Option<ShoprenterApp>,
+}
+
+/// A Shoprenter platform app as registered with Shoprenter: its
+/// credentials, the scopes it is granted, and where Shoprenter sends the
+/// merchant's browser on install and uninstall.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShoprenterApp {
+    /// The app's ClientId.
+    pub client_id: String,
+    /// The app's ClientSecret: its credentials, and the key of the `hmac`
+    /// on the install and uninstall redirects.
+    pub client_secret: String,
+    /// What the app's tokens grant in a shop it is installed in.
+    pub scopes: Vec<String>,
+    /// The app's RedirectUri (its install URL).
+    pub redirect_uri: String,
+    /// The app's UninstallUri.
+    pub uninstall_uri: String,
 }
 
 impl Default for DoubleConfig {
@@ -61,6 +117,9 @@ impl Default for DoubleConfig {
             api_token_lifetime: Duration::from_secs(1800),
             code_lifetime: Duration::from_secs(300),
             shoprenter_token_lifetime: Duration::from_secs(3600),
+            shoptet_webhook_url: None,
+            shoptet_webhook_key: None,
+            shoprenter_app: None,
         }
     }
 }
@@ -183,6 +242,11 @@ impl PlatformDouble {
         format!("{}/shoprenter-api/{shop}/api", self.base_url())
     }
 
+    /// The control API base: `<base_url>/_double` (see the crate docs).
+    pub fn control_url(&self) -> String {
+        format!("{}/_double", self.base_url())
+    }
+
     /// The configuration the double was started with.
     pub fn config(&self) -> &DoubleConfig {
         &self.inner.shared.config
@@ -205,6 +269,16 @@ impl PlatformDouble {
             .lock()
             .shoptet
             .oauth_access_token(eshop_id)
+    }
+
+    /// The installation state `getAccessToken` reports for the e-shop
+    /// (`NotInstalled` for an e-shop the double never saw).
+    pub fn installation_state(&self, eshop_id: u64) -> InstallationState {
+        self.inner
+            .shared
+            .lock()
+            .shoptet
+            .installation_state(eshop_id)
     }
 
     /// Sets the installation state `getAccessToken` reports for the e-shop.

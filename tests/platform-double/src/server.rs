@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::faults::DropConnection;
 use crate::state::Shared;
-use crate::{shoprenter, shoptet};
+use crate::{control, shoprenter, shoptet};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -30,6 +30,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/{*rest}", any(shoptet::api))
         .route("/shoprenter/{shop}/app/token", post(shoprenter::token))
         .route("/shoprenter-api/{shop}/api/{*rest}", any(shoprenter::api))
+        .route(
+            "/_double/shoptet/{eshop_id}/{action}",
+            post(control::shoptet),
+        )
+        .route("/_double/shoprenter/{shop}/{action}", get(control::shoprenter))
         .with_state(shared)
 }
 

@@ -36,6 +36,7 @@ struct Client {
 #[derive(Debug)]
 struct IssuedToken {
     shop: String,
+    client_id: String,
     expires_at: Instant,
 }
 
@@ -63,6 +64,16 @@ impl ShoprenterState {
                 scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             },
         );
+    }
+
+    /// Removes the client from the shop and revokes the tokens it got there
+    /// (an app uninstalled from the shop).
+    pub(crate) fn unregister_client(&mut self, shop: &str, client_id: &str) {
+        if let Some(clients) = self.clients.get_mut(shop) {
+            clients.remove(client_id);
+        }
+        self.tokens
+            .retain(|_, token| token.shop != shop || token.client_id != client_id);
     }
 
     pub(crate) fn last_token(&self, shop: &str) -> Option<String> {
@@ -128,6 +139,7 @@ impl ShoprenterState {
             token.clone(),
             IssuedToken {
                 shop: shop.to_owned(),
+                client_id: client_id.to_owned(),
                 expires_at: Instant::now() + config.shoprenter_token_lifetime,
             },
         );

@@ -74,6 +74,14 @@ impl ShoptetState {
         self.installations.get(&eshop_id)?.oauth_token.clone()
     }
 
+    pub(crate) fn installation_state(&self, eshop_id: u64) -> InstallationState {
+        self.installations
+            .get(&eshop_id)
+            .map_or(InstallationState::NotInstalled, |installation| {
+                installation.state
+            })
+    }
+
     pub(crate) fn set_installation_state(&mut self, eshop_id: u64, state: InstallationState) {
         self.installation(eshop_id).state = state;
     }

@@ -1,0 +1,276 @@
+//! The control API (`/_double/…`): lifecycle events played on request, as the
+//! platforms deliver them: Shoptet's signed add-on webhooks and Shoprenter's
+//! signed browser redirects. See the crate docs for the contract.
+//!
+//! Not a platform endpoint: never counted, faulted or delayed, so the
+//! counters only ever show what the code under test called.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha1::Sha1;
+use sha2::Sha256;
+
+use crate::state::Shared;
+use crate::{InstallationState, random};
+
+/// Shoptet's header carrying the webhook signature.
+const SIGNATURE_HEADER: &str = "Shoptet-Webhook-Signature";
+/// How long a delivery may take before the control reports it failed.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `POST /_double/shoptet/{eshopId}/{uninstall|terminate|suspend|approve}`
+pub(crate) async fn shoptet(
+    State(shared): State<Arc<Shared>>,
+    Path((eshop_id, action)): Path<(String, String)>,
+) -> Response {
+    let Ok(eshop_id) = eshop_id.parse::<u64>() else {
+        return refused(StatusCode::BAD_REQUEST, "the eshopId is not a number");
+    };
+    let event = match action.as_str() {
+        "uninstall" => "addon:uninstall",
+        "terminate" => "addon:terminate",
+        "suspend" => "addon:suspend",
+        "approve" => "addon:approve",
+        _ => {
+            return refused(
+                StatusCode::NOT_FOUND,
+                "the action is uninstall, terminate, suspend or approve",
+            );
+        }
+    };
+    // `eventCreated` has whole seconds: start the event on a fresh one, so
+    // its stamp is later than anything that happened before this call.
+    wait_for_next_second().await;
+    let state = {
+        let mut state = shared.lock();
+        match action.as_str() {
+            "uninstall" | "terminate" => state.shoptet.uninstall(eshop_id),
+            "suspend" => state
+                .shoptet
+                .set_installation_state(eshop_id, InstallationState::Suspended),
+            _ => state
+                .shoptet
+                .set_installation_state(eshop_id, InstallationState::Active),
+        }
+        state.shoptet.installation_state(eshop_id)
+    };
+    let body = json!({
+        "eshopId": eshop_id,
+        "event": event,
+        "eventCreated": shoptet_time(SystemTime::now()),
+        "eventInstance": eshop_id.to_string(),
+    })
+    .to_string();
+    let mut answer = json!({
+        "eshopId": eshop_id,
+        "event": event,
+        "state": state_name(state),
+        "webhook": null,
+    });
+    let Some(url) = shared.config.shoptet_webhook_url.clone() else {
+        return Json(answer).into_response();
+    };
+    let signature = shared
+        .config
+        .shoptet_webhook_key
+        .as_deref()
+        .map(|key| webhook_signature(key, body.as_bytes()));
+    match deliver(&url, body, signature).await {
+        Ok((status, reply)) => {
+            answer["webhook"] = json!({ "url": url, "status": status, "body": reply });
+            Json(answer).into_response()
+        }
+        Err(error) => {
+            answer["webhook"] = json!({ "url": url, "error": error });
+            (StatusCode::BAD_GATEWAY, Json(answer)).into_response()
+        }
+    }
+}
+
+/// `GET /_double/shoprenter/{shop}/{install|uninstall}`
+pub(crate) async fn shoprenter(
+    State(shared): State<Arc<Shared>>,
+    Path((shop, action)): Path<(String, String)>,
+) -> Response {
+    let Some(app) = shared.config.shoprenter_app.as_ref() else {
+        return refused(
+            StatusCode::CONFLICT,
+            "no Shoprenter app is configured (DoubleConfig::shoprenter_app)",
+        );
+    };
+    let target = match action.as_str() {
+        "install" => {
+            let scopes: Vec<&str> = app.scopes.iter().map(String::as_str).collect();
+            shared.lock().shoprenter.register_client(
+                &shop,
+                &app.client_id,
+                &app.client_secret,
+                &scopes,
+            );
+            &app.redirect_uri
+        }
+        "uninstall" => {
+            shared
+                .lock()
+                .shoprenter
+                .unregister_client(&shop, &app.client_id);
+            &app.uninstall_uri
+        }
+        _ => return refused(StatusCode::NOT_FOUND, "the action is install or uninstall"),
+    };
+    let code = random::lower_alnum(32);
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+        .to_string();
+    // Shoprenter signs exactly these three fields, in this order.
+    let message = format!("shopname={shop}&code={code}&timestamp={timestamp}");
+    let hmac = redirect_hmac(&app.client_secret, &message);
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("shopname", &shop)
+        .append_pair("code", &code)
+        .append_pair("timestamp", &timestamp)
+        .append_pair("hmac", &hmac)
+        .finish();
+    let separator = if target.contains('?') { '&' } else { '?' };
+    (
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, format!("{target}{separator}{query}")),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+    )
+        .into_response()
+}
+
+/// Posts the event as Shoptet does; the receiver's status and body (JSON
+/// when it parses).
+async fn deliver(
+    url: &str,
+    body: String,
+    signature: Option<String>,
+) -> Result<(u16, Value), String> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(DELIVERY_TIMEOUT)
+        .build()
+        .map_err(|error| error.to_string())?;
+    let mut request = client
+        .post(url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body);
+    if let Some(signature) = signature {
+        request = request.header(SIGNATURE_HEADER, signature);
+    }
+    let response = request.send().await.map_err(|error| error.to_string())?;
+    let status = response.status().as_u16();
+    let text = response.text().await.map_err(|error| error.to_string())?;
+    let reply = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, reply))
+}
+
+/// Lowercase hex HMAC-SHA1 of the body: `Shoptet-Webhook-Signature`.
+fn webhook_signature(key: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha1>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Lowercase hex HMAC-SHA256 of the message: a Shoprenter redirect's `hmac`.
+fn redirect_hmac(secret: &str, message: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+async fn wait_for_next_second() {
+    let into_second = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    let rest = Duration::from_nanos(u64::from(1_000_000_000 - into_second));
+    tokio::time::sleep(rest + Duration::from_millis(1)).await;
+}
+
+/// Shoptet's `eventCreated` form, `2019-01-08T15:13:39+0100`, here in UTC.
+fn shoptet_time(at: SystemTime) -> String {
+    let seconds = at.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+0000",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, for dates on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+fn state_name(state: InstallationState) -> &'static str {
+    match state {
+        InstallationState::Active => "active",
+        InstallationState::Suspended => "suspended",
+        InstallationState::NotApproved => "not_approved",
+        InstallationState::NotInstalled => "not_installed",
+    }
+}
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn event_times_are_in_shoptets_form() {
+        assert_eq!(shoptet_time(at(0)), "1970-01-01T00:00:00+0000");
+        // Shoptet's documented example, 2019-01-08T15:13:39+0100.
+        assert_eq!(shoptet_time(at(1_546_956_819)), "2019-01-08T14:13:39+0000");
+        // A leap day, and the last second of a year.
+        assert_eq!(shoptet_time(at(1_709_164_800)), "2024-02-29T00:00:00+0000");
+        assert_eq!(shoptet_time(at(1_735_689_599)), "2024-12-31T23:59:59+0000");
+    }
+
+    #[test]
+    fn signatures_are_lowercase_hex_of_the_right_length() {
+        let signature = webhook_signature("key", b"{}");
+        assert_eq!(signature.len(), 40);
+        assert!(
+            signature
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert_eq!(redirect_hmac("secret", "shopname=a").len(), 64);
+    }
+}
