@@ -15,13 +15,14 @@ Options:
   --store embedded|aws where to keep installations and tokens (default embedded)
   --db PATH            SQLite file of the embedded store (default broker-local.db)
   --allow-remote       allow a non-loopback --listen; requires BROKER_BEARER_TOKEN
-                       (>= 32 characters), then demanded on the token routes as
-                       `Authorization: Bearer <token>`
+                       (>= 32 characters), then demanded on the token and
+                       operator routes as `Authorization: Bearer <token>` (the
+                       routes the platforms call stay public)
   -h, --help           this text
 
 Environment: the variables of both functions (see README), plus
-SHOPTET_CLIENT_SECRET and SHOPRENTER_CLIENT_SECRET (plain values; on AWS they
-come from Secrets Manager).";
+SHOPTET_CLIENT_SECRET, SHOPTET_WEBHOOK_KEY and SHOPRENTER_CLIENT_SECRET (plain
+values, for the embedded store; on AWS they come from Secrets Manager).";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Store {

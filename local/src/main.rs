@@ -79,22 +79,31 @@ async fn run(args: Args) -> Result<(), String> {
                     .then(|| "embedded".to_owned())
             })
     };
-    let install_config = InstallConfig::from_env(&env).map_err(|e| e.to_string())?;
-    let vendor_config = VendorConfig::from_env(&env).map_err(|e| e.to_string())?;
+    // Secrets as plain variables serve the embedded store, and the sandbox
+    // on either store (no Secrets Manager holds the double's secrets);
+    // otherwise the AWS store reads them from Secrets Manager as the Lambdas do.
+    let plain_secrets = if embedded || sandbox.is_some() {
+        Some(plain_secrets(&env).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    // With plain secrets the Shoprenter app is resolved here: the functions'
+    // configuration must not look for its Secrets Manager id.
+    let config_env = |name: &str| {
+        let resolved_here = plain_secrets.is_some()
+            && matches!(name, "SHOPRENTER_CLIENT_ID" | "SHOPRENTER_CLIENT_SECRET_ID");
+        if resolved_here { None } else { env(name) }
+    };
+    let install_config = InstallConfig::from_env(&config_env).map_err(|e| e.to_string())?;
+    let vendor_config = VendorConfig::from_env(&config_env).map_err(|e| e.to_string())?;
 
     println!("shop-token-broker local server: {broker_url}");
-    match args.store {
-        Store::Embedded => {
+    match (args.store, plain_secrets) {
+        (Store::Embedded, secrets) => {
+            let secrets = secrets.unwrap_or_default();
             let store = SqliteStore::open(&args.db).map_err(|e| e.to_string())?;
             println!("store: embedded SQLite at {}", args.db.display());
-            let client_secret =
-                config::optional(&env, "SHOPTET_CLIENT_SECRET").map(ClientSecret::new);
-            let app_credentials = shoprenter_app_credentials(&env).map_err(|e| e.to_string())?;
-            let secrets = InstallSecrets {
-                shoptet_client_secret: client_secret,
-                webhook_key: config::optional(&env, "SHOPTET_WEBHOOK_KEY").map(WebhookKey::new),
-                shoprenter_app: app_credentials.clone(),
-            };
+            let app_credentials = secrets.shoprenter_app.clone();
             let broker = Broker {
                 install: InstallCallback::new(install_config, secrets, Stores::all(store.clone())),
                 vendor: VendHandler::new(vendor_config, app_credentials, Stores::all(store)),
@@ -103,16 +112,31 @@ async fn run(args: Args) -> Result<(), String> {
             announce(sandbox.as_ref(), &broker_url);
             broker.serve(listener).await.map_err(|e| e.to_string())
         }
-        Store::Aws => {
+        (Store::Aws, secrets) => {
             let aws = aws_config::load_from_env().await;
             println!("store: AWS (table {})", vendor_config.stores.token_table);
+            let (install, vendor) = match secrets {
+                Some(secrets) => {
+                    let app_credentials = secrets.shoprenter_app.clone();
+                    let install_stores = install_config.stores.open(&aws);
+                    let vendor_stores = vendor_config.stores.open(&aws);
+                    (
+                        InstallCallback::new(install_config, secrets, install_stores),
+                        VendHandler::new(vendor_config, app_credentials, vendor_stores),
+                    )
+                }
+                None => (
+                    install_callback::build_on_aws(install_config, &aws)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    token_vendor::build_on_aws(vendor_config, &aws)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                ),
+            };
             let broker = Broker {
-                install: install_callback::build_on_aws(install_config, &aws)
-                    .await
-                    .map_err(|e| e.to_string())?,
-                vendor: token_vendor::build_on_aws(vendor_config, &aws)
-                    .await
-                    .map_err(|e| e.to_string())?,
+                install,
+                vendor,
                 bearer_token,
             };
             announce(sandbox.as_ref(), &broker_url);
@@ -126,6 +150,17 @@ fn announce(sandbox: Option<&Sandbox>, broker_url: &str) {
         println!("{}", sandbox.try_it(broker_url));
     }
     println!("ready");
+}
+
+/// The handler's secrets from plain variables: `SHOPTET_CLIENT_SECRET`,
+/// `SHOPTET_WEBHOOK_KEY` (the raw key) and the Shoprenter app's.
+fn plain_secrets(env: &impl config::Env) -> Result<InstallSecrets, ConfigError> {
+    Ok(InstallSecrets {
+        shoptet_client_secret: config::optional(env, "SHOPTET_CLIENT_SECRET")
+            .map(ClientSecret::new),
+        webhook_key: config::optional(env, "SHOPTET_WEBHOOK_KEY").map(WebhookKey::new),
+        shoprenter_app: shoprenter_app_credentials(env)?,
+    })
 }
 
 /// Locally the app's secret is a plain variable; on AWS it lives in Secrets Manager.

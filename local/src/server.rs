@@ -15,10 +15,21 @@ use subtle::{Choice, ConstantTimeEq};
 use token_vendor::VendHandler;
 use tokio::net::TcpListener;
 
+/// The routes the platforms call, public as in the stack. Exact paths: the
+/// handler also matches their tails under a prefix (an API stage), so any
+/// other path (`/installations/shoprenter/install` too) demands the bearer.
+const PUBLIC_PATHS: [&str; 4] = [
+    "/shoptet/install",
+    "/shoptet/webhook",
+    "/shoprenter/install",
+    "/shoprenter/uninstall",
+];
+
 pub struct Broker<S1, C1, R1, S2, C2, R2> {
     pub install: InstallCallback<S1, C1, R1>,
     pub vendor: VendHandler<S2, C2, R2>,
-    /// Demanded on the token routes when the server is reachable remotely.
+    /// Demanded on every route but [`PUBLIC_PATHS`] (the token and operator
+    /// routes, IAM-protected on AWS) when the server is reachable remotely.
     pub bearer_token: Option<String>,
 }
 
@@ -49,10 +60,11 @@ where
             Err(_) => return plain(StatusCode::BAD_REQUEST),
         };
         let request = Request::from_parts(parts, Body::from(body.to_vec()));
-        let response = if request.uri().path().starts_with("/tokens/") {
-            if !broker.authorized(&request) {
-                return plain(StatusCode::UNAUTHORIZED);
-            }
+        let path = request.uri().path();
+        if !is_public(path) && !broker.authorized(&request) {
+            return plain(StatusCode::UNAUTHORIZED);
+        }
+        let response = if path.starts_with("/tokens/") {
             match broker.vendor.handle(request).await {
                 Ok(response) => response,
                 Err(error) => error.to_response().map(Body::from),
@@ -75,6 +87,10 @@ where
             .unwrap_or_default();
         bearer_matches(presented, expected)
     }
+}
+
+fn is_public(path: &str) -> bool {
+    PUBLIC_PATHS.contains(&path)
 }
 
 /// Compares a presented bearer token with the expected one without a
@@ -100,7 +116,34 @@ fn plain(status: StatusCode) -> Response<AxumBody> {
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_matches;
+    use super::{bearer_matches, is_public};
+
+    #[test]
+    fn only_the_platform_routes_are_public() {
+        for path in [
+            "/shoptet/install",
+            "/shoptet/webhook",
+            "/shoprenter/install",
+            "/shoprenter/uninstall",
+        ] {
+            assert!(is_public(path), "{path}");
+        }
+        for path in [
+            "/tokens/shoptet/222651",
+            "/shoptet/222651/installation",
+            "/shoprenter/demo-shop/installation",
+            "/shoprenter/demo-shop/credentials",
+            "/installations",
+            "/installations/shoptet/222651",
+            // Operator routes whose tail looks like a platform route.
+            "/installations/shoprenter/install",
+            "/installations/shoprenter/uninstall",
+            "/stage/shoptet/install",
+            "/shoptet/install/",
+        ] {
+            assert!(!is_public(path), "{path}");
+        }
+    }
 
     const TOKEN: &str = "a-bearer-token-of-at-least-32-characters";
 

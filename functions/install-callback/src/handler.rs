@@ -278,8 +278,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         let shop = ShopRef::Shoprenter(shop);
         // Proof that the credentials work: Shoprenter grants a token with
         // them, which is cached for the first vend.
-        self.vendor
-            .verify(&shop, &Candidate::Shoprenter(credentials.clone()))
+        self.verify_in_time(&shop, &Candidate::Shoprenter(credentials.clone()))
             .await?;
         let ShopRef::Shoprenter(name) = &shop else {
             unreachable!("parsed as a Shoprenter shop above")
@@ -291,6 +290,19 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         self.activate(&shop).await?;
         tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = "credentials_stored", "credentials stored");
         Ok(Stored::response(StatusCode::CREATED, "stored", &shop))
+    }
+
+    /// Mints with credentials not yet stored, within the request's deadline
+    /// (a lease held elsewhere could otherwise outlast the function).
+    pub(crate) async fn verify_in_time(
+        &self,
+        shop: &ShopRef,
+        candidate: &Candidate,
+    ) -> Result<(), InstallError> {
+        timeout_at(Instant::now() + self.deadline, self.vendor.verify(shop, candidate))
+            .await
+            .map_err(|_| InstallError::UpstreamUnavailable)??;
+        Ok(())
     }
 
     /// Marks the shop installed now; the registration it replaced.

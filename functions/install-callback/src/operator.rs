@@ -94,9 +94,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             ));
         }
         let shop = ShopRef::Shoptet(eshop_id);
-        self.vendor
-            .verify(&shop, &Candidate::ShoptetOAuth(body.oauth_access_token.clone()))
-            .await?;
+        let candidate = Candidate::ShoptetOAuth(body.oauth_access_token.clone());
+        self.verify_in_time(&shop, &candidate).await?;
         let record = ShoptetInstallationRecord {
             installation: ShoptetInstallation {
                 oauth_access_token: body.oauth_access_token,
@@ -129,7 +128,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             .ok_or(InstallError::NotConfigured(
                 "no Shoprenter app is configured (SHOPRENTER_CLIENT_ID, SHOPRENTER_CLIENT_SECRET_ID)",
             ))?;
-        self.vendor.verify(&shop, &Candidate::Shoprenter(app)).await?;
+        self.verify_in_time(&shop, &Candidate::Shoprenter(app))
+            .await?;
         let previous = self.activate(&shop).await?;
         tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = "imported", "app installation imported");
         let status = match previous.map(|r| r.status) {

@@ -112,6 +112,24 @@ async fn a_confirmed_uninstall_retires_the_shop_until_a_reinstall_restores_its_s
 }
 
 #[tokio::test]
+async fn a_warm_vendor_stops_serving_an_uninstalled_shop_once_its_l1_trust_ends() {
+    let broker = Lifecycle::start(Setup::default()).await;
+    broker.install_shoptet(7009, &mut Secrets::default()).await;
+    let warm = broker.vendor_trusting_l1_for(Duration::from_millis(300)).await;
+    assert_eq!(vend(&warm, "shoptet", "7009").await.0, StatusCode::OK);
+    broker.double.uninstall(7009);
+    let (_, body) = broker
+        .webhook(&event(7009, "addon:uninstall", SystemTime::now()))
+        .await;
+    assert_eq!(status_of(&body), "processed");
+    broker.double.reset_counters();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, body) = vend(&warm, "shoptet", "7009").await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_installed"));
+    assert_eq!(broker.double.total_calls(), 0);
+}
+
+#[tokio::test]
 async fn a_suspended_shop_is_refused_without_upstream_calls_until_approved() {
     let broker = Lifecycle::start(Setup::default()).await;
     common::lifecycle::suspend_then_approve(&broker, 7005, &mut Secrets::default()).await;

@@ -458,6 +458,15 @@ async fn shoprenter_tokens_carry_their_scopes_and_shop_credentials_win_over_the_
         .await;
     let instance = fleet.instance().await;
 
+    // The app's own credentials serve only shops that installed the app.
+    let (status, _, refused) = http(&instance, "GET", "/tokens/shoprenter/app-shop", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+    assert_eq!(refused["error"]["code"], "not_installed");
+    assert_eq!(fleet.double.total_calls(), 0);
+    fleet
+        .register_installed(&ShopRef::parse("shoprenter", "app-shop").unwrap())
+        .await;
+
     let (status, _, app) = http(&instance, "GET", "/tokens/shoprenter/app-shop", None).await;
     let (_, _, own) = http(&instance, "GET", "/tokens/shoprenter/own-shop", None).await;
 

@@ -13,6 +13,7 @@ mod timing;
 pub use error::VendError;
 pub use timing::VendTiming;
 
+
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -126,10 +127,17 @@ struct ShopSlot {
     flight: tokio::sync::Mutex<()>,
 }
 
+/// How long this instance serves its L1 token without looking at L2 again:
+/// an uninstall, a suspension or a reinstall (which drop the shared entry)
+/// reaches a warm instance within this, at the cost of one L2 read per shop
+/// per instance per period.
+pub const L1_TRUST: Duration = Duration::from_secs(30);
+
 #[derive(Default)]
 struct Remembered {
-    /// L1: the token this instance last served for the shop.
-    token: Option<CachedToken>,
+    /// L1: the token this instance last served for the shop, and when it
+    /// was last confirmed against L2 (or minted).
+    token: Option<(CachedToken, Instant)>,
     /// The installation's OAuth access token (Shoptet), as last read.
     oauth: Option<OAuthAccessToken>,
 }
@@ -139,13 +147,15 @@ impl ShopSlot {
         locked(&self.remembered)
     }
 
-    fn usable(&self, need: &Need<'_>) -> Option<CachedToken> {
+    fn usable(&self, need: &Need<'_>, trust: Duration) -> Option<CachedToken> {
         let remembered = self.remembered();
         remembered
             .token
             .as_ref()
-            .filter(|token| need.accepts(token, SystemTime::now()))
-            .cloned()
+            .filter(|(token, checked)| {
+                checked.elapsed() < trust && need.accepts(token, SystemTime::now())
+            })
+            .map(|(token, _)| token.clone())
     }
 }
 
@@ -361,15 +371,16 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             token,
             source: Source::L1,
         };
-        if let Some(token) = slot.usable(need) {
+        let trust = self.timing.l1_trust;
+        if let Some(token) = slot.usable(need, trust) {
             return Ok(from_l1(token));
         }
         let _in_flight = slot.flight.lock().await;
-        if let Some(token) = slot.usable(need) {
+        if let Some(token) = slot.usable(need, trust) {
             return Ok(from_l1(token));
         }
         let (token, source) = self.read_l2_or_mint(shop, &slot, need, purpose).await?;
-        slot.remembered().token = Some(token.clone());
+        slot.remembered().token = Some((token.clone(), Instant::now()));
         Ok(Vended { token, source })
     }
 

@@ -19,6 +19,9 @@ pub struct VendTiming {
     /// A suspended shop is asked upstream again at most this often (the
     /// approve webhook may have been lost).
     pub suspended_recheck: Duration,
+    /// How long an instance serves its L1 token before looking at L2 again
+    /// (not read from the environment; [`super::L1_TRUST`]).
+    pub l1_trust: Duration,
 }
 
 impl Default for VendTiming {
@@ -28,6 +31,7 @@ impl Default for VendTiming {
             lease: Duration::from_secs(5),
             lease_wait: Duration::from_secs(9),
             suspended_recheck: Duration::from_secs(300),
+            l1_trust: super::L1_TRUST,
         }
     }
 }
@@ -43,6 +47,7 @@ impl VendTiming {
             lease: seconds("LEASE_SECONDS", defaults.lease)?,
             lease_wait: config::millis(env, "LEASE_WAIT_MS", defaults.lease_wait)?,
             suspended_recheck: seconds("SUSPENDED_RECHECK_SECONDS", defaults.suspended_recheck)?,
+            l1_trust: defaults.l1_trust,
         };
         if timing.refresh_margin >= shoptet::API_TOKEN_LIFETIME {
             return Err(ConfigError::new(

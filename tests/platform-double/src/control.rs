@@ -200,7 +200,9 @@ async fn wait_for_next_second() {
 
 /// Shoptet's `eventCreated` form, `2019-01-08T15:13:39+0100`, here in UTC.
 fn shoptet_time(at: SystemTime) -> String {
-    let seconds = at.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    let seconds = at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
     let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
     let (year, month, day) = civil_from_days(days);
     format!(

@@ -34,7 +34,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/_double/shoptet/{eshop_id}/{action}",
             post(control::shoptet),
         )
-        .route("/_double/shoprenter/{shop}/{action}", get(control::shoprenter))
+        .route(
+            "/_double/shoprenter/{shop}/{action}",
+            get(control::shoprenter),
+        )
         .with_state(shared)
 }
 

@@ -100,8 +100,13 @@ impl Lifecycle {
 
     /// A new vendor instance (nothing in its L1), as a cold Lambda would start.
     pub async fn vendor(&self) -> AwsVendHandler {
+        self.vendor_trusting_l1_for(broker_shared::vending::L1_TRUST).await
+    }
+
+    pub async fn vendor_trusting_l1_for(&self, l1_trust: Duration) -> AwsVendHandler {
         let env = &self.vendor_env;
-        let config = VendorConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
+        let mut config = VendorConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
+        config.timing.l1_trust = l1_trust;
         token_vendor::build_on_aws(config, &self.aws).await.unwrap()
     }
 

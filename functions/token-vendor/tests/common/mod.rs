@@ -115,6 +115,20 @@ impl Fleet {
             .unwrap();
     }
 
+    /// Records the shop as installed (an app install, or an import).
+    pub async fn register_installed(&self, shop: &ShopRef) {
+        broker_shared::storage::dynamodb_registry::DynamoRegistry::new(
+            aws_sdk_dynamodb::Client::new(&self.aws),
+            self.registry_table.clone(),
+        )
+        .record(
+            shop,
+            &broker_shared::model::StatusChange::installed(std::time::SystemTime::now()),
+        )
+        .await
+        .unwrap();
+    }
+
     pub async fn cache_entry(&self, shop: &ShopRef) -> Option<CacheEntry> {
         self.cache().load(shop).await.unwrap()
     }
