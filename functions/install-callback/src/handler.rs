@@ -318,16 +318,17 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         Ok(previous)
     }
 
-    /// A confirmed uninstall, wherever it comes from: the cached token is
-    /// dropped, the secret is scheduled for deletion within the recovery
-    /// window (never deleted at once), and the registry says `uninstalled`.
-    /// Every step is idempotent, so a retry after a failure finishes the job.
-    pub(crate) async fn retire(&self, shop: &ShopRef) -> Result<Registration, InstallError> {
-        self.stores().tokens.forget(shop).await?;
-        self.stores()
-            .installations
-            .schedule_deletion(shop, self.lifecycle.recovery)
-            .await?;
+    /// A confirmed uninstall, wherever it comes from: the registry says
+    /// `uninstalled` (vends stop at once), the secret is scheduled for
+    /// deletion within the recovery window (never deleted at once), and the
+    /// cached token is dropped last, so a vend racing this cannot put one
+    /// back that outlives the change. Every step is idempotent, so a retry
+    /// after a failure finishes the job. Also answers the status the shop
+    /// had, so concurrent deliveries can tell which one changed it.
+    pub(crate) async fn retire(
+        &self,
+        shop: &ShopRef,
+    ) -> Result<(Registration, Option<InstallationStatus>), InstallError> {
         let now = SystemTime::now();
         let previous = self
             .stores()
@@ -337,15 +338,22 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
                 &StatusChange::to(InstallationStatus::Uninstalled, now),
             )
             .await?;
+        self.stores()
+            .installations
+            .schedule_deletion(shop, self.lifecycle.recovery)
+            .await?;
+        self.stores().tokens.forget(shop).await?;
         self.vendor.forget_locally(shop);
         tracing::info!(platform = %shop.platform(), shop = %shop.id(), outcome = "uninstalled", recovery_days = self.lifecycle.recovery.in_days(), "installation retired; secret scheduled for deletion");
-        Ok(Registration {
+        let was = previous.as_ref().map(|previous| previous.status);
+        let registration = Registration {
             shop: shop.clone(),
             status: InstallationStatus::Uninstalled,
             installed_at: previous.map_or(now, |previous| previous.installed_at),
             updated_at: now,
             recheck_at: None,
-        })
+        };
+        Ok((registration, was))
     }
 
     /// Best effort: the secret is already stored, so the install succeeds

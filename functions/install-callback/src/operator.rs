@@ -146,7 +146,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         shop: &str,
     ) -> Result<Response<String>, InstallError> {
         let shop = parse_shop(platform, shop)?;
-        let registration = self.retire(&shop).await?;
+        let (registration, _) = self.retire(&shop).await?;
         Ok(json_response(StatusCode::OK, &InstallationView::from(&registration)))
     }
 

@@ -97,8 +97,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         let now = SystemTime::now();
         let outcome = match (kind, confirmation) {
             (Uninstall | Terminate, Confirmation::Uninstalled) => {
-                self.retire(shop).await?;
-                EventOutcome::Processed
+                let (_, was) = self.retire(shop).await?;
+                changed(was, InstallationStatus::Uninstalled)
             }
             // No installation left to ask with: an earlier delivery retired it.
             (Uninstall | Terminate, Confirmation::Unknown) => {
@@ -109,12 +109,12 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
                 }
             }
             (Suspend, Confirmation::Suspended) => {
-                self.stores().tokens.forget(shop).await?;
                 let change = StatusChange {
                     recheck_at: Some(now + self.vendor.timing().suspended_recheck),
                     ..StatusChange::to(InstallationStatus::Suspended, now)
                 };
                 let previous = registry.record(shop, &change).await?;
+                self.stores().tokens.forget(shop).await?;
                 self.vendor.forget_locally(shop);
                 changed(previous.map(|r| r.status), InstallationStatus::Suspended)
             }
