@@ -22,7 +22,8 @@ Options:
 
 Environment: the variables of both functions (see README), plus
 SHOPTET_CLIENT_SECRET, SHOPTET_WEBHOOK_KEY and SHOPRENTER_CLIENT_SECRET (plain
-values, for the embedded store; on AWS they come from Secrets Manager).";
+values, read with the embedded store or the sandbox; otherwise --store aws reads
+them from Secrets Manager, as the Lambdas do).";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Store {

@@ -5,6 +5,7 @@ mod sandbox;
 mod server;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use args::{Args, Store, USAGE};
 use broker_shared::config::{self, ConfigError};
@@ -82,7 +83,7 @@ async fn run(args: Args) -> Result<(), String> {
     // Secrets as plain variables serve the embedded store, and the sandbox
     // on either store (no Secrets Manager holds the double's secrets);
     // otherwise the AWS store reads them from Secrets Manager as the Lambdas do.
-    let plain_secrets = if embedded || sandbox.is_some() {
+    let plain = if embedded || sandbox.is_some() {
         Some(plain_secrets(&env).map_err(|e| e.to_string())?)
     } else {
         None
@@ -90,15 +91,21 @@ async fn run(args: Args) -> Result<(), String> {
     // With plain secrets the Shoprenter app is resolved here: the functions'
     // configuration must not look for its Secrets Manager id.
     let config_env = |name: &str| {
-        let resolved_here = plain_secrets.is_some()
+        let resolved_here = plain.is_some()
             && matches!(name, "SHOPRENTER_CLIENT_ID" | "SHOPRENTER_CLIENT_SECRET_ID");
         if resolved_here { None } else { env(name) }
     };
-    let install_config = InstallConfig::from_env(&config_env).map_err(|e| e.to_string())?;
-    let vendor_config = VendorConfig::from_env(&config_env).map_err(|e| e.to_string())?;
+    let mut install_config = InstallConfig::from_env(&config_env).map_err(|e| e.to_string())?;
+    let mut vendor_config = VendorConfig::from_env(&config_env).map_err(|e| e.to_string())?;
+    // One process, two vendor cores (one per handler, as on AWS): what the
+    // install handler records (an uninstall, a suspension) must reach the
+    // very next vend, not a warm Lambda's L1 trust period later. Locally
+    // every vend reads L2, which costs one SQLite (or DynamoDB) read.
+    install_config.timing.l1_trust = Duration::ZERO;
+    vendor_config.timing.l1_trust = Duration::ZERO;
 
     println!("shop-token-broker local server: {broker_url}");
-    match (args.store, plain_secrets) {
+    match (args.store, plain) {
         (Store::Embedded, secrets) => {
             let secrets = secrets.unwrap_or_default();
             let store = SqliteStore::open(&args.db).map_err(|e| e.to_string())?;

@@ -1,5 +1,6 @@
 //! The run command from a newcomer's point of view: start the binary, paste
-//! the printed curl lines, restart, and find everything still there.
+//! the printed curl lines, restart, and find everything still there; play the
+//! add-on's lifecycle through the platform double and watch the broker follow.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -8,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 use broker_shared::storage::InstallationStore;
 use broker_shared::storage::sqlite::SqliteStore;
 use serde_json::Value;
+
+/// The sandbox e-shop's token route, as the walkthrough prints it.
+const TOKEN_ROUTE: &str = "/tokens/shoptet/222651";
 
 struct Server {
     child: Child,
@@ -52,6 +56,36 @@ impl Server {
             .filter(|line| line.starts_with("curl "))
             .collect()
     }
+
+    /// Where the broker listens, as printed first.
+    fn broker_url(&self) -> &str {
+        self.printed
+            .iter()
+            .find_map(|line| line.strip_prefix("shop-token-broker local server: "))
+            .expect("the broker's URL is printed")
+    }
+
+    /// The printed install line (it carries a fresh single-use code).
+    fn install_line(&self) -> &str {
+        self.curl_lines()
+            .into_iter()
+            .find(|line| line.contains("/shoptet/install?code="))
+            .expect("an install line")
+    }
+
+    /// The one printed curl line ending with `tail` (a closing quote aside).
+    fn curl_line(&self, tail: &str) -> &str {
+        let lines = self.curl_lines();
+        let matching: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|line| line.trim_end_matches('\'').ends_with(tail))
+            .collect();
+        let [line] = matching[..] else {
+            panic!("expected one curl line ending with {tail:?}, got {lines:?}");
+        };
+        line
+    }
 }
 
 impl Drop for Server {
@@ -59,6 +93,18 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs a printed curl line; the HTTP status and the body as JSON.
+fn http(line: &str) -> (u16, Value) {
+    let line = line.replacen("curl -s", "curl -s -w '\\n%{http_code}'", 1);
+    let output = Command::new("sh").arg("-c").arg(&line).output().unwrap();
+    assert!(output.status.success(), "`{line}` failed");
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let (body, status) = printed.rsplit_once('\n').expect("a status line");
+    let body =
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("`{line}` printed no JSON: {body}"));
+    (status.parse().unwrap(), body)
 }
 
 fn shell(line: &str) -> Value {
@@ -80,12 +126,9 @@ async fn the_printed_curl_lines_work_and_a_restart_keeps_the_installation_and_to
     let _ = std::fs::remove_file(&db);
 
     let server = Server::start(&db);
-    let [install, token, api] = server.curl_lines()[..] else {
-        panic!("expected three curl lines, got {:?}", server.printed);
-    };
-    let installed = shell(install);
-    let vended = shell(token);
-    let eshop = shell(api);
+    let installed = shell(server.install_line());
+    let vended = shell(server.curl_line(TOKEN_ROUTE));
+    let eshop = shell(server.curl_line("/api/eshop"));
 
     assert_eq!(installed["status"], "installed", "{installed}");
     assert_eq!(vended["platform"], "shoptet");
@@ -95,7 +138,7 @@ async fn the_printed_curl_lines_work_and_a_restart_keeps_the_installation_and_to
     drop(server);
 
     let restarted = Server::start(&db);
-    let again = shell(restarted.curl_lines()[1]);
+    let again = shell(restarted.curl_line(TOKEN_ROUTE));
     assert_eq!(
         again["access_token"].as_str(),
         Some(first_token.as_str()),
@@ -127,35 +170,141 @@ fn a_non_loopback_address_needs_an_explicit_flag() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--allow-remote"));
 }
 
+/// A fresh database path for one test.
+fn fresh_db(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("broker-local-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("broker.db");
+    (dir, db)
+}
+
 #[test]
-fn with_a_bearer_token_the_token_routes_refuse_anonymous_callers() {
-    let dir = std::env::temp_dir().join(format!("broker-local-bearer-{}", std::process::id()));
-    let bearer = "a-bearer-token-of-at-least-32-characters";
-    let server = Server::start_with(
-        &dir.join("broker.db"),
-        &["--allow-remote"],
-        &[("BROKER_BEARER_TOKEN", bearer)],
+fn an_uninstall_played_by_the_double_stops_the_vend_and_the_registry_says_uninstalled() {
+    let (dir, db) = fresh_db("uninstall");
+    let server = Server::start(&db);
+    assert_eq!(shell(server.install_line())["status"], "installed");
+    let (status, vended) = http(server.curl_line(TOKEN_ROUTE));
+    assert_eq!(status, 200, "{vended}");
+    // The broker holds the sandbox's webhook key: an unsigned event is refused.
+    let (status, forged) = http(&format!(
+        "curl -s -X POST -d '{{\"eshopId\":222651,\"event\":\"addon:uninstall\"}}' {}/shoptet/webhook",
+        server.broker_url()
+    ));
+    assert_eq!(status, 401, "{forged}");
+    assert_eq!(forged["error"]["code"], "invalid_signature");
+
+    let (status, uninstalled) = http(server.curl_line("/_double/shoptet/222651/uninstall"));
+
+    assert_eq!(status, 200, "{uninstalled}");
+    assert_eq!(
+        uninstalled["webhook"]["status"], 200,
+        "the broker took the signed webhook: {uninstalled}"
     );
-    let token_line = server.curl_lines()[1];
-    let status = |extra: &str| {
-        let line = token_line.replace(
+    assert_eq!(uninstalled["webhook"]["body"]["status"], "processed");
+    let (status, refused) = http(server.curl_line(TOKEN_ROUTE));
+    assert_eq!(status, 404, "{refused}");
+    assert_eq!(refused["error"]["code"], "not_installed");
+    let (status, registration) = http(server.curl_line("/installations/shoptet/222651"));
+    assert_eq!(status, 200, "{registration}");
+    assert_eq!(registration["status"], "uninstalled");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_suspension_played_by_the_double_refuses_the_vend_until_the_approval() {
+    let (dir, db) = fresh_db("suspend");
+    let server = Server::start(&db);
+    shell(server.install_line());
+    assert_eq!(http(server.curl_line(TOKEN_ROUTE)).0, 200);
+
+    let (_, suspended) = http(server.curl_line("/_double/shoptet/222651/suspend"));
+    assert_eq!(
+        suspended["webhook"]["body"]["status"], "processed",
+        "{suspended}"
+    );
+    let (status, refused) = http(server.curl_line(TOKEN_ROUTE));
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "addon_suspended");
+
+    let (_, approved) = http(server.curl_line("/_double/shoptet/222651/approve"));
+    assert_eq!(
+        approved["webhook"]["body"]["status"], "processed",
+        "{approved}"
+    );
+    let (status, vended) = http(server.curl_line(TOKEN_ROUTE));
+    assert_eq!(status, 200, "{vended}");
+    let (_, registration) = http(server.curl_line("/installations/shoptet/222651"));
+    assert_eq!(registration["status"], "active");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_printed_shoprenter_lines_install_the_app_vend_its_token_and_uninstall_it() {
+    let (dir, db) = fresh_db("shoprenter");
+    let server = Server::start(&db);
+    let token_line = server.curl_line("/tokens/shoprenter/demo-shop");
+
+    let installed = Command::new("sh")
+        .arg("-c")
+        .arg(server.curl_line("/_double/shoprenter/demo-shop/install"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&installed.stdout).contains("The app is installed"));
+    let (status, vended) = http(token_line);
+    assert_eq!(status, 200, "{vended}");
+    assert_eq!(vended["header_name"], "Authorization");
+
+    let uninstalled = Command::new("sh")
+        .arg("-c")
+        .arg(server.curl_line("/_double/shoprenter/demo-shop/uninstall"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&uninstalled.stdout).contains("The app is uninstalled"));
+    let (status, refused) = http(token_line);
+    assert_eq!(status, 404, "{refused}");
+    assert_eq!(refused["error"]["code"], "not_installed");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn with_a_bearer_token_the_token_and_operator_routes_refuse_anonymous_callers_and_the_platform_routes_stay_open()
+ {
+    let (dir, db) = fresh_db("bearer");
+    let bearer = "a-bearer-token-of-at-least-32-characters";
+    let server = Server::start_with(&db, &["--allow-remote"], &[("BROKER_BEARER_TOKEN", bearer)]);
+    let status = |line: &str, extra: &str| {
+        let line = line.replacen(
             "curl -s",
             &format!("curl -s -o /dev/null -w '%{{http_code}}' {extra}"),
+            1,
         );
         let output = Command::new("sh").arg("-c").arg(&line).output().unwrap();
         String::from_utf8(output.stdout).unwrap()
     };
+    let token_line = server.curl_line(TOKEN_ROUTE);
+    let operator_line = server.curl_line("/installations/shoptet/222651");
+    let authorised = format!("-H 'Authorization: Bearer {bearer}'");
 
-    assert_eq!(status(""), "401");
-    assert_eq!(
-        status(&format!("-H 'Authorization: Bearer {bearer}x'")),
-        "401"
-    );
-    // Authorised: the shop is not installed yet, so the vendor itself answers.
-    assert_eq!(
-        status(&format!("-H 'Authorization: Bearer {bearer}'")),
-        "404"
-    );
+    for line in [token_line, operator_line] {
+        assert_eq!(status(line, ""), "401", "{line}");
+        assert_eq!(
+            status(line, &format!("-H 'Authorization: Bearer {bearer}x'")),
+            "401",
+            "{line}"
+        );
+    }
+    // Authorised: the shop is not installed yet, so the handlers answer.
+    assert_eq!(status(token_line, &authorised), "404");
+    assert_eq!(status(operator_line, &authorised), "404");
+    // The platforms carry no bearer: the install and the webhook reach the
+    // broker (the install succeeds; the uninstall's webhook is processed).
+    assert_eq!(status(server.install_line(), ""), "200");
+    let (_, uninstalled) = http(server.curl_line("/_double/shoptet/222651/uninstall"));
+    assert_eq!(uninstalled["webhook"]["status"], 200, "{uninstalled}");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

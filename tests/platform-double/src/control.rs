@@ -45,9 +45,6 @@ pub(crate) async fn shoptet(
             );
         }
     };
-    // `eventCreated` has whole seconds: start the event on a fresh one, so
-    // its stamp is later than anything that happened before this call.
-    wait_for_next_second().await;
     let state = {
         let mut state = shared.lock();
         match action.as_str() {
@@ -188,14 +185,6 @@ fn redirect_hmac(secret: &str, message: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(message.as_bytes());
     hex::encode(mac.finalize().into_bytes())
-}
-
-async fn wait_for_next_second() {
-    let into_second = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.subsec_nanos());
-    let rest = Duration::from_nanos(u64::from(1_000_000_000 - into_second));
-    tokio::time::sleep(rest + Duration::from_millis(1)).await;
 }
 
 /// Shoptet's `eventCreated` form, `2019-01-08T15:13:39+0100`, here in UTC.

@@ -27,9 +27,8 @@
 //!   (lowercase hex HMAC-SHA1 of the body), and answers
 //!   `{"eshopId", "event", "state", "webhook": {"url", "status", "body"}}`
 //!   (`"webhook": null` without a URL; 502 with `"webhook": {"url", "error"}`
-//!   when the delivery fails). `eventCreated` has whole seconds, like
-//!   Shoptet's: the control first waits for the next whole second, so the
-//!   event is stamped after anything that happened before the call.
+//!   when the delivery fails). `eventCreated` is the time of the call in
+//!   Shoptet's form (`2019-01-08T15:13:39+0000`: whole seconds, here UTC).
 //! - `GET /_double/shoprenter/{shop}/{install|uninstall}`: installs
 //!   (registers the client of [`DoubleConfig::shoprenter_app`] for the shop)
 //!   or uninstalls (removes it and revokes the tokens it got for the shop)
