@@ -397,4 +397,51 @@ async fn lambda_functions_under_cargo_lambda_watch() {
         redacted(&answer.body)
     );
     println!("PASS {what}: 200");
+
+    // 9. The e-shop uninstalls the add-on (the double revokes its OAuth
+    //    token) and Shoptet's webhook reaches the install callback's Function
+    //    URL: confirmed upstream, the installation is retired.
+    let what = "9. uninstall at the double, then POST /shoptet/webhook";
+    let url = format!("{}/_double/shoptet/{eshop}/uninstall", env.double);
+    let response = checks
+        .client
+        .post(&url)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("{what}: POST {url}: {error}"));
+    let answer = Answer::read(response, what).await;
+    assert_eq!(answer.status, StatusCode::OK, "{what}: {}", redacted(&answer.body));
+    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace('Z', "+0000");
+    let event = format!(
+        r#"{{"eshopId":{eshop},"event":"addon:uninstall","eventCreated":"{created}","eventInstance":"{eshop}"}}"#
+    );
+    let url = format!("{}/lambda-url/install-callback/shoptet/webhook", env.watch);
+    let response = checks
+        .client
+        .post(&url)
+        .header(CONTENT_TYPE, "application/json")
+        .body(event)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("{what}: POST {url}: {error}"));
+    let answer = Answer::read(response, what).await;
+    let body = url_json(&answer, StatusCode::OK, what);
+    assert_eq!(body["status"], "processed", "{what}: {body}");
+    println!("PASS {what}: 200 processed");
+
+    // 10. The warm vendor, told its token was refused, answers not_installed
+    //     from the registry (no upstream call, no secret read).
+    let what = "10. invoke token-vendor (direct payload, stale token of an uninstalled shop)";
+    let event = serde_json::json!({"platform": "shoptet", "shop": eshop, "stale_token": token});
+    let answer = checks.invoke("token-vendor", event.to_string(), what).await;
+    assert_eq!(
+        answer.status,
+        FUNCTION_ERROR_STATUS,
+        "{what}: want a function error, got: {}",
+        redacted(&answer.body)
+    );
+    assert_eq!(answer.json(what)["errorType"], "not_installed", "{what}");
+    println!("PASS {what}: function error not_installed");
 }
