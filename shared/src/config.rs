@@ -219,8 +219,8 @@ mod tests {
                 .variable,
             "REGISTRY_TABLE"
         );
-        let names = aws_store_names(&env(&[("TOKEN_TABLE", "tokens"), ("REGISTRY_TABLE", "r")]))
-            .unwrap();
+        let names =
+            aws_store_names(&env(&[("TOKEN_TABLE", "tokens"), ("REGISTRY_TABLE", "r")])).unwrap();
         assert_eq!(names.secrets.prefix(), "shop-token-broker/");
         assert_eq!(
             aws_store_names(&env(&[
@@ -228,8 +228,8 @@ mod tests {
                 ("REGISTRY_TABLE", "r"),
                 ("SECRET_PREFIX", "a b")
             ]))
-                .unwrap_err()
-                .variable,
+            .unwrap_err()
+            .variable,
             "SECRET_PREFIX"
         );
     }

@@ -203,9 +203,7 @@ impl ShopRef {
 
     /// The inverse of [`ShopRef::key`].
     pub fn from_key(key: &str) -> Result<Self, InvalidIdentifier> {
-        let (platform, id) = key
-            .split_once('#')
-            .ok_or(InvalidIdentifier::Platform)?;
+        let (platform, id) = key.split_once('#').ok_or(InvalidIdentifier::Platform)?;
         Self::parse(platform, id)
     }
 }

@@ -52,17 +52,26 @@ impl AppRedirect {
             .map(|(name, value)| (name.into_owned(), value.into_owned()))
             .collect();
         let one = |name: &str| -> Result<Option<&str>, RedirectRefused> {
-            let mut values = decoded.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str());
+            let mut values = decoded
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str());
             let value = values.next();
             if values.next().is_some() {
-                return Err(RedirectRefused::Malformed("a parameter appears more than once"));
+                return Err(RedirectRefused::Malformed(
+                    "a parameter appears more than once",
+                ));
             }
             Ok(value)
         };
         let shop: ShoprenterShopName = one("shopname")?
-            .ok_or(RedirectRefused::Malformed("the shopname parameter is missing"))?
+            .ok_or(RedirectRefused::Malformed(
+                "the shopname parameter is missing",
+            ))?
             .parse()
-            .map_err(|_| RedirectRefused::Malformed("shopname is not a valid Shoprenter shop name"))?;
+            .map_err(|_| {
+                RedirectRefused::Malformed("shopname is not a valid Shoprenter shop name")
+            })?;
         let claimed = one("hmac")?
             .and_then(|hmac| hex::decode(hmac).ok())
             .ok_or(RedirectRefused::BadSignature)?;
@@ -94,7 +103,9 @@ impl AppRedirect {
         // Every candidate is checked, so timing does not tell which matched.
         let matches = [raw, decoded_all, documented]
             .iter()
-            .fold(false, |any, message| any | mac_matches(secret, message, &claimed));
+            .fold(false, |any, message| {
+                any | mac_matches(secret, message, &claimed)
+            });
         if !matches {
             return Err(RedirectRefused::BadSignature);
         }
@@ -174,7 +185,10 @@ mod tests {
     fn extra_parameters_verify_signed_or_not() {
         let app_url = "https%3A%2F%2Fdemo.shoprenter.hu%2Fadmin%2Fapp%2F7";
         // Signed with only the documented fields, app_url appended.
-        let query = signed("shopname=demo&code=abc&timestamp=1000", &format!("&app_url={app_url}"));
+        let query = signed(
+            "shopname=demo&code=abc&timestamp=1000",
+            &format!("&app_url={app_url}"),
+        );
         let redirect = AppRedirect::verify(&query, &secret(), at(1000), DEFAULT_MAX_AGE).unwrap();
         assert_eq!(
             redirect.shop_admin_url().as_deref(),
@@ -200,7 +214,12 @@ mod tests {
             Err(RedirectRefused::BadSignature)
         );
         assert_eq!(
-            AppRedirect::verify("shopname=demo&code=abc&timestamp=1000", &secret(), at(1000), DEFAULT_MAX_AGE),
+            AppRedirect::verify(
+                "shopname=demo&code=abc&timestamp=1000",
+                &secret(),
+                at(1000),
+                DEFAULT_MAX_AGE
+            ),
             Err(RedirectRefused::BadSignature)
         );
     }
@@ -243,7 +262,11 @@ mod tests {
 
     #[test]
     fn malformed_queries_are_refused_before_any_signature_check() {
-        for query in ["", "shopname=Not_A_Shop&hmac=00", "shopname=a&shopname=b&hmac=00"] {
+        for query in [
+            "",
+            "shopname=Not_A_Shop&hmac=00",
+            "shopname=a&shopname=b&hmac=00",
+        ] {
             assert!(matches!(
                 AppRedirect::verify(query, &secret(), at(0), DEFAULT_MAX_AGE),
                 Err(RedirectRefused::Malformed(_))

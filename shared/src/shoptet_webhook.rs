@@ -199,20 +199,33 @@ mod tests {
             ("[]", InvalidEvent::NotAnObject),
             ("not json", InvalidEvent::NotAnObject),
             (r#"{"event":"addon:suspend"}"#, InvalidEvent::EshopId),
-            (r#"{"eshopId":"0x1","event":"addon:suspend"}"#, InvalidEvent::EshopId),
+            (
+                r#"{"eshopId":"0x1","event":"addon:suspend"}"#,
+                InvalidEvent::EshopId,
+            ),
             (r#"{"eshopId":1,"event":7}"#, InvalidEvent::Event),
             (
                 r#"{"eshopId":1,"event":"addon:suspend","eventInstance":"2"}"#,
                 InvalidEvent::InstanceMismatch,
             ),
         ] {
-            assert_eq!(AddonEvent::parse(body.as_bytes(), now), Err(error), "{body}");
+            assert_eq!(
+                AddonEvent::parse(body.as_bytes(), now),
+                Err(error),
+                "{body}"
+            );
         }
     }
 
     #[test]
     fn odd_times_do_not_parse() {
-        for text in ["", "2019-01-08", "2019-01-08T15:13:39+01", "2019-01-08T15:13:39 0100", "2019-01-08T15:13:3é+0100"] {
+        for text in [
+            "",
+            "2019-01-08",
+            "2019-01-08T15:13:39+01",
+            "2019-01-08T15:13:39 0100",
+            "2019-01-08T15:13:3é+0100",
+        ] {
             assert_eq!(parse_event_time(text), None, "{text}");
         }
         assert_eq!(
@@ -229,7 +242,11 @@ mod tests {
         assert_eq!(signature.len(), 40);
         assert!(signature_matches(&key, body, signature.as_bytes()));
         assert!(!signature_matches(&key, b"{}", signature.as_bytes()));
-        assert!(!signature_matches(&WebhookKey::new("other"), body, signature.as_bytes()));
+        assert!(!signature_matches(
+            &WebhookKey::new("other"),
+            body,
+            signature.as_bytes()
+        ));
         assert!(!signature_matches(&key, body, b"not hex"));
         assert!(!signature_matches(&key, body, b""));
     }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use broker_shared::config::{self, ConfigError, Env};
-use broker_shared::shoptet::ShoptetConfig;
 use broker_shared::shoprenter_app;
+use broker_shared::shoptet::ShoptetConfig;
 use broker_shared::storage::{AwsStoreNames, RecoveryWindow};
 use broker_shared::upstream::{HttpSettings, UpstreamUrl};
 use broker_shared::vending::VendTiming;
@@ -106,12 +106,13 @@ impl InstallConfig {
                 })
                 .transpose()?,
             shoptet_webhook_key_secret_id: config::optional(env, "SHOPTET_WEBHOOK_KEY_SECRET_ID"),
-            uninstall_recovery: config::parsed(env, "UNINSTALL_RECOVERY_DAYS", 7u64)
-                .and_then(|days| {
+            uninstall_recovery: config::parsed(env, "UNINSTALL_RECOVERY_DAYS", 7u64).and_then(
+                |days| {
                     RecoveryWindow::days(days).ok_or_else(|| {
                         ConfigError::new("UNINSTALL_RECOVERY_DAYS", "must be 7 to 30 (days)")
                     })
-                })?,
+                },
+            )?,
             stores: config::aws_store_names(env)?,
             timing: VendTiming::from_env(env, &http)?,
             http,

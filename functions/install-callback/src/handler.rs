@@ -80,7 +80,10 @@ enum Route<'a> {
 impl Route<'_> {
     /// Browser routes answer errors as a short HTML page.
     fn is_browser(&self) -> bool {
-        matches!(self, Self::ShoprenterAppInstall | Self::ShoprenterAppUninstall)
+        matches!(
+            self,
+            Self::ShoprenterAppInstall | Self::ShoprenterAppUninstall
+        )
     }
 }
 
@@ -299,9 +302,12 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         shop: &ShopRef,
         candidate: &Candidate,
     ) -> Result<(), InstallError> {
-        timeout_at(Instant::now() + self.deadline, self.vendor.verify(shop, candidate))
-            .await
-            .map_err(|_| InstallError::UpstreamUnavailable)??;
+        timeout_at(
+            Instant::now() + self.deadline,
+            self.vendor.verify(shop, candidate),
+        )
+        .await
+        .map_err(|_| InstallError::UpstreamUnavailable)??;
         Ok(())
     }
 

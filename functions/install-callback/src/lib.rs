@@ -22,7 +22,8 @@ pub use handler::{InstallCallback, InstallSecrets, Stored};
 pub use operator::{InstallationList, InstallationView};
 pub use webhook::EventOutcome;
 
-pub type AwsInstallCallback = InstallCallback<SecretsManagerStore, DynamoTokenCache, DynamoRegistry>;
+pub type AwsInstallCallback =
+    InstallCallback<SecretsManagerStore, DynamoTokenCache, DynamoRegistry>;
 
 /// Builds the handler on Secrets Manager + DynamoDB. Reads the secrets it
 /// needs once, here, so every request reuses them.

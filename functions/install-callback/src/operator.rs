@@ -78,9 +78,9 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             contact_email: Option<String>,
         }
 
-        let eshop_id: ShoptetEshopId = eshop_id
-            .parse()
-            .map_err(|_| InstallError::InvalidRequest("the eshopId is not a valid Shoptet e-shop id"))?;
+        let eshop_id: ShoptetEshopId = eshop_id.parse().map_err(|_| {
+            InstallError::InvalidRequest("the eshopId is not a valid Shoptet e-shop id")
+        })?;
         // serde's message could quote the token: use our own.
         let body: ImportBody = serde_json::from_slice(body).map_err(|_| {
             InstallError::InvalidRequest(
@@ -117,7 +117,10 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
 
     /// `PUT /shoprenter/{shop}/installation`: an app installation that
     /// predates the broker, verified with one token fetch (cached).
-    pub(crate) async fn import_shoprenter(&self, shop: &str) -> Result<Response<String>, InstallError> {
+    pub(crate) async fn import_shoprenter(
+        &self,
+        shop: &str,
+    ) -> Result<Response<String>, InstallError> {
         let shop = ShopRef::Shoprenter(shop.parse().map_err(|_| {
             InstallError::InvalidRequest("the shop name is not a valid Shoprenter shop name")
         })?);
@@ -147,7 +150,10 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
     ) -> Result<Response<String>, InstallError> {
         let shop = parse_shop(platform, shop)?;
         let (registration, _) = self.retire(&shop).await?;
-        Ok(json_response(StatusCode::OK, &InstallationView::from(&registration)))
+        Ok(json_response(
+            StatusCode::OK,
+            &InstallationView::from(&registration),
+        ))
     }
 
     /// `GET /installations/{platform}/{shop}`.
@@ -163,7 +169,10 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             .registration(&shop)
             .await?
             .ok_or(InstallError::NotFound)?;
-        Ok(json_response(StatusCode::OK, &InstallationView::from(&registration)))
+        Ok(json_response(
+            StatusCode::OK,
+            &InstallationView::from(&registration),
+        ))
     }
 
     /// `GET /installations?platform=&status=&limit=&cursor=`.
@@ -174,7 +183,11 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         let query = list_query(query.unwrap_or_default())?;
         let page = self.stores().registry.list(&query).await?;
         let list = InstallationList {
-            installations: page.registrations.iter().map(InstallationView::from).collect(),
+            installations: page
+                .registrations
+                .iter()
+                .map(InstallationView::from)
+                .collect(),
             next_cursor: page
                 .next_after
                 .map(|after| URL_SAFE_NO_PAD.encode(after.key())),

@@ -55,7 +55,9 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             }
         }
         if body.len() > shoptet_webhook::MAX_BODY {
-            return Err(InstallError::InvalidRequest("the body is too large for an event"));
+            return Err(InstallError::InvalidRequest(
+                "the body is too large for an event",
+            ));
         }
         let now = SystemTime::now();
         let event = AddonEvent::parse(body, now).map_err(|_| {
@@ -68,9 +70,12 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             None => EventOutcome::Ignored,
             Some(kind) => {
                 let created = event.created.unwrap_or(now);
-                timeout_at(started + self.deadline, self.apply(&shop, kind, created, now))
-                    .await
-                    .map_err(|_| InstallError::UpstreamUnavailable)??
+                timeout_at(
+                    started + self.deadline,
+                    self.apply(&shop, kind, created, now),
+                )
+                .await
+                .map_err(|_| InstallError::UpstreamUnavailable)??
             }
         };
         tracing::info!(

@@ -41,18 +41,32 @@ async fn a_forged_unsigned_uninstall_of_a_live_shop_changes_nothing() {
         .await;
     assert_eq!((status, status_of(&body)), (StatusCode::OK, "ignored"));
     assert!(getaccesstoken_calls(&broker) <= 1);
-    assert_eq!(broker.secret_state("shoptet", "7001").await, SecretState::Active);
-    assert_eq!(broker.registry_status("shoptet", "7001").await.as_deref(), Some("active"));
+    assert_eq!(
+        broker.secret_state("shoptet", "7001").await,
+        SecretState::Active
+    );
+    assert_eq!(
+        broker.registry_status("shoptet", "7001").await.as_deref(),
+        Some("active")
+    );
     let calls = getaccesstoken_calls(&broker);
     let (status, body) = vend(&broker.vendor().await, "shoptet", "7001").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(getaccesstoken_calls(&broker), calls, "the confirming token is served");
+    assert_eq!(
+        getaccesstoken_calls(&broker),
+        calls,
+        "the confirming token is served"
+    );
     assert!(broker.double.live_api_tokens(7001) <= 5);
 
     // Ten forged deliveries at once share one confirming mint.
     let broker = std::sync::Arc::new(broker);
     broker.double.reset_counters();
-    let body = event(7001, "addon:uninstall", SystemTime::now() + Duration::from_secs(3600));
+    let body = event(
+        7001,
+        "addon:uninstall",
+        SystemTime::now() + Duration::from_secs(3600),
+    );
     let deliveries: Vec<_> = (0..10)
         .map(|_| {
             let (broker, body) = (std::sync::Arc::clone(&broker), body.clone());
@@ -85,8 +99,14 @@ async fn a_bad_or_missing_signature_is_refused_with_no_change_and_no_upstream_ca
         None,
         Some(String::new()),
         Some("zz-not-hex".to_owned()),
-        Some(broker_shared::shoptet_webhook::sign(&wrong_key, body.as_bytes())),
-        Some(broker_shared::shoptet_webhook::sign(&key, other_body.as_bytes())),
+        Some(broker_shared::shoptet_webhook::sign(
+            &wrong_key,
+            body.as_bytes(),
+        )),
+        Some(broker_shared::shoptet_webhook::sign(
+            &key,
+            other_body.as_bytes(),
+        )),
         Some(broker_shared::shoptet_webhook::sign(&key, body.as_bytes()).to_uppercase() + "00"),
     ] {
         let (status, answer) = broker.webhook_signed(&body, signature.as_deref()).await;
@@ -94,8 +114,14 @@ async fn a_bad_or_missing_signature_is_refused_with_no_change_and_no_upstream_ca
         assert_eq!(error_code(&answer), "invalid_signature");
     }
     assert_eq!(broker.double.total_calls(), 0);
-    assert_eq!(broker.secret_state("shoptet", "7002").await, SecretState::Active);
-    assert_eq!(broker.registry_status("shoptet", "7002").await.as_deref(), Some("active"));
+    assert_eq!(
+        broker.secret_state("shoptet", "7002").await,
+        SecretState::Active
+    );
+    assert_eq!(
+        broker.registry_status("shoptet", "7002").await.as_deref(),
+        Some("active")
+    );
 
     let (status, answer) = broker.webhook(&body).await;
     assert_eq!((status, status_of(&answer)), (StatusCode::OK, "processed"));
@@ -115,7 +141,9 @@ async fn a_confirmed_uninstall_retires_the_shop_until_a_reinstall_restores_its_s
 async fn a_warm_vendor_stops_serving_an_uninstalled_shop_once_its_l1_trust_ends() {
     let broker = Lifecycle::start(Setup::default()).await;
     broker.install_shoptet(7009, &mut Secrets::default()).await;
-    let warm = broker.vendor_trusting_l1_for(Duration::from_millis(300)).await;
+    let warm = broker
+        .vendor_trusting_l1_for(Duration::from_millis(300))
+        .await;
     assert_eq!(vend(&warm, "shoptet", "7009").await.0, StatusCode::OK);
     broker.double.uninstall(7009);
     let (_, body) = broker
@@ -125,7 +153,10 @@ async fn a_warm_vendor_stops_serving_an_uninstalled_shop_once_its_l1_trust_ends(
     broker.double.reset_counters();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (status, body) = vend(&warm, "shoptet", "7009").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_installed"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_installed")
+    );
     assert_eq!(broker.double.total_calls(), 0);
 }
 
@@ -155,14 +186,24 @@ async fn a_lost_approve_is_noticed_by_the_next_recheck() {
         .set_installation_state(7006, InstallationState::Active);
     broker.double.reset_counters();
     let vendor = broker.vendor().await;
-    assert_eq!(vend(&vendor, "shoptet", "7006").await.0, StatusCode::CONFLICT);
-    assert_eq!(broker.double.total_calls(), 0, "the re-check is not due yet");
+    assert_eq!(
+        vend(&vendor, "shoptet", "7006").await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        broker.double.total_calls(),
+        0,
+        "the re-check is not due yet"
+    );
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, body) = vend(&vendor, "shoptet", "7006").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(getaccesstoken_calls(&broker), 1);
-    assert_eq!(broker.registry_status("shoptet", "7006").await.as_deref(), Some("active"));
+    assert_eq!(
+        broker.registry_status("shoptet", "7006").await.as_deref(),
+        Some("active")
+    );
 }
 
 #[tokio::test]
@@ -171,11 +212,23 @@ async fn a_mint_that_finds_the_installation_gone_marks_it_uninstalled_but_keeps_
     broker.install_shoptet(7007, &mut Secrets::default()).await;
     broker.double.uninstall(7007);
     let vendor = broker.vendor().await;
-    assert_eq!(vend(&vendor, "shoptet", "7007").await.0, StatusCode::NOT_FOUND);
-    assert_eq!(broker.registry_status("shoptet", "7007").await.as_deref(), Some("uninstalled"));
-    assert_eq!(broker.secret_state("shoptet", "7007").await, SecretState::Active);
+    assert_eq!(
+        vend(&vendor, "shoptet", "7007").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        broker.registry_status("shoptet", "7007").await.as_deref(),
+        Some("uninstalled")
+    );
+    assert_eq!(
+        broker.secret_state("shoptet", "7007").await,
+        SecretState::Active
+    );
     broker.double.reset_counters();
-    assert_eq!(vend(&broker.vendor().await, "shoptet", "7007").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        vend(&broker.vendor().await, "shoptet", "7007").await.0,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(broker.double.total_calls(), 0, "later vends fail fast");
 }
 
@@ -200,7 +253,12 @@ async fn twenty_duplicate_uninstall_deliveries_at_once_delete_once_and_all_answe
     }
     let processed = outcomes.iter().filter(|o| *o == "processed").count();
     assert_eq!(processed, 1, "{outcomes:?}");
-    assert!(outcomes.iter().all(|o| o == "processed" || o == "duplicate"), "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o == "processed" || o == "duplicate"),
+        "{outcomes:?}"
+    );
     assert_eq!(
         broker.secret_state("shoptet", "7008").await,
         SecretState::ScheduledForDeletion
@@ -218,7 +276,12 @@ async fn unknown_events_and_unknown_shops_are_acknowledged_and_bad_bodies_refuse
         .webhook(&event(424242, "addon:uninstall", SystemTime::now()))
         .await;
     assert_eq!((status, status_of(&body)), (StatusCode::OK, "ignored"));
-    for bad in ["", "{}", "[1]", r#"{"eshopId":"x","event":"addon:suspend"}"#] {
+    for bad in [
+        "",
+        "{}",
+        "[1]",
+        r#"{"eshopId":"x","event":"addon:suspend"}"#,
+    ] {
         let (status, body) = broker.webhook(bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(error_code(&body), "invalid_request");
@@ -228,7 +291,8 @@ async fn unknown_events_and_unknown_shops_are_acknowledged_and_bad_bodies_refuse
 #[tokio::test]
 async fn a_shoprenter_app_installs_with_one_jwt_and_uninstalls_through_signed_redirects() {
     let broker = Lifecycle::start(Setup::default()).await;
-    common::lifecycle::shoprenter_app_install_then_uninstall(&broker, &mut Secrets::default()).await;
+    common::lifecycle::shoprenter_app_install_then_uninstall(&broker, &mut Secrets::default())
+        .await;
 }
 
 #[tokio::test]
@@ -253,7 +317,11 @@ async fn a_shoprenter_redirect_with_a_bad_hmac_or_stale_timestamp_installs_nothi
     let (status, body) = vend(&broker.vendor().await, "shoprenter", APP_SHOP).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(error_code(&body), "not_installed");
-    assert_eq!(broker.double.total_calls(), 0, "app credentials serve only installed shops");
+    assert_eq!(
+        broker.double.total_calls(),
+        0,
+        "app credentials serve only installed shops"
+    );
 
     // Browsers get a page; API clients asking for JSON get the JSON error.
     let response = broker
@@ -265,23 +333,43 @@ async fn a_shoprenter_redirect_with_a_bad_hmac_or_stale_timestamp_installs_nothi
         )
         .await;
     let (status, body) = test_support::into_json(response);
-    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "invalid_signature"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNAUTHORIZED, "invalid_signature")
+    );
 }
 
 #[tokio::test]
 async fn an_app_url_elsewhere_never_becomes_the_redirect_target() {
     let broker = Lifecycle::start(Setup::default()).await;
     let secrets = &mut Secrets::default();
-    for app_url in ["https%3A%2F%2Fevil.example%2F", "https%3A%2F%2Fother.shoprenter.hu%2Fadmin"] {
+    for app_url in [
+        "https%3A%2F%2Fevil.example%2F",
+        "https%3A%2F%2Fother.shoprenter.hu%2Fadmin",
+    ] {
         let response = broker
-            .shoprenter_redirect("install", APP_SHOP, unix_now(), &format!("&app_url={app_url}"), None, secrets)
+            .shoprenter_redirect(
+                "install",
+                APP_SHOP,
+                unix_now(),
+                &format!("&app_url={app_url}"),
+                None,
+                secrets,
+            )
             .await;
         assert_eq!(response.status(), StatusCode::OK, "a page, not a redirect");
         assert!(response.headers().get("location").is_none());
     }
     let own = format!("https%3A%2F%2F{APP_SHOP}.shoprenter.hu%2Fadmin%2Fapp%2F9");
     let response = broker
-        .shoprenter_redirect("install", APP_SHOP, unix_now(), &format!("&app_url={own}"), None, secrets)
+        .shoprenter_redirect(
+            "install",
+            APP_SHOP,
+            unix_now(),
+            &format!("&app_url={own}"),
+            None,
+            secrets,
+        )
         .await;
     assert_eq!(response.status(), StatusCode::FOUND);
     assert_eq!(
@@ -301,7 +389,14 @@ async fn an_app_url_elsewhere_never_becomes_the_redirect_target() {
         &[],
     );
     let response = configured
-        .shoprenter_redirect("install", APP_SHOP, unix_now(), "&app_url=https%3A%2F%2Fevil.example", None, secrets)
+        .shoprenter_redirect(
+            "install",
+            APP_SHOP,
+            unix_now(),
+            "&app_url=https%3A%2F%2Fevil.example",
+            None,
+            secrets,
+        )
         .await;
     assert_eq!(response.status(), StatusCode::FOUND);
     assert_eq!(
@@ -317,10 +412,20 @@ async fn operators_import_list_show_and_delete_installations_without_seeing_secr
     // An OAuth token Shoptet never issued is refused, and nothing is stored.
     let wrong = json!({"oauth_access_token": "not-a-real-oauth-token"});
     let (status, body) = broker
-        .send("PUT", "/shoptet/7010/installation", Body::from(wrong.to_string()))
+        .send(
+            "PUT",
+            "/shoptet/7010/installation",
+            Body::from(wrong.to_string()),
+        )
         .await;
-    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_credentials"));
-    assert_eq!(broker.secret_state("shoptet", "7010").await, SecretState::Absent);
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_credentials")
+    );
+    assert_eq!(
+        broker.secret_state("shoptet", "7010").await,
+        SecretState::Absent
+    );
     assert_eq!(broker.registry_status("shoptet", "7010").await, None);
 
     broker.install_shoptet(7011, secrets).await;
@@ -328,20 +433,38 @@ async fn operators_import_list_show_and_delete_installations_without_seeing_secr
     broker.double.reset_counters();
     let import = json!({"oauth_access_token": oauth});
     let (status, body) = broker
-        .send("PUT", "/shoptet/7011/installation", Body::from(import.to_string()))
+        .send(
+            "PUT",
+            "/shoptet/7011/installation",
+            Body::from(import.to_string()),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "a replacement: {body}");
-    assert_eq!(getaccesstoken_calls(&broker), 1, "verified with one getAccessToken");
+    assert_eq!(
+        getaccesstoken_calls(&broker),
+        1,
+        "verified with one getAccessToken"
+    );
     let (status, _) = vend(&broker.vendor().await, "shoptet", "7011").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(getaccesstoken_calls(&broker), 1, "the verifying token is served");
+    assert_eq!(
+        getaccesstoken_calls(&broker),
+        1,
+        "the verifying token is served"
+    );
 
     let (status, body) = broker
-        .send("PUT", &format!("/shoprenter/{APP_SHOP}/installation"), Body::Empty)
+        .send(
+            "PUT",
+            &format!("/shoprenter/{APP_SHOP}/installation"),
+            Body::Empty,
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
-    let (status, body) = broker.send("DELETE", "/installations/shoptet/7011", Body::Empty).await;
+    let (status, body) = broker
+        .send("DELETE", "/installations/shoptet/7011", Body::Empty)
+        .await;
     assert_eq!((status, status_of(&body)), (StatusCode::OK, "uninstalled"));
     assert_eq!(
         broker.secret_state("shoptet", "7011").await,
@@ -358,9 +481,21 @@ async fn operators_import_list_show_and_delete_installations_without_seeing_secr
         let (status, page) = broker.send("GET", &path, Body::Empty).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         for item in page["installations"].as_array().unwrap() {
-            let keys: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
-            assert_eq!(keys, ["installed_at", "platform", "shop", "status", "updated_at"]);
-            seen.push((item["platform"].as_str().unwrap().to_owned(), item["shop"].as_str().unwrap().to_owned(), item["status"].as_str().unwrap().to_owned()));
+            let keys: Vec<&str> = item
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                keys,
+                ["installed_at", "platform", "shop", "status", "updated_at"]
+            );
+            seen.push((
+                item["platform"].as_str().unwrap().to_owned(),
+                item["shop"].as_str().unwrap().to_owned(),
+                item["status"].as_str().unwrap().to_owned(),
+            ));
         }
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
@@ -371,21 +506,48 @@ async fn operators_import_list_show_and_delete_installations_without_seeing_secr
     assert_eq!(
         seen,
         [
-            ("shoprenter".to_owned(), APP_SHOP.to_owned(), "active".to_owned()),
-            ("shoptet".to_owned(), "7011".to_owned(), "uninstalled".to_owned()),
+            (
+                "shoprenter".to_owned(),
+                APP_SHOP.to_owned(),
+                "active".to_owned()
+            ),
+            (
+                "shoptet".to_owned(),
+                "7011".to_owned(),
+                "uninstalled".to_owned()
+            ),
         ]
     );
     let (status, page) = broker
-        .send("GET", "/installations?platform=shoptet&status=active", Body::Empty)
+        .send(
+            "GET",
+            "/installations?platform=shoptet&status=active",
+            Body::Empty,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["installations"], json!([]));
-    for bad in ["/installations?limit=0", "/installations?limit=101", "/installations?status=gone", "/installations?cursor=%%%", "/installations?shop=1"] {
+    for bad in [
+        "/installations?limit=0",
+        "/installations?limit=101",
+        "/installations?status=gone",
+        "/installations?cursor=%%%",
+        "/installations?shop=1",
+    ] {
         let (status, body) = broker.send("GET", bad, Body::Empty).await;
-        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_request"), "{bad}");
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{bad}"
+        );
     }
-    let (status, body) = broker.send("GET", "/installations/shoptet/999", Body::Empty).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, body) = broker
+        .send("GET", "/installations/shoptet/999", Body::Empty)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
 }
 
 #[tokio::test]
@@ -393,14 +555,37 @@ async fn fuzzed_webhook_bodies_and_shoprenter_queries_always_get_well_formed_ans
     let broker = Lifecycle::start(Setup::default()).await;
     let mut rng = fastrand::Rng::with_seed(0x5eed);
     let pieces = [
-        "{", "}", "[", "]", "\"eshopId\"", ":", ",", "\"event\"", "\"addon:uninstall\"", "\"addon:suspend\"",
-        "1", "-1", "1e400", "\"7012\"", "null", "true", "\"eventInstance\"", "\"\u{0}\"", "\"é\"", "\\",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"eshopId\"",
+        ":",
+        ",",
+        "\"event\"",
+        "\"addon:uninstall\"",
+        "\"addon:suspend\"",
+        "1",
+        "-1",
+        "1e400",
+        "\"7012\"",
+        "null",
+        "true",
+        "\"eventInstance\"",
+        "\"\u{0}\"",
+        "\"é\"",
+        "\\",
     ];
     for _ in 0..300 {
-        let body: String = (0..rng.usize(0..12)).map(|_| pieces[rng.usize(..pieces.len())]).collect();
+        let body: String = (0..rng.usize(0..12))
+            .map(|_| pieces[rng.usize(..pieces.len())])
+            .collect();
         let (status, answer) = broker.webhook(&body).await;
         match status {
-            StatusCode::OK => assert!(["processed", "duplicate", "ignored"].contains(&status_of(&answer)), "{body}: {answer}"),
+            StatusCode::OK => assert!(
+                ["processed", "duplicate", "ignored"].contains(&status_of(&answer)),
+                "{body}: {answer}"
+            ),
             StatusCode::BAD_REQUEST | StatusCode::SERVICE_UNAVAILABLE => {
                 assert!(answer["error"]["code"].is_string(), "{body}: {answer}")
             }
@@ -411,12 +596,34 @@ async fn fuzzed_webhook_bodies_and_shoprenter_queries_always_get_well_formed_ans
     let (status, _) = broker.webhook(&String::from_utf8_lossy(&bytes)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let params = ["shopname=", "code=", "timestamp=", "hmac=", "app_url=", "&", "=", "%", "%zz", "demo", "1", "a%26b", "shopname=demo", "&&"];
+    let params = [
+        "shopname=",
+        "code=",
+        "timestamp=",
+        "hmac=",
+        "app_url=",
+        "&",
+        "=",
+        "%",
+        "%zz",
+        "demo",
+        "1",
+        "a%26b",
+        "shopname=demo",
+        "&&",
+    ];
     for _ in 0..300 {
-        let query: String = (0..rng.usize(0..10)).map(|_| params[rng.usize(..params.len())]).collect();
+        let query: String = (0..rng.usize(0..10))
+            .map(|_| params[rng.usize(..params.len())])
+            .collect();
         for route in ["install", "uninstall"] {
             let response = broker
-                .request("GET", &format!("/shoprenter/{route}?{query}"), &[("accept", "application/json")], Body::Empty)
+                .request(
+                    "GET",
+                    &format!("/shoprenter/{route}?{query}"),
+                    &[("accept", "application/json")],
+                    Body::Empty,
+                )
                 .await;
             let (status, answer) = test_support::into_json(response);
             assert!(

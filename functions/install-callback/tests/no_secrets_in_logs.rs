@@ -49,7 +49,10 @@ async fn no_secret_reaches_a_log_line_or_a_response_body() {
 
     let logs = captured.text();
     assert!(logs.contains("installation stored"), "the capture works");
-    assert!(logs.contains("add-on event handled"), "lifecycle events are logged");
+    assert!(
+        logs.contains("add-on event handled"),
+        "lifecycle events are logged"
+    );
     assert!(secrets.values.len() >= 10, "scenarios handled secrets");
     let scanner = test_support::LeakScanner::new(secrets.values.iter().cloned());
     scanner.assert_absent("the logs", &logs);

@@ -8,7 +8,6 @@ use broker_shared::storage::AwsStoreNames;
 use broker_shared::upstream::{HttpSettings, UpstreamUrl};
 pub use broker_shared::vending::{REMEMBERED_SHOPS, VendTiming};
 
-
 #[derive(Debug, Clone)]
 pub struct VendorConfig {
     /// The partner e-shop; without it Shoptet shops are `not_installed`.
@@ -42,4 +41,3 @@ impl VendorConfig {
         })
     }
 }
-

@@ -32,11 +32,7 @@ async fn a_storm_over_8_handler_states_on_one_sqlite_file_mints_exactly_once() {
         let config = VendorConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
         // Each instance opens its own connection, as a separate process would.
         let store = SqliteStore::open(&db).unwrap();
-        instances.push(Arc::new(VendHandler::new(
-            config,
-            None,
-            Stores::all(store),
-        )));
+        instances.push(Arc::new(VendHandler::new(config, None, Stores::all(store))));
     }
     let shop = ShopRef::parse("shoptet", "424242").unwrap();
 

@@ -347,10 +347,7 @@ impl AwsStoreNames {
                 self.secrets.clone(),
             ),
             tokens: dynamodb::DynamoTokenCache::new(dynamodb.clone(), self.token_table.clone()),
-            registry: dynamodb_registry::DynamoRegistry::new(
-                dynamodb,
-                self.registry_table.clone(),
-            ),
+            registry: dynamodb_registry::DynamoRegistry::new(dynamodb, self.registry_table.clone()),
         }
     }
 }

@@ -13,7 +13,6 @@ mod timing;
 pub use error::VendError;
 pub use timing::VendTiming;
 
-
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -24,8 +23,7 @@ use tokio::time::Instant;
 
 use crate::ids::{Platform, ShopRef, ShoprenterShopName, ShoptetEshopId};
 use crate::model::{
-    CacheEntry, CachedToken, InstallationStatus, Registration, ShoprenterCredentials,
-    StatusChange,
+    CacheEntry, CachedToken, InstallationStatus, Registration, ShoprenterCredentials, StatusChange,
 };
 use crate::secret::{ApiAccessToken, OAuthAccessToken};
 use crate::shoprenter::{self, ShoprenterClient};
@@ -629,9 +627,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             (ShopRef::Shoptet(eshop_id), Purpose::Verify(Candidate::ShoptetOAuth(oauth))) => {
                 self.mint_shoptet_with(*eshop_id, oauth, entry, now).await
             }
-            (ShopRef::Shoptet(eshop_id), _) => {
-                self.mint_shoptet(*eshop_id, slot, entry, now).await
-            }
+            (ShopRef::Shoptet(eshop_id), _) => self.mint_shoptet(*eshop_id, slot, entry, now).await,
             (ShopRef::Shoprenter(name), Purpose::Verify(Candidate::Shoprenter(credentials))) => {
                 self.mint_shoprenter_with(name, credentials).await
             }

@@ -410,7 +410,12 @@ async fn lambda_functions_under_cargo_lambda_watch() {
         .await
         .unwrap_or_else(|error| panic!("{what}: POST {url}: {error}"));
     let answer = Answer::read(response, what).await;
-    assert_eq!(answer.status, StatusCode::OK, "{what}: {}", redacted(&answer.body));
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{what}: {}",
+        redacted(&answer.body)
+    );
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace('Z', "+0000");

@@ -74,7 +74,10 @@ impl Lifecycle {
         let vendor_env = shared.clone();
         let mut env = shared;
         env.remove("SHOPRENTER_API_URL");
-        env.insert("SHOPTET_CLIENT_ID", double.config().shoptet_client_id.clone());
+        env.insert(
+            "SHOPTET_CLIENT_ID",
+            double.config().shoptet_client_id.clone(),
+        );
         env.insert("SHOPTET_CLIENT_SECRET_ID", addon_secret);
         env.insert("SHOPTET_REDIRECT_URI", super::REDIRECT_URI.to_owned());
         let webhook_key = if setup.webhook_key {
@@ -100,7 +103,8 @@ impl Lifecycle {
 
     /// A new vendor instance (nothing in its L1), as a cold Lambda would start.
     pub async fn vendor(&self) -> AwsVendHandler {
-        self.vendor_trusting_l1_for(broker_shared::vending::L1_TRUST).await
+        self.vendor_trusting_l1_for(broker_shared::vending::L1_TRUST)
+            .await
     }
 
     pub async fn vendor_trusting_l1_for(&self, l1_trust: Duration) -> AwsVendHandler {
@@ -126,7 +130,12 @@ impl Lifecycle {
         self.install.handle(request.body(body).unwrap()).await
     }
 
-    pub async fn send(&self, method: &str, path_and_query: &str, body: Body) -> (StatusCode, Value) {
+    pub async fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Body,
+    ) -> (StatusCode, Value) {
         into_json(self.request(method, path_and_query, &[], body).await)
     }
 
@@ -147,8 +156,13 @@ impl Lifecycle {
             .map(|signature| vec![(shoptet_webhook::SIGNATURE_HEADER, signature)])
             .unwrap_or_default();
         into_json(
-            self.request("POST", "/shoptet/webhook", &headers, Body::from(body.to_owned()))
-                .await,
+            self.request(
+                "POST",
+                "/shoptet/webhook",
+                &headers,
+                Body::from(body.to_owned()),
+            )
+            .await,
         )
     }
 
@@ -201,7 +215,11 @@ impl Lifecycle {
 
     pub async fn registry_status(&self, platform: &str, shop: &str) -> Option<String> {
         let (status, body) = self
-            .send("GET", &format!("/installations/{platform}/{shop}"), Body::Empty)
+            .send(
+                "GET",
+                &format!("/installations/{platform}/{shop}"),
+                Body::Empty,
+            )
             .await;
         match status {
             StatusCode::OK => Some(body["status"].as_str().unwrap().to_owned()),
@@ -281,19 +299,27 @@ pub async fn uninstall_then_reinstall(broker: &Lifecycle, eshop_id: u64, secrets
     broker.install_shoptet(eshop_id, secrets).await;
     let (status, body) = vend(&broker.vendor().await, "shoptet", &shop).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    secrets.values.push(body["access_token"].as_str().unwrap().to_owned());
+    secrets
+        .values
+        .push(body["access_token"].as_str().unwrap().to_owned());
 
     broker.double.uninstall(eshop_id);
     let (status, body) = broker
         .webhook(&event(eshop_id, "addon:uninstall", SystemTime::now()))
         .await;
     secrets.saw(status, &body);
-    assert_eq!((status, &body["status"]), (StatusCode::OK, &Value::from("processed")));
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &Value::from("processed"))
+    );
     assert_eq!(
         broker.secret_state("shoptet", &shop).await,
         SecretState::ScheduledForDeletion
     );
-    assert_eq!(broker.registry_status("shoptet", &shop).await.as_deref(), Some("uninstalled"));
+    assert_eq!(
+        broker.registry_status("shoptet", &shop).await.as_deref(),
+        Some("uninstalled")
+    );
 
     broker.double.reset_counters();
     let vendor = broker.vendor().await;
@@ -302,10 +328,17 @@ pub async fn uninstall_then_reinstall(broker: &Lifecycle, eshop_id: u64, secrets
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
         assert_eq!(error_code(&body), "not_installed");
     }
-    assert_eq!(broker.double.total_calls(), 0, "no upstream call for a retired shop");
+    assert_eq!(
+        broker.double.total_calls(),
+        0,
+        "no upstream call for a retired shop"
+    );
 
     broker.install_shoptet(eshop_id, secrets).await;
-    assert_eq!(broker.secret_state("shoptet", &shop).await, SecretState::Active);
+    assert_eq!(
+        broker.secret_state("shoptet", &shop).await,
+        SecretState::Active
+    );
     let stored = broker.secret_value("shoptet", &shop).await;
     assert_eq!(
         stored["oauth_access_token"].as_str(),
@@ -314,8 +347,13 @@ pub async fn uninstall_then_reinstall(broker: &Lifecycle, eshop_id: u64, secrets
     );
     let (status, body) = vend(&vendor, "shoptet", &shop).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    secrets.values.push(body["access_token"].as_str().unwrap().to_owned());
-    assert_eq!(broker.registry_status("shoptet", &shop).await.as_deref(), Some("active"));
+    secrets
+        .values
+        .push(body["access_token"].as_str().unwrap().to_owned());
+    assert_eq!(
+        broker.registry_status("shoptet", &shop).await.as_deref(),
+        Some("active")
+    );
 }
 
 /// Suspend → refused without upstream calls → approve → vends again.
@@ -329,8 +367,14 @@ pub async fn suspend_then_approve(broker: &Lifecycle, eshop_id: u64, secrets: &m
         .webhook(&event(eshop_id, "addon:suspend", SystemTime::now()))
         .await;
     secrets.saw(status, &body);
-    assert_eq!((status, &body["status"]), (StatusCode::OK, &Value::from("processed")));
-    assert_eq!(broker.registry_status("shoptet", &shop).await.as_deref(), Some("suspended"));
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &Value::from("processed"))
+    );
+    assert_eq!(
+        broker.registry_status("shoptet", &shop).await.as_deref(),
+        Some("suspended")
+    );
 
     broker.double.reset_counters();
     let vendor = broker.vendor().await;
@@ -339,7 +383,11 @@ pub async fn suspend_then_approve(broker: &Lifecycle, eshop_id: u64, secrets: &m
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
         assert_eq!(error_code(&body), "addon_suspended");
     }
-    assert_eq!(broker.double.total_calls(), 0, "no upstream call while suspended");
+    assert_eq!(
+        broker.double.total_calls(),
+        0,
+        "no upstream call while suspended"
+    );
 
     broker
         .double
@@ -348,10 +396,15 @@ pub async fn suspend_then_approve(broker: &Lifecycle, eshop_id: u64, secrets: &m
         .webhook(&event(eshop_id, "addon:approve", SystemTime::now()))
         .await;
     secrets.saw(status, &body);
-    assert_eq!((status, &body["status"]), (StatusCode::OK, &Value::from("processed")));
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &Value::from("processed"))
+    );
     let (status, body) = vend(&vendor, "shoptet", &shop).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    secrets.values.push(body["access_token"].as_str().unwrap().to_owned());
+    secrets
+        .values
+        .push(body["access_token"].as_str().unwrap().to_owned());
     assert_eq!(
         getaccesstoken_calls(broker),
         1,
@@ -371,11 +424,17 @@ pub async fn shoprenter_app_install_then_uninstall(broker: &Lifecycle, secrets: 
         "{}",
         response.status()
     );
-    assert_eq!(broker.double.calls_to(Endpoint::ShoprenterToken), 1, "one JWT");
+    assert_eq!(
+        broker.double.calls_to(Endpoint::ShoprenterToken),
+        1,
+        "one JWT"
+    );
     let vendor = broker.vendor().await;
     let (status, body) = vend(&vendor, "shoprenter", APP_SHOP).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    secrets.values.push(body["access_token"].as_str().unwrap().to_owned());
+    secrets
+        .values
+        .push(body["access_token"].as_str().unwrap().to_owned());
     assert_eq!(
         broker.double.calls_to(Endpoint::ShoprenterToken),
         1,
