@@ -574,3 +574,21 @@ async fn app_credentials_without_their_secret_name_the_variable_at_start_up() {
 
     assert_eq!(error.variable, "SHOPRENTER_CLIENT_SECRET_ID");
 }
+
+#[tokio::test]
+async fn a_shoptet_token_is_never_cached_past_its_documented_lifetime() {
+    // Should Shoptet ever grant longer, the broker still refreshes on its
+    // documented 1800 s (confirmations derive a token's mint time from it).
+    let fleet = Fleet::start_with(lifetime(3600), &[]).await;
+    fleet.install_shoptet(222660).await;
+    let vended = vend(&fleet.instance().await, &request(&shoptet(222660)))
+        .await
+        .unwrap();
+    let left = vended
+        .token
+        .expires_at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap();
+    assert!(left <= Duration::from_secs(1800), "{left:?}");
+    assert!(left > Duration::from_secs(1790), "{left:?}");
+}

@@ -184,9 +184,11 @@ impl Need<'_> {
     }
 }
 
-/// When a Shoptet token was minted, from its expiry. The lifetime is 1800 s
-/// today *(unconfirmed for the future)*: with a shorter one a token looks
-/// older than it is, which only costs a confirmation one more mint.
+/// When a Shoptet token was minted, from its expiry: never later than the
+/// truth, because a cached expiry is at most 1800 s after the mint
+/// (`shoptet_token` clamps a longer `expires_in`, which Shoptet does not
+/// send today *(unconfirmed for the future)*). A shorter lifetime makes a
+/// token look older than it is, which only costs a confirmation a mint.
 fn minted_at(token: &CachedToken) -> SystemTime {
     token.expires_at - shoptet::API_TOKEN_LIFETIME
 }
@@ -761,7 +763,8 @@ fn shoptet_token(
     })?;
     Ok(CachedToken {
         access_token: grant.access_token,
-        expires_at: grant.expires_at,
+        // `now` was taken before the request: see `minted_at`.
+        expires_at: grant.expires_at.min(now + shoptet::API_TOKEN_LIFETIME),
         scopes: Vec::new(),
     })
 }
