@@ -107,6 +107,27 @@ impl Lifecycle {
             .await
     }
 
+    /// A vendor whose Secrets Manager is unreachable (the tables are not):
+    /// any answer that needs a secret read fails with `store_unavailable`.
+    pub async fn vendor_without_secrets(&self) -> AwsVendHandler {
+        use broker_shared::storage::Stores;
+        use broker_shared::storage::secrets_manager::SecretsManagerStore;
+        let env = &self.vendor_env;
+        let config = VendorConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
+        let closed =
+            test_support::sdk_config_for_endpoint(&test_support::unreachable_endpoint()).await;
+        let stores = config.stores.open(&self.aws);
+        let stores = Stores {
+            installations: SecretsManagerStore::new(
+                aws_sdk_secretsmanager::Client::new(&closed),
+                config.stores.secrets.clone(),
+            ),
+            tokens: stores.tokens,
+            registry: stores.registry,
+        };
+        token_vendor::VendHandler::new(config, None, stores)
+    }
+
     pub async fn vendor_trusting_l1_for(&self, l1_trust: Duration) -> AwsVendHandler {
         let env = &self.vendor_env;
         let mut config = VendorConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
@@ -335,6 +356,12 @@ pub async fn uninstall_then_reinstall(broker: &Lifecycle, eshop_id: u64, secrets
     );
 
     broker.install_shoptet(eshop_id, secrets).await;
+    // The control: a live shop without a cached token needs its secret.
+    let (status, body) = vend(&broker.vendor_without_secrets().await, "shoptet", &shop).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+    );
     assert_eq!(
         broker.secret_state("shoptet", &shop).await,
         SecretState::Active
