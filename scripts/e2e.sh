@@ -8,13 +8,17 @@
 # Run by scripts/test.sh (step e2e) with moto up and the AWS env exported;
 # run alone, it starts its own moto_server. It builds both functions, the
 # platform double and the checks up front; creates a token table, a registry
-# table and the add-on's client-secret secret in moto; starts the double (one
-# seeded Shoptet e-shop) and `cargo lambda watch` with both functions' env;
+# table and the add-on's client-secret secret in moto; starts the double (two
+# seeded Shoptet e-shops) and `cargo lambda watch` with both functions' env;
 # then runs the checks, tests/e2e/tests/lambda_watch.rs (`cargo test -p
 # broker-e2e --test lambda_watch`), with E2E_WATCH_URL, E2E_DOUBLE_URL, E2E_ESHOP_ID,
-# E2E_UNKNOWN_ESHOP_ID and E2E_INSTALL_CODE exported. Exits non-zero when a
-# check fails or a function process exits meanwhile; stops everything it
-# started on every exit path. Logs: target/e2e-*.log.
+# E2E_UNKNOWN_ESHOP_ID and E2E_INSTALL_CODE exported; then the consumer
+# examples (examples/python, examples/node, run by tests/e2e/examples.py)
+# against the second e-shop, E2E_EXAMPLES_ESHOP_ID, which that script installs
+# with E2E_EXAMPLES_INSTALL_CODE (the checks uninstall the first). Installs the
+# Node example's dependencies (`npm ci`) when its package-lock.json changed.
+# Exits non-zero when a check fails or a function process exits meanwhile;
+# stops everything it started on every exit path. Logs: target/e2e-*.log.
 #
 # Environment:
 #   E2E_READY_TIMEOUT    seconds to wait for the watch server (default 60)
@@ -33,8 +37,10 @@ BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 READY_TIMEOUT="${E2E_READY_TIMEOUT:-60}"
 # The binaries `cargo lambda watch` runs (cargo run --bin NAME).
 FUNCTIONS="install-callback token-vendor"
-export E2E_ESHOP_ID=314159 E2E_UNKNOWN_ESHOP_ID=271828
+export E2E_ESHOP_ID=314159 E2E_UNKNOWN_ESHOP_ID=271828 E2E_EXAMPLES_ESHOP_ID=161803
 CHECKS=(cargo test --quiet -p broker-e2e --test lambda_watch)
+EXAMPLES=("$VENV/bin/python" tests/e2e/examples.py)
+NODE_EXAMPLE="$REPO_ROOT/examples/node"
 WORK="" DOUBLE_PID="" WATCH_PID="" CHECKS_PID=""
 
 # stop_tree PID: stops process PID, then whatever of its descendants is left
@@ -105,21 +111,37 @@ print(secrets.create_secret(Name=secret_name, SecretString="double-client-secret
 PY
 }
 
-# Starts the double with the e-shop seeded; exports its URL and install code.
+# Starts the double with both e-shops seeded; exports its URL and their
+# install codes.
 start_double() {
     local out="$WORK/double.out"
-    "$BIN_DIR/platform-double" --port 0 --seed-shoptet "$E2E_ESHOP_ID" >"$out" 2>"$DOUBLE_LOG" &
+    "$BIN_DIR/platform-double" --port 0 --seed-shoptet "$E2E_ESHOP_ID" \
+        --seed-shoptet "$E2E_EXAMPLES_ESHOP_ID" >"$out" 2>"$DOUBLE_LOG" &
     DOUBLE_PID=$!
-    if ! wait_for 20 "platform double" "$DOUBLE_PID" grep -q "^shoptet-code $E2E_ESHOP_ID " "$out"; then
+    if ! wait_for 20 "platform double" "$DOUBLE_PID" grep -q "^shoptet-code $E2E_EXAMPLES_ESHOP_ID " "$out"; then
         cat "$out" "$DOUBLE_LOG" >&2 || true
         die "the platform double did not start"
     fi
-    export E2E_DOUBLE_URL E2E_INSTALL_CODE
+    export E2E_DOUBLE_URL E2E_INSTALL_CODE E2E_EXAMPLES_INSTALL_CODE
     E2E_DOUBLE_URL="$(head -n 1 "$out")"
     E2E_INSTALL_CODE="$(sed -n "s/^shoptet-code $E2E_ESHOP_ID //p" "$out")"
-    [[ "$E2E_DOUBLE_URL" == http://127.0.0.1:* && -n "$E2E_INSTALL_CODE" ]] \
+    E2E_EXAMPLES_INSTALL_CODE="$(sed -n "s/^shoptet-code $E2E_EXAMPLES_ESHOP_ID //p" "$out")"
+    [[ "$E2E_DOUBLE_URL" == http://127.0.0.1:* && -n "$E2E_INSTALL_CODE" && -n "$E2E_EXAMPLES_INSTALL_CODE" ]] \
         || die "unexpected platform double output: $(cat "$out")"
-    log "platform double at $E2E_DOUBLE_URL (e-shop $E2E_ESHOP_ID seeded)"
+    log "platform double at $E2E_DOUBLE_URL (e-shops $E2E_ESHOP_ID and $E2E_EXAMPLES_ESHOP_ID seeded)"
+}
+
+# Installs the Node example's pinned dependencies into its node_modules
+# (`npm ci`) unless they are there from this package-lock.json already.
+ensure_node_example() {
+    local stamp="$NODE_EXAMPLE/node_modules/.e2e-package-lock.json"
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        die "node and npm are required (examples/node: Node.js >= 20)"
+    fi
+    cmp -s "$NODE_EXAMPLE/package-lock.json" "$stamp" && return 0
+    log "npm ci (examples/node)"
+    npm ci --prefix "$NODE_EXAMPLE" --no-audit --no-fund --loglevel=error
+    cp "$NODE_EXAMPLE/package-lock.json" "$stamp"
 }
 
 # Starts `cargo lambda watch` on a free port with both functions' env (the
@@ -165,16 +187,16 @@ watch_log_tail() {
     tail -n "$1" "$WATCH_LOG" >&2 || true
 }
 
-# Runs the checks. When a function process exits meanwhile (e.g. on a
-# configuration error at start-up) or is killed, `cargo lambda watch` logs
-# "command exited" or "command killed" but leaves that invocation and every
-# later one waiting: that stops the checks at once. Waiting in a loop also
-# keeps INT/TERM responsive.
+# run_checks COMMAND...: runs COMMAND. When a function process exits
+# meanwhile (e.g. on a configuration error at start-up) or is killed, `cargo
+# lambda watch` logs "command exited" or "command killed" but leaves that
+# invocation and every later one waiting: that stops COMMAND at once. Waiting
+# in a loop also keeps INT/TERM responsive.
 run_checks() {
     local exited='command (exited|killed)' exits rc=0
     exits="$(grep -cE "$exited" "$WATCH_LOG" || true)"
-    log "${CHECKS[*]}"
-    "${CHECKS[@]}" -- --nocapture &
+    log "$*"
+    "$@" &
     CHECKS_PID=$!
     while kill -0 "$CHECKS_PID" 2>/dev/null; do
         if (($(grep -cE "$exited" "$WATCH_LOG" || true) > exits)); then
@@ -211,6 +233,7 @@ main() {
     done
     log "${CHECKS[*]} --no-run"
     "${CHECKS[@]}" --no-run
+    ensure_node_example
 
     id="$(date +%s)-$$"
     secret_arn="$(create_aws_resources "e2e-tokens-$id" "e2e-registry-$id" "e2e-$id-shoptet-client-secret")" \
@@ -219,7 +242,7 @@ main() {
     start_double
     start_watch "$secret_arn" "$id"
 
-    if ! run_checks; then
+    if ! run_checks "${CHECKS[@]}" -- --nocapture || ! run_checks "${EXAMPLES[@]}"; then
         watch_log_tail 40
         die "e2e: FAILED: the checks above failed ($((SECONDS - start)) s)"
     fi
