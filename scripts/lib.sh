@@ -178,3 +178,42 @@ ensure_rust_target() {
     log "rustup target add $target"
     rustup target add "$target"
 }
+
+# broker-local started by start_broker_local: its URL and process id.
+BROKER_LOCAL_URL=""
+BROKER_LOCAL_PID=""
+
+stop_broker_local() {
+    if [[ -n "$BROKER_LOCAL_PID" ]]; then
+        stop_process "$BROKER_LOCAL_PID"
+        BROKER_LOCAL_PID=""
+    fi
+}
+
+# Starts the built broker-local on a free loopback port (it binds port 0 and
+# prints where it listens) with the embedded store at $1/broker.db (fresh)
+# and sandbox platforms, whatever the environment configures; its output goes
+# to $1/broker-local.log. Waits for "ready" and sets BROKER_LOCAL_URL. The
+# caller stops it with stop_broker_local (from an EXIT trap).
+start_broker_local() {
+    local dir="$1" log="$1/broker-local.log" deadline
+    local bin="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/broker-local"
+    [[ -x "$bin" ]] || die "$bin missing (cargo build -p broker-local)"
+    mkdir -p "$dir"
+    rm -f "$dir/broker.db"
+    env -u SHOPTET_OAUTH_URL -u SHOPRENTER_CLIENT_ID RUST_LOG=warn \
+        "$bin" --listen 127.0.0.1:0 --db "$dir/broker.db" >"$log" 2>&1 &
+    BROKER_LOCAL_PID=$!
+    deadline=$((SECONDS + 30))
+    until grep -qx ready "$log"; do
+        if ! kill -0 "$BROKER_LOCAL_PID" 2>/dev/null || ((SECONDS >= deadline)); then
+            stop_broker_local
+            printf 'error: broker-local did not get ready; last lines of %s:\n' "$log" >&2
+            tail -n 30 "$log" >&2 || true
+            exit 1
+        fi
+        sleep 0.1
+    done
+    BROKER_LOCAL_URL="$(sed -n 's/^shop-token-broker local server: //p' "$log")"
+    [[ "$BROKER_LOCAL_URL" == http://127.0.0.1:* ]] || die "broker-local printed no URL (see $log)"
+}

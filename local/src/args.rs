@@ -17,7 +17,7 @@ Options:
   --allow-remote       allow a non-loopback --listen; requires BROKER_BEARER_TOKEN
                        (>= 32 characters), then demanded on the token and
                        operator routes as `Authorization: Bearer <token>` (the
-                       routes the platforms call stay public)
+                       routes the platforms call and /openapi.yaml stay public)
   -h, --help           this text
 
 Environment: the variables of both functions (see README), plus

@@ -153,6 +153,10 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 fn announce(sandbox: Option<&Sandbox>, broker_url: &str) {
+    println!(
+        "API description (OpenAPI 3.1): {broker_url}{}",
+        server::OPENAPI_PATH
+    );
     if let Some(sandbox) = sandbox {
         println!("{}", sandbox.try_it(broker_url));
     }

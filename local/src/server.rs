@@ -10,7 +10,7 @@ use broker_shared::http::HttpError;
 use broker_shared::storage::{InstallationRegistry, InstallationStore, TokenCache};
 use install_callback::InstallCallback;
 use lambda_http::Body;
-use lambda_http::http::{Request, Response, StatusCode};
+use lambda_http::http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use subtle::{Choice, ConstantTimeEq};
 use token_vendor::VendHandler;
 use tokio::net::TcpListener;
@@ -24,6 +24,12 @@ const PUBLIC_PATHS: [&str; 4] = [
     "/shoprenter/install",
     "/shoprenter/uninstall",
 ];
+
+/// The API's description (`openapi.yaml` at the repository's top level),
+/// served by this server only (not a route of the stack). It holds no
+/// secret, so it is served without the bearer.
+pub const OPENAPI_PATH: &str = "/openapi.yaml";
+const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
 
 pub struct Broker<S1, C1, R1, S2, C2, R2> {
     pub install: InstallCallback<S1, C1, R1>,
@@ -61,6 +67,9 @@ where
         };
         let request = Request::from_parts(parts, Body::from(body.to_vec()));
         let path = request.uri().path();
+        if path == OPENAPI_PATH {
+            return openapi(request.method());
+        }
         if !is_public(path) && !broker.authorized(&request) {
             return plain(StatusCode::UNAUTHORIZED);
         }
@@ -106,6 +115,27 @@ fn bearer_matches(presented: &str, expected: &str) -> bool {
         equal &= a.ct_eq(&b);
     }
     equal.into()
+}
+
+/// `GET /openapi.yaml` (and `HEAD`); any other method is 405.
+fn openapi(method: &Method) -> Response<AxumBody> {
+    let body = match *method {
+        Method::GET => AxumBody::from(OPENAPI_YAML),
+        Method::HEAD => AxumBody::empty(),
+        _ => {
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED);
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+    };
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/yaml"),
+    );
+    response
 }
 
 fn plain(status: StatusCode) -> Response<AxumBody> {

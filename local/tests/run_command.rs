@@ -308,3 +308,72 @@ fn with_a_bearer_token_the_token_and_operator_routes_refuse_anonymous_callers_an
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_api_description_is_served_without_the_bearer_and_marks_exactly_the_platform_routes_public() {
+    let (dir, db) = fresh_db("openapi");
+    let bearer = "a-bearer-token-of-at-least-32-characters";
+    let server = Server::start_with(&db, &["--allow-remote"], &[("BROKER_BEARER_TOKEN", bearer)]);
+    let url = format!("{}/openapi.yaml", server.broker_url());
+    assert!(
+        server.printed.iter().any(|line| line.ends_with(&url)),
+        "the address is printed: {:?}",
+        server.printed
+    );
+    let output = Command::new("curl")
+        .args(["-s", "-i", &url])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "curl {url} failed");
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let (head, body) = printed.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.lines()
+            .any(|line| line.eq_ignore_ascii_case("content-type: application/yaml")),
+        "{head}"
+    );
+    assert_eq!(
+        body,
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml")).unwrap(),
+        "the top-level openapi.yaml, as built"
+    );
+
+    let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(body).expect("YAML");
+    let version = document["openapi"].as_str().expect("an openapi version");
+    assert!(version.starts_with("3.1."), "{version}");
+    // As in template.yaml: SigV4 by default, none on the platform callbacks.
+    let default_schemes: Vec<&str> = document["security"]
+        .as_sequence()
+        .expect("a default security requirement")
+        .iter()
+        .flat_map(|requirement| requirement.as_mapping().unwrap().keys())
+        .map(|name| name.as_str().unwrap())
+        .collect();
+    assert!(default_schemes.contains(&"sigv4"), "{default_schemes:?}");
+    let mut public = Vec::new();
+    for (path, item) in document["paths"].as_mapping().expect("paths") {
+        for (method, operation) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap();
+            if method == "parameters" {
+                continue;
+            }
+            let security = operation.get("security").and_then(|s| s.as_sequence());
+            if security.is_some_and(|requirements| requirements.is_empty()) {
+                public.push(format!("{} {}", method, path.as_str().unwrap()));
+            }
+        }
+    }
+    public.sort();
+    assert_eq!(
+        public,
+        [
+            "get /shoprenter/install",
+            "get /shoprenter/uninstall",
+            "get /shoptet/install",
+            "post /shoptet/webhook",
+        ]
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

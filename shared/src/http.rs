@@ -79,9 +79,42 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Stri
     response
 }
 
+/// A request body read as the JSON object `T` is: serde alone would also
+/// build a struct from an array of its fields' values (`[600, null]`), which
+/// no contract of ours allows. `None` for anything else; callers answer with
+/// their own message, since serde's could quote a secret.
+pub fn from_json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    serde_json::from_value(serde_json::Value::Object(object)).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_json_object_is_a_body() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Options {
+            min_ttl_seconds: Option<u64>,
+            stale_token: Option<String>,
+        }
+        let expected = Options {
+            min_ttl_seconds: Some(60),
+            stale_token: None,
+        };
+        assert_eq!(
+            from_json_object::<Options>(b" \r\n\t{\"min_ttl_seconds\": 60}"),
+            Some(expected)
+        );
+        for body in ["[60, null]", "[]", "null", "60", "\"x\"", " ", ""] {
+            assert_eq!(
+                from_json_object::<Options>(body.as_bytes()),
+                None,
+                "{body:?}"
+            );
+        }
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("slow down")]

@@ -11,8 +11,11 @@ use lambda_http::http::StatusCode;
 pub enum InstallError {
     #[error("no such route")]
     NotFound,
+    #[error("the broker knows no installation of this shop")]
+    UnknownInstallation,
+    /// `allow`: the route's methods, for the `Allow` header.
     #[error("method not allowed on this route")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: &'static str },
     #[error("{0}")]
     InvalidRequest(&'static str),
     #[error("the platform refused ({upstream_code})")]
@@ -32,8 +35,8 @@ pub enum InstallError {
 impl HttpError for InstallError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotFound | Self::UnknownInstallation => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::UpstreamRejected { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamUnavailable | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -45,8 +48,8 @@ impl HttpError for InstallError {
 
     fn code(&self) -> &'static str {
         match self {
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::NotFound | Self::UnknownInstallation => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::InvalidRequest(_) => "invalid_request",
             Self::UpstreamRejected { .. } => "upstream_rejected",
             Self::UpstreamUnavailable => "upstream_unavailable",

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use broker_shared::http::{HttpError, json_response};
+use broker_shared::http::{HttpError, from_json_object, json_response};
 use broker_shared::ids::{Platform, ShopRef, ShoprenterShopName};
 use broker_shared::model::{
     InstallationStatus, Registration, ShoprenterCredentials, ShoptetInstallationRecord,
@@ -18,7 +18,7 @@ use broker_shared::storage::{
     InstallationRegistry, InstallationStore, RecoveryWindow, SaveOutcome, Stores, TokenCache,
 };
 use broker_shared::vending::{Candidate, REMEMBERED_SHOPS, TokenVendor};
-use lambda_http::http::{Method, Response, StatusCode};
+use lambda_http::http::{HeaderValue, Method, Response, StatusCode, header};
 use lambda_http::{Body, Request};
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, timeout_at};
@@ -78,6 +78,21 @@ enum Route<'a> {
 }
 
 impl Route<'_> {
+    /// The methods the route answers, as a 405's `Allow` header lists them.
+    fn allow(&self) -> &'static str {
+        match self {
+            Self::ShoptetInstall
+            | Self::ShoprenterAppInstall
+            | Self::ShoprenterAppUninstall
+            | Self::Installations => "GET",
+            Self::ShoptetWebhook => "POST",
+            Self::ShoptetInstallation(_)
+            | Self::ShoprenterCredentials(_)
+            | Self::ShoprenterInstallation(_) => "PUT",
+            Self::Installation(..) => "GET, DELETE",
+        }
+    }
+
     /// Browser routes answer errors as a short HTML page.
     fn is_browser(&self) -> bool {
         matches!(
@@ -188,7 +203,9 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             (Some(Route::Installation(platform, shop)), &Method::DELETE) => {
                 self.delete_installation(platform, shop).await
             }
-            (Some(_), _) => Err(InstallError::MethodNotAllowed),
+            (Some(route), _) => Err(InstallError::MethodNotAllowed {
+                allow: route.allow(),
+            }),
             (None, _) => Err(InstallError::NotFound),
         };
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -196,11 +213,18 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             Ok(response) => response,
             Err(error) => {
                 tracing::warn!(outcome = error.code(), %error, duration_ms, "request refused");
-                if browser && !wants_json(&request) {
+                let mut response = if browser && !wants_json(&request) {
                     crate::shoprenter_app::error_page(&error)
                 } else {
                     error.to_response()
+                };
+                // RFC 9110: a 405 lists the methods the route does answer.
+                if let InstallError::MethodNotAllowed { allow } = error {
+                    response
+                        .headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static(allow));
                 }
+                response
             }
         };
         response.map(Body::from)
@@ -379,12 +403,13 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
 
 /// Matches on the path's tail, so a stage prefix or a Function URL path
 /// makes no difference. The operator's `/installations/…` routes are
-/// matched first, so a shop named `install` is never taken for a route.
+/// matched first (one shop before the listing), so a shop named `install`
+/// or `installations` is never taken for another route.
 fn route(path: &str) -> Option<Route<'_>> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
-        [.., "installations"] => Some(Route::Installations),
         [.., "installations", platform, shop] => Some(Route::Installation(platform, shop)),
+        [.., "installations"] => Some(Route::Installations),
         [.., "shoptet", "install"] => Some(Route::ShoptetInstall),
         [.., "shoptet", "webhook"] => Some(Route::ShoptetWebhook),
         [.., "shoptet", eshop_id, "installation"] => Some(Route::ShoptetInstallation(eshop_id)),
@@ -425,11 +450,9 @@ fn credentials_body(body: &[u8]) -> Result<ShoprenterCredentials, InstallError> 
     }
 
     // serde's message could quote the secret: replace it with our own.
-    let body: CredentialsBody = serde_json::from_slice(body).map_err(|_| {
-        InstallError::InvalidRequest(
-            "the body must be JSON {\"client_id\": \"…\", \"client_secret\": \"…\"}",
-        )
-    })?;
+    let body: CredentialsBody = from_json_object(body).ok_or(InstallError::InvalidRequest(
+        "the body must be JSON {\"client_id\": \"…\", \"client_secret\": \"…\"}",
+    ))?;
     let printable = |s: &str, max: usize| {
         (1..=max).contains(&s.len()) && s.chars().all(|c| c.is_ascii_graphic())
     };

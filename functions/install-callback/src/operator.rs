@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use broker_shared::http::json_response;
+use broker_shared::http::{from_json_object, json_response};
 use broker_shared::ids::{Platform, ShopRef, ShoptetEshopId};
 use broker_shared::model::{
     InstallationStatus, Registration, ShoptetInstallation, ShoptetInstallationRecord,
@@ -82,11 +82,9 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             InstallError::InvalidRequest("the eshopId is not a valid Shoptet e-shop id")
         })?;
         // serde's message could quote the token: use our own.
-        let body: ImportBody = serde_json::from_slice(body).map_err(|_| {
-            InstallError::InvalidRequest(
-                "the body must be JSON {\"oauth_access_token\": \"…\", \"eshop_url\"?, \"contact_email\"?}",
-            )
-        })?;
+        let body: ImportBody = from_json_object(body).ok_or(InstallError::InvalidRequest(
+            "the body must be JSON {\"oauth_access_token\": \"…\", \"eshop_url\"?, \"contact_email\"?}",
+        ))?;
         let token = body.oauth_access_token.expose_secret();
         if !(1..=1024).contains(&token.len()) || !token.chars().all(|c| c.is_ascii_graphic()) {
             return Err(InstallError::InvalidRequest(
@@ -149,6 +147,17 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         shop: &str,
     ) -> Result<Response<String>, InstallError> {
         let shop = parse_shop(platform, shop)?;
+        // An installation from before the registry has a secret only.
+        let known = self.stores().registry.registration(&shop).await?.is_some()
+            || self
+                .stores()
+                .installations
+                .load_document(&shop)
+                .await?
+                .is_some();
+        if !known {
+            return Err(InstallError::UnknownInstallation);
+        }
         let (registration, _) = self.retire(&shop).await?;
         Ok(json_response(
             StatusCode::OK,
@@ -168,7 +177,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             .registry
             .registration(&shop)
             .await?
-            .ok_or(InstallError::NotFound)?;
+            .ok_or(InstallError::UnknownInstallation)?;
         Ok(json_response(
             StatusCode::OK,
             &InstallationView::from(&registration),

@@ -548,6 +548,33 @@ async fn operators_import_list_show_and_delete_installations_without_seeing_secr
         (status, error_code(&body)),
         (StatusCode::NOT_FOUND, "not_found")
     );
+    let (status, body) = broker
+        .send("DELETE", "/installations/shoptet/999", Body::Empty)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "an unknown shop is not registered as uninstalled"
+    );
+    assert_eq!(broker.registry_status("shoptet", "999").await, None);
+    // A shop named like the listing is still one shop.
+    let (status, body) = broker
+        .send("GET", "/installations/shoprenter/installations", Body::Empty)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    for body in ["[\"token\"]", "[]"] {
+        let (status, answer) = broker
+            .send("PUT", "/shoptet/7012/installation", Body::from(body))
+            .await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "an array is not a body: {body}"
+        );
+    }
 }
 
 #[tokio::test]

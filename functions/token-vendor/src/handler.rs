@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use broker_shared::http::{HttpError, json_response};
+use broker_shared::http::{HttpError, from_json_object, json_response};
 use broker_shared::ids::{Platform, ShopRef};
 use broker_shared::model::ShoprenterCredentials;
 use broker_shared::secret::{ApiAccessToken, ExposeSecret};
@@ -137,12 +137,13 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
             Method::GET => Options::default(),
             Method::POST if request.body().is_empty() => Options::default(),
             // serde's message could quote the stale token: use our own.
-            Method::POST => serde_json::from_slice(request.body()).map_err(|_| {
-                VendError::InvalidRequest(
-                    "the body must be JSON {\"min_ttl_seconds\": N, \"stale_token\": \"…\"} (both optional)"
-                        .into(),
-                )
-            })?,
+            Method::POST => from_json_object(request.body())
+                .ok_or_else(|| {
+                    VendError::InvalidRequest(
+                        "the body must be JSON {\"min_ttl_seconds\": N, \"stale_token\": \"…\"} (both optional)"
+                            .into(),
+                    )
+                })?,
             _ => return Err(VendError::InvalidRequest("use GET or POST".into())),
         };
         self.vend(platform, shop, options.min_ttl_seconds, options.stale_token)
@@ -150,7 +151,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
     }
 
     async fn direct(&self, payload: &[u8]) -> Result<Response<String>, VendError> {
-        let payload: DirectPayload = serde_json::from_slice(payload).map_err(|_| {
+        let payload: DirectPayload = from_json_object(payload).ok_or_else(|| {
             VendError::InvalidRequest(
                 "the payload must be {\"platform\", \"shop\", \"min_ttl_seconds\"?, \"stale_token\"?}"
                     .into(),
