@@ -35,9 +35,15 @@ step_fmt() {
     cargo fmt --all -- --check
 }
 
+# The storage contract suite also covers the SQLite adapter, which is behind a
+# feature so that the Lambda binaries leave SQLite out; the consumer client's
+# AWS transports (SigV4, Lambda Invoke) are behind features so that its
+# default build stays light.
+TEST_FEATURES=broker-shared/sqlite,shop-token-client/http,shop-token-client/lambda
+
 step_clippy() {
     log "cargo clippy"
-    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets --features "$TEST_FEATURES" -- -D warnings
 }
 
 step_sam_lint() {
@@ -232,11 +238,9 @@ step_test() {
             -p|--package|--package=*|-p?*) scope=() ;;
         esac
     done
-    # The storage contract suite also covers the SQLite adapter, which is
-    # behind a feature so that the Lambda binaries leave SQLite out.
     local features=()
     if ((${#scope[@]})); then
-        features=(--features broker-shared/sqlite)
+        features=(--features "$TEST_FEATURES")
     fi
     log "$(echo cargo test "${scope[@]}" "${features[@]}" "$@")"
     cargo test "${scope[@]}" "${features[@]}" "$@"

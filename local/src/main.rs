@@ -2,12 +2,12 @@
 
 mod args;
 mod sandbox;
-mod server;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use args::{Args, Store, USAGE};
+use broker_local::server::{self, Broker};
 use broker_shared::config::{self, ConfigError};
 use broker_shared::model::ShoprenterCredentials;
 use broker_shared::secret::{ClientSecret, WebhookKey};
@@ -15,7 +15,6 @@ use broker_shared::storage::Stores;
 use broker_shared::storage::sqlite::SqliteStore;
 use install_callback::{InstallCallback, InstallConfig, InstallSecrets};
 use sandbox::Sandbox;
-use server::Broker;
 use token_vendor::{VendHandler, VendorConfig};
 use tokio::net::TcpListener;
 

@@ -559,7 +559,11 @@ async fn operators_import_list_show_and_delete_installations_without_seeing_secr
     assert_eq!(broker.registry_status("shoptet", "999").await, None);
     // A shop named like the listing is still one shop.
     let (status, body) = broker
-        .send("GET", "/installations/shoprenter/installations", Body::Empty)
+        .send(
+            "GET",
+            "/installations/shoprenter/installations",
+            Body::Empty,
+        )
         .await;
     assert_eq!(
         (status, error_code(&body)),

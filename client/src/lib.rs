@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod client;
+mod error;
+mod shop;
+mod token;
+mod transport;
+
+pub use crate::client::{DEFAULT_REFRESH_MARGIN, TokenClient, TokenClientBuilder};
+pub use crate::error::{ClientError, TransportError};
+pub use crate::shop::{InvalidShop, Platform, Shop};
+pub use crate::token::{ShopToken, VendAnswer};
+#[cfg(feature = "lambda")]
+pub use crate::transport::LambdaTransport;
+#[cfg(feature = "http")]
+pub use crate::transport::SigV4Signer;
+pub use crate::transport::{HttpTransport, Transport};
+/// The secret types tokens come in: read one with
+/// [`ExposeSecret::expose_secret`], where it goes on a request.
+pub use secrecy::{ExposeSecret, SecretString};
