@@ -4,7 +4,6 @@
 //! instance refreshes a shop's token at a time. DynamoDB's TTL deletion lags
 //! (by up to days), so readers always check expiry themselves.
 
-use std::collections::HashMap;
 use std::time::SystemTime;
 
 use aws_sdk_dynamodb::Client;
@@ -13,14 +12,14 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::aws_errors::summary;
+use super::dynamo_item::{Item, consistent_get, is_conditional_failure, millis};
 use super::raw::{RawEntry, corrupt};
 use super::{LeaseAttempt, StoreError, TokenCache, entry_expiry, raw};
 use crate::ids::ShopRef;
 use crate::model::{CacheEntry, CachedToken};
 use crate::secret::ExposeSecret;
 
-/// The table's partition key; `template.yaml` declares the same name.
-pub const PARTITION_KEY: &str = "pk";
+pub use super::dynamo_item::PARTITION_KEY;
 /// The TTL attribute (epoch seconds); `template.yaml` enables TTL on it.
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
@@ -30,8 +29,6 @@ const SCOPES: &str = "scopes";
 const LEDGER: &str = "ledger";
 const LEASE_OWNER: &str = "lease_owner";
 const LEASE_UNTIL: &str = "lease_until";
-
-type Item = HashMap<String, AttributeValue>;
 
 #[derive(Clone)]
 pub struct DynamoTokenCache {
@@ -50,16 +47,11 @@ impl DynamoTokenCache {
 
 impl TokenCache for DynamoTokenCache {
     async fn load(&self, shop: &ShopRef) -> Result<Option<CacheEntry>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(shop.key()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|error| StoreError::Unavailable(summary(&error)))?;
-        output.item().map(entry_from_item).transpose()
+        consistent_get(&self.client, &self.table, shop)
+            .await?
+            .as_ref()
+            .map(entry_from_item)
+            .transpose()
     }
 
     async fn try_lease(
@@ -183,12 +175,6 @@ impl TokenCache for DynamoTokenCache {
     }
 }
 
-fn is_conditional_failure<R>(error: &SdkError<UpdateItemError, R>) -> bool {
-    error
-        .as_service_error()
-        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
-}
-
 /// The item as it was when a condition failed (`ReturnValuesOnConditionCheckFailure`).
 fn conditional_failure_item<R>(error: &SdkError<UpdateItemError, R>) -> Option<Item> {
     match error.as_service_error()? {
@@ -197,10 +183,6 @@ fn conditional_failure_item<R>(error: &SdkError<UpdateItemError, R>) -> Option<I
         }
         _ => None,
     }
-}
-
-fn millis(at: SystemTime) -> AttributeValue {
-    AttributeValue::N(raw::millis(at).to_string())
 }
 
 fn epoch_seconds(at: SystemTime) -> AttributeValue {

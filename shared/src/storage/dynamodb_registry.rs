@@ -5,22 +5,19 @@
 //! replaced are decided atomically; the re-check claim is a conditional
 //! write. Times are epoch milliseconds (N).
 
-use std::collections::HashMap;
 use std::time::SystemTime;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::aws_errors::summary;
-use super::raw::{self, RawRegistration, corrupt_registration};
+use super::dynamo_item::{Item, consistent_get, is_conditional_failure, millis};
+use super::raw::{RawRegistration, corrupt_registration};
 use super::{InstallationRegistry, RegistryPage, RegistryQuery, StoreError};
 use crate::ids::ShopRef;
 use crate::model::{InstallationStatus, Registration, StatusChange};
 
-/// The table's partition key (S): [`ShopRef::key`]. `template.yaml`
-/// declares the same name.
-pub const PARTITION_KEY: &str = "pk";
+pub use super::dynamo_item::PARTITION_KEY;
 /// The global secondary index listing one platform: partition key
 /// [`PLATFORM`] (S), sort key [`PARTITION_KEY`] (S), every attribute projected.
 pub const PLATFORM_INDEX: &str = "by-platform";
@@ -31,8 +28,6 @@ const STATUS: &str = "status";
 const INSTALLED_AT: &str = "installed_at";
 const UPDATED_AT: &str = "updated_at";
 const RECHECK_AT: &str = "recheck_at";
-
-type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, Clone)]
 pub struct DynamoRegistry {
@@ -51,16 +46,11 @@ impl DynamoRegistry {
 
 impl InstallationRegistry for DynamoRegistry {
     async fn registration(&self, shop: &ShopRef) -> Result<Option<Registration>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(shop.key()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|error| StoreError::Unavailable(summary(&error)))?;
-        output.item().map(registration_from_item).transpose()
+        consistent_get(&self.client, &self.table, shop)
+            .await?
+            .as_ref()
+            .map(registration_from_item)
+            .transpose()
     }
 
     async fn record(
@@ -140,13 +130,7 @@ impl InstallationRegistry for DynamoRegistry {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(false)
-            }
+            Err(error) if is_conditional_failure(&error) => Ok(false),
             Err(error) => Err(StoreError::Unavailable(summary(&error))),
         }
     }
@@ -250,10 +234,6 @@ impl InstallationRegistry for DynamoRegistry {
 
 fn status(status: InstallationStatus) -> AttributeValue {
     AttributeValue::S(status.as_str().to_owned())
-}
-
-fn millis(at: SystemTime) -> AttributeValue {
-    AttributeValue::N(raw::millis(at).to_string())
 }
 
 /// Reads the item's attributes; what they mean is decided by

@@ -17,6 +17,7 @@ use crate::model::{
 };
 
 mod aws_errors;
+mod dynamo_item;
 pub mod dynamodb;
 pub mod dynamodb_registry;
 pub mod memory;

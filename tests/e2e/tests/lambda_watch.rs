@@ -194,11 +194,16 @@ impl Checks {
             "{}/2015-03-31/functions/{function}/invocations",
             self.env.watch
         );
+        self.post(&url, event, what).await
+    }
+
+    /// POST of a JSON body (empty for none) to any URL of the run.
+    async fn post(&self, url: &str, body: String, what: &str) -> Answer {
         let response = self
             .client
-            .post(&url)
+            .post(url)
             .header(CONTENT_TYPE, "application/json")
-            .body(event)
+            .body(body)
             .send()
             .await
             .unwrap_or_else(|error| panic!("{what}: POST {url}: {error}"));
@@ -403,13 +408,7 @@ async fn lambda_functions_under_cargo_lambda_watch() {
     //    URL: confirmed upstream, the installation is retired.
     let what = "9. uninstall at the double, then POST /shoptet/webhook";
     let url = format!("{}/_double/shoptet/{eshop}/uninstall", env.double);
-    let response = checks
-        .client
-        .post(&url)
-        .send()
-        .await
-        .unwrap_or_else(|error| panic!("{what}: POST {url}: {error}"));
-    let answer = Answer::read(response, what).await;
+    let answer = checks.post(&url, String::new(), what).await;
     assert_eq!(
         answer.status,
         StatusCode::OK,
@@ -423,15 +422,7 @@ async fn lambda_functions_under_cargo_lambda_watch() {
         r#"{{"eshopId":{eshop},"event":"addon:uninstall","eventCreated":"{created}","eventInstance":"{eshop}"}}"#
     );
     let url = format!("{}/lambda-url/install-callback/shoptet/webhook", env.watch);
-    let response = checks
-        .client
-        .post(&url)
-        .header(CONTENT_TYPE, "application/json")
-        .body(event)
-        .send()
-        .await
-        .unwrap_or_else(|error| panic!("{what}: POST {url}: {error}"));
-    let answer = Answer::read(response, what).await;
+    let answer = checks.post(&url, event, what).await;
     let body = url_json(&answer, StatusCode::OK, what);
     assert_eq!(body["status"], "processed", "{what}: {body}");
     println!("PASS {what}: 200 processed");

@@ -1,0 +1,50 @@
+//! What both DynamoDB adapters (token cache, registry) share: the item
+//! shape, the partition key, time attributes, the consistent read of one
+//! shop's item and the test for a failed condition.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::StoreError;
+use super::aws_errors::summary;
+use super::raw;
+use crate::ids::ShopRef;
+
+/// Both tables' partition key (S): [`ShopRef::key`]. `template.yaml`
+/// declares the same name.
+pub const PARTITION_KEY: &str = "pk";
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// Epoch milliseconds, as both tables store times.
+pub(super) fn millis(at: SystemTime) -> AttributeValue {
+    AttributeValue::N(raw::millis(at).to_string())
+}
+
+/// A strongly consistent read of the shop's item in `table`.
+pub(super) async fn consistent_get(
+    client: &Client,
+    table: &str,
+    shop: &ShopRef,
+) -> Result<Option<Item>, StoreError> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .key(PARTITION_KEY, AttributeValue::S(shop.key()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|error| StoreError::Unavailable(summary(&error)))?;
+    Ok(output.item)
+}
+
+pub(super) fn is_conditional_failure<R>(error: &SdkError<UpdateItemError, R>) -> bool {
+    error
+        .as_service_error()
+        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
+}
