@@ -2,12 +2,16 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod api;
 mod client;
 mod error;
 mod shop;
 mod token;
 mod transport;
 
+pub use crate::api::{
+    ApiClient, ApiClientBuilder, ApiError, ApiRequest, ApiResponse, DEFAULT_MAX_WAIT,
+};
 pub use crate::client::{DEFAULT_REFRESH_MARGIN, TokenClient, TokenClientBuilder};
 pub use crate::error::{ClientError, TransportError};
 pub use crate::shop::{InvalidShop, Platform, Shop};
@@ -20,3 +24,5 @@ pub use crate::transport::{HttpTransport, Transport};
 /// The secret types tokens come in: read one with
 /// [`ExposeSecret::expose_secret`], where it goes on a request.
 pub use secrecy::{ExposeSecret, SecretString};
+/// The HTTP types of [`ApiRequest`] and [`ApiResponse`].
+pub use reqwest::{Method, StatusCode, header};
