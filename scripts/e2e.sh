@@ -12,7 +12,8 @@
 # seeded Shoptet e-shops) and `cargo lambda watch` with both functions' env;
 # then runs the checks, tests/e2e/tests/lambda_watch.rs (`cargo test -p
 # broker-e2e --test lambda_watch`), with E2E_WATCH_URL, E2E_DOUBLE_URL, E2E_ESHOP_ID,
-# E2E_UNKNOWN_ESHOP_ID and E2E_INSTALL_CODE exported; then the consumer
+# E2E_UNKNOWN_ESHOP_ID, E2E_INSTALL_CODE and E2E_SHOP_TOKEN_BIN (the
+# `shop-token` command line, built here) exported; then the consumer
 # examples (examples/python, examples/node, run by tests/e2e/examples.py)
 # against the second e-shop, E2E_EXAMPLES_ESHOP_ID, which that script installs
 # with E2E_EXAMPLES_INSTALL_CODE (the checks uninstall the first). Installs the
@@ -231,6 +232,10 @@ main() {
         log "cargo build --bin $bin"
         cargo build --quiet --bin "$bin"
     done
+    # The consumer's command line, which check 10 runs with --function.
+    log "cargo build -p shop-token-client --features cli --bin shop-token"
+    cargo build --quiet -p shop-token-client --features cli --bin shop-token
+    export E2E_SHOP_TOKEN_BIN="$BIN_DIR/shop-token"
     log "${CHECKS[*]} --no-run"
     "${CHECKS[@]}" --no-run
     ensure_node_example

@@ -21,8 +21,8 @@ pub use crate::transport::LambdaTransport;
 #[cfg(feature = "http")]
 pub use crate::transport::SigV4Signer;
 pub use crate::transport::{HttpTransport, Transport};
+/// The HTTP types of [`ApiRequest`] and [`ApiResponse`].
+pub use reqwest::{Method, StatusCode, header};
 /// The secret types tokens come in: read one with
 /// [`ExposeSecret::expose_secret`], where it goes on a request.
 pub use secrecy::{ExposeSecret, SecretString};
-/// The HTTP types of [`ApiRequest`] and [`ApiResponse`].
-pub use reqwest::{Method, StatusCode, header};

@@ -1,198 +1,14 @@
-//! The client against the real broker: both handlers behind broker-local's
-//! server, on the embedded SQLite store, against the platform double, all
-//! over real HTTP on loopback ports. No AWS needed.
+//! The token client against the real broker (see `common`).
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use broker_local::server::Broker;
-use broker_shared::secret::ClientSecret;
-use broker_shared::storage::Stores;
-use broker_shared::storage::sqlite::SqliteStore;
-use install_callback::{InstallCallback, InstallConfig, InstallSecrets};
-use platform_double::{DoubleConfig, Endpoint, Fault, InstallationState, PlatformDouble};
-use shop_token_client::{
-    ClientError, ExposeSecret, HttpTransport, SecretString, Shop, ShopToken, TokenClient,
-    Transport, VendAnswer,
-};
-use token_vendor::{VendHandler, VendorConfig};
-use tokio::net::TcpListener;
+use common::{BEARER, ESHOP, LocalBroker, Setup, eshop, sleep_until};
+use platform_double::{Endpoint, Fault, InstallationState};
+use shop_token_client::{ClientError, ExposeSecret, HttpTransport, Shop, ShopToken, TokenClient};
 use tokio::task::JoinSet;
-
-const ESHOP: u64 = 222651;
-const BEARER: &str = "a-bearer-token-of-at-least-32-characters";
-
-/// The broker, the double it mints from, and where its store lives.
-struct LocalBroker {
-    url: String,
-    double: PlatformDouble,
-    db_dir: PathBuf,
-    server: tokio::task::JoinHandle<()>,
-    /// The broker's store and vendor configuration, for another vendor
-    /// instance sharing them (as Lambda instances share DynamoDB).
-    #[cfg_attr(not(feature = "lambda"), allow(dead_code))]
-    store: SqliteStore,
-    #[cfg_attr(not(feature = "lambda"), allow(dead_code))]
-    vendor_config: VendorConfig,
-}
-
-struct Setup {
-    /// Lifetime of the double's Shoptet API tokens.
-    token_lifetime: Duration,
-    /// The broker's `REFRESH_MARGIN_SECONDS`.
-    broker_margin_seconds: u64,
-    bearer_token: Option<&'static str>,
-}
-
-impl Default for Setup {
-    fn default() -> Self {
-        Self {
-            token_lifetime: Duration::from_secs(1800),
-            broker_margin_seconds: 300,
-            bearer_token: None,
-        }
-    }
-}
-
-impl LocalBroker {
-    async fn start(setup: Setup) -> Self {
-        let double = PlatformDouble::start_with(DoubleConfig {
-            api_token_lifetime: setup.token_lifetime,
-            ..DoubleConfig::default()
-        })
-        .await;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let config = double.config().clone();
-        let env: HashMap<&str, String> = HashMap::from([
-            ("SHOPTET_OAUTH_URL", double.shoptet_oauth_url()),
-            ("SHOPTET_API_URL", double.shoptet_api_url()),
-            ("SHOPTET_CLIENT_ID", config.shoptet_client_id.clone()),
-            ("SHOPTET_REDIRECT_URI", format!("{url}/shoptet/install")),
-            ("TOKEN_TABLE", "embedded".into()),
-            ("REGISTRY_TABLE", "embedded".into()),
-            (
-                "REFRESH_MARGIN_SECONDS",
-                setup.broker_margin_seconds.to_string(),
-            ),
-        ]);
-        let env = |name: &str| env.get(name).cloned();
-        let mut install_config = InstallConfig::from_env(&env).unwrap();
-        let mut vendor_config = VendorConfig::from_env(&env).unwrap();
-        // As broker-local runs them: every vend reads the shared store.
-        install_config.timing.l1_trust = Duration::ZERO;
-        vendor_config.timing.l1_trust = Duration::ZERO;
-
-        let db_dir = std::env::temp_dir().join(format!(
-            "shop-token-client-test-{}-{}",
-            std::process::id(),
-            NEXT_DB.fetch_add(1, Ordering::Relaxed)
-        ));
-        let store = SqliteStore::open(db_dir.join("broker.db")).unwrap();
-        let secrets = InstallSecrets {
-            shoptet_client_secret: config.shoptet_client_secret.map(ClientSecret::new),
-            ..InstallSecrets::default()
-        };
-        let broker = Broker {
-            install: InstallCallback::new(install_config, secrets, Stores::all(store.clone())),
-            vendor: VendHandler::new(vendor_config.clone(), None, Stores::all(store.clone())),
-            bearer_token: setup.bearer_token.map(str::to_owned),
-        };
-        let server = tokio::spawn(async move {
-            broker.serve(listener).await.unwrap();
-        });
-        Self {
-            url,
-            double,
-            db_dir,
-            server,
-            store,
-            vendor_config,
-        }
-    }
-
-    /// Installs the add-on in the e-shop as Shoptet does (a single-use code
-    /// sent to the install URL), then zeroes the double's counters.
-    async fn install(&self, eshop: u64) {
-        let code = self.double.issue_install_code(eshop);
-        let response = reqwest::get(format!("{}/shoptet/install?code={code}", self.url))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-        self.double.reset_counters();
-    }
-
-    /// Stops the broker: its port refuses connections from now on.
-    async fn stop(&mut self) {
-        self.server.abort();
-        let _ = (&mut self.server).await;
-    }
-
-    fn transport(&self) -> Arc<Counting<HttpTransport>> {
-        Counting::new(HttpTransport::new(&self.url).unwrap())
-    }
-
-    /// `getAccessToken` calls that reached the double for the e-shop.
-    fn mints(&self, eshop: u64) -> u64 {
-        self.double
-            .calls(Endpoint::ShoptetGetAccessToken, &eshop.to_string())
-    }
-}
-
-impl Drop for LocalBroker {
-    fn drop(&mut self) {
-        self.server.abort();
-        self.double.shutdown();
-        let _ = std::fs::remove_dir_all(&self.db_dir);
-    }
-}
-
-static NEXT_DB: AtomicU64 = AtomicU64::new(0);
-
-/// Counts the vends that go through it.
-struct Counting<T> {
-    inner: T,
-    vends: AtomicU64,
-}
-
-impl<T> Counting<T> {
-    fn new(inner: T) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            vends: AtomicU64::new(0),
-        })
-    }
-
-    fn vends(&self) -> u64 {
-        self.vends.load(Ordering::SeqCst)
-    }
-}
-
-impl<T: Transport> Transport for Counting<T> {
-    async fn vend(
-        &self,
-        shop: &Shop,
-        min_ttl: Option<Duration>,
-        stale_token: Option<&SecretString>,
-    ) -> Result<VendAnswer, ClientError> {
-        self.vends.fetch_add(1, Ordering::SeqCst);
-        self.inner.vend(shop, min_ttl, stale_token).await
-    }
-}
-
-fn eshop() -> Shop {
-    Shop::shoptet(ESHOP).unwrap()
-}
-
-/// Waits until the clock passes `instant`.
-async fn sleep_until(instant: SystemTime) {
-    if let Ok(left) = instant.duration_since(SystemTime::now()) {
-        tokio::time::sleep(left).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_token_calls_make_one_vend_and_one_mint() {
@@ -566,6 +382,7 @@ async fn a_sigv4_signed_request_reaches_the_vendor() {
 #[cfg(feature = "lambda")]
 mod direct_invocation {
     use super::*;
+    use crate::common::Counting;
     use aws_credential_types::Credentials;
     use axum::Router;
     use axum::body::Bytes;
@@ -574,9 +391,13 @@ mod direct_invocation {
     use axum::response::{IntoResponse, Response};
     use axum::routing::post;
     use broker_shared::http::HttpError;
+    use broker_shared::storage::Stores;
+    use broker_shared::storage::sqlite::SqliteStore;
     use lambda_http::request::RequestContext;
     use lambda_http::{Body, RequestExt};
     use shop_token_client::LambdaTransport;
+    use token_vendor::VendHandler;
+    use tokio::net::TcpListener;
 
     type Vendor = VendHandler<SqliteStore, SqliteStore, SqliteStore>;
 

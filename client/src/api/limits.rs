@@ -42,9 +42,9 @@ impl Gate {
     fn for_platform(platform: Platform) -> Self {
         match platform {
             Platform::Shoptet => Gate::InFlight(Arc::new(Semaphore::new(SHOPTET_IN_FLIGHT))),
-            Platform::Shoprenter => Gate::PerWindow(tokio::sync::Mutex::new(VecDeque::with_capacity(
-                SHOPRENTER_PER_WINDOW,
-            ))),
+            Platform::Shoprenter => Gate::PerWindow(tokio::sync::Mutex::new(
+                VecDeque::with_capacity(SHOPRENTER_PER_WINDOW),
+            )),
         }
     }
 

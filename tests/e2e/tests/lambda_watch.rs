@@ -16,6 +16,7 @@ use std::time::Duration;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
+use shop_token_client::{ApiClient, ClientError, ExposeSecret, LambdaTransport, Shop, TokenClient};
 
 /// How the watch server's Lambda Invoke API (where `cargo lambda invoke`
 /// posts) answers a function error, i.e. the function posting to the runtime's
@@ -36,6 +37,8 @@ struct Env {
     unknown_eshop: String,
     /// The seeded e-shop's install code (single use).
     install_code: String,
+    /// The `shop-token` binary (built with the client's `cli` feature).
+    shop_token: String,
     /// Per request; an invocation compiles the function first if its sources
     /// changed since the script's build.
     timeout: Duration,
@@ -55,6 +58,7 @@ impl Env {
             eshop: required("E2E_ESHOP_ID"),
             unknown_eshop: required("E2E_UNKNOWN_ESHOP_ID"),
             install_code: required("E2E_INSTALL_CODE"),
+            shop_token: required("E2E_SHOP_TOKEN_BIN"),
             timeout: Duration::from_secs(timeout),
         }
     }
@@ -143,6 +147,11 @@ impl Answer {
 /// A body for an assertion message: JSON with every secret field blanked
 /// (also inside a JSON string such as a proxy response's `body`), else its
 /// start, unless it mentions a token at all.
+/// The command's stderr: its JSON error, never a token.
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 fn redacted(body: &str) -> String {
     match serde_json::from_str::<Value>(body) {
         Ok(mut json) => {
@@ -187,6 +196,30 @@ struct Checks {
 }
 
 impl Checks {
+    /// What a consumer function builds: a token client invoking the vendor
+    /// through the SDK, pointed at watch's Invoke API with retries off (watch
+    /// answers a function error as 500, which the SDK would retry).
+    async fn consumer_api(&self) -> ApiClient<LambdaTransport> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.env.watch)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        let transport = LambdaTransport::new(aws_sdk_lambda::Client::new(&config), "token-vendor");
+        ApiClient::new(TokenClient::new(transport))
+    }
+
+    /// Runs the `shop-token` command line against watch's Invoke API (one
+    /// attempt per invocation, as above).
+    fn shop_token(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(&self.env.shop_token)
+            .args(args)
+            .env("AWS_ENDPOINT_URL_LAMBDA", &self.env.watch)
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .output()
+            .unwrap_or_else(|error| panic!("running {}: {error}", self.env.shop_token))
+    }
+
     /// Invokes FUNCTION with EVENT through the Lambda Invoke API of the watch
     /// server (what `cargo lambda invoke` does).
     async fn invoke(&self, function: &str, event: String, what: &str) -> Answer {
@@ -403,10 +436,63 @@ async fn lambda_functions_under_cargo_lambda_watch() {
     );
     println!("PASS {what}: 200");
 
-    // 9. The e-shop uninstalls the add-on (the double revokes its OAuth
+    // 9. The consumer crate as a user's function runs it: shop-token-client
+    //    invoking the vendor binary directly (LambdaTransport, the SDK's
+    //    Invoke), its ApiClient calling the double's API with the token.
+    let what = "9. shop-token-client: LambdaTransport, then ApiClient GET /eshop";
+    let api = checks.consumer_api().await;
+    let shop = Shop::shoptet(eshop.parse().expect("a numeric eshopId")).expect("a valid eshopId");
+    let response = api
+        .get(&shop, "/eshop")
+        .await
+        .unwrap_or_else(|error| panic!("{what}: {error}"));
+    assert_eq!(response.status(), StatusCode::OK, "{what}");
+    let cached = api
+        .tokens()
+        .cached_token(&shop)
+        .expect("the token is cached");
+    assert!(
+        cached.access_token().expose_secret() == token,
+        "{what}: a different access_token than check 2 vended"
+    );
+    let never_installed = Shop::shoptet(unknown.parse().expect("a numeric eshopId")).unwrap();
+    let error = api.tokens().token(&never_installed).await.unwrap_err();
+    assert_eq!(error, ClientError::NotInstalled, "{what}: unknown shop");
+    println!("PASS {what}: 200 with the same token; unknown shop NotInstalled");
+
+    // 10. The shop-token command line, invoking the vendor directly.
+    let what = "10. shop-token token|call shoptet <eshop> --function token-vendor";
+    let output = checks.shop_token(&["token", "shoptet", eshop, "--function", "token-vendor"]);
+    assert_eq!(output.status.code(), Some(0), "{what}: {}", stderr(&output));
+    let printed: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{what}: stdout is not JSON"));
+    assert!(
+        access_token(&printed, what) == token,
+        "{what}: a different access_token than check 2 vended"
+    );
+    let output = checks.shop_token(&[
+        "call",
+        "shoptet",
+        eshop,
+        "GET",
+        "/eshop",
+        "--function",
+        "token-vendor",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{what}: {}", stderr(&output));
+    let output = checks.shop_token(&["token", "shoptet", unknown, "--function", "token-vendor"]);
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{what}: unknown shop: {}",
+        stderr(&output)
+    );
+    println!("PASS {what}: token and call exit 0; unknown shop exits 3");
+
+    // 11. The e-shop uninstalls the add-on (the double revokes its OAuth
     //    token) and Shoptet's webhook reaches the install callback's Function
     //    URL: confirmed upstream, the installation is retired.
-    let what = "9. uninstall at the double, then POST /shoptet/webhook";
+    let what = "11. uninstall at the double, then POST /shoptet/webhook";
     let url = format!("{}/_double/shoptet/{eshop}/uninstall", env.double);
     let answer = checks.post(&url, String::new(), what).await;
     assert_eq!(
@@ -427,9 +513,9 @@ async fn lambda_functions_under_cargo_lambda_watch() {
     assert_eq!(body["status"], "processed", "{what}: {body}");
     println!("PASS {what}: 200 processed");
 
-    // 10. The warm vendor, told its token was refused, answers not_installed
+    // 12. The warm vendor, told its token was refused, answers not_installed
     //     from the registry (no upstream call, no secret read).
-    let what = "10. invoke token-vendor (direct payload, stale token of an uninstalled shop)";
+    let what = "12. invoke token-vendor (direct payload, stale token of an uninstalled shop)";
     let event = serde_json::json!({"platform": "shoptet", "shop": eshop, "stale_token": token});
     let answer = checks.invoke("token-vendor", event.to_string(), what).await;
     assert_eq!(
