@@ -25,7 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Cheap checks first; the long release build and the end-to-end run before
 # `test`, so that the output still ends with cargo test's summary.
-DEFAULT_STEPS="fmt sam_lint sam_validate clippy lambda_build lambda_sizes lambda_no_sqlite e2e conformance test"
+DEFAULT_STEPS="fmt sam_lint sam_validate clippy client_doc lambda_build lambda_sizes lambda_no_sqlite e2e conformance test"
 # The Lambda functions' binaries (BuildProperties.Binary in template.yaml).
 LAMBDA_BINS="install-callback token-vendor"
 LAMBDA_TARGET="aarch64-unknown-linux-gnu"
@@ -37,13 +37,21 @@ step_fmt() {
 
 # The storage contract suite also covers the SQLite adapter, which is behind a
 # feature so that the Lambda binaries leave SQLite out; the consumer client's
-# AWS transports (SigV4, Lambda Invoke) are behind features so that its
+# AWS transports (SigV4, Lambda Invoke) and its CLI are behind features so that its
 # default build stays light.
-TEST_FEATURES=broker-shared/sqlite,shop-token-client/http,shop-token-client/lambda
+TEST_FEATURES=broker-shared/sqlite,shop-token-client/http,shop-token-client/lambda,shop-token-client/cli
 
 step_clippy() {
     log "cargo clippy"
     cargo clippy --workspace --all-targets --features "$TEST_FEATURES" -- -D warnings
+}
+
+# The consumer client is published: its rustdoc must build without a warning,
+# with the default features (what a user gets first) and with all of them.
+step_client_doc() {
+    log "cargo doc -p shop-token-client (RUSTDOCFLAGS=-D warnings)"
+    RUSTDOCFLAGS="-D warnings" cargo doc --quiet -p shop-token-client --no-deps
+    RUSTDOCFLAGS="-D warnings" cargo doc --quiet -p shop-token-client --no-deps --all-features
 }
 
 step_sam_lint() {

@@ -95,6 +95,9 @@ impl Sandbox {
              \x20 curl -s '{broker_url}/shoptet/install?code={code}'\n\
              \x20 curl -s {token_url}\n\
              \x20 curl -s -H \"Shoptet-Access-Token: $(curl -s {token_url} | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\" {api}/eshop\n\
+             The same with the shop-token CLI (cargo install --path client --features cli):\n\
+             \x20 shop-token token shoptet {SANDBOX_ESHOP_ID} --broker {broker_url}\n\
+             \x20 shop-token call shoptet {SANDBOX_ESHOP_ID} GET /eshop --broker {broker_url}\n\
              Lifecycle (the double changes the add-on's state, then sends the broker the signed webhook):\n\
              \x20 curl -s -X POST {shoptet_control}/suspend\n\
              \x20 curl -s -X POST {shoptet_control}/approve\n\

@@ -176,6 +176,7 @@ impl Drop for LocalBroker {
 static NEXT_DB: AtomicU64 = AtomicU64::new(0);
 
 /// Counts the vends that go through it.
+#[derive(Debug)]
 pub struct Counting<T> {
     inner: T,
     vends: AtomicU64,

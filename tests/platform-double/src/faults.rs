@@ -1,11 +1,14 @@
 //! Injected faults: the queue of pending faults and the responses they produce.
 
 use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::Endpoint;
+use crate::limits::retry_after_date;
+use crate::shoptet::{api_envelope, too_many_requests};
 
 /// A misbehaviour the double shows instead of processing a call normally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +21,19 @@ pub enum Fault {
         /// Value of the `Retry-After` header, in seconds.
         retry_after_secs: u64,
     },
+    /// Answer 429 as Shoptet's full leaky bucket does: the API error
+    /// envelope with errorCode `too-many-requests`, and `Retry-After` as an
+    /// HTTP-date `retry_after_secs` from now, rounded up to the next whole
+    /// second (so waiting until that date is never too early). Not counted
+    /// by [`crate::PlatformDouble::rate_limited_api_calls`].
+    RateLimitedHttpDate {
+        /// How far ahead the `Retry-After` date lies, in seconds.
+        retry_after_secs: u64,
+    },
+    /// Answer 423 Locked, as Shoptet does for the same write sent twice in
+    /// quick succession (it holds the lock up to 5 s): the API error
+    /// envelope with errorCode `locked`.
+    Locked,
     /// Close the connection without answering.
     Drop,
     /// Answer 200 with the truncated JSON body `{"access_token": `.
@@ -63,6 +79,16 @@ impl Fault {
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
                 response
             }
+            Fault::RateLimitedHttpDate { retry_after_secs } => {
+                let moment = SystemTime::now() + Duration::from_secs(retry_after_secs);
+                too_many_requests("Too many requests.", Some(retry_after_date(moment)))
+            }
+            Fault::Locked => api_envelope(
+                StatusCode::LOCKED,
+                "locked",
+                "The resource is locked, try again later.",
+                "lock",
+            ),
             Fault::Drop => {
                 let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
                 response.extensions_mut().insert(DropConnection);

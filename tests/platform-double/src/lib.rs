@@ -1,19 +1,69 @@
 //! A stand-in for Shoptet and Shoprenter, speaking their documented OAuth and
 //! API rules over real HTTP on a loopback port.
 //!
-//! Every call is counted per endpoint and shop, and faults (server errors,
-//! rate limiting, dropped connections, malformed JSON, latency) can be
-//! injected. Integration tests start one per test with
+//! Every call is counted per endpoint and shop, the APIs enforce the
+//! platforms' rate limits and record how close clients came to them (see
+//! [API limits](#api-limits)), and faults (server errors, rate limiting,
+//! locks, dropped connections, malformed JSON, latency) can be injected. Integration tests start one per test with
 //! [`PlatformDouble::start`]; the `platform-double` binary runs one by hand.
 //!
 //! Paths served (relative to [`PlatformDouble::base_url`]):
 //! - Shoptet OAuth server: `/action/ApiOAuthServer/token`,
 //!   `/action/ApiOAuthServer/getAccessToken`
-//! - Shoptet API: `/api/…` (only `GET /api/eshop` is within a token's rights)
+//! - Shoptet API: `/api/…` (only `GET /api/eshop` is within a token's
+//!   rights: it answers the e-shop's contact information; other paths and
+//!   methods 403 `invalid-token-no-rights`; an expired token 401
+//!   `expired-token`, an unknown or revoked one 401 `invalid-token`)
 //! - Shoprenter OAuth: `/shoprenter/{shop}/app/token`
-//! - Shoprenter API: `/shoprenter-api/{shop}/api/…`
+//! - Shoprenter API: `/shoprenter-api/{shop}/api/…` (any method with a live
+//!   token of that shop: `{"ok":true,"shop":"<shop>","path":"<rest>"}`;
+//!   otherwise 401 `{"error":"invalid_token"}`)
 //! - the double's own control API, `/_double/…`: lifecycle events played on
-//!   request (see below). Never counted, faulted or delayed.
+//!   request (see below). Never counted, faulted, limited or delayed.
+//!
+//! # API limits
+//!
+//! The API endpoints enforce the platforms' documented limits, and the
+//! double records what it saw so tests can assert a client kept to them.
+//! Limits are checked on arrival, after the call is counted
+//! ([`PlatformDouble::calls`]) and before any injected fault is taken: a
+//! refused call leaves pending faults for the next one. Refusals are
+//! delayed by [`PlatformDouble::set_latency`] like any answer, and counted
+//! by [`PlatformDouble::rate_limited_api_calls`].
+//!
+//! Shoptet, for a request whose `Shoptet-Access-Token` the double issued
+//! (expired and revoked ones included; requests with other tokens are
+//! neither limited nor carry the header):
+//! - **3 concurrent connections per API token.** A request holds one of its
+//!   token's slots from arrival until its answer is produced, the latency
+//!   included. One arriving while all 3 are held gets 429 with the API
+//!   error envelope, errorCode `too-many-requests`, no `Retry-After`; it
+//!   holds no slot. [`PlatformDouble::max_concurrent_api_calls`] is the most
+//!   requests ever *attempted* at once on one token of the e-shop, refused
+//!   ones included: 3 for a client that keeps to the limit, 4 or more for
+//!   one that does not.
+//! - **Leaky bucket per e-shop** of [`DoubleConfig::shoptet_bucket_capacity`]
+//!   drops, leaking one drop every `1 /`
+//!   [`DoubleConfig::shoptet_bucket_drain_per_second`] seconds from when it
+//!   last stopped being empty. The cost is counted after the request: every
+//!   answer (errors, faults and connection refusals included) adds a drop
+//!   when it is produced, except the bucket's own refusals. A request
+//!   arriving at a full bucket (level ≥ capacity) gets 429 with the API
+//!   error envelope, errorCode `too-many-requests`, and `Retry-After` as an
+//!   HTTP-date: the moment the level will be below capacity, rounded up to
+//!   the next whole second (requests still in flight may fill it again by
+//!   then). Every answer carries `X-RateLimit-Bucket-Filling: <n>/<capacity>`,
+//!   `n` the whole number of drops once its own was added (for the
+//!   bucket's refusals, the level as it is).
+//! - The 50 concurrent connections per IP are not modelled: a test's client
+//!   never comes near them.
+//!
+//! Shoprenter: **[`DoubleConfig::shoprenter_requests_per_second`] requests
+//! per shop** within any sliding second of arrivals, whatever the token. A
+//! request that would exceed it gets 429 `{"error":"too_many_requests"}`
+//! without `Retry-After` (Shoprenter documents none) and does not enter the
+//! window. [`PlatformDouble::max_shoprenter_requests_per_second`] is the
+//! most accepted requests seen within one second.
 //!
 //! # Control API
 //!
@@ -42,6 +92,7 @@
 
 mod control;
 mod faults;
+mod limits;
 mod random;
 mod server;
 mod shoprenter;
@@ -87,6 +138,15 @@ pub struct DoubleConfig {
     /// The Shoprenter platform app the Shoprenter controls install and
     /// uninstall. `None` (default).
     pub shoprenter_app: Option<ShoprenterApp>,
+    /// Drops the Shoptet API's leaky bucket of one e-shop holds before it
+    /// refuses requests (see the crate docs). Default 200, as Shoptet's.
+    pub shoptet_bucket_capacity: u32,
+    /// Drops the Shoptet API's bucket leaks per second. Default 10, as
+    /// Shoptet's. 0: it never drains, and refusals carry no `Retry-After`.
+    pub shoptet_bucket_drain_per_second: u32,
+    /// Shoprenter API requests one shop accepts within a sliding second.
+    /// Default 3, as Shoprenter's.
+    pub shoprenter_requests_per_second: u32,
 }
 
 /// A Shoprenter platform app as registered with Shoprenter: its
@@ -119,6 +179,9 @@ impl Default for DoubleConfig {
             shoptet_webhook_url: None,
             shoptet_webhook_key: None,
             shoprenter_app: None,
+            shoptet_bucket_capacity: 200,
+            shoptet_bucket_drain_per_second: 10,
+            shoprenter_requests_per_second: 3,
         }
     }
 }
@@ -322,6 +385,12 @@ impl PlatformDouble {
             .register_client(shop, client_id, client_secret, scopes);
     }
 
+    /// Makes every Shoprenter access token issued for `shop` expire now; the
+    /// API then answers 401 `invalid_token` for them.
+    pub fn expire_shoprenter_tokens(&self, shop: &str) {
+        self.inner.shared.lock().shoprenter.expire_tokens(shop);
+    }
+
     /// The last Shoprenter access token issued for `shop` (expired or not).
     pub fn last_shoprenter_token(&self, shop: &str) -> Option<String> {
         self.inner.shared.lock().shoprenter.last_token(shop)
@@ -329,7 +398,7 @@ impl PlatformDouble {
 
     /// Calls that reached `endpoint` for `shop` (eshopId in decimal, or the
     /// Shoprenter shop name; `"unknown"` when not attributable), including
-    /// rejected and faulted ones.
+    /// rejected, rate-limited and faulted ones.
     pub fn calls(&self, endpoint: Endpoint, shop: &str) -> u64 {
         let state = self.inner.shared.lock();
         state
@@ -355,13 +424,39 @@ impl PlatformDouble {
         self.inner.shared.lock().counters.values().sum()
     }
 
-    /// Sets every counter back to zero.
+    /// The most Shoptet API requests ever attempted at once on any one API
+    /// token of the e-shop, refused ones included (see the crate docs): at
+    /// most 3 for a client keeping to Shoptet's limit. 0 if none arrived.
+    pub fn max_concurrent_api_calls(&self, eshop_id: u64) -> usize {
+        self.inner.shared.lock().limits.max_concurrent(eshop_id)
+    }
+
+    /// The most Shoprenter API requests to `shop` the double accepted within
+    /// any one second (refused ones are not in the window). 0 if none.
+    pub fn max_shoprenter_requests_per_second(&self, shop: &str) -> usize {
+        self.inner.shared.lock().limits.max_per_second(shop)
+    }
+
+    /// How many 429s `endpoint` answered `shop` (labelled as in
+    /// [`PlatformDouble::calls`]) from the double's own API limits: Shoptet's
+    /// connections per token and leaky bucket, Shoprenter's requests per
+    /// second. Injected faults are not counted; other endpoints have none.
+    pub fn rate_limited_api_calls(&self, endpoint: Endpoint, shop: &str) -> u64 {
+        self.inner.shared.lock().limits.refusals(endpoint, shop)
+    }
+
+    /// Sets every counter back to zero, and forgets the observed maxima and
+    /// refusals. The limits themselves keep their state (requests in
+    /// flight, bucket levels, recent arrivals).
     pub fn reset_counters(&self) {
-        self.inner.shared.lock().counters.clear();
+        let mut state = self.inner.shared.lock();
+        state.counters.clear();
+        state.limits.reset_observations();
     }
 
     /// Delays every response by `latency` (after counting, before answering,
-    /// faulted responses included).
+    /// faulted and rate-limited responses included). A Shoptet API request
+    /// holds its token's connection slot throughout.
     pub fn set_latency(&self, latency: Duration) {
         self.inner.shared.lock().latency = latency;
     }

@@ -4,7 +4,8 @@
 //! - `POST /shoprenter/{shopName}/app/token` – stands for
 //!   `https://oauth.app.shoprenter.net/{shopName}/app/token`,
 //! - `/shoprenter-api/{shopName}/api/{*rest}` – stands for
-//!   `https://{shopName}.api2.myshoprenter.hu/api/…`.
+//!   `https://{shopName}.api2.myshoprenter.hu/api/…`; limited per shop to
+//!   so many requests per second, see [`crate::limits`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -152,13 +153,23 @@ impl ShoprenterState {
         .into_response()
     }
 
-    /// An API call after the counters and faults had their turn.
-    fn api_call(&self, shop: &str, token: Option<&str>) -> Response {
+    /// Makes every access token issued for `shop` expire now.
+    pub(crate) fn expire_tokens(&mut self, shop: &str) {
+        let now = Instant::now();
+        for token in self.tokens.values_mut() {
+            if token.shop == shop && token.expires_at > now {
+                token.expires_at = now;
+            }
+        }
+    }
+
+    /// An API call after the counters, limits and faults had their turn.
+    fn api_call(&self, shop: &str, path: &str, token: Option<&str>) -> Response {
         let live = token
             .and_then(|t| self.tokens.get(t))
             .is_some_and(|t| t.shop == shop && t.expires_at > Instant::now());
         if live {
-            Json(json!({ "ok": true })).into_response()
+            Json(json!({ "ok": true, "shop": shop, "path": path })).into_response()
         } else {
             (
                 StatusCode::UNAUTHORIZED,
@@ -185,13 +196,29 @@ pub(crate) async fn token(
 }
 
 /// `/shoprenter-api/{shopName}/api/{*rest}`
+///
+/// Limited to [`DoubleConfig::shoprenter_requests_per_second`] per shop over
+/// a sliding second of arrivals, whatever the token: over it, 429 without
+/// `Retry-After`, as Shoprenter documents none.
 pub(crate) async fn api(
     State(shared): State<Arc<Shared>>,
-    Path((shop, _rest)): Path<(String, String)>,
+    Path((shop, rest)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    let per_second = shared.config.shoprenter_requests_per_second;
     if let Some(response) = shared
-        .intercept(Endpoint::ShoprenterApi, shop.clone())
+        .intercept_with(Endpoint::ShoprenterApi, shop.clone(), |state| {
+            let accepted = state
+                .limits
+                .shoprenter_arrive(&shop, per_second, Instant::now());
+            (!accepted).then(|| {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({ "error": "too_many_requests" })),
+                )
+                    .into_response()
+            })
+        })
         .await
     {
         return response;
@@ -199,7 +226,7 @@ pub(crate) async fn api(
     shared
         .lock()
         .shoprenter
-        .api_call(&shop, bearer_token(&headers))
+        .api_call(&shop, &rest, bearer_token(&headers))
 }
 
 /// A JWT shaped like Shoprenter's: RS256 header, the given claims, and 64

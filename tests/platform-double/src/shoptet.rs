@@ -4,6 +4,8 @@
 //! - `POST /action/ApiOAuthServer/token` – exchange an install code,
 //! - `GET /action/ApiOAuthServer/getAccessToken` – vend an API access token,
 //! - `/api/{*rest}` – the API; only `GET /api/eshop` is within the tokens' rights.
+//!   Limited per token (concurrent connections) and per e-shop (leaky
+//!   bucket), see [`crate::limits`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,10 +14,11 @@ use std::time::Instant;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::limits::{Admission, InFlight, retry_after_date, wall_clock};
 use crate::state::{Shared, UNKNOWN_SHOP};
 use crate::{DoubleConfig, Endpoint, InstallationState, random};
 
@@ -23,6 +26,8 @@ use crate::{DoubleConfig, Endpoint, InstallationState, random};
 const LONG_SECRET_LEN: usize = 255;
 /// How many unexpired API access tokens one installation may hold.
 const MAX_LIVE_API_TOKENS: usize = 5;
+/// Carries the e-shop's leaky bucket level on every API answer: `n/capacity`.
+const BUCKET_FILLING: &str = "x-ratelimit-bucket-filling";
 
 #[derive(Debug)]
 struct Code {
@@ -381,6 +386,11 @@ pub(crate) async fn get_access_token(
 }
 
 /// `/api/{*rest}`
+///
+/// A request whose token the double issued (even if expired or revoked) is
+/// subject to its e-shop's limits: a connection slot of the token is held
+/// from arrival until the answer is produced (the configured latency
+/// included), and the answer carries the bucket's level.
 pub(crate) async fn api(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -392,12 +402,64 @@ pub(crate) async fn api(
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    let shop = token.and_then(|t| shared.lock().shoptet.api_tokens.get(t).map(|a| a.eshop_id));
-    let shop = shop.map_or_else(|| UNKNOWN_SHOP.to_owned(), |id| id.to_string());
-    if let Some(response) = shared.intercept(Endpoint::ShoptetApi, shop).await {
-        return response;
-    }
-    shared.lock().shoptet.api_call(&method, &rest, token)
+    let eshop_id = token.and_then(|t| shared.lock().shoptet.api_tokens.get(t).map(|a| a.eshop_id));
+    let (Some(token), Some(eshop_id)) = (token, eshop_id) else {
+        // Nothing to attribute it to: no token's slots, no e-shop's bucket.
+        if let Some(response) = shared
+            .intercept(Endpoint::ShoptetApi, UNKNOWN_SHOP.to_owned())
+            .await
+        {
+            return response;
+        }
+        return shared.lock().shoptet.api_call(&method, &rest, token);
+    };
+
+    let mut slot = None;
+    let mut costs_a_drop = true;
+    let early = shared
+        .intercept_with(Endpoint::ShoptetApi, eshop_id.to_string(), |state| {
+            let admission =
+                state
+                    .limits
+                    .shoptet_arrive(token, eshop_id, &shared.config, Instant::now());
+            if admission != Admission::TooManyConnections {
+                slot = Some(InFlight::new(shared.clone(), token));
+            }
+            match admission {
+                Admission::Accepted => None,
+                Admission::TooManyConnections => Some(too_many_requests(
+                    "Too many concurrent requests with this access token.",
+                    None,
+                )),
+                Admission::BucketFull { retry_after } => {
+                    costs_a_drop = false;
+                    Some(too_many_requests(
+                        "Too many requests, the rate limit bucket is full.",
+                        retry_after.map(|at| retry_after_date(wall_clock(at))),
+                    ))
+                }
+            }
+        })
+        .await;
+    let mut response = match early {
+        Some(response) => response,
+        None => shared.lock().shoptet.api_call(&method, &rest, Some(token)),
+    };
+    let level = shared.lock().limits.shoptet_answered(
+        eshop_id,
+        costs_a_drop,
+        &shared.config,
+        Instant::now(),
+    );
+    let filling = format!("{level}/{}", shared.config.shoptet_bucket_capacity);
+    response.headers_mut().insert(
+        BUCKET_FILLING,
+        HeaderValue::from_str(&filling).expect("digits and a slash are a valid header value"),
+    );
+    // The slot is held until the answer exists, not until it is sent: the
+    // client cannot see it any earlier, so it can never overlap its next call.
+    drop(slot);
+    response
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -458,15 +520,39 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
-/// The API's error envelope.
+/// The API's error envelope for token errors.
 fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+    api_envelope(status, code, message, "access-token")
+}
+
+/// The API's error envelope.
+pub(crate) fn api_envelope(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    instance: &str,
+) -> Response {
     (
         status,
         Json(json!({
             "data": null,
-            "errors": [{ "errorCode": code, "message": message, "instance": "access-token" }],
+            "errors": [{ "errorCode": code, "message": message, "instance": instance }],
             "metadata": { "requestId": random::request_id() },
         })),
     )
         .into_response()
+}
+
+/// A 429 in the API's error envelope, with `Retry-After` if given.
+pub(crate) fn too_many_requests(message: &str, retry_after: Option<HeaderValue>) -> Response {
+    let mut response = api_envelope(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-requests",
+        message,
+        "rate-limit",
+    );
+    if let Some(date) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, date);
+    }
+    response
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::response::Response;
 
 use crate::faults::FaultQueue;
+use crate::limits::Limits;
 use crate::shoprenter::ShoprenterState;
 use crate::shoptet::ShoptetState;
 use crate::{DoubleConfig, Endpoint};
@@ -29,6 +30,7 @@ pub(crate) struct State {
     pub(crate) counters: HashMap<(Endpoint, String), u64>,
     pub(crate) faults: FaultQueue,
     pub(crate) latency: Duration,
+    pub(crate) limits: Limits,
 }
 
 impl Shared {
@@ -48,14 +50,34 @@ impl Shared {
     /// What every endpoint does first: count the call, wait the configured
     /// latency, then hand back the injected fault's response, if one is due.
     pub(crate) async fn intercept(&self, endpoint: Endpoint, shop: String) -> Option<Response> {
-        let (fault, latency) = {
+        self.intercept_with(endpoint, shop, |_| None).await
+    }
+
+    /// [`Shared::intercept`] with the platform's limits checked on arrival,
+    /// in the same lock as the counting: `limit` answers the refusal, if
+    /// any. A refused call takes no fault, so an injected fault still hits
+    /// the next call that gets through; it is delayed like any answer.
+    pub(crate) async fn intercept_with(
+        &self,
+        endpoint: Endpoint,
+        shop: String,
+        limit: impl FnOnce(&mut State) -> Option<Response>,
+    ) -> Option<Response> {
+        let (early, latency) = {
             let mut state = self.lock();
             *state.counters.entry((endpoint, shop)).or_default() += 1;
-            (state.faults.take(endpoint), state.latency)
+            let early = match limit(&mut state) {
+                Some(refusal) => Some(refusal),
+                None => state
+                    .faults
+                    .take(endpoint)
+                    .map(|fault| fault.into_response()),
+            };
+            (early, state.latency)
         };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        fault.map(|fault| fault.into_response())
+        early
     }
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
 use platform_double::{Endpoint, Fault, PlatformDouble};
@@ -127,6 +127,54 @@ async fn a_rate_limited_fault_carries_retry_after() {
     assert_eq!(response.headers()["retry-after"], "7");
     let (_, body) = read(response).await;
     assert_eq!(body, json!({"error": "too_many_requests"}));
+}
+
+#[tokio::test]
+async fn a_rate_limited_http_date_fault_answers_like_a_full_shoptet_bucket() {
+    let double = PlatformDouble::start().await;
+    let token = api_token(&double, 1).await;
+    double.inject(
+        Some(Endpoint::ShoptetApi),
+        Fault::RateLimitedHttpDate {
+            retry_after_secs: 5,
+        },
+        1,
+    );
+
+    let before = SystemTime::now();
+    let response = eshop(&double, &token).await.unwrap();
+
+    assert_eq!(response.status(), 429);
+    let date = response.headers()["retry-after"].to_str().unwrap();
+    let retry_at = httpdate::parse_http_date(date).expect("an HTTP-date");
+    assert!(retry_at >= before + Duration::from_secs(5), "{date}");
+    assert!(retry_at <= before + Duration::from_secs(7), "{date}");
+    let (_, body) = read(response).await;
+    assert_eq!(body["data"], json!(null));
+    assert_eq!(body["errors"][0]["errorCode"], "too-many-requests");
+    assert_eq!(double.rate_limited_api_calls(Endpoint::ShoptetApi, "1"), 0);
+    assert_eq!(eshop(&double, &token).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_locked_fault_answers_423_in_shoptets_envelope() {
+    let double = PlatformDouble::start().await;
+    let token = api_token(&double, 1).await;
+    double.inject(Some(Endpoint::ShoptetApi), Fault::Locked, 1);
+
+    let (status, body) = read(eshop(&double, &token).await.unwrap()).await;
+
+    assert_eq!(status, 423);
+    assert_eq!(body["data"], json!(null));
+    assert_eq!(body["errors"][0]["errorCode"], "locked");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("locked")
+    );
+    assert_eq!(body["metadata"]["requestId"].as_str().unwrap().len(), 36);
+    assert_eq!(eshop(&double, &token).await.unwrap().status(), 200);
 }
 
 #[tokio::test]

@@ -118,9 +118,55 @@ async fn the_api_accepts_a_live_token_of_its_own_shop_only() {
     )
     .await;
 
-    assert_eq!(own, (200, json!({"ok": true})));
+    assert_eq!(
+        own,
+        (
+            200,
+            json!({"ok": true, "shop": "demoshop", "path": "products"})
+        )
+    );
     assert_eq!(other, (401, json!({"error": "invalid_token"})));
     assert_eq!(garbage, (401, json!({"error": "invalid_token"})));
+}
+
+#[tokio::test]
+async fn expired_tokens_of_a_shop_are_refused_and_a_new_one_works() {
+    let double = double_with_client().await;
+    double.register_shoprenter_client("othershop", "app-id", "app-secret", &[]);
+    let token = |shop: &'static str| {
+        let double = double.clone();
+        async move {
+            let (_, body) = post_json(
+                &token_url(&double, shop),
+                &credentials("app-id", "app-secret"),
+            )
+            .await;
+            format!("Bearer {}", body["access_token"].as_str().unwrap())
+        }
+    };
+    let products = |shop: &str| format!("{}/products", double.shoprenter_api_url(shop));
+    let old = token("demoshop").await;
+    let other = token("othershop").await;
+
+    double.expire_shoprenter_tokens("demoshop");
+
+    assert_eq!(
+        get_with(&products("demoshop"), "Authorization", &old).await,
+        (401, json!({"error": "invalid_token"}))
+    );
+    assert_eq!(
+        get_with(&products("othershop"), "Authorization", &other)
+            .await
+            .0,
+        200
+    );
+    let fresh = token("demoshop").await;
+    assert_eq!(
+        get_with(&products("demoshop"), "Authorization", &fresh)
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
