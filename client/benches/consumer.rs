@@ -109,7 +109,10 @@ async fn simulated_half_hour() {
     }
     let mut ok = 0;
     while let Some(result) = calls.join_next().await {
-        if result.unwrap().is_ok_and(|response| response.status().is_success()) {
+        if result
+            .unwrap()
+            .is_ok_and(|response| response.status().is_success())
+        {
             ok += 1;
         }
     }
