@@ -19,13 +19,19 @@ use broker_shared::logging;
 use fleet::{Fleet, Target, request, shoptet};
 use latency::{L2Latencies, ratio};
 use stats::{Samples, micros, millis};
-use storm::{StormOutcome, WORKER_FLAG, WorkerArgs};
+use storm::{CONCURRENT_READS, StormFloor, StormOutcome, WORKER_FLAG, WorkerArgs};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The storm's shape, as the issue asks: 256 vends over 8 instances.
 const INSTANCES: usize = 8;
 const CALLERS: usize = 256;
+
+/// Solo mints (and GetItems) timed for the storm's floor.
+const FLOOR_SAMPLES: usize = 10;
+
+/// The issue's goal for the multi-process storm: wall ≤ 1.5 × (mint + GetItem).
+const STORM_GOAL: f64 = 1.5;
 
 struct BenchArgs {
     rounds: usize,
@@ -99,7 +105,7 @@ fn parse_args(args: &[String]) -> Result<Mode, String> {
     } else {
         Mode::Bench(BenchArgs {
             rounds: number(take("rounds"), 5)?,
-            process_rounds: number(take("process-rounds"), 3)?,
+            process_rounds: number(take("process-rounds"), 5)?,
             l1_iterations: number(take("l1-iterations"), 100_000)?,
             l2_samples: number(take("l2-samples"), 300)?,
         })
@@ -167,6 +173,10 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
         multi_process
             .push(storm::multi_process(&fleet, eshop_id, INSTANCES, CALLERS / INSTANCES).await?);
     }
+    progress(&format!(
+        "the storm's floor: {FLOOR_SAMPLES} solo mints and GetItems"
+    ));
+    let floor = storm::floor(&fleet, 50_000, FLOOR_SAMPLES).await?;
 
     progress(&format!(
         "L1 hits: {} handler calls, twice",
@@ -194,6 +204,7 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
         &args,
         &in_process,
         &multi_process,
+        &floor,
         &l1_quiet,
         &l1_logged,
         &l2,
@@ -213,6 +224,7 @@ fn print_report(
     args: &BenchArgs,
     in_process: &[StormOutcome],
     multi_process: &[StormOutcome],
+    floor: &StormFloor,
     l1_quiet: &Samples,
     l1_logged: &Samples,
     l2: &L2Latencies,
@@ -252,6 +264,7 @@ fn print_report(
             unit(s.percentile(99.0))
         )
     };
+    floor_rows(floor, multi_process, summary);
     println!(
         "| L1 hit: `handler.handle` (POST + JSON body), {} calls, INFO logs off — mean / p50 / p99 | {} |",
         l1_quiet.len(),
@@ -281,6 +294,58 @@ fn print_report(
     );
 }
 
+/// The multi-process storm against its floor: one mint + one GetItem.
+fn floor_rows(
+    floor: &StormFloor,
+    storms: &[StormOutcome],
+    summary: impl Fn(&Samples, fn(std::time::Duration) -> String) -> String,
+) {
+    let n = floor.mint.len();
+    println!(
+        "| One mint alone: first vend of a cold shop on a new handler state (L2 miss, registry, lease, secret, `getAccessToken`, store), {n} samples — mean / p50 / p99 | {} |",
+        summary(&floor.mint, millis)
+    );
+    println!(
+        "| One GetItem (consistent) of the stored item, warm client, {n} samples — mean / p50 / p99 | {} |",
+        summary(&floor.get_item, millis)
+    );
+    let walls = Samples::new(storms.iter().map(|s| s.wall).collect());
+    let goal = floor.median().mul_f64(STORM_GOAL);
+    println!(
+        "| **Multi-process storm wall / (mint + GetItem)**, medians: {} / ({} + {}) (goal ≤ {STORM_GOAL}×, {}) | **{:.2}×** (rounds: {}) |",
+        millis(walls.percentile(50.0)),
+        millis(floor.mint.percentile(50.0)),
+        millis(floor.get_item.percentile(50.0)),
+        millis(goal),
+        ratio(walls.percentile(50.0), floor.median()),
+        storms
+            .iter()
+            .map(|s| format!("{:.2}×", ratio(s.wall, floor.median())))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "| moto under load: {CONCURRENT_READS} concurrent GetItems, time per request (median of {n} batches) | {} |",
+        millis(floor.served_under_load)
+    );
+    let requests = Samples::new(
+        storms
+            .iter()
+            .map(|s| floor.served_under_load * s.store_requests() as u32)
+            .collect(),
+    );
+    println!(
+        "| Multi-process storm: its requests to moto (3 per instance + the holder's secret read and store + the polls: {}) × that, median | {} ({:.0}% of the median wall) |",
+        storms
+            .iter()
+            .map(|s| s.store_requests().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        millis(requests.percentile(50.0)),
+        100.0 * ratio(requests.percentile(50.0), walls.percentile(50.0))
+    );
+}
+
 fn storm_rows(title: &str, storms: &[StormOutcome]) {
     let list =
         |f: &dyn Fn(&StormOutcome) -> String| storms.iter().map(f).collect::<Vec<_>>().join(", ");
@@ -302,6 +367,22 @@ fn storm_rows(title: &str, storms: &[StormOutcome]) {
     println!(
         "| … token sources minted/L2/L1 | {} |",
         list(&|s| s.sources.to_string())
+    );
+    println!(
+        "| … token-cache reads per waiting request, mean (most by one instance) | {} |",
+        list(&|s| format!(
+            "{:.1} ({})",
+            s.reads_per_wait(),
+            s.most_reads_of_an_instance()
+        ))
+    );
+    println!(
+        "| … the holder's own caller answered (its mint, under the storm's load) / the last caller answered, ms from the start | {} |",
+        list(&|s| format!(
+            "{:.1} / {:.1}",
+            s.minted_after.unwrap_or_default().as_secs_f64() * 1e3,
+            s.last_answer_after.as_secs_f64() * 1e3
+        ))
     );
     let walls = Samples::new(storms.iter().map(|s| s.wall).collect());
     println!(
@@ -333,7 +414,7 @@ mod tests {
             panic!("not bench mode")
         };
         let defaults = (args.rounds, args.process_rounds, args.l1_iterations);
-        assert_eq!((defaults, args.l2_samples), ((5, 3, 100_000), 300));
+        assert_eq!((defaults, args.l2_samples), ((5, 5, 100_000), 300));
         let Ok(Mode::Bench(args)) = parse(&[
             "--rounds",
             "2",

@@ -167,9 +167,12 @@ fn announce(sandbox: Option<&Sandbox>, broker_url: &str) {
 fn plain_secrets(env: &impl config::Env) -> Result<InstallSecrets, ConfigError> {
     Ok(InstallSecrets {
         shoptet_client_secret: config::optional(env, "SHOPTET_CLIENT_SECRET")
-            .map(ClientSecret::new),
-        webhook_key: config::optional(env, "SHOPTET_WEBHOOK_KEY").map(WebhookKey::new),
-        shoprenter_app: shoprenter_app_credentials(env)?,
+            .map(ClientSecret::new)
+            .into(),
+        webhook_key: config::optional(env, "SHOPTET_WEBHOOK_KEY")
+            .map(WebhookKey::new)
+            .into(),
+        shoprenter_app: shoprenter_app_credentials(env)?.into(),
     })
 }
 

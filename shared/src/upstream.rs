@@ -88,9 +88,11 @@ impl Default for HttpSettings {
 }
 
 impl HttpSettings {
-    /// One client per process: it pools connections across invocations.
+    /// One client per process: it pools connections across invocations. Its
+    /// TLS is the process's one configuration ([`crate::tls`]).
     pub fn build_client(&self) -> reqwest::Client {
         reqwest::Client::builder()
+            .tls_backend_preconfigured((*crate::tls::client_config()).clone())
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)
             // A redirect could carry our bearer token to a host nobody configured.

@@ -98,7 +98,7 @@ impl LocalBroker {
         ));
         let store = SqliteStore::open(db_dir.join("broker.db")).unwrap();
         let secrets = InstallSecrets {
-            shoptet_client_secret: config.shoptet_client_secret.map(ClientSecret::new),
+            shoptet_client_secret: config.shoptet_client_secret.map(ClientSecret::new).into(),
             ..InstallSecrets::default()
         };
         let broker = Broker {

@@ -1,6 +1,7 @@
 //! The install callback's errors; rendered by the shared HTTP error contract.
 
 use broker_shared::http::HttpError;
+use broker_shared::lazy_secret::SecretUnavailable;
 use broker_shared::shoprenter::ShoprenterError;
 use broker_shared::shoptet::ShoptetError;
 use broker_shared::storage::{self, StoreError};
@@ -71,6 +72,13 @@ impl HttpError for InstallError {
 impl From<StoreError> for InstallError {
     fn from(error: StoreError) -> Self {
         storage::log_failure(&error);
+        Self::StoreUnavailable
+    }
+}
+
+/// Already logged with its variable; the next request reads again.
+impl From<SecretUnavailable> for InstallError {
+    fn from(_: SecretUnavailable) -> Self {
         Self::StoreUnavailable
     }
 }

@@ -3,10 +3,13 @@
 //! Lifecycle routes live beside this file (`webhook`, `shoprenter_app`,
 //! `operator`); this one routes and holds what they share.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use broker_shared::http::{HttpError, from_json_object, json_response};
 use broker_shared::ids::{Platform, ShopRef, ShoprenterShopName};
+use broker_shared::lazy_secret::LazySecret;
+use broker_shared::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
 use broker_shared::model::{
     InstallationStatus, Registration, ShoprenterCredentials, ShoptetInstallationRecord,
     StatusChange,
@@ -30,23 +33,24 @@ use crate::shoprenter_app::wants_json;
 /// Shoptet documents codes of 255 characters; anything far longer is not one.
 const MAX_CODE_LEN: usize = 1024;
 
-/// Secrets the handler needs, read by the caller (they live in Secrets Manager).
+/// Secrets the handler needs: given directly (`Some(…).into()`, the local
+/// server and tests) or read from Secrets Manager on first use.
 #[derive(Debug, Clone, Default)]
 pub struct InstallSecrets {
     /// The Shoptet add-on's client secret, if it has one.
-    pub shoptet_client_secret: Option<ClientSecret>,
-    /// Shoptet's webhook signature key; `None`: webhooks are unsigned (and
+    pub shoptet_client_secret: LazySecret<ClientSecret>,
+    /// Shoptet's webhook signature key; absent: webhooks are unsigned (and
     /// still confirmed upstream before anything changes).
-    pub webhook_key: Option<WebhookKey>,
+    pub webhook_key: LazySecret<WebhookKey>,
     /// The Shoprenter app's credentials: the ClientSecret verifies its
     /// redirects, both fetch tokens for installed shops.
-    pub shoprenter_app: Option<ShoprenterCredentials>,
+    pub shoprenter_app: LazySecret<ShoprenterCredentials>,
 }
 
 /// How lifecycle events are handled.
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
-    pub webhook_key: Option<WebhookKey>,
+    pub webhook_key: LazySecret<WebhookKey>,
     pub recovery: RecoveryWindow,
     pub hmac_max_age: Duration,
     pub app_entry_url: Option<AppEntryUrl>,
@@ -54,7 +58,8 @@ pub struct Lifecycle {
 
 pub struct InstallCallback<S, C, R> {
     pub shoptet: ShoptetClient,
-    pub addon: AddonCredentials,
+    pub addon_client_id: String,
+    pub addon_client_secret: LazySecret<ClientSecret>,
     /// `None`: derived from the request (see `InstallConfig`).
     pub redirect_uri: Option<String>,
     /// Confirmations and verifications mint through the vendor's lease and
@@ -90,6 +95,17 @@ impl Route<'_> {
             | Self::ShoprenterCredentials(_)
             | Self::ShoprenterInstallation(_) => "PUT",
             Self::Installation(..) => "GET, DELETE",
+        }
+    }
+
+    /// The platform whose merchant installs through the route, if one does:
+    /// its failures are `InstallFailures`. An operator's import or
+    /// credentials call sees its failure in the answer; no alarm needed.
+    fn installs(&self) -> Option<Platform> {
+        match self {
+            Self::ShoptetInstall => Some(Platform::Shoptet),
+            Self::ShoprenterAppInstall => Some(Platform::Shoprenter),
+            _ => None,
         }
     }
 
@@ -143,13 +159,16 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             stores,
             config.timing,
             REMEMBERED_SHOPS,
-        );
+        )
+        // Installs and events are few: each request writes what it counted,
+        // so an instance reaped after one install loses nothing.
+        .with_metrics(Arc::new(
+            Metrics::from_env(Service::InstallCallback).with_flush_interval(Duration::ZERO),
+        ));
         Self {
             shoptet: ShoptetClient::new(http, config.shoptet),
-            addon: AddonCredentials {
-                client_id: config.shoptet_client_id,
-                client_secret: secrets.shoptet_client_secret,
-            },
+            addon_client_id: config.shoptet_client_id,
+            addon_client_secret: secrets.shoptet_client_secret,
             redirect_uri: config.shoptet_redirect_uri,
             vendor,
             lifecycle: Lifecycle {
@@ -162,6 +181,19 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         }
     }
 
+    /// Metrics to `metrics` instead of stdout (tests read them from a buffer).
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        Self {
+            vendor: self.vendor.with_metrics(metrics),
+            ..self
+        }
+    }
+
+    /// Installs, lifecycle events, and the vendor's mints and waits.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.vendor.metrics()
+    }
+
     pub(crate) fn stores(&self) -> &Stores<S, C, R> {
         self.vendor.stores()
     }
@@ -171,6 +203,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         let path = request.uri().path().to_owned();
         let route = route(&path);
         let browser = route.as_ref().is_some_and(Route::is_browser);
+        let installs = route.as_ref().and_then(Route::installs);
         let method = request.method();
         let result = match (route, method) {
             (Some(Route::ShoptetInstall), &Method::GET) => {
@@ -213,6 +246,17 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             Ok(response) => response,
             Err(error) => {
                 tracing::warn!(outcome = error.code(), %error, duration_ms, "request refused");
+                // A request that is no install attempt (no code, a bad
+                // body, a wrong method) is no install failure.
+                let attempted = !matches!(
+                    error,
+                    InstallError::InvalidRequest(_) | InstallError::MethodNotAllowed { .. }
+                );
+                if let Some(platform) = installs.filter(|_| attempted) {
+                    let dimensions =
+                        Dimensions::platform(platform).with(Dimension::Code, error.code());
+                    self.metrics().event(Metric::InstallFailures, dimensions);
+                }
                 let mut response = if browser && !wants_json(&request) {
                     crate::shoprenter_app::error_page(&error)
                 } else {
@@ -227,7 +271,27 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
                 response
             }
         };
+        self.metrics().flush_if_due();
         response.map(Body::from)
+    }
+
+    /// Counts an installation recorded, by how.
+    pub(crate) fn installed(&self, shop: &ShopRef, outcome: &'static str) {
+        let dimensions = Dimensions::platform(shop.platform()).with(Dimension::Outcome, outcome);
+        self.metrics().count(Metric::Installs, dimensions);
+    }
+
+    /// Counts a lifecycle event handled, by what became of it.
+    pub(crate) fn lifecycle_event(
+        &self,
+        shop: &ShopRef,
+        event: &'static str,
+        outcome: &'static str,
+    ) {
+        let dimensions = Dimensions::platform(shop.platform())
+            .with(Dimension::Event, event)
+            .with(Dimension::Outcome, outcome);
+        self.metrics().count(Metric::LifecycleEvents, dimensions);
     }
 
     async fn install_shoptet(
@@ -241,9 +305,14 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             Some(configured) => configured.clone(),
             None => arrival_url(request)?,
         };
-        let exchange = self
-            .shoptet
-            .exchange_code(&code, &self.addon, &redirect_uri);
+        let addon = AddonCredentials {
+            client_id: self.addon_client_id.clone(),
+            client_secret: timeout_at(deadline, self.addon_client_secret.get())
+                .await
+                .map_err(|_| InstallError::StoreUnavailable)??
+                .cloned(),
+        };
+        let exchange = self.shoptet.exchange_code(&code, &addon, &redirect_uri);
         let installation = timeout_at(deadline, exchange)
             .await
             .map_err(|_| InstallError::UpstreamUnavailable)??;
@@ -259,6 +328,11 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         // The new OAuth access token replaces the old one, and API tokens
         // minted with the old one must not be served again.
         self.forget_cached_token(&shop, deadline).await;
+        let outcome = match saved {
+            SaveOutcome::Created => "installed",
+            SaveOutcome::Replaced => "reinstalled",
+        };
+        self.installed(&shop, outcome);
         tracing::info!(
             platform = "shoptet",
             shop = %eshop_id,
@@ -315,6 +389,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             .save_shoprenter_credentials(name, &credentials)
             .await?;
         self.activate(&shop).await?;
+        self.installed(&shop, "credentials_stored");
         tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = "credentials_stored", "credentials stored");
         Ok(Stored::response(StatusCode::CREATED, "stored", &shop))
     }

@@ -10,6 +10,7 @@ pub mod webhook;
 
 use aws_config::SdkConfig;
 use broker_shared::config::ConfigError;
+use broker_shared::lazy_secret::LazySecret;
 use broker_shared::model::ShoprenterCredentials;
 use broker_shared::secret::{ClientSecret, ExposeSecret, WebhookKey};
 use broker_shared::storage::dynamodb::DynamoTokenCache;
@@ -25,46 +26,46 @@ pub use webhook::EventOutcome;
 pub type AwsInstallCallback =
     InstallCallback<SecretsManagerStore, DynamoTokenCache, DynamoRegistry>;
 
-/// Builds the handler on Secrets Manager + DynamoDB. Reads the secrets it
-/// needs once, here, so every request reuses them.
+/// Builds the handler on Secrets Manager + DynamoDB. Makes no network call:
+/// each secret is read by the first request that needs it and then kept
+/// (see [`LazySecret`]); `InstallConfig::from_env` has already checked what
+/// can be checked without a network.
 pub async fn build_on_aws(
     config: InstallConfig,
     aws: &SdkConfig,
 ) -> Result<AwsInstallCallback, ConfigError> {
     let secrets_manager = aws_sdk_secretsmanager::Client::new(aws);
-    let read = |variable: &'static str, id: Option<String>| {
-        let client = &secrets_manager;
-        async move {
-            match id {
-                Some(id) => read_client_secret(client, &id)
-                    .await
-                    .map(Some)
-                    .map_err(|error| ConfigError::new(variable, error.to_string())),
-                None => Ok(None),
-            }
-        }
-    };
-    let shoptet_client_secret = read(
+    let client = &secrets_manager;
+    let shoptet_client_secret = on_first_use(
+        client,
         "SHOPTET_CLIENT_SECRET_ID",
         config.shoptet_client_secret_id.clone(),
-    )
-    .await?;
-    let webhook_key = read(
+        |secret| secret,
+    );
+    let webhook_key = on_first_use(
+        client,
         "SHOPTET_WEBHOOK_KEY_SECRET_ID",
         config.shoptet_webhook_key_secret_id.clone(),
-    )
-    .await?
-    .map(|key: ClientSecret| WebhookKey::new(key.expose_secret()));
-    let shoprenter_app = read(
-        "SHOPRENTER_CLIENT_SECRET_ID",
-        config.shoprenter_client_secret_id.clone(),
-    )
-    .await?
-    .zip(config.shoprenter_client_id.clone())
-    .map(|(client_secret, client_id)| ShoprenterCredentials {
-        client_id,
-        client_secret,
-    });
+        |key| WebhookKey::new(key.expose_secret()),
+    );
+    let shoprenter_app = match config.shoprenter_client_id.clone() {
+        Some(client_id) if config.shoprenter_client_secret_id.is_some() => on_first_use(
+            client,
+            "SHOPRENTER_CLIENT_SECRET_ID",
+            config.shoprenter_client_secret_id.clone(),
+            move |client_secret| ShoprenterCredentials {
+                client_id: client_id.clone(),
+                client_secret,
+            },
+        ),
+        None if config.shoprenter_client_secret_id.is_none() => LazySecret::absent(),
+        _ => {
+            return Err(ConfigError::new(
+                "SHOPRENTER_CLIENT_SECRET_ID",
+                "SHOPRENTER_CLIENT_ID and SHOPRENTER_CLIENT_SECRET_ID go together",
+            ));
+        }
+    };
     let secrets = InstallSecrets {
         shoptet_client_secret,
         webhook_key,
@@ -72,4 +73,22 @@ pub async fn build_on_aws(
     };
     let stores = config.stores.open(aws);
     Ok(InstallCallback::new(config, secrets, stores))
+}
+
+/// The secret `secret_id` names (set by `variable`), read from Secrets
+/// Manager by the first request that needs it, as `T`; absent when unset.
+fn on_first_use<T: Send + Sync + 'static>(
+    client: &aws_sdk_secretsmanager::Client,
+    variable: &'static str,
+    secret_id: Option<String>,
+    into: impl Fn(ClientSecret) -> T + Clone + Send + Sync + 'static,
+) -> LazySecret<T> {
+    let Some(secret_id) = secret_id else {
+        return LazySecret::absent();
+    };
+    let client = client.clone();
+    LazySecret::on_first_use(variable, move || {
+        let (client, secret_id, into) = (client.clone(), secret_id.clone(), into.clone());
+        async move { read_client_secret(&client, &secret_id).await.map(into) }
+    })
 }

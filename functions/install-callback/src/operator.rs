@@ -105,6 +105,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             installed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         };
         let saved = self.store_installation(&shop, &record).await?;
+        self.installed(&shop, "imported");
         tracing::info!(platform = "shoptet", shop = %eshop_id, outcome = "imported", "installation imported");
         let status = match saved {
             SaveOutcome::Created => StatusCode::CREATED,
@@ -125,6 +126,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         let app = self
             .vendor
             .shoprenter_app_credentials()
+            .await?
             .cloned()
             .ok_or(InstallError::NotConfigured(
                 "no Shoprenter app is configured (SHOPRENTER_CLIENT_ID, SHOPRENTER_CLIENT_SECRET_ID)",
@@ -132,6 +134,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         self.verify_in_time(&shop, &Candidate::Shoprenter(app))
             .await?;
         let previous = self.activate(&shop).await?;
+        self.installed(&shop, "imported");
         tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = "imported", "app installation imported");
         let status = match previous.map(|r| r.status) {
             Some(InstallationStatus::Active) => StatusCode::OK,
@@ -158,7 +161,12 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         if !known {
             return Err(InstallError::UnknownInstallation);
         }
-        let (registration, _) = self.retire(&shop).await?;
+        let (registration, was) = self.retire(&shop).await?;
+        let outcome = match was {
+            Some(InstallationStatus::Uninstalled) => "duplicate",
+            _ => "processed",
+        };
+        self.lifecycle_event(&shop, "operator:delete", outcome);
         Ok(json_response(
             StatusCode::OK,
             &InstallationView::from(&registration),

@@ -22,7 +22,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         request: &Request,
         started: Instant,
     ) -> Result<Response<String>, InstallError> {
-        let (redirect, app) = self.verified_redirect(request)?;
+        let (redirect, app) = self.verified_redirect(request).await?;
         let shop = ShopRef::Shoprenter(redirect.shop.clone());
         // The signed redirect is Shoprenter's own word: the shop is installed.
         self.activate(&shop).await?;
@@ -41,6 +41,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
                 tracing::warn!(platform = "shoprenter", shop = %shop.id(), "installed, but the first token fetch timed out")
             }
         }
+        self.installed(&shop, "installed");
         tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = "installed", "app installed");
         let target = match &self.lifecycle.app_entry_url {
             Some(entry) => Some(entry.for_shop(redirect.shop.as_str())),
@@ -60,11 +61,16 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         &self,
         request: &Request,
     ) -> Result<Response<String>, InstallError> {
-        let (redirect, _) = self.verified_redirect(request)?;
+        let (redirect, _) = self.verified_redirect(request).await?;
         let shop = ShopRef::Shoprenter(redirect.shop);
         // A shop's own credentials secret, if it has one, is scheduled for
         // deletion with the same recovery window.
-        self.retire(&shop).await?;
+        let (_, was) = self.retire(&shop).await?;
+        let outcome = match was {
+            Some(broker_shared::model::InstallationStatus::Uninstalled) => "duplicate",
+            _ => "processed",
+        };
+        self.lifecycle_event(&shop, "app:uninstall", outcome);
         Ok(page(
             StatusCode::OK,
             "Uninstalled",
@@ -72,13 +78,14 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         ))
     }
 
-    fn verified_redirect(
+    async fn verified_redirect(
         &self,
         request: &Request,
     ) -> Result<(AppRedirect, ShoprenterCredentials), InstallError> {
         let app = self
             .vendor
             .shoprenter_app_credentials()
+            .await?
             .cloned()
             .ok_or(InstallError::NotConfigured(
                 "no Shoprenter app is configured (SHOPRENTER_CLIENT_ID, SHOPRENTER_CLIENT_SECRET_ID)",

@@ -32,6 +32,16 @@ pub enum EventOutcome {
     Ignored,
 }
 
+impl EventOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Processed => "processed",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Answer {
     status: EventOutcome,
@@ -44,7 +54,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         started: Instant,
     ) -> Result<Response<String>, InstallError> {
         let body: &[u8] = request.body();
-        if let Some(key) = &self.lifecycle.webhook_key {
+        if let Some(key) = self.lifecycle.webhook_key.get().await? {
             let signature = request
                 .headers()
                 .get(SIGNATURE_HEADER)
@@ -78,10 +88,12 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
                 .map_err(|_| InstallError::UpstreamUnavailable)??
             }
         };
+        let kind = event.kind.map_or("unknown", AddonEventKind::as_str);
+        self.lifecycle_event(&shop, kind, outcome.as_str());
         tracing::info!(
             platform = "shoptet",
             shop = %event.eshop_id,
-            event = event.kind.map_or("unknown", AddonEventKind::as_str),
+            event = kind,
             outcome = ?outcome,
             duration_ms = started.elapsed().as_millis() as u64,
             "add-on event handled"

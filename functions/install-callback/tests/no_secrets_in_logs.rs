@@ -1,7 +1,7 @@
 //! Runs every install scenario with all logs captured at TRACE level (ours,
 //! the AWS SDK's, the HTTP stack's) and finds no code, OAuth access token,
 //! API token, client secret, webhook signature key, webhook signature or
-//! Shoprenter hmac in any log line or response body.
+//! Shoprenter hmac in any log line, metric line or response body.
 
 mod common;
 
@@ -56,6 +56,12 @@ async fn no_secret_reaches_a_log_line_or_a_response_body() {
     assert!(secrets.values.len() >= 10, "scenarios handled secrets");
     let scanner = test_support::LeakScanner::new(secrets.values.iter().cloned());
     scanner.assert_absent("the logs", &logs);
+    let metric_lines = broker.metrics.text() + &lifecycle.metrics.text();
+    assert!(
+        metric_lines.contains("\"Installs\"") && metric_lines.contains("\"LifecycleEvents\""),
+        "the metric capture works"
+    );
+    scanner.assert_absent("the metric lines", &metric_lines);
     for body in &secrets.bodies {
         scanner.assert_absent("a response body", body);
     }

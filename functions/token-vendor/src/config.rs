@@ -27,13 +27,21 @@ pub struct VendorConfig {
 impl VendorConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let http = config::http_settings(env)?;
+        let shoprenter_client_id = config::optional(env, "SHOPRENTER_CLIENT_ID");
+        let shoprenter_client_secret_id = config::optional(env, "SHOPRENTER_CLIENT_SECRET_ID");
+        if shoprenter_client_id.is_some() != shoprenter_client_secret_id.is_some() {
+            return Err(ConfigError::new(
+                "SHOPRENTER_CLIENT_SECRET_ID",
+                "SHOPRENTER_CLIENT_ID and SHOPRENTER_CLIENT_SECRET_ID go together",
+            ));
+        }
         Ok(Self {
             shoptet_oauth_url: config::shoptet_oauth_url(env)?,
             shoptet_api_url: config::shoptet_api_url(env)?,
             shoprenter_oauth_url: config::shoprenter_oauth_url(env)?,
             shoprenter_api_url: config::shoprenter_api_url(env)?,
-            shoprenter_client_id: config::optional(env, "SHOPRENTER_CLIENT_ID"),
-            shoprenter_client_secret_id: config::optional(env, "SHOPRENTER_CLIENT_SECRET_ID"),
+            shoprenter_client_id,
+            shoprenter_client_secret_id,
             stores: config::aws_store_names(env)?,
             timing: VendTiming::from_env(env, &http)?,
             http,

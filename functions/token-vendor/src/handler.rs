@@ -1,16 +1,19 @@
 //! The vendor's two front doors: HTTP (API Gateway v1/v2, Function URL, the
 //! local server) and direct invocation. Both answer the same JSON.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use broker_shared::http::{HttpError, from_json_object, json_response};
 use broker_shared::ids::{Platform, ShopRef};
+use broker_shared::lazy_secret::LazySecret;
+use broker_shared::metrics::{Dimension, Dimensions, Metric, Metrics};
 use broker_shared::model::ShoprenterCredentials;
 use broker_shared::secret::{ApiAccessToken, ExposeSecret};
 use broker_shared::shoprenter::{ShoprenterApiUrl, ShoprenterClient};
 use broker_shared::shoptet::{API_TOKEN_HEADER, ShoptetClient, ShoptetConfig};
 use broker_shared::storage::{InstallationRegistry, InstallationStore, Stores, TokenCache};
-use broker_shared::vending::{TokenVendor, VendError, VendRequest, Vended};
+use broker_shared::vending::{Source, TokenVendor, VendError, VendRequest, Vended};
 use lambda_http::http::{Method, Response, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
@@ -72,10 +75,10 @@ struct DirectPayload {
 
 impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S, C, R> {
     /// The handler over any storage adapters. The Shoprenter app credentials
-    /// are resolved by the caller (they live in a secret).
+    /// are given (`Option`) or read on first use ([`LazySecret`]).
     pub fn new(
         config: VendorConfig,
-        shoprenter_app_credentials: Option<ShoprenterCredentials>,
+        shoprenter_app_credentials: impl Into<LazySecret<ShoprenterCredentials>>,
         stores: Stores<S, C, R>,
     ) -> Self {
         let http = config.http.build_client();
@@ -95,12 +98,25 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
         let vendor = TokenVendor::new(
             shoptet,
             shoprenter,
-            shoprenter_app_credentials,
+            shoprenter_app_credentials.into(),
             stores,
             config.timing,
             config.remembered_shops,
         );
         Self { vendor, api_bases }
+    }
+
+    /// Metrics to `metrics` instead of stdout (tests read them from a buffer).
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        Self {
+            vendor: self.vendor.with_metrics(metrics),
+            ..self
+        }
+    }
+
+    /// The vends, errors, mints and waits this instance has counted.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.vendor.metrics()
     }
 
     /// HTTP requests always get a response (errors as JSON bodies); direct
@@ -116,6 +132,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
         } else {
             self.http(&request).await
         };
+        // The first request after the flush interval writes the counters.
+        self.metrics().flush_if_due();
         match result {
             Ok(response) => Ok(response.map(Body::from)),
             Err(error) if direct => Err(error),
@@ -131,7 +149,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
             .filter(|s| !s.is_empty())
             .collect();
         let [.., "tokens", platform, shop] = segments.as_slice() else {
-            return Err(VendError::NotFound);
+            return Err(self.refused_before_vending(VendError::NotFound));
         };
         let options: Options = match *request.method() {
             Method::GET => Options::default(),
@@ -143,8 +161,12 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
                         "the body must be JSON {\"min_ttl_seconds\": N, \"stale_token\": \"…\"} (both optional)"
                             .into(),
                     )
-                })?,
-            _ => return Err(VendError::InvalidRequest("use GET or POST".into())),
+                })
+                .map_err(|error| self.refused_before_vending(error))?,
+            _ => {
+                let error = VendError::InvalidRequest("use GET or POST".into());
+                return Err(self.refused_before_vending(error));
+            }
         };
         self.vend(platform, shop, options.min_ttl_seconds, options.stale_token)
             .await
@@ -156,7 +178,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
                 "the payload must be {\"platform\", \"shop\", \"min_ttl_seconds\"?, \"stale_token\"?}"
                     .into(),
             )
-        })?;
+        })
+        .map_err(|error| self.refused_before_vending(error))?;
         self.vend(
             &payload.platform,
             &payload.shop,
@@ -174,8 +197,9 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
         stale_token: Option<ApiAccessToken>,
     ) -> Result<Response<String>, VendError> {
         let started = Instant::now();
-        let shop = ShopRef::parse(platform, shop)
-            .map_err(|problem| VendError::InvalidRequest(problem.to_string()))?;
+        let shop = ShopRef::parse(platform, shop).map_err(|problem| {
+            self.refused_before_vending(VendError::InvalidRequest(problem.to_string()))
+        })?;
         let request = VendRequest {
             shop,
             min_ttl: min_ttl_seconds.map(Duration::from_secs),
@@ -186,17 +210,40 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
         let (platform, shop) = (request.shop.platform(), request.shop.id());
         match result {
             Ok(vended) => {
-                tracing::info!(%platform, %shop, source = vended.source.as_str(), duration_ms, "token vended");
+                let source = vended.source;
+                let dimensions =
+                    Dimensions::platform(platform).with(Dimension::Source, source_name(source));
+                self.metrics().count(Metric::Vends, dimensions);
+                // Cache hits are most of the traffic: a line each would cost
+                // more in log ingestion than the vend itself.
+                match source {
+                    Source::Minted => {
+                        tracing::info!(%platform, %shop, source = source.as_str(), duration_ms, "token vended")
+                    }
+                    Source::L1 | Source::L2 => {
+                        tracing::debug!(%platform, %shop, source = source.as_str(), duration_ms, "token vended")
+                    }
+                }
                 Ok(json_response(
                     StatusCode::OK,
                     &self.body(&request.shop, &vended),
                 ))
             }
             Err(error) => {
+                let dimensions = Dimensions::platform(platform).with(Dimension::Code, error.code());
+                self.metrics().count(Metric::VendErrors, dimensions);
                 tracing::warn!(%platform, %shop, outcome = error.code(), %error, duration_ms, "token not vended");
                 Err(error)
             }
         }
+    }
+
+    /// Counts a request refused before it named a platform and shop.
+    fn refused_before_vending(&self, error: VendError) -> VendError {
+        let dimensions = Dimensions::of(Dimension::Platform, UNKNOWN_PLATFORM)
+            .with(Dimension::Code, error.code());
+        self.metrics().count(Metric::VendErrors, dimensions);
+        error
     }
 
     fn body(&self, shop: &ShopRef, vended: &Vended) -> TokenResponse {
@@ -230,5 +277,17 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
             api_base_url,
             scopes,
         }
+    }
+}
+
+/// The `Platform` of a refused request that named none we serve.
+const UNKNOWN_PLATFORM: &str = "unknown";
+
+/// The `Source` dimension's values.
+fn source_name(source: Source) -> &'static str {
+    match source {
+        Source::L1 => "L1",
+        Source::L2 => "L2",
+        Source::Minted => "Minted",
     }
 }

@@ -6,6 +6,7 @@ pub mod handler;
 
 use aws_config::SdkConfig;
 use broker_shared::config::ConfigError;
+use broker_shared::lazy_secret::LazySecret;
 use broker_shared::model::ShoprenterCredentials;
 use broker_shared::storage::dynamodb::DynamoTokenCache;
 use broker_shared::storage::dynamodb_registry::DynamoRegistry;
@@ -17,8 +18,10 @@ pub use handler::{ApiBases, TokenResponse, VendHandler};
 
 pub type AwsVendHandler = VendHandler<SecretsManagerStore, DynamoTokenCache, DynamoRegistry>;
 
-/// The handler on Secrets Manager + DynamoDB; reads the Shoprenter app's
-/// client secret once, here.
+/// The handler on Secrets Manager + DynamoDB. Makes no network call: the
+/// Shoprenter app's client secret is read by the first mint that needs it
+/// (see [`LazySecret`]); what can be checked without a network is checked
+/// here, naming the variable.
 pub async fn build_on_aws(
     config: VendorConfig,
     aws: &SdkConfig,
@@ -29,13 +32,25 @@ pub async fn build_on_aws(
         &config.shoprenter_client_id,
         &config.shoprenter_client_secret_id,
     ) {
-        (Some(client_id), Some(secret_id)) => Some(ShoprenterCredentials {
-            client_id: client_id.clone(),
-            client_secret: read_client_secret(&aws_sdk_secretsmanager::Client::new(aws), secret_id)
-                .await
-                .map_err(|error| ConfigError::new(SECRET_VARIABLE, error.to_string()))?,
-        }),
-        (None, None) => None,
+        (Some(client_id), Some(secret_id)) => {
+            let secrets_manager = aws_sdk_secretsmanager::Client::new(aws);
+            let (client_id, secret_id) = (client_id.clone(), secret_id.clone());
+            LazySecret::on_first_use(SECRET_VARIABLE, move || {
+                let (client, client_id, secret_id) = (
+                    secrets_manager.clone(),
+                    client_id.clone(),
+                    secret_id.clone(),
+                );
+                async move {
+                    let client_secret = read_client_secret(&client, &secret_id).await?;
+                    Ok(ShoprenterCredentials {
+                        client_id,
+                        client_secret,
+                    })
+                }
+            })
+        }
+        (None, None) => LazySecret::absent(),
         _ => {
             return Err(ConfigError::new(
                 SECRET_VARIABLE,

@@ -5,8 +5,12 @@ use token_vendor::{VendorConfig, build_on_aws};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     broker_shared::logging::init();
+    // First: every client below is built on this one TLS configuration.
+    or_exit(broker_shared::tls::init(&ProcessEnv));
     let config = or_exit(VendorConfig::from_env(&ProcessEnv));
-    let aws = aws_config::load_from_env().await;
+    // No network call here: credentials come from the environment, and the
+    // secrets are read by the first request that needs them.
+    let aws = broker_shared::aws_http::load_sdk_config().await;
     let handler = or_exit(build_on_aws(config, &aws).await);
     let handler = &handler;
     lambda_http::run(service_fn(move |request: Request| async move {

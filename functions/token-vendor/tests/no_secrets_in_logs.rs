@@ -1,9 +1,13 @@
 //! Vends tokens through every path (mint, L1, L2, stale replacement, cap,
 //! failures, Shoprenter, direct invocation) with all logs captured at TRACE
-//! level, and finds no API token, OAuth access token or client secret in them.
+//! level, and the instance's metric lines (EMF) beside them, and finds no API
+//! token, OAuth access token or client secret in them.
 
 mod common;
 
+use std::sync::Arc;
+
+use broker_shared::metrics::{Metrics, Service};
 use broker_shared::secret::ExposeSecret;
 use common::{Fleet, http, request, shoptet, vend};
 use platform_double::{DoubleConfig, Endpoint, Fault};
@@ -42,7 +46,10 @@ async fn no_token_or_secret_reaches_a_log_line() {
     fleet
         .store_shoprenter_credentials("log-shop", "own-client", "own-secret-0123456789")
         .await;
-    let instance = fleet.instance().await;
+    // Metric lines into the same capture, written at every request.
+    let metrics = Metrics::new(Service::TokenVendor, "LeakTest", captured.clone())
+        .with_flush_interval(std::time::Duration::ZERO);
+    let instance = fleet.instance().await.with_metrics(Arc::new(metrics));
     let shop = shoptet(11);
 
     let minted = vend(&instance, &request(&shop)).await.unwrap();
@@ -90,5 +97,9 @@ async fn no_token_or_secret_reaches_a_log_line() {
 
     let logs = captured.text();
     assert!(logs.contains("token vended"), "the capture works");
+    assert!(
+        logs.contains("\"Vends\"") && logs.contains("\"MintFailures\""),
+        "metric lines are captured and scanned too"
+    );
     test_support::LeakScanner::new(secrets).assert_absent("the logs", &logs);
 }

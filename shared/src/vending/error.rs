@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::http::HttpError;
+use crate::lazy_secret::SecretUnavailable;
 use crate::shoprenter::ShoprenterError;
 use crate::shoptet::ShoptetError;
 use crate::storage::{self, StoreError};
@@ -97,6 +98,14 @@ impl From<VendError> for Diagnostic {
 impl From<StoreError> for VendError {
     fn from(error: StoreError) -> Self {
         storage::log_failure(&error);
+        Self::StoreUnavailable
+    }
+}
+
+/// A configured secret that could not be read is a store failure to the
+/// caller (already logged with its variable); the next request reads again.
+impl From<SecretUnavailable> for VendError {
+    fn from(_: SecretUnavailable) -> Self {
         Self::StoreUnavailable
     }
 }

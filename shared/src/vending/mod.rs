@@ -9,9 +9,11 @@
 
 mod error;
 mod timing;
+mod wait;
 
 pub use error::VendError;
 pub use timing::VendTiming;
+pub use wait::{PollSchedule, WaitCounts};
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +23,10 @@ use std::time::{Duration, SystemTime};
 use lru::LruCache;
 use tokio::time::Instant;
 
+use crate::http::HttpError;
 use crate::ids::{Platform, ShopRef, ShoprenterShopName, ShoptetEshopId};
+use crate::lazy_secret::{LazySecret, SecretUnavailable};
+use crate::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
 use crate::model::{
     CacheEntry, CachedToken, InstallationStatus, Registration, ShoprenterCredentials, StatusChange,
 };
@@ -105,11 +110,16 @@ pub struct TokenVendor<S, C, R> {
     /// `None` when no partner e-shop is configured.
     shoptet: Option<ShoptetClient>,
     shoprenter: ShoprenterClient,
-    shoprenter_app_credentials: Option<ShoprenterCredentials>,
+    /// Read on the first mint (or redirect) that needs them, never at init.
+    shoprenter_app_credentials: LazySecret<ShoprenterCredentials>,
     stores: Stores<S, C, R>,
     timing: VendTiming,
     instance_id: String,
     leases_taken: AtomicU64,
+    /// Lease waits and their polls (the bench's reads per waiting request).
+    waits: wait::WaitCounters,
+    /// Mints, failures, cap refusals, lease waits, store errors.
+    metrics: Arc<Metrics>,
     /// Bounded: a long-lived instance serving many shops forgets the least
     /// recently served. A slot evicted during a refresh only costs a second
     /// L2 read for that shop; the lease still allows one mint.
@@ -252,7 +262,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
     pub fn new(
         shoptet: Option<ShoptetClient>,
         shoprenter: ShoprenterClient,
-        shoprenter_app_credentials: Option<ShoprenterCredentials>,
+        shoprenter_app_credentials: LazySecret<ShoprenterCredentials>,
         stores: Stores<S, C, R>,
         timing: VendTiming,
         remembered_shops: NonZeroUsize,
@@ -265,8 +275,45 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             timing,
             instance_id: format!("{:016x}", fastrand::u64(..)),
             leases_taken: AtomicU64::new(0),
+            waits: wait::WaitCounters::default(),
+            metrics: Arc::new(Metrics::from_env(Service::TokenVendor)),
             shops: Mutex::new(LruCache::new(remembered_shops)),
         }
+    }
+
+    /// Where the vendor's metrics go (stdout, `Service=token-vendor` unless
+    /// set here): the function's handler shares it for its own metrics.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Counts a failed store call under its operation, for `inspect_err`.
+    fn store_failed(&self, operation: &'static str) -> impl Fn(&crate::storage::StoreError) + '_ {
+        move |_| {
+            self.metrics.count(
+                Metric::StoreErrors,
+                Dimensions::of(Dimension::Operation, operation),
+            )
+        }
+    }
+
+    /// Counts a refusal to mint because Shoptet's cap of live tokens is
+    /// reached (ours, or the platform's answer).
+    fn cap_checked<T>(
+        &self,
+        shop: &ShopRef,
+        checked: Result<T, VendError>,
+    ) -> Result<T, VendError> {
+        if let Err(VendError::TokenCapReached { .. }) = &checked {
+            self.metrics
+                .count(Metric::CapRefusals, Dimensions::platform(shop.platform()));
+        }
+        checked
     }
 
     pub fn stores(&self) -> &Stores<S, C, R> {
@@ -277,8 +324,18 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         &self.timing
     }
 
-    pub fn shoprenter_app_credentials(&self) -> Option<&ShoprenterCredentials> {
-        self.shoprenter_app_credentials.as_ref()
+    /// How many times this instance waited for another instance's refresh,
+    /// and the token-cache reads those waits made.
+    pub fn wait_counts(&self) -> WaitCounts {
+        self.waits.counts()
+    }
+
+    /// The Shoprenter app's credentials (`None`: no app is configured),
+    /// read from their secret on first use.
+    pub async fn shoprenter_app_credentials(
+        &self,
+    ) -> Result<Option<&ShoprenterCredentials>, SecretUnavailable> {
+        self.shoprenter_app_credentials.get().await
     }
 
     pub async fn vend(&self, request: &VendRequest) -> Result<Vended, VendError> {
@@ -410,7 +467,13 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         let mut admission = None;
         loop {
             let now = SystemTime::now();
-            let entry = self.stores.tokens.load(shop).await?.unwrap_or_default();
+            let entry = self
+                .stores
+                .tokens
+                .load(shop)
+                .await
+                .inspect_err(self.store_failed("TokenCacheRead"))?
+                .unwrap_or_default();
             if let Some(token) = entry.token.as_ref().filter(|t| need.accepts(t, now)) {
                 return Ok((token.clone(), Source::L2));
             }
@@ -423,7 +486,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                     rechecking: false,
                 }),
             };
-            check_cap(shop, &entry, now)?;
+            self.cap_checked(shop, check_cap(shop, &entry, now))?;
             let owner = format!(
                 "{}-{}",
                 self.instance_id,
@@ -433,7 +496,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                 .stores
                 .tokens
                 .try_lease(shop, &owner, now, now + self.timing.lease)
-                .await?
+                .await
+                .inspect_err(self.store_failed("Lease"))?
             {
                 LeaseAttempt::Acquired(entry) => {
                     let minted = self
@@ -445,7 +509,10 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                     return minted;
                 }
                 LeaseAttempt::Busy(_) => {
-                    if let Some(token) = self.await_other_refresh(shop, need, give_up_at).await? {
+                    let waiting_since = Instant::now();
+                    let awaited = self.await_other_refresh(shop, need, give_up_at).await;
+                    self.lease_waited(shop, waiting_since.elapsed(), &awaited);
+                    if let Some(token) = awaited? {
                         return Ok((token, Source::L2));
                     }
                     // The holder released or died: compete for the lease again.
@@ -459,13 +526,19 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
     /// read. A shop the registry does not know (installed before it
     /// existed) is served from its stored installation as before.
     async fn admit(&self, shop: &ShopRef, now: SystemTime) -> Result<Admission, Refusal> {
-        let registration = self.stores.registry.registration(shop).await?;
+        let registration = self
+            .stores
+            .registry
+            .registration(shop)
+            .await
+            .inspect_err(self.store_failed("RegistryRead"))?;
         let status = registration.as_ref().map(|r: &Registration| r.status);
         match status {
             Some(InstallationStatus::Uninstalled) => Err(VendError::NotInstalled.into()),
             Some(InstallationStatus::Suspended) => {
                 let next = now + self.timing.suspended_recheck;
-                if self.stores.registry.claim_recheck(shop, now, next).await? {
+                let claimed = self.stores.registry.claim_recheck(shop, now, next).await;
+                if claimed.inspect_err(self.store_failed("RegistryWrite"))? {
                     Ok(Admission {
                         app_credentials: true,
                         rechecking: true,
@@ -522,24 +595,26 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         }
     }
 
-    /// Polls the shared cache with jitter until another instance's refresh
-    /// lands (`Some`), its lease ends without a usable token (`None`), or the
-    /// wait bound passes (a lock timeout: `upstream_unavailable`, never a
-    /// credentials error).
+    /// Polls the shared cache on [`PollSchedule::DEFAULT`] (short first
+    /// polls backing off to 50 ms; its docs give the reads a wait costs)
+    /// until another instance's refresh lands (`Some`), its lease ends
+    /// without a usable token (`None`), or the wait bound passes (a lock
+    /// timeout: `upstream_unavailable`, never a credentials error).
     async fn await_other_refresh(
         &self,
         shop: &ShopRef,
         need: &Need<'_>,
         give_up_at: Instant,
     ) -> Result<Option<CachedToken>, VendError> {
-        loop {
-            let pause = Duration::from_millis(fastrand::u64(20..=60));
+        self.waits.waited();
+        let pauses = PollSchedule::DEFAULT.pauses(fastrand::Rng::new());
+        for pause in pauses {
             if Instant::now() + pause > give_up_at {
-                tracing::warn!(platform = %shop.platform(), shop = %shop.id(), "gave up waiting for another instance's refresh");
-                return Err(VendError::UpstreamUnavailable);
+                break;
             }
             tokio::time::sleep(pause).await;
             let now = SystemTime::now();
+            self.waits.read();
             let entry = self.stores.tokens.load(shop).await?.unwrap_or_default();
             if let Some(token) = entry.token.filter(|t| need.accepts(t, now)) {
                 return Ok(Some(token));
@@ -548,6 +623,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                 return Ok(None);
             }
         }
+        tracing::warn!(platform = %shop.platform(), shop = %shop.id(), "gave up waiting for another instance's refresh");
+        Err(VendError::UpstreamUnavailable)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -567,8 +644,13 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             self.stores.tokens.release(shop, owner).await?;
             return Ok((token.clone(), Source::L2));
         }
-        let minted = match check_cap(shop, entry, now) {
-            Ok(()) => self.mint(shop, slot, entry, now, purpose, admitted).await,
+        let minted = match self.cap_checked(shop, check_cap(shop, entry, now)) {
+            Ok(()) => {
+                let started = Instant::now();
+                let minted = self.mint(shop, slot, entry, now, purpose, admitted).await;
+                self.minted(shop, started.elapsed(), &minted);
+                minted
+            }
             Err(refusal) => Err(refusal.into()),
         };
         match minted {
@@ -578,6 +660,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             }
             Err(refusal) => {
                 if let Err(release_error) = self.stores.tokens.release(shop, owner).await {
+                    self.store_failed("Lease")(&release_error);
                     tracing::warn!(%release_error, "could not release the lease; it will expire");
                 }
                 Err(refusal)
@@ -611,8 +694,48 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                 tracing::warn!(%platform, shop = %id, "lease lost while minting; token served but not shared")
             }
             Err(error) => {
+                self.store_failed("TokenCacheWrite")(&error);
                 tracing::warn!(%platform, shop = %id, %error, "minted token could not be stored; served but not shared")
             }
+        }
+    }
+
+    /// Counts a mint and its latency, or writes its failure at once: an
+    /// upstream that refuses or fails (not a verdict on the installation,
+    /// which `learn` records, nor a cap refusal, counted apart).
+    fn minted(&self, shop: &ShopRef, took: Duration, minted: &Result<CachedToken, Refusal>) {
+        let platform = || Dimensions::platform(shop.platform());
+        match minted {
+            Ok(_) => {
+                self.metrics.count(Metric::Mints, platform());
+                self.metrics.duration(Metric::MintLatency, platform(), took);
+            }
+            Err(Refusal { error, .. }) => match error {
+                VendError::TokenCapReached { .. } => {
+                    self.metrics.count(Metric::CapRefusals, platform());
+                }
+                VendError::UpstreamRejected { .. }
+                | VendError::UpstreamUnavailable
+                | VendError::RateLimited { .. } => {
+                    let code = platform().with(Dimension::Code, error.code());
+                    self.metrics.event(Metric::MintFailures, code);
+                }
+                _ => {}
+            },
+        }
+    }
+
+    /// Counts a wait for another instance's refresh and how long it took.
+    fn lease_waited<T>(&self, shop: &ShopRef, took: Duration, awaited: &Result<T, VendError>) {
+        let platform = || Dimensions::platform(shop.platform());
+        self.metrics.count(Metric::LeaseWaits, platform());
+        self.metrics
+            .duration(Metric::LeaseWaitDuration, platform(), took);
+        if let Err(VendError::StoreUnavailable) = awaited {
+            self.metrics.count(
+                Metric::StoreErrors,
+                Dimensions::of(Dimension::Operation, "TokenCacheRead"),
+            );
         }
     }
 
@@ -691,7 +814,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             .stores
             .installations
             .load_shoptet_installation(eshop_id)
-            .await?
+            .await
+            .inspect_err(self.store_failed("InstallationRead"))?
             .ok_or(VendError::NotInstalled)?;
         let token = record.installation.oauth_access_token;
         slot.remembered().oauth = Some(token.clone());
@@ -705,17 +829,22 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
     ) -> Result<CachedToken, Refusal> {
         // A shop's own API client wins over the app-level credentials, which
         // serve only shops that installed the app (or were imported).
-        let credentials = match self
-            .stores
-            .installations
-            .load_shoprenter_credentials(shop)
-            .await?
-        {
+        // On a new instance the app's secret is read beside the shop's own,
+        // so a cold mint waits for no more store round trips than a warm one.
+        let (own, app) = tokio::join!(
+            self.stores.installations.load_shoprenter_credentials(shop),
+            async {
+                match app_credentials {
+                    true => self.shoprenter_app_credentials.get().await,
+                    false => Ok(None),
+                }
+            },
+        );
+        let credentials = match own.inspect_err(self.store_failed("InstallationRead"))? {
             Some(credentials) => credentials,
-            None => self
-                .shoprenter_app_credentials
-                .clone()
-                .filter(|_| app_credentials)
+            None => app
+                .map_err(VendError::from)?
+                .cloned()
                 .ok_or(VendError::NotInstalled)?,
         };
         self.mint_shoprenter_with(shop, &credentials).await

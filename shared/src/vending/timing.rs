@@ -29,7 +29,11 @@ impl Default for VendTiming {
         Self {
             refresh_margin: Duration::from_secs(300),
             lease: Duration::from_secs(5),
-            lease_wait: Duration::from_secs(9),
+            // What `from_env` derives for the default lease and upstream timeout.
+            lease_wait: Self::derived_lease_wait(
+                Duration::from_secs(5),
+                HttpSettings::default().request_timeout,
+            ),
             suspended_recheck: Duration::from_secs(300),
             l1_trust: super::L1_TRUST,
         }
@@ -37,15 +41,34 @@ impl Default for VendTiming {
 }
 
 impl VendTiming {
+    /// The store round trips around a taken-over mint (see
+    /// [`Self::derived_lease_wait`]).
+    pub const LEASE_WAIT_MARGIN: Duration = Duration::from_secs(1);
+
+    /// `LEASE_WAIT_MS` when unset: a waiter outlasts a dead holder's lease,
+    /// then gives whoever takes the lease over time for one upstream call,
+    /// plus a second for the store round trips around it. Deriving it keeps a
+    /// changed `LEASE_SECONDS` from leaving the wait shorter than the lease.
+    pub fn derived_lease_wait(lease: Duration, upstream_timeout: Duration) -> Duration {
+        lease + upstream_timeout + Self::LEASE_WAIT_MARGIN
+    }
+
+    /// `LEASE_WAIT_MS` defaults to [`Self::derived_lease_wait`]; set explicitly, it
+    /// must still exceed the lease.
     pub fn from_env(env: &impl Env, http: &HttpSettings) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         let seconds = |variable, default: Duration| {
             config::parsed(env, variable, default.as_secs()).map(Duration::from_secs)
         };
+        let lease = seconds("LEASE_SECONDS", defaults.lease)?;
         let timing = Self {
             refresh_margin: seconds("REFRESH_MARGIN_SECONDS", defaults.refresh_margin)?,
-            lease: seconds("LEASE_SECONDS", defaults.lease)?,
-            lease_wait: config::millis(env, "LEASE_WAIT_MS", defaults.lease_wait)?,
+            lease,
+            lease_wait: config::millis(
+                env,
+                "LEASE_WAIT_MS",
+                Self::derived_lease_wait(lease, http.request_timeout),
+            )?,
             suspended_recheck: seconds("SUSPENDED_RECHECK_SECONDS", defaults.suspended_recheck)?,
             l1_trust: defaults.l1_trust,
         };

@@ -1,15 +1,21 @@
 //! Invariants of template.yaml that a deploy would not catch until too late:
 //! least privilege, which routes are public, the tables' keys, index and TTL,
-//! and that the functions get exactly the environment their code reads.
+//! that the functions get exactly the environment their code reads, that the
+//! vendor's Timeout covers the lease wait its code derives, and that every
+//! failure an operator must act on has an alarm on the alarm topic.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::time::Duration;
+
+use broker_shared::metrics::{DEFAULT_NAMESPACE, Metric, Service};
 use broker_shared::storage::RecoveryWindow;
 use broker_shared::storage::dynamodb::{PARTITION_KEY, TTL_ATTRIBUTE};
 use broker_shared::storage::dynamodb_registry::{
     PARTITION_KEY as REGISTRY_PARTITION_KEY, PLATFORM as REGISTRY_PLATFORM, PLATFORM_INDEX,
 };
+use broker_shared::vending::VendTiming;
 use serde_json::{Value, json};
 use template_tests::{
     as_list, get_att, load_template, policy_statements, reference, resources_of_type,
@@ -85,11 +91,28 @@ const SHARED_ENV: &[&str] = &[
     "SHOPRENTER_CLIENT_SECRET_ID",
     "REFRESH_MARGIN_SECONDS",
     "LEASE_SECONDS",
-    "LEASE_WAIT_MS",
     "SUSPENDED_RECHECK_SECONDS",
     "UPSTREAM_TIMEOUT_MS",
     "UPSTREAM_CONNECT_TIMEOUT_MS",
+    "METRICS_NAMESPACE",
 ];
+
+/// Read by the configuration loaders but left unset by the template: the
+/// code derives them (`LEASE_WAIT_MS` from `LEASE_SECONDS` and the upstream
+/// timeout), so changing one parameter cannot leave them inconsistent.
+const DERIVED_WHEN_UNSET: &[&str] = &["LEASE_WAIT_MS"];
+
+/// Read by both functions' metrics (not their configuration loaders): the
+/// CloudWatch namespace of the Embedded Metric Format lines, the one the
+/// alarms and the dashboard watch.
+const METRICS_ENV: &[&str] = &["METRICS_NAMESPACE"];
+
+/// The aggregate dimension every metric is published with (besides its
+/// detailed set), and the one the alarms use.
+const SERVICE_DIMENSION: &str = "Service";
+const VENDOR_SERVICE: Service = Service::TokenVendor;
+const INSTALL_SERVICE: Service = Service::InstallCallback;
+const ALARM_TOPIC: &str = "AlarmTopic";
 
 /// The only routes anyone may call without SigV4, (method, path, output
 /// naming its URL): what the platforms call, each checked by the code itself
@@ -1034,15 +1057,70 @@ fn install_function_answers_within_shoptets_five_seconds() {
     );
 }
 
+/// The longest vend: waiting the whole lease wait for another instance's
+/// refresh, then taking the lease over and minting (one upstream call), with
+/// a margin for the store round trips around it. The wait is the one the
+/// vendor's own loader derives at the largest `LeaseSeconds` the stack
+/// accepts.
 #[test]
-fn vendor_timeout_covers_a_lease_wait_and_an_upstream_call() {
+fn vendor_timeout_covers_the_derived_lease_wait_at_the_longest_lease_and_an_upstream_call() {
     let template = load_template();
-    let wait = literal_ms(&template, VENDOR_FUNCTION, "LEASE_WAIT_MS");
-    let upstream = literal_ms(&template, VENDOR_FUNCTION, "UPSTREAM_TIMEOUT_MS");
-    let timeout = timeout_ms(&template, VENDOR_FUNCTION);
+    let longest_lease = &template["Parameters"]["LeaseSeconds"]["MaxValue"];
     assert!(
-        timeout > wait + upstream,
-        "Timeout {timeout} ms vs {wait} + {upstream}"
+        longest_lease.is_u64(),
+        "LeaseSeconds needs a MaxValue: {longest_lease}"
+    );
+    let mut env = TemplateEnv::new(&template, VENDOR_FUNCTION);
+    env.overrides
+        .insert("LeaseSeconds".to_owned(), longest_lease.to_string());
+    let config = token_vendor::VendorConfig::from_env(&|variable: &str| env.get(variable))
+        .unwrap_or_else(|error| panic!("vendor rejects LeaseSeconds {longest_lease}: {error}"));
+    let upstream = Duration::from_millis(literal_ms(
+        &template,
+        VENDOR_FUNCTION,
+        "UPSTREAM_TIMEOUT_MS",
+    ));
+    assert_eq!(config.http.request_timeout, upstream);
+    assert_eq!(
+        config.timing.lease,
+        Duration::from_secs(longest_lease.as_u64().unwrap())
+    );
+    assert_eq!(
+        config.timing.lease_wait,
+        VendTiming::derived_lease_wait(config.timing.lease, upstream),
+        "the template leaves LEASE_WAIT_MS to the code"
+    );
+    let longest_vend = config.timing.lease_wait + upstream + VendTiming::LEASE_WAIT_MARGIN;
+    let timeout = Duration::from_millis(timeout_ms(&template, VENDOR_FUNCTION));
+    assert!(
+        timeout >= longest_vend,
+        "Timeout {timeout:?} < lease wait {:?} + upstream {upstream:?} + margin {:?}",
+        config.timing.lease_wait,
+        VendTiming::LEASE_WAIT_MARGIN
+    );
+}
+
+#[test]
+fn no_function_pins_the_lease_wait_and_both_name_the_metrics_namespace() {
+    let template = load_template();
+    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
+        let variables = environment(&template, function);
+        for variable in DERIVED_WHEN_UNSET {
+            assert!(
+                !variables.contains_key(*variable),
+                "{function} pins {variable}: {}",
+                variables[*variable]
+            );
+        }
+        assert_eq!(
+            variables["METRICS_NAMESPACE"],
+            reference("MetricsNamespace"),
+            "{function}"
+        );
+    }
+    assert_eq!(
+        template["Parameters"]["MetricsNamespace"]["Default"], DEFAULT_NAMESPACE,
+        "the stack's default is the code's"
     );
 }
 
@@ -1054,7 +1132,12 @@ fn environment_names_match_what_the_code_reads() {
         (VENDOR_FUNCTION, VENDOR_ENV),
     ] {
         let actual: BTreeSet<String> = environment(&template, function).keys().cloned().collect();
-        assert_eq!(actual, names(expected), "{function}");
+        let mut set_by_template = names(expected);
+        for variable in DERIVED_WHEN_UNSET {
+            set_by_template.remove(*variable);
+        }
+        set_by_template.extend(names(METRICS_ENV));
+        assert_eq!(actual, set_by_template, "{function}");
     }
 }
 
@@ -1274,4 +1357,332 @@ fn config_loaders_accept_every_bound_of_the_numeric_parameters() {
     // ShoprenterHmacMaxAgeSeconds and UninstallRecoveryDays for the install
     // callback.
     assert_eq!(checked, 16, "numeric parameter bounds checked");
+}
+
+// ---- alarms and dashboard
+
+/// Every metric the functions publish, with its detailed dimension set
+/// (shared/src/metrics.rs; each is also published with `["Service"]`
+/// alone). The match is exhaustive: a new metric must be placed here, in
+/// [`METRICS`], and then on the dashboard.
+fn detailed_dimensions(metric: Metric) -> &'static [&'static str] {
+    match metric {
+        Metric::Vends => &["Service", "Platform", "Source"],
+        Metric::VendErrors | Metric::MintFailures | Metric::InstallFailures => {
+            &["Service", "Platform", "Code"]
+        }
+        Metric::Mints
+        | Metric::MintLatency
+        | Metric::CapRefusals
+        | Metric::LeaseWaits
+        | Metric::LeaseWaitDuration => &["Service", "Platform"],
+        Metric::StoreErrors => &["Service", "Operation"],
+        Metric::Installs => &["Service", "Platform", "Outcome"],
+        Metric::LifecycleEvents => &["Service", "Platform", "Event", "Outcome"],
+    }
+}
+
+const METRICS: [Metric; 12] = [
+    Metric::Vends,
+    Metric::VendErrors,
+    Metric::Mints,
+    Metric::MintLatency,
+    Metric::MintFailures,
+    Metric::CapRefusals,
+    Metric::LeaseWaits,
+    Metric::LeaseWaitDuration,
+    Metric::StoreErrors,
+    Metric::Installs,
+    Metric::InstallFailures,
+    Metric::LifecycleEvents,
+];
+
+/// What an alarm watches: (namespace, metric, dimension name, dimension
+/// value), the namespace and value as JSON text (a literal or a `Ref`).
+type Watched = (String, String, String, String);
+
+fn service_metric(metric: Metric, service: Service) -> Watched {
+    (
+        reference("MetricsNamespace").to_string(),
+        metric.name().to_owned(),
+        SERVICE_DIMENSION.to_owned(),
+        json!(service.as_str()).to_string(),
+    )
+}
+
+fn vendor_lambda_metric(metric: &str) -> Watched {
+    (
+        json!("AWS/Lambda").to_string(),
+        metric.to_owned(),
+        "FunctionName".to_owned(),
+        reference(VENDOR_FUNCTION).to_string(),
+    )
+}
+
+fn watched(id: &str, alarm: &Value) -> Watched {
+    let properties = &alarm["Properties"];
+    let dimensions = properties["Dimensions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{id}: no Dimensions"));
+    assert_eq!(
+        dimensions.len(),
+        1,
+        "{id}: alarms watch one aggregate dimension"
+    );
+    (
+        properties["Namespace"].to_string(),
+        properties["MetricName"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: no MetricName"))
+            .to_owned(),
+        dimensions[0]["Name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        dimensions[0]["Value"].to_string(),
+    )
+}
+
+#[test]
+fn every_failure_an_operator_must_act_on_has_exactly_one_alarm() {
+    let template = load_template();
+    let expected: BTreeSet<Watched> = [
+        service_metric(Metric::InstallFailures, INSTALL_SERVICE),
+        service_metric(Metric::MintFailures, VENDOR_SERVICE),
+        service_metric(Metric::MintFailures, INSTALL_SERVICE),
+        service_metric(Metric::CapRefusals, VENDOR_SERVICE),
+        vendor_lambda_metric("Errors"),
+        vendor_lambda_metric("Throttles"),
+    ]
+    .into_iter()
+    .collect();
+    let alarms = resources_of_type(&template, "AWS::CloudWatch::Alarm");
+    let actual: Vec<Watched> = alarms
+        .iter()
+        .map(|(id, alarm)| watched(id, alarm))
+        .collect();
+    assert_eq!(actual.len(), expected.len(), "one alarm each: {actual:?}");
+    assert_eq!(actual.into_iter().collect::<BTreeSet<_>>(), expected);
+}
+
+#[test]
+fn every_alarm_notifies_the_topic_and_stays_quiet_without_data() {
+    let template = load_template();
+    assert_eq!(resource(&template, ALARM_TOPIC)["Type"], "AWS::SNS::Topic");
+    let alarms = resources_of_type(&template, "AWS::CloudWatch::Alarm");
+    assert!(!alarms.is_empty());
+    for (id, alarm) in alarms {
+        let properties = &alarm["Properties"];
+        assert_eq!(
+            properties["AlarmActions"],
+            json!([reference(ALARM_TOPIC)]),
+            "{id}"
+        );
+        assert_eq!(
+            properties["OKActions"],
+            json!([reference(ALARM_TOPIC)]),
+            "{id}: the all-clear goes where the alarm went"
+        );
+        // A quiet minute means nothing failed, not that something is broken.
+        assert_eq!(properties["TreatMissingData"], "notBreaching", "{id}");
+        assert_eq!(properties["Statistic"], "Sum", "{id}: counts of failures");
+        assert_eq!(
+            properties["ComparisonOperator"], "GreaterThanOrEqualToThreshold",
+            "{id}"
+        );
+        let threshold = properties["Threshold"].as_u64().unwrap_or(0);
+        assert!(threshold >= 1, "{id}: threshold {threshold}");
+        let period = properties["Period"].as_u64().unwrap_or(0);
+        assert!(
+            period >= 60 && period % 60 == 0,
+            "{id}: EMF metrics have one-minute resolution, period {period}"
+        );
+        let name = &properties["AlarmName"]["Fn::Sub"];
+        assert!(
+            name.as_str()
+                .is_some_and(|name| name.starts_with("${AWS::StackName}-")),
+            "{id}: alarm names carry the stack's name, got {name}"
+        );
+    }
+}
+
+#[test]
+fn the_alarm_email_is_subscribed_only_when_given() {
+    let template = load_template();
+    let parameter = &template["Parameters"]["AlarmEmail"];
+    assert_eq!(parameter["Default"], "", "optional");
+    assert!(parameter["AllowedPattern"].is_string());
+    assert_eq!(
+        template["Conditions"]["HasAlarmEmail"],
+        json!({"Fn::Not": [{"Fn::Equals": [reference("AlarmEmail"), ""]}]})
+    );
+    let subscriptions = resources_of_type(&template, "AWS::SNS::Subscription");
+    assert_eq!(subscriptions.len(), 1, "{subscriptions:?}");
+    let (id, subscription) = subscriptions[0];
+    assert_eq!(subscription["Condition"], "HasAlarmEmail", "{id}");
+    assert_eq!(
+        subscription["Properties"],
+        json!({
+            "TopicArn": reference(ALARM_TOPIC),
+            "Protocol": "email",
+            "Endpoint": reference("AlarmEmail"),
+        }),
+        "{id}"
+    );
+}
+
+/// `text` with every `${name}` of an `Fn::Sub` replaced by `value(name)`.
+fn substitute(text: &str, mut value: impl FnMut(&str) -> String) -> String {
+    let mut result = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let end = rest[start..]
+            .find('}')
+            .map(|end| start + end)
+            .unwrap_or_else(|| panic!("unclosed ${{ in {rest}"));
+        result.push_str(&rest[..start]);
+        result.push_str(&value(&rest[start + 2..end]));
+        rest = &rest[end + 1..];
+    }
+    result.push_str(rest);
+    result
+}
+
+/// The dashboard's body as JSON, with the namespace parameter left as the
+/// marker `${MetricsNamespace}` and every other substitution checked to
+/// name a parameter, a resource (or its attribute) or a pseudo parameter.
+fn dashboard_body(template: &Value) -> Value {
+    let dashboards = resources_of_type(template, "AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboards.len(), 1);
+    let body = dashboards[0].1["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("DashboardBody is a one-argument !Sub");
+    let text = substitute(body, |name| {
+        let target = name.split('.').next().unwrap_or(name);
+        assert!(
+            name.starts_with("AWS::")
+                || template["Parameters"].get(target).is_some()
+                || template["Resources"].get(target).is_some(),
+            "dashboard: ${{{name}}} names nothing"
+        );
+        format!("${{{name}}}")
+    });
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("dashboard body: {error}\n{text}"))
+}
+
+/// Every metric the dashboard graphs from the broker's namespace, with the
+/// dimension names it asks for: from metric rows
+/// `[namespace, name, dimension, value, …]` and from SEARCH expressions
+/// `{"namespace",Dim,…} MetricName="name"`.
+fn dashboard_metrics(body: &Value) -> BTreeSet<(String, Vec<String>)> {
+    let namespace = "${MetricsNamespace}";
+    let mut found = BTreeSet::new();
+    for widget in body["widgets"].as_array().expect("widgets") {
+        for row in widget["properties"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let row = row.as_array().expect("metric rows are arrays");
+            if let Some(expression) = row[0]["expression"].as_str() {
+                let Some(schema) = expression
+                    .strip_prefix("SEARCH('{")
+                    .and_then(|rest| rest.split_once("} "))
+                else {
+                    panic!("unexpected expression {expression}");
+                };
+                let (schema, query) = schema;
+                let mut parts = schema.split(',');
+                let searched = parts.next().unwrap_or_default();
+                if searched != format!("\"{namespace}\"") {
+                    assert_eq!(searched, "AWS/Lambda", "{expression}");
+                    continue;
+                }
+                let metric = query
+                    .split("MetricName=\"")
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .unwrap_or_else(|| panic!("{expression}: no MetricName"));
+                found.insert((metric.to_owned(), parts.map(str::to_owned).collect()));
+                continue;
+            }
+            match row[0].as_str() {
+                Some(space) if space == namespace => {
+                    let metric = row[1].as_str().unwrap().to_owned();
+                    let dimensions = row[2..]
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .step_by(2)
+                        .map(str::to_owned)
+                        .collect();
+                    found.insert((metric, dimensions));
+                }
+                Some("AWS/Lambda") => {}
+                other => panic!("dashboard graphs a namespace other than the parameter: {other:?}"),
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_dashboard_graphs_every_metric_in_the_namespace_parameter_with_its_dimensions() {
+    let template = load_template();
+    let body = dashboard_body(&template);
+    let graphed = dashboard_metrics(&body);
+    for metric in METRICS {
+        let (metric, detailed) = (metric.name(), detailed_dimensions(metric));
+        let dimension_sets: Vec<&Vec<String>> = graphed
+            .iter()
+            .filter(|(name, _)| name == metric)
+            .map(|(_, dimensions)| dimensions)
+            .collect();
+        assert!(
+            !dimension_sets.is_empty(),
+            "{metric} is not on the dashboard"
+        );
+        for dimensions in dimension_sets {
+            assert!(
+                *dimensions == [SERVICE_DIMENSION] || dimensions == detailed,
+                "{metric} graphed by {dimensions:?}: published only by [Service] and {detailed:?}"
+            );
+        }
+    }
+    let known: BTreeSet<&str> = METRICS.iter().map(|metric| metric.name()).collect();
+    for (metric, _) in &graphed {
+        assert!(known.contains(metric.as_str()), "{metric} is not published");
+    }
+}
+
+#[test]
+fn the_dashboard_shows_every_alarm_and_the_outputs_lead_to_it_and_the_topic() {
+    let template = load_template();
+    let body = dashboard_body(&template);
+    let shown: BTreeSet<String> = body["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|widget| widget["type"] == "alarm")
+        .flat_map(|widget| widget["properties"]["alarms"].as_array().unwrap())
+        .map(|alarm| alarm.as_str().unwrap().to_owned())
+        .collect();
+    let alarms: BTreeSet<String> = resources_of_type(&template, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(id, _)| format!("${{{id}.Arn}}"))
+        .collect();
+    assert_eq!(shown, alarms);
+
+    let outputs = &template["Outputs"];
+    assert_eq!(outputs["AlarmTopicArn"]["Value"], reference(ALARM_TOPIC));
+    assert_eq!(
+        outputs["DashboardName"]["Value"],
+        reference("BrokerDashboard")
+    );
+    let url = outputs["DashboardUrl"]["Value"]["Fn::Sub"]
+        .as_str()
+        .expect("DashboardUrl is a !Sub");
+    assert!(
+        url.ends_with("#dashboards:name=${BrokerDashboard}"),
+        "{url}"
+    );
 }

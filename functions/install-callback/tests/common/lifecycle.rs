@@ -24,6 +24,8 @@ pub const ENTRY_URL: &str = "https://apps.example/{shop}/welcome";
 pub struct Lifecycle {
     pub world: TestWorld,
     pub install: AwsInstallCallback,
+    /// The install callback's metric lines (EMF).
+    pub metrics: test_support::CapturedLogs,
     pub webhook_key: Option<WebhookKey>,
     vendor_env: HashMap<&'static str, String>,
     /// Every signature sent, for the leak checks.
@@ -91,10 +93,12 @@ impl Lifecycle {
             env.insert("SHOPRENTER_APP_ENTRY_URL", ENTRY_URL.to_owned());
         }
         let config = InstallConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
-        let install = build_on_aws(config, &world.aws).await.unwrap();
+        let (install, metrics) =
+            super::with_captured_metrics(build_on_aws(config, &world.aws).await.unwrap());
         Self {
             world,
             install,
+            metrics,
             webhook_key,
             vendor_env,
             signatures: std::sync::Mutex::default(),

@@ -16,6 +16,18 @@ use serde_json::Value;
 use test_support::TestWorld;
 pub use test_support::into_json;
 
+/// The handler with its metric lines in a buffer the test reads, instead
+/// of stdout; each request writes what it counted.
+pub fn with_captured_metrics(
+    handler: AwsInstallCallback,
+) -> (AwsInstallCallback, test_support::CapturedLogs) {
+    use broker_shared::metrics::{Metrics, Service};
+    let out = test_support::CapturedLogs::default();
+    let metrics = Metrics::new(Service::InstallCallback, "BrokerTest", out.clone())
+        .with_flush_interval(Duration::ZERO);
+    (handler.with_metrics(std::sync::Arc::new(metrics)), out)
+}
+
 pub const REDIRECT_URI: &str = "https://broker.example/shoptet/install";
 pub const SHOPRENTER_SHOP: &str = "demo-shop";
 pub const SHOPRENTER_CLIENT_ID: &str = "sr-client-id";
@@ -27,6 +39,8 @@ pub struct Broker {
     pub world: TestWorld,
     pub handler: AwsInstallCallback,
     pub client_secret_id: String,
+    /// The handler's metric lines (EMF), written at each request.
+    pub metrics: test_support::CapturedLogs,
 }
 
 impl std::ops::Deref for Broker {
@@ -104,11 +118,12 @@ impl Broker {
             env.insert("SHOPTET_REDIRECT_URI", redirect.to_owned());
         }
         let config = InstallConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
-        let handler = build_on_aws(config, &store).await.unwrap();
+        let (handler, metrics) = with_captured_metrics(build_on_aws(config, &store).await.unwrap());
         Self {
             world,
             handler,
             client_secret_id,
+            metrics,
         }
     }
 
