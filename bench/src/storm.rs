@@ -353,7 +353,7 @@ pub async fn worker(args: WorkerArgs) -> Result<(), Error> {
     if line.trim() != "go" {
         return Err(format!("expected `go`, got {line:?}").into());
     }
-    let outcomes = vend_storm(&[handler.clone()], args.eshop_id, args.callers).await;
+    let outcomes = vend_storm(std::slice::from_ref(&handler), args.eshop_id, args.callers).await;
     for outcome in outcomes {
         match outcome {
             Ok(answer) => say(&format!(

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{BEARER, ESHOP, LocalBroker, Setup, eshop, sleep_until};
+use common::{BEARER, Counting, ESHOP, LocalBroker, Setup, eshop, sleep_until};
 use platform_double::{Endpoint, Fault, InstallationState};
 use shop_token_client::{ClientError, ExposeSecret, HttpTransport, Shop, ShopToken, TokenClient};
 use tokio::task::JoinSet;
@@ -135,15 +135,24 @@ async fn reporting_a_stale_token_mints_once_and_caches_the_replacement() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unknown_shop_is_not_installed_for_every_concurrent_caller_after_one_vend() {
     let broker = LocalBroker::start(Setup::default()).await;
-    broker.double.set_latency(Duration::from_millis(200));
-    let transport = broker.transport();
+    // The broker refuses an unknown shop without an upstream call, at once:
+    // the slowed vend keeps it in flight while every caller arrives.
+    let transport = Counting::slowed(
+        HttpTransport::new(&broker.url).unwrap(),
+        Duration::from_millis(500),
+    );
     let client = TokenClient::new(Arc::clone(&transport));
     let unknown = Shop::shoptet(999_999).unwrap();
 
+    let callers = 20;
+    let together = Arc::new(tokio::sync::Barrier::new(callers));
     let mut tasks = JoinSet::new();
-    for _ in 0..20 {
-        let (client, shop) = (client.clone(), unknown.clone());
-        tasks.spawn(async move { client.token(&shop).await });
+    for _ in 0..callers {
+        let (client, shop, together) = (client.clone(), unknown.clone(), Arc::clone(&together));
+        tasks.spawn(async move {
+            together.wait().await;
+            client.token(&shop).await
+        });
     }
     for result in tasks.join_all().await {
         assert_eq!(result.unwrap_err(), ClientError::NotInstalled);

@@ -116,7 +116,11 @@ async fn run(args: Args) -> Result<(), String> {
                 bearer_token,
             };
             announce(sandbox.as_ref(), &broker_url);
-            broker.serve(listener).await.map_err(|e| e.to_string())
+            broker
+                .without_metrics()
+                .serve(listener)
+                .await
+                .map_err(|e| e.to_string())
         }
         (Store::Aws, secrets) => {
             let aws = aws_config::load_from_env().await;
@@ -146,7 +150,11 @@ async fn run(args: Args) -> Result<(), String> {
                 bearer_token,
             };
             announce(sandbox.as_ref(), &broker_url);
-            broker.serve(listener).await.map_err(|e| e.to_string())
+            broker
+                .without_metrics()
+                .serve(listener)
+                .await
+                .map_err(|e| e.to_string())
         }
     }
 }

@@ -7,6 +7,7 @@ use axum::Router;
 use axum::body::{Body as AxumBody, to_bytes};
 use axum::extract::State;
 use broker_shared::http::HttpError;
+use broker_shared::metrics::{DEFAULT_NAMESPACE, Metrics, Service};
 use broker_shared::storage::{InstallationRegistry, InstallationStore, TokenCache};
 use install_callback::InstallCallback;
 use lambda_http::Body;
@@ -48,6 +49,17 @@ where
     C2: TokenCache + 'static,
     R2: InstallationRegistry + 'static,
 {
+    /// Both handlers' metric lines are dropped: CloudWatch reads them from a
+    /// Lambda's stdout, and here stdout is the operator's terminal.
+    pub fn without_metrics(self) -> Self {
+        let discard = |service| Arc::new(Metrics::new(service, DEFAULT_NAMESPACE, std::io::sink()));
+        Self {
+            install: self.install.with_metrics(discard(Service::InstallCallback)),
+            vendor: self.vendor.with_metrics(discard(Service::TokenVendor)),
+            bearer_token: self.bearer_token,
+        }
+    }
+
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
         // One fallback: the routing is the handlers' own, as behind API Gateway.
         let app = Router::new()

@@ -107,7 +107,7 @@ impl LocalBroker {
             bearer_token: setup.bearer_token.map(str::to_owned),
         };
         let server = tokio::spawn(async move {
-            broker.serve(listener).await.unwrap();
+            broker.without_metrics().serve(listener).await.unwrap();
         });
         Self {
             url,
@@ -181,14 +181,22 @@ pub struct Counting<T> {
     inner: T,
     vends: AtomicU64,
     stale_reports: AtomicU64,
+    /// Added before every vend: keeps a vend in flight while concurrent
+    /// callers arrive, even when the broker answers at once.
+    delay: Duration,
 }
 
 impl<T> Counting<T> {
     pub fn new(inner: T) -> Arc<Self> {
+        Self::slowed(inner, Duration::ZERO)
+    }
+
+    pub fn slowed(inner: T, delay: Duration) -> Arc<Self> {
         Arc::new(Self {
             inner,
             vends: AtomicU64::new(0),
             stale_reports: AtomicU64::new(0),
+            delay,
         })
     }
 
@@ -213,6 +221,7 @@ impl<T: Transport> Transport for Counting<T> {
         if stale_token.is_some() {
             self.stale_reports.fetch_add(1, Ordering::SeqCst);
         }
+        tokio::time::sleep(self.delay).await;
         self.inner.vend(shop, min_ttl, stale_token).await
     }
 }

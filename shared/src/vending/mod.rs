@@ -28,7 +28,8 @@ use crate::ids::{Platform, ShopRef, ShoprenterShopName, ShoptetEshopId};
 use crate::lazy_secret::{LazySecret, SecretUnavailable};
 use crate::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
 use crate::model::{
-    CacheEntry, CachedToken, InstallationStatus, Registration, ShoprenterCredentials, StatusChange,
+    CacheEntry, CachedToken, InstallationStatus, Lease, Registration, ShoprenterCredentials,
+    StatusChange,
 };
 use crate::secret::{ApiAccessToken, OAuthAccessToken};
 use crate::shoprenter::{self, ShoprenterClient};
@@ -118,6 +119,8 @@ pub struct TokenVendor<S, C, R> {
     leases_taken: AtomicU64,
     /// Lease waits and their polls (the bench's reads per waiting request).
     waits: wait::WaitCounters,
+    /// How long other instances' refreshes take, as waits here saw them.
+    refreshes: wait::RefreshEstimate,
     /// Mints, failures, cap refusals, lease waits, store errors.
     metrics: Arc<Metrics>,
     /// Bounded: a long-lived instance serving many shops forgets the least
@@ -276,6 +279,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             instance_id: format!("{:016x}", fastrand::u64(..)),
             leases_taken: AtomicU64::new(0),
             waits: wait::WaitCounters::default(),
+            refreshes: wait::RefreshEstimate::default(),
             metrics: Arc::new(Metrics::from_env(Service::TokenVendor)),
             shops: Mutex::new(LruCache::new(remembered_shops)),
         }
@@ -508,9 +512,11 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                     }
                     return minted;
                 }
-                LeaseAttempt::Busy(_) => {
+                LeaseAttempt::Busy(busy) => {
                     let waiting_since = Instant::now();
-                    let awaited = self.await_other_refresh(shop, need, give_up_at).await;
+                    let awaited = self
+                        .await_other_refresh(shop, need, busy.lease.as_ref(), give_up_at)
+                        .await;
                     self.lease_waited(shop, waiting_since.elapsed(), &awaited);
                     if let Some(token) = awaited? {
                         return Ok((token, Source::L2));
@@ -595,19 +601,34 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         }
     }
 
-    /// Polls the shared cache on [`PollSchedule::DEFAULT`] (short first
-    /// polls backing off to 50 ms; its docs give the reads a wait costs)
-    /// until another instance's refresh lands (`Some`), its lease ends
-    /// without a usable token (`None`), or the wait bound passes (a lock
-    /// timeout: `upstream_unavailable`, never a credentials error).
+    /// Polls the shared cache on [`PollSchedule::DEFAULT`] (after sleeping
+    /// through most of the refresh `lease`'s holder is expected to take,
+    /// then short polls backing off to 50 ms; its docs give the reads a
+    /// wait costs) until another instance's refresh lands (`Some`), its
+    /// lease ends without a usable token (`None`), or the wait bound passes
+    /// (a lock timeout: `upstream_unavailable`, never a credentials error).
     async fn await_other_refresh(
         &self,
         shop: &ShopRef,
         need: &Need<'_>,
+        lease: Option<&Lease>,
         give_up_at: Instant,
     ) -> Result<Option<CachedToken>, VendError> {
         self.waits.waited();
-        let pauses = PollSchedule::DEFAULT.pauses(fastrand::Rng::new());
+        // Every instance leases for the same time, so the expiry tells when
+        // the holder took it (by the holder's clock).
+        let taken_at = lease.and_then(|lease| lease.expires_at.checked_sub(self.timing.lease));
+        let now = SystemTime::now();
+        let since_taken = taken_at.and_then(|at| now.duration_since(at).ok());
+        let lease_left = lease.and_then(|lease| lease.expires_at.duration_since(now).ok());
+        // Sleeping to the deadline still leaves one poll at it.
+        let head_start = PollSchedule::head_start(
+            self.refreshes.expected(),
+            since_taken.unwrap_or_default(),
+            lease_left.unwrap_or_default(),
+        )
+        .min(give_up_at.saturating_duration_since(Instant::now()));
+        let pauses = PollSchedule::DEFAULT.pauses(head_start, fastrand::Rng::new());
         for pause in pauses {
             if Instant::now() + pause > give_up_at {
                 break;
@@ -617,6 +638,9 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             self.waits.read();
             let entry = self.stores.tokens.load(shop).await?.unwrap_or_default();
             if let Some(token) = entry.token.filter(|t| need.accepts(t, now)) {
+                if let Some(took) = taken_at.and_then(|at| now.duration_since(at).ok()) {
+                    self.refreshes.observe(took);
+                }
                 return Ok(Some(token));
             }
             if entry.lease.is_none_or(|lease| lease.expires_at < now) {
