@@ -24,20 +24,26 @@ use broker_shared::storage::{
 };
 use tokio::sync::Barrier;
 
-/// A fresh, isolated store of one adapter.
-trait Harness: Sized + Send + Sync + 'static {
+/// A fresh, isolated installation store of one adapter.
+trait InstallsHarness: Sized + Send + Sync + 'static {
     type Installs: InstallationStore + 'static;
-    type Cache: TokenCache + 'static;
-    type Registry: InstallationRegistry + 'static;
 
     /// What saving a shop's document says after its deletion was scheduled
-    /// (a reinstall). Secrets Manager keeps the secret through the recovery
-    /// window and restores it: `Replaced`. The memory and SQLite adapters
-    /// have no recovery window and delete at once: `Created`.
+    /// (a reinstall). Secrets Manager and the DynamoDB installation store
+    /// keep the document through the recovery window and restore it:
+    /// `Replaced`. The memory and SQLite adapters have no recovery window
+    /// and delete at once: `Created`.
     const SAVE_AFTER_DELETION: SaveOutcome;
 
     fn new() -> impl Future<Output = Self> + Send;
     fn installs(&self) -> &Self::Installs;
+}
+
+/// A fresh, isolated store of every port of one adapter.
+trait Harness: InstallsHarness {
+    type Cache: TokenCache + 'static;
+    type Registry: InstallationRegistry + 'static;
+
     fn cache(&self) -> &Arc<Self::Cache>;
     /// Another handle on the same cache, as another instance of the broker
     /// would open it.
@@ -59,10 +65,8 @@ mod memory_harness {
         registry: Arc<MemoryRegistry>,
     }
 
-    impl Harness for Memory {
+    impl InstallsHarness for Memory {
         type Installs = MemoryInstallationStore;
-        type Cache = MemoryTokenCache;
-        type Registry = MemoryRegistry;
 
         const SAVE_AFTER_DELETION: SaveOutcome = SaveOutcome::Created;
 
@@ -74,16 +78,21 @@ mod memory_harness {
             }
         }
 
+        fn installs(&self) -> &Self::Installs {
+            &self.installs
+        }
+    }
+
+    impl Harness for Memory {
+        type Cache = MemoryTokenCache;
+        type Registry = MemoryRegistry;
+
         fn registry(&self) -> &Arc<Self::Registry> {
             &self.registry
         }
 
         async fn another_registry(&self) -> Arc<Self::Registry> {
             Arc::new(MemoryRegistry::clone(&self.registry))
-        }
-
-        fn installs(&self) -> &Self::Installs {
-            &self.installs
         }
 
         fn cache(&self) -> &Arc<Self::Cache> {
@@ -122,10 +131,8 @@ mod dynamodb_harness {
         registry: Arc<DynamoRegistry>,
     }
 
-    impl Harness for Dynamo {
+    impl InstallsHarness for Dynamo {
         type Installs = SecretsManagerStore;
-        type Cache = DynamoTokenCache;
-        type Registry = DynamoRegistry;
 
         const SAVE_AFTER_DELETION: SaveOutcome = SaveOutcome::Replaced;
 
@@ -156,6 +163,15 @@ mod dynamodb_harness {
             }
         }
 
+        fn installs(&self) -> &Self::Installs {
+            &self.installs
+        }
+    }
+
+    impl Harness for Dynamo {
+        type Cache = DynamoTokenCache;
+        type Registry = DynamoRegistry;
+
         fn registry(&self) -> &Arc<Self::Registry> {
             &self.registry
         }
@@ -163,10 +179,6 @@ mod dynamodb_harness {
         async fn another_registry(&self) -> Arc<Self::Registry> {
             let client = aws_sdk_dynamodb::Client::from_conf(self.dynamo.config().clone());
             Arc::new(DynamoRegistry::new(client, &self.registry_table))
-        }
-
-        fn installs(&self) -> &Self::Installs {
-            &self.installs
         }
 
         fn cache(&self) -> &Arc<Self::Cache> {
@@ -177,6 +189,57 @@ mod dynamodb_harness {
             // A client of its own, as another instance would build.
             let client = aws_sdk_dynamodb::Client::from_conf(self.dynamo.config().clone());
             Arc::new(DynamoTokenCache::new(client, &self.table))
+        }
+    }
+}
+
+/// The DynamoDB installation store: a table of its own and a KMS key of its
+/// own per case, on the emulator.
+mod envelope_harness {
+    use super::*;
+    use broker_shared::storage::dynamodb_installations::{DynamoInstallationStore, KmsKeyId};
+    use test_support::{
+        create_installation_table, create_kms_key, emulator_sdk_config, unique_name,
+    };
+
+    pub struct Envelope {
+        /// The clients and names behind `installs`, for looking at the items
+        /// and keys themselves.
+        pub dynamo: aws_sdk_dynamodb::Client,
+        pub kms: aws_sdk_kms::Client,
+        pub table: String,
+        pub key: KmsKeyId,
+        installs: DynamoInstallationStore,
+    }
+
+    impl InstallsHarness for Envelope {
+        type Installs = DynamoInstallationStore;
+
+        const SAVE_AFTER_DELETION: SaveOutcome = SaveOutcome::Replaced;
+
+        async fn new() -> Self {
+            let config = emulator_sdk_config().await;
+            let table = unique_name("contract-installations");
+            let ((), key) = tokio::join!(
+                create_installation_table(&config, &table),
+                create_kms_key(&config),
+            );
+            let key = KmsKeyId::new(key);
+            let dynamo = aws_sdk_dynamodb::Client::new(&config);
+            let kms = aws_sdk_kms::Client::new(&config);
+            let installs =
+                DynamoInstallationStore::new(dynamo.clone(), kms.clone(), &table, key.clone());
+            Self {
+                dynamo,
+                kms,
+                table,
+                key,
+                installs,
+            }
+        }
+
+        fn installs(&self) -> &Self::Installs {
+            &self.installs
         }
     }
 }
@@ -221,10 +284,8 @@ mod sqlite_harness {
         }
     }
 
-    impl Harness for Sqlite {
+    impl InstallsHarness for Sqlite {
         type Installs = SqliteStore;
-        type Cache = SqliteStore;
-        type Registry = SqliteStore;
 
         const SAVE_AFTER_DELETION: SaveOutcome = SaveOutcome::Created;
 
@@ -239,6 +300,15 @@ mod sqlite_harness {
             }
         }
 
+        fn installs(&self) -> &Self::Installs {
+            &self.store
+        }
+    }
+
+    impl Harness for Sqlite {
+        type Cache = SqliteStore;
+        type Registry = SqliteStore;
+
         fn registry(&self) -> &Arc<Self::Registry> {
             &self.registry
         }
@@ -246,10 +316,6 @@ mod sqlite_harness {
         async fn another_registry(&self) -> Arc<Self::Registry> {
             // Its own connection to the same file, like another process.
             Arc::new(SqliteStore::open(self.path()).expect("opening the store again"))
-        }
-
-        fn installs(&self) -> &Self::Installs {
-            &self.store
         }
 
         fn cache(&self) -> &Arc<Self::Cache> {
@@ -349,7 +415,7 @@ async fn busy<C: TokenCache>(
 // ---------------------------------------------------------------------------
 // Installations and credentials
 
-async fn create_then_replace_shoptet_installation<H: Harness>() {
+async fn create_then_replace_shoptet_installation<H: InstallsHarness>() {
     let h = H::new().await;
     let first = shoptet_record(222651, "oauth-first", "2026-01-01T00:00:00Z");
     let second = shoptet_record(222651, "oauth-second", "2026-02-01T00:00:00Z");
@@ -382,7 +448,7 @@ async fn create_then_replace_shoptet_installation<H: Harness>() {
     );
 }
 
-async fn installations_of_different_shops_are_separate<H: Harness>() {
+async fn installations_of_different_shops_are_separate<H: InstallsHarness>() {
     let h = H::new().await;
     let a = shoptet_record(1, "oauth-a", "2026-01-01T00:00:00Z");
     let b = shoptet_record(2, "oauth-b", "2026-01-02T00:00:00Z");
@@ -404,7 +470,7 @@ async fn installations_of_different_shops_are_separate<H: Harness>() {
     );
 }
 
-async fn loading_a_missing_installation_gives_none<H: Harness>() {
+async fn loading_a_missing_installation_gives_none<H: InstallsHarness>() {
     let h = H::new().await;
     assert_eq!(
         h.installs().load_shoptet_installation(eshop(404)).await,
@@ -418,7 +484,7 @@ async fn loading_a_missing_installation_gives_none<H: Harness>() {
     );
 }
 
-async fn shoprenter_credentials_round_trip<H: Harness>() {
+async fn shoprenter_credentials_round_trip<H: InstallsHarness>() {
     let h = H::new().await;
     let shop = shoprenter_shop("demo-shop");
     let first = ShoprenterCredentials {
@@ -947,7 +1013,7 @@ async fn instances_share_one_cache<H: Harness>() {
 // ---------------------------------------------------------------------------
 // Uninstalls: scheduled deletion of an installation's document
 
-async fn a_scheduled_deletion_hides_the_installation_until_a_reinstall<H: Harness>() {
+async fn a_scheduled_deletion_hides_the_installation_until_a_reinstall<H: InstallsHarness>() {
     let h = H::new().await;
     let first = shoptet_record(222651, "oauth-before-uninstall", "2026-01-01T00:00:00Z");
     let again = shoptet_record(222651, "oauth-after-reinstall", "2026-02-01T00:00:00Z");
@@ -1011,7 +1077,7 @@ async fn a_scheduled_deletion_hides_the_installation_until_a_reinstall<H: Harnes
     );
 }
 
-async fn a_scheduled_deletion_leaves_other_shops_alone<H: Harness>() {
+async fn a_scheduled_deletion_leaves_other_shops_alone<H: InstallsHarness>() {
     let h = H::new().await;
     let kept = shoptet_record(2, "oauth-kept", "2026-01-01T00:00:00Z");
     h.installs()
@@ -1638,8 +1704,14 @@ async fn sqlite_registry_pages_are_full_and_in_key_order() {
 // Every case against every adapter
 
 macro_rules! contract {
-    ($($case:ident),* $(,)?) => {
+    (installations: [$($installs:ident),* $(,)?], others: [$($case:ident),* $(,)?] $(,)?) => {
         mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $installs() {
+                    super::$installs::<super::memory_harness::Memory>().await;
+                }
+            )*
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
@@ -1651,14 +1723,36 @@ macro_rules! contract {
         mod dynamodb {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $installs() {
+                    super::$installs::<super::dynamodb_harness::Dynamo>().await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
                     super::$case::<super::dynamodb_harness::Dynamo>().await;
                 }
             )*
         }
 
+        /// The DynamoDB installation store implements one port only.
+        mod dynamodb_installations {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $installs() {
+                    super::$installs::<super::envelope_harness::Envelope>().await;
+                }
+            )*
+        }
+
         #[cfg(feature = "sqlite")]
         mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $installs() {
+                    super::$installs::<super::sqlite_harness::Sqlite>().await;
+                }
+            )*
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
@@ -1669,40 +1763,44 @@ macro_rules! contract {
     };
 }
 
-contract![
-    create_then_replace_shoptet_installation,
-    installations_of_different_shops_are_separate,
-    loading_a_missing_installation_gives_none,
-    shoprenter_credentials_round_trip,
-    loading_a_missing_cache_entry_gives_none,
-    a_lease_on_an_empty_entry_is_acquired,
-    a_live_lease_keeps_a_second_owner_out,
-    an_expired_lease_is_stolen,
-    a_lease_keeps_the_cached_token_and_ledger,
-    the_holder_stores_and_releases,
-    a_non_holder_cannot_store,
-    a_stale_holder_loses_to_the_thief,
-    release_by_a_non_holder_leaves_the_lease,
-    release_by_the_holder_frees_the_lease,
-    forget_removes_the_entry,
-    times_and_scopes_round_trip_in_milliseconds,
-    shops_have_separate_entries,
-    exactly_one_of_concurrent_leases_wins,
-    instances_share_one_cache,
-    a_scheduled_deletion_hides_the_installation_until_a_reinstall,
-    a_scheduled_deletion_leaves_other_shops_alone,
-    an_unknown_shop_has_no_registration,
-    an_install_registers_the_shop_as_active,
-    a_later_change_keeps_the_install_time_and_returns_what_it_replaced,
-    a_reinstall_after_an_uninstall_starts_a_new_install_time,
-    a_status_change_of_an_unknown_shop_starts_its_install_time,
-    registration_times_round_trip_in_milliseconds,
-    a_recheck_is_claimed_only_when_a_suspended_shop_is_due,
-    exactly_one_of_concurrent_recheck_claims_wins,
-    exactly_one_of_concurrent_uninstalls_sees_the_shop_installed,
-    listing_pages_through_every_registration_once,
-    listing_filters_by_platform_and_status,
-];
+contract! {
+    installations: [
+        create_then_replace_shoptet_installation,
+        installations_of_different_shops_are_separate,
+        loading_a_missing_installation_gives_none,
+        shoprenter_credentials_round_trip,
+        a_scheduled_deletion_hides_the_installation_until_a_reinstall,
+        a_scheduled_deletion_leaves_other_shops_alone,
+    ],
+    others: [
+        loading_a_missing_cache_entry_gives_none,
+        a_lease_on_an_empty_entry_is_acquired,
+        a_live_lease_keeps_a_second_owner_out,
+        an_expired_lease_is_stolen,
+        a_lease_keeps_the_cached_token_and_ledger,
+        the_holder_stores_and_releases,
+        a_non_holder_cannot_store,
+        a_stale_holder_loses_to_the_thief,
+        release_by_a_non_holder_leaves_the_lease,
+        release_by_the_holder_frees_the_lease,
+        forget_removes_the_entry,
+        times_and_scopes_round_trip_in_milliseconds,
+        shops_have_separate_entries,
+        exactly_one_of_concurrent_leases_wins,
+        instances_share_one_cache,
+        an_unknown_shop_has_no_registration,
+        an_install_registers_the_shop_as_active,
+        a_later_change_keeps_the_install_time_and_returns_what_it_replaced,
+        a_reinstall_after_an_uninstall_starts_a_new_install_time,
+        a_status_change_of_an_unknown_shop_starts_its_install_time,
+        registration_times_round_trip_in_milliseconds,
+        a_recheck_is_claimed_only_when_a_suspended_shop_is_due,
+        exactly_one_of_concurrent_recheck_claims_wins,
+        exactly_one_of_concurrent_uninstalls_sees_the_shop_installed,
+        listing_pages_through_every_registration_once,
+        listing_filters_by_platform_and_status,
+    ],
+}
 
 // ---------------------------------------------------------------------------
 // What only the Secrets Manager adapter promises: the recovery window
@@ -1798,6 +1896,329 @@ mod secrets_manager_only {
         assert!(
             (29.9..=30.1).contains(&in_days),
             "deleted in {in_days} days"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What only the DynamoDB installation store promises: no plaintext in the
+// table, documents bound to their shop, the recovery window as an item mark
+
+mod dynamodb_installations_only {
+    use super::envelope_harness::Envelope;
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use broker_shared::storage::StoreError;
+    use broker_shared::storage::dynamodb_installations::TTL_ATTRIBUTE;
+    use std::collections::HashMap;
+    use test_support::LeakScanner;
+
+    type Item = HashMap<String, AttributeValue>;
+
+    async fn scan(h: &Envelope) -> Vec<Item> {
+        h.dynamo
+            .scan()
+            .table_name(&h.table)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scanning the installation table")
+            .items
+            .unwrap_or_default()
+    }
+
+    async fn raw_item(h: &Envelope, shop: &ShopRef) -> Option<Item> {
+        h.dynamo
+            .get_item()
+            .table_name(&h.table)
+            .key("pk", AttributeValue::S(shop.key()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("reading the raw item")
+            .item
+    }
+
+    async fn put_raw_item(h: &Envelope, item: Item) {
+        h.dynamo
+            .put_item()
+            .table_name(&h.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("writing a raw item");
+    }
+
+    /// Every attribute's value as text: strings and numbers as they are,
+    /// binaries as their bytes read as UTF-8 (a plaintext secret stays
+    /// readable), lists, maps and sets item by item.
+    fn texts(value: &AttributeValue, out: &mut Vec<String>) {
+        match value {
+            AttributeValue::S(s) | AttributeValue::N(s) => out.push(s.clone()),
+            AttributeValue::B(b) => out.push(String::from_utf8_lossy(b.as_ref()).into_owned()),
+            AttributeValue::Ss(v) | AttributeValue::Ns(v) => out.extend(v.iter().cloned()),
+            AttributeValue::Bs(v) => out.extend(
+                v.iter()
+                    .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned()),
+            ),
+            AttributeValue::L(v) => v.iter().for_each(|value| texts(value, out)),
+            AttributeValue::M(m) => m.values().for_each(|value| texts(value, out)),
+            _ => {}
+        }
+    }
+
+    fn number(item: &Item, name: &str) -> Option<i64> {
+        item.get(name)?.as_n().ok()?.parse().ok()
+    }
+
+    fn unix_now() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("the clock is after 1970")
+            .as_secs() as i64
+    }
+
+    #[tokio::test]
+    async fn no_attribute_of_the_table_holds_a_secret_in_plaintext() {
+        let h = Envelope::new().await;
+        let oauth_token = "oauth-token-3f9c2a7d1e6b4c8a";
+        let client_secret = "client-secret-9d41b7e2a0c35f68";
+        let record = shoptet_record(222651, oauth_token, "2026-01-01T00:00:00Z");
+        let credentials = ShoprenterCredentials {
+            client_id: "client-id-demo".into(),
+            client_secret: ClientSecret::new(client_secret),
+        };
+        h.installs()
+            .save_shoptet_installation(&record)
+            .await
+            .unwrap();
+        h.installs()
+            .save_shoprenter_credentials(&shoprenter_shop("demo-shop"), &credentials)
+            .await
+            .unwrap();
+        // A scheduled deletion keeps the document: it must stay sealed too.
+        h.installs()
+            .schedule_deletion(
+                &ShopRef::Shoprenter(shoprenter_shop("demo-shop")),
+                RecoveryWindow::DEFAULT,
+            )
+            .await
+            .unwrap();
+
+        let items = scan(&h).await;
+        assert_eq!(items.len(), 2, "one item per shop");
+        // Not only the secrets: nothing of either document is readable
+        // (the e-shop's URL and the owner's e-mail are sealed with them).
+        let scanner = LeakScanner::new([
+            oauth_token,
+            client_secret,
+            "https://222651.myshoptet.com/",
+            "owner@example.com",
+        ]);
+        let mut checked = 0;
+        for item in &items {
+            for (name, value) in item {
+                let mut rendered = Vec::new();
+                texts(value, &mut rendered);
+                for text in rendered {
+                    scanner.assert_absent(&format!("attribute {name}"), &text);
+                    checked += 1;
+                }
+            }
+            assert!(
+                matches!(item.get("sealed"), Some(AttributeValue::B(b)) if !b.as_ref().is_empty()),
+                "every item holds its sealed document"
+            );
+            assert!(
+                matches!(item.get("data_key"), Some(AttributeValue::B(b)) if !b.as_ref().is_empty()),
+                "every item holds its encrypted data key"
+            );
+        }
+        assert!(
+            checked >= 2 * 6,
+            "only {checked} attribute values were scanned"
+        );
+        // And the store still reads them back.
+        assert_eq!(
+            h.installs().load_shoptet_installation(eshop(222651)).await,
+            Ok(Some(record))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_item_copied_to_another_shops_key_does_not_decrypt() {
+        let h = Envelope::new().await;
+        let victim = shoptet_record(1, "oauth-token-of-shop-one-7c2e", "2026-01-01T00:00:00Z");
+        let thief = ShopRef::Shoptet(eshop(2));
+        h.installs()
+            .save_shoptet_installation(&victim)
+            .await
+            .unwrap();
+
+        let mut copied = raw_item(&h, &ShopRef::Shoptet(eshop(1)))
+            .await
+            .expect("shop 1 has an item");
+        copied.insert("pk".into(), AttributeValue::S(thief.key()));
+        put_raw_item(&h, copied).await;
+
+        let loaded = h.installs().load_document(&thief).await;
+        match &loaded {
+            Err(StoreError::Corrupt(detail)) => {
+                assert_eq!(detail, "the record of shoptet#2 does not decrypt");
+            }
+            other => panic!("shop 2 read shop 1's item: {other:?}"),
+        }
+        LeakScanner::new(["oauth-token-of-shop-one-7c2e"])
+            .assert_absent("the load error", &format!("{loaded:?}"));
+        // The original is untouched.
+        assert_eq!(
+            h.installs().load_shoptet_installation(eshop(1)).await,
+            Ok(Some(victim))
+        );
+    }
+
+    /// The second lock: even with the data key re-wrapped for the other
+    /// shop (someone with kms:Decrypt and kms:Encrypt on the key), the
+    /// document's AAD still names the first shop and GCM refuses it.
+    #[tokio::test]
+    async fn a_document_sealed_for_another_shop_fails_even_with_a_rewrapped_data_key() {
+        let h = Envelope::new().await;
+        let victim = shoptet_record(1, "oauth-token-of-shop-one-5b1d", "2026-01-01T00:00:00Z");
+        let thief = ShopRef::Shoptet(eshop(2));
+        h.installs()
+            .save_shoptet_installation(&victim)
+            .await
+            .unwrap();
+        let mut copied = raw_item(&h, &ShopRef::Shoptet(eshop(1)))
+            .await
+            .expect("shop 1 has an item");
+        let data_key = h
+            .kms
+            .decrypt()
+            .ciphertext_blob(copied["data_key"].as_b().unwrap().clone())
+            .encryption_context("platform", "shoptet")
+            .encryption_context("shop", "1")
+            .send()
+            .await
+            .expect("the data key opens with shop 1's context")
+            .plaintext
+            .expect("a plaintext data key");
+        let rewrapped = h
+            .kms
+            .encrypt()
+            .key_id(h.key.as_str())
+            .plaintext(data_key)
+            .encryption_context("platform", "shoptet")
+            .encryption_context("shop", "2")
+            .send()
+            .await
+            .expect("re-wrapping the data key for shop 2")
+            .ciphertext_blob
+            .expect("a wrapped key");
+        copied.insert("pk".into(), AttributeValue::S(thief.key()));
+        copied.insert("data_key".into(), AttributeValue::B(rewrapped));
+        put_raw_item(&h, copied).await;
+
+        assert_eq!(
+            h.installs().load_document(&thief).await,
+            Err(StoreError::Corrupt(
+                "the record of shoptet#2 does not decrypt".into()
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_deletion_keeps_the_item_with_a_ttl_until_a_reinstall() {
+        let h = Envelope::new().await;
+        let first = shoptet_record(222651, "oauth-before-uninstall", "2026-01-01T00:00:00Z");
+        let again = shoptet_record(222651, "oauth-after-reinstall", "2026-02-01T00:00:00Z");
+        h.installs()
+            .save_shoptet_installation(&first)
+            .await
+            .unwrap();
+        assert_eq!(
+            number(&raw_item(&h, &shop()).await.unwrap(), TTL_ATTRIBUTE),
+            None,
+            "a live installation never expires"
+        );
+
+        let before = unix_now();
+        h.installs()
+            .schedule_deletion(&shop(), RecoveryWindow::days(30).unwrap())
+            .await
+            .unwrap();
+        let scheduled = raw_item(&h, &shop()).await.expect("the item is kept");
+        let ttl = number(&scheduled, TTL_ATTRIBUTE).expect("a TTL on the scheduled item");
+        let in_days = (ttl - before) as f64 / 86_400.0;
+        assert!(
+            (29.9..=30.1).contains(&in_days),
+            "expires in {in_days} days"
+        );
+        assert!(scheduled.contains_key("sealed"), "the document is kept");
+
+        // Scheduling again keeps the first schedule.
+        h.installs()
+            .schedule_deletion(&shop(), RecoveryWindow::DEFAULT)
+            .await
+            .unwrap();
+        assert_eq!(
+            number(&raw_item(&h, &shop()).await.unwrap(), TTL_ATTRIBUTE),
+            Some(ttl)
+        );
+
+        assert_eq!(
+            h.installs().save_shoptet_installation(&again).await,
+            Ok(SaveOutcome::Replaced)
+        );
+        let restored = raw_item(&h, &shop()).await.unwrap();
+        assert_eq!(
+            number(&restored, TTL_ATTRIBUTE),
+            None,
+            "the reinstall left the item expiring"
+        );
+        assert_eq!(
+            h.installs().load_shoptet_installation(eshop(222651)).await,
+            Ok(Some(again))
+        );
+    }
+
+    /// DynamoDB deletes expired items late: an item past its window is gone
+    /// for the store even while it is still in the table, and saving the
+    /// shop again is a new install, as after Secrets Manager's deletion.
+    #[tokio::test]
+    async fn an_item_past_its_recovery_window_is_gone_before_dynamodb_removes_it() {
+        let h = Envelope::new().await;
+        h.installs()
+            .save_shoptet_installation(&shoptet_record(
+                222651,
+                "oauth-long-gone",
+                "2026-01-01T00:00:00Z",
+            ))
+            .await
+            .unwrap();
+        h.installs()
+            .schedule_deletion(&shop(), RecoveryWindow::DEFAULT)
+            .await
+            .unwrap();
+        // Move the deletion into the past, as if the window had passed.
+        let mut expired = raw_item(&h, &shop()).await.unwrap();
+        let past_ms = (unix_now() - 60) * 1000;
+        expired.insert("delete_at".into(), AttributeValue::N(past_ms.to_string()));
+        expired.insert(
+            TTL_ATTRIBUTE.into(),
+            AttributeValue::N((past_ms / 1000).to_string()),
+        );
+        put_raw_item(&h, expired).await;
+
+        assert_eq!(h.installs().load_document(&shop()).await, Ok(None));
+        let fresh = shoptet_record(222651, "oauth-fresh-install", "2026-03-01T00:00:00Z");
+        assert_eq!(
+            h.installs().save_shoptet_installation(&fresh).await,
+            Ok(SaveOutcome::Created)
+        );
+        assert_eq!(
+            h.installs().load_shoptet_installation(eshop(222651)).await,
+            Ok(Some(fresh))
         );
     }
 }

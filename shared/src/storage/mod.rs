@@ -19,6 +19,7 @@ use crate::model::{
 mod aws_errors;
 mod dynamo_item;
 pub mod dynamodb;
+pub mod dynamodb_installations;
 pub mod dynamodb_registry;
 pub mod memory;
 mod raw;
@@ -156,6 +157,10 @@ impl RecoveryWindow {
 
     pub fn in_days(self) -> i64 {
         i64::from(self.0)
+    }
+
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.0) * 86_400)
     }
 }
 

@@ -243,6 +243,32 @@ pub async fn create_token_table(config: &SdkConfig, name: &str) {
         .unwrap_or_else(|e| panic!("enabling TTL on table {name}: {e:?}"));
 }
 
+/// Creates the installation table `name` of the DynamoDB installation store:
+/// the token table's shape (partition key [`TOKEN_TABLE_PARTITION_KEY`] (S),
+/// TTL on [`TOKEN_TABLE_TTL_ATTRIBUTE`], which the store sets on items
+/// scheduled for deletion). Returns once the table is ACTIVE; panics on
+/// failure.
+pub async fn create_installation_table(config: &SdkConfig, name: &str) {
+    create_token_table(config, name).await;
+}
+
+/// Creates a symmetric KMS key (AES-256, encrypt and decrypt) for the DynamoDB
+/// installation store's data keys and returns its id; panics on failure.
+pub async fn create_kms_key(config: &SdkConfig) -> String {
+    let created = aws_sdk_kms::Client::new(config)
+        .create_key()
+        .key_spec(aws_sdk_kms::types::KeySpec::SymmetricDefault)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
+        .description("shop-token-broker test: installation data keys")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating a KMS key: {e:?}"));
+    created
+        .key_metadata()
+        .map(|key| key.key_id().to_owned())
+        .expect("CreateKey answers with the key's metadata")
+}
+
 /// Creates the installation registry table `name`: partition key
 /// [`REGISTRY_TABLE_PARTITION_KEY`] (S), the [`REGISTRY_PLATFORM_INDEX`]
 /// index (partition key [`REGISTRY_PLATFORM_ATTRIBUTE`], sort key

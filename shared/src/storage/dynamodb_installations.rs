@@ -1,0 +1,318 @@
+//! Installations and credentials in DynamoDB, one item per shop keyed like
+//! the other tables, the document envelope-encrypted: an alternative to
+//! Secrets Manager (USD 0.40 per secret and month) for large fleets.
+//!
+//! Each save asks KMS for a fresh AES-256 data key (`GenerateDataKey`) under
+//! an encryption context naming the platform and the shop, seals the
+//! document with AES-256-GCM (aws-lc-rs, a random 96-bit nonce, the shop's
+//! key as additional authenticated data) and stores the KMS-encrypted data
+//! key beside the ciphertext. Reading needs `kms:Decrypt` with that context,
+//! so an item copied under another shop's key does not open: KMS refuses the
+//! data key (the context names the other shop) and, were the data key
+//! re-wrapped, GCM refuses the ciphertext (the AAD names the other shop).
+//!
+//! Deletion follows Secrets Manager's recovery window: the item is kept,
+//! marked with the time it goes and a TTL attribute at that time; a marked
+//! item reads as absent, and a save (a reinstall) replaces it whole. DynamoDB
+//! deletes expired items late (up to days), so the code checks the time
+//! itself.
+
+use std::time::SystemTime;
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_kms::types::DataKeySpec;
+use aws_smithy_types::Blob;
+use zeroize::Zeroizing;
+
+use super::aws_errors::summary;
+use super::dynamo_item::{Item, PARTITION_KEY, consistent_get, is_conditional_failure, millis};
+use super::{InstallationStore, RecoveryWindow, SaveOutcome, StoreError, raw};
+use crate::ids::ShopRef;
+
+/// The TTL attribute (epoch seconds), set only on an item scheduled for
+/// deletion; the table enables TTL on it.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+/// [`crate::ids::Platform::as_str`] (S), for listing and migrating by platform
+/// without decrypting anything.
+pub const PLATFORM: &str = "platform";
+
+/// How the item is sealed (N); a later scheme (another algorithm, another
+/// layout) gets another number and the reader tells them apart.
+const FORMAT: &str = "format";
+const FORMAT_AES_256_GCM: &str = "1";
+/// The data key as KMS encrypted it (B).
+const DATA_KEY: &str = "data_key";
+/// The GCM nonce (B, 12 bytes).
+const NONCE: &str = "nonce";
+/// The sealed document followed by its GCM tag (B).
+const SEALED: &str = "sealed";
+const SAVED_AT: &str = "saved_at";
+/// When a scheduled deletion takes effect (N, epoch milliseconds).
+const DELETE_AT: &str = "delete_at";
+
+/// The KMS key that wraps the data keys: a key id, ARN or alias.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsKeyId(String);
+
+impl KmsKeyId {
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoInstallationStore {
+    dynamo: aws_sdk_dynamodb::Client,
+    kms: aws_sdk_kms::Client,
+    table: String,
+    key: KmsKeyId,
+}
+
+impl DynamoInstallationStore {
+    pub fn new(
+        dynamo: aws_sdk_dynamodb::Client,
+        kms: aws_sdk_kms::Client,
+        table: impl Into<String>,
+        key: KmsKeyId,
+    ) -> Self {
+        Self {
+            dynamo,
+            kms,
+            table: table.into(),
+            key,
+        }
+    }
+
+    /// A fresh data key for `shop`: the plaintext (wiped on drop) and the
+    /// KMS-encrypted copy to store.
+    async fn generate_data_key(
+        &self,
+        shop: &ShopRef,
+    ) -> Result<(Zeroizing<Vec<u8>>, Blob), StoreError> {
+        let (platform, id) = encryption_context(shop);
+        let mut output = self
+            .kms
+            .generate_data_key()
+            .key_id(self.key.as_str())
+            .key_spec(DataKeySpec::Aes256)
+            .encryption_context("platform", platform)
+            .encryption_context("shop", id)
+            .send()
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("kms: {}", summary(&error))))?;
+        let plaintext = output
+            .plaintext
+            .take()
+            .map(|key| Zeroizing::new(key.into_inner()));
+        match (plaintext, output.ciphertext_blob.take()) {
+            (Some(plaintext), Some(encrypted)) => Ok((plaintext, encrypted)),
+            _ => Err(StoreError::Unavailable(
+                "kms: GenerateDataKey answered without a key".into(),
+            )),
+        }
+    }
+
+    /// The data key of `shop`'s item. KMS checks the encryption context: a
+    /// key generated for another shop is refused (InvalidCiphertext).
+    async fn decrypt_data_key(
+        &self,
+        shop: &ShopRef,
+        encrypted: Blob,
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let (platform, id) = encryption_context(shop);
+        let decrypted = self
+            .kms
+            .decrypt()
+            // Only our key may open it, whatever an item claims.
+            .key_id(self.key.as_str())
+            .ciphertext_blob(encrypted)
+            .encryption_context("platform", platform)
+            .encryption_context("shop", id)
+            .send()
+            .await;
+        let mut output = match decrypted {
+            Ok(output) => output,
+            Err(error)
+                if error.as_service_error().is_some_and(|e| {
+                    e.is_invalid_ciphertext_exception() || e.is_incorrect_key_exception()
+                }) =>
+            {
+                return Err(undecryptable(shop));
+            }
+            Err(error) => {
+                return Err(StoreError::Unavailable(format!("kms: {}", summary(&error))));
+            }
+        };
+        output
+            .plaintext
+            .take()
+            .map(|key| Zeroizing::new(key.into_inner()))
+            .ok_or_else(|| StoreError::Unavailable("kms: Decrypt answered without a key".into()))
+    }
+}
+
+/// What KMS binds each data key to, in this order: the platform and the
+/// shop's id (e.g. `shoptet`, `222651`).
+fn encryption_context(shop: &ShopRef) -> (&'static str, String) {
+    (shop.platform().as_str(), shop.id())
+}
+
+/// Names only the shop: nothing of the item is quoted.
+fn undecryptable(shop: &ShopRef) -> StoreError {
+    StoreError::Corrupt(format!("the record of {} does not decrypt", shop.key()))
+}
+
+fn malformed(shop: &ShopRef, attribute: &str) -> StoreError {
+    StoreError::Corrupt(format!("the record of {}: bad {attribute}", shop.key()))
+}
+
+/// Whether the item was scheduled for deletion, and if so when it goes.
+fn deletion_time(shop: &ShopRef, item: &Item) -> Result<Option<SystemTime>, StoreError> {
+    item.get(DELETE_AT)
+        .map(|value| {
+            value
+                .as_n()
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .and_then(raw::from_millis)
+                .ok_or_else(|| malformed(shop, DELETE_AT))
+        })
+        .transpose()
+}
+
+fn binary(shop: &ShopRef, item: &Item, attribute: &str) -> Result<Blob, StoreError> {
+    item.get(attribute)
+        .and_then(|value| value.as_b().ok())
+        .cloned()
+        .ok_or_else(|| malformed(shop, attribute))
+}
+
+impl InstallationStore for DynamoInstallationStore {
+    async fn save_document(&self, shop: &ShopRef, json: String) -> Result<SaveOutcome, StoreError> {
+        let (data_key, encrypted_key) = self.generate_data_key(shop).await?;
+        let sealing = RandomizedNonceKey::new(&AES_256_GCM, &data_key)
+            .map_err(|_| StoreError::Unavailable("kms: the data key is not AES-256".into()))?;
+        drop(data_key);
+        // Sealed in place, in a buffer with room for the tag (growing it
+        // would leave a copy of the plaintext behind); the caller's copy is
+        // wiped on drop.
+        let json = Zeroizing::new(json);
+        let mut sealed = Zeroizing::new(Vec::with_capacity(json.len() + AES_256_GCM.tag_len()));
+        sealed.extend_from_slice(json.as_bytes());
+        drop(json);
+        let nonce = sealing
+            .seal_in_place_append_tag(Aad::from(shop.key().as_bytes()), &mut *sealed)
+            .map_err(|_| StoreError::Unavailable("sealing the record failed".into()))?;
+        // Ciphertext from here on: nothing left to wipe.
+        let sealed = std::mem::take(&mut *sealed);
+
+        let now = SystemTime::now();
+        // One put replaces the whole item: a reinstall drops any scheduled
+        // deletion (and its TTL) with the old document.
+        let put = self
+            .dynamo
+            .put_item()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, AttributeValue::S(shop.key()))
+            .item(PLATFORM, AttributeValue::S(shop.platform().as_str().into()))
+            .item(FORMAT, AttributeValue::N(FORMAT_AES_256_GCM.into()))
+            .item(DATA_KEY, AttributeValue::B(encrypted_key))
+            .item(NONCE, AttributeValue::B(Blob::new(nonce.as_ref().to_vec())))
+            .item(SEALED, AttributeValue::B(Blob::new(sealed)))
+            .item(SAVED_AT, millis(now))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|error| StoreError::Unavailable(summary(&error)))?;
+        // Like Secrets Manager: a secret within its recovery window is
+        // restored (Replaced); one whose window has passed is gone, even if
+        // DynamoDB's TTL has not removed the item yet (Created).
+        let replaced = match put.attributes() {
+            None => false,
+            Some(old) if old.is_empty() => false,
+            Some(old) => deletion_time(shop, old)?.is_none_or(|at| at > now),
+        };
+        Ok(if replaced {
+            SaveOutcome::Replaced
+        } else {
+            SaveOutcome::Created
+        })
+    }
+
+    async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
+        let Some(item) = consistent_get(&self.dynamo, &self.table, shop).await? else {
+            return Ok(None);
+        };
+        // Scheduled for deletion: gone for the broker, as in Secrets Manager.
+        if deletion_time(shop, &item)?.is_some() {
+            return Ok(None);
+        }
+        match item.get(FORMAT).and_then(|value| value.as_n().ok()) {
+            Some(format) if format == FORMAT_AES_256_GCM => {}
+            _ => return Err(malformed(shop, FORMAT)),
+        }
+        let nonce = binary(shop, &item, NONCE)?;
+        let nonce = <[u8; NONCE_LEN]>::try_from(nonce.as_ref())
+            .map(Nonce::assume_unique_for_key)
+            .map_err(|_| malformed(shop, NONCE))?;
+        // Wiped on drop: a failed open may leave part of the plaintext here.
+        let mut sealed = Zeroizing::new(binary(shop, &item, SEALED)?.into_inner());
+        let data_key = self
+            .decrypt_data_key(shop, binary(shop, &item, DATA_KEY)?)
+            .await?;
+        let opening =
+            RandomizedNonceKey::new(&AES_256_GCM, &data_key).map_err(|_| undecryptable(shop))?;
+        drop(data_key);
+        // The AAD is this shop's key: a document sealed for another shop
+        // fails here even with the right data key.
+        let len = opening
+            .open_in_place(nonce, Aad::from(shop.key().as_bytes()), &mut sealed)
+            .map_err(|_| undecryptable(shop))?
+            .len();
+        sealed.truncate(len);
+        String::from_utf8(std::mem::take(&mut *sealed))
+            .map(Some)
+            .map_err(|error| {
+                // The bytes are plaintext: wipe them before they are dropped.
+                zeroize::Zeroize::zeroize(&mut error.into_bytes());
+                malformed(shop, SEALED)
+            })
+    }
+
+    async fn schedule_deletion(
+        &self,
+        shop: &ShopRef,
+        recovery: RecoveryWindow,
+    ) -> Result<(), StoreError> {
+        let delete_at = SystemTime::now() + recovery.duration();
+        // Only a live item is marked: an absent one stays absent, and a
+        // second call keeps the first schedule (as Secrets Manager does).
+        let result = self
+            .dynamo
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(shop.key()))
+            .update_expression("SET #delete_at = :delete_at, #ttl = :ttl")
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#delete_at)")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_names("#delete_at", DELETE_AT)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":delete_at", millis(delete_at))
+            .expression_attribute_values(
+                ":ttl",
+                AttributeValue::N(raw::epoch_seconds(delete_at).to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_conditional_failure(&error) => Ok(()),
+            Err(error) => Err(StoreError::Unavailable(summary(&error))),
+        }
+    }
+}
