@@ -1,7 +1,9 @@
 //! The storage contract: one set of cases, run against every adapter of the
 //! storage ports (in memory, DynamoDB + Secrets Manager on the moto emulator,
 //! SQLite in a temporary file). An adapter passes when it behaves exactly
-//! like the others.
+//! like the others. The DynamoDB installation store (envelope-encrypted with
+//! a KMS key on moto) implements the installation port only and runs those
+//! cases.
 //!
 //! The SQLite cases need `--features broker-shared/sqlite` (`make test` passes
 //! it); without the feature a failing test says so instead of skipping them.

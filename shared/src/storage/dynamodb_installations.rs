@@ -118,7 +118,9 @@ impl DynamoInstallationStore {
     }
 
     /// The data key of `shop`'s item. KMS checks the encryption context: a
-    /// key generated for another shop is refused (InvalidCiphertext).
+    /// key generated for another shop is refused (InvalidCiphertext), and so
+    /// is one wrapped by another KMS key (IncorrectKey): both mean the item
+    /// is not this shop's, never that the store is down.
     async fn decrypt_data_key(
         &self,
         shop: &ShopRef,
