@@ -124,6 +124,7 @@ impl InstallConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use broker_shared::storage::{InstallationBackend, SecretNames};
 
     fn load(vars: &[(&str, &str)]) -> Result<InstallConfig, ConfigError> {
         let env = |name: &str| {
@@ -145,7 +146,12 @@ mod tests {
     #[test]
     fn the_minimal_configuration_loads_with_documented_defaults() {
         let config = load(&MINIMAL).unwrap();
-        assert_eq!(config.stores.secrets.prefix(), "shop-token-broker/");
+        assert_eq!(
+            config.stores.installations,
+            InstallationBackend::SecretsManager {
+                secrets: SecretNames::default()
+            }
+        );
         assert_eq!(config.install_deadline, Duration::from_millis(4000));
         assert_eq!(config.shoptet_redirect_uri, None);
         assert_eq!(config.uninstall_recovery, RecoveryWindow::DEFAULT);

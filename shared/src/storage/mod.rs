@@ -333,13 +333,24 @@ pub struct Stores<I, C, R> {
     pub registry: R,
 }
 
-/// Where the broker keeps its data on AWS: the secrets' prefix, the token
-/// table and the registry table, configured alike for every function.
+/// Where the broker keeps its data on AWS: the installations' store, the
+/// token table and the registry table, configured alike for every function.
 #[derive(Debug, Clone)]
 pub struct AwsStoreNames {
-    pub secrets: SecretNames,
+    pub installations: InstallationBackend,
     pub token_table: String,
     pub registry_table: String,
+}
+
+/// Where installations and per-shop credentials live on AWS: the template's
+/// `InstallationStore` parameter (`INSTALLATION_STORE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstallationBackend {
+    /// `SecretsManager` (the default): one secret per shop under a prefix.
+    SecretsManager { secrets: SecretNames },
+    /// `DynamoDB`: one item per shop in `table`, its secrets sealed under data
+    /// keys that the KMS key `key_id` (an id, ARN or alias) wraps.
+    DynamoDb { table: String, key_id: String },
 }
 
 impl AwsStoreNames {
@@ -347,10 +358,16 @@ impl AwsStoreNames {
     /// and the registry in DynamoDB. The clients are built once, here.
     pub fn open(&self, aws: &aws_types::SdkConfig) -> AwsStores {
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+        // wired by the adapter change: `DynamoDb` opens the DynamoDB
+        // installation store; until then every backend opens Secrets Manager.
+        let secrets = match &self.installations {
+            InstallationBackend::SecretsManager { secrets } => secrets.clone(),
+            InstallationBackend::DynamoDb { .. } => SecretNames::default(),
+        };
         Stores {
             installations: secrets_manager::SecretsManagerStore::new(
                 aws_sdk_secretsmanager::Client::new(aws),
-                self.secrets.clone(),
+                secrets,
             ),
             tokens: dynamodb::DynamoTokenCache::new(dynamodb.clone(), self.token_table.clone()),
             registry: dynamodb_registry::DynamoRegistry::new(dynamodb, self.registry_table.clone()),

@@ -184,6 +184,62 @@ pub fn as_list<'a>(statement: &'a Value, field: &str) -> Vec<&'a Value> {
     }
 }
 
+/// The template as CloudFormation deploys it when `condition` is `holds`:
+/// a resource or output declared under the condition is dropped when it
+/// does not hold (its `Condition` key kept when it does), every
+/// `Fn::If [condition, then, else]` becomes the branch taken, and a value
+/// that is then `Ref AWS::NoValue` disappears from its object or list.
+/// Other conditions are left as they are.
+pub fn with_condition(template: &Value, condition: &str, holds: bool) -> Value {
+    let mut resolved = resolve(template, condition, holds).unwrap_or(Value::Null);
+    for section in ["Resources", "Outputs"] {
+        if let Some(entries) = resolved.get_mut(section).and_then(Value::as_object_mut) {
+            entries.retain(|_, entry| {
+                holds || entry.get("Condition") != Some(&Value::from(condition))
+            });
+        }
+    }
+    resolved
+}
+
+/// `node` with `condition` decided; `None` where it becomes no value.
+fn resolve(node: &Value, condition: &str, holds: bool) -> Option<Value> {
+    if *node == reference("AWS::NoValue") {
+        return None;
+    }
+    if let Some(branches) = node.get("Fn::If").and_then(Value::as_array)
+        && node.as_object().is_some_and(|object| object.len() == 1)
+        && branches.len() == 3
+    {
+        if branches[0] == condition {
+            return resolve(&branches[if holds { 1 } else { 2 }], condition, holds);
+        }
+        // Another condition's branches: a `Ref AWS::NoValue` branch stays.
+        let branches = branches
+            .iter()
+            .map(|branch| resolve(branch, condition, holds).unwrap_or_else(|| branch.clone()))
+            .collect();
+        return Some(serde_json::json!({ "Fn::If": Value::Array(branches) }));
+    }
+    Some(match node {
+        Value::Object(object) => Value::Object(
+            object
+                .iter()
+                .filter_map(|(key, value)| {
+                    resolve(value, condition, holds).map(|value| (key.clone(), value))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .filter_map(|item| resolve(item, condition, holds))
+                .collect(),
+        ),
+        other => other.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +290,48 @@ mod tests {
     #[test]
     fn a_getatt_without_an_attribute_is_an_error() {
         assert!(parse_template("A: !GetAtt Table").is_err());
+    }
+
+    #[test]
+    fn a_decided_condition_keeps_the_branch_taken_and_drops_what_it_guards() {
+        let template = json!({
+            "Resources": {
+                "Always": {"Properties": {
+                    "List": ["a", {"Fn::If": ["C", "b", {"Ref": "AWS::NoValue"}]}],
+                    "Env": {
+                        "ON": {"Fn::If": ["C", "yes", {"Ref": "AWS::NoValue"}]},
+                        "OFF": {"Fn::If": ["C", {"Ref": "AWS::NoValue"}, "no"]},
+                        "OTHER": {"Fn::If": ["D", "d", {"Ref": "AWS::NoValue"}]},
+                    },
+                }},
+                "Guarded": {"Condition": "C", "Properties": {}},
+            },
+            "Outputs": {"Out": {"Condition": "C", "Value": "x"}},
+        });
+        assert_eq!(
+            with_condition(&template, "C", true),
+            json!({
+                "Resources": {
+                    "Always": {"Properties": {
+                        "List": ["a", "b"],
+                        "Env": {"ON": "yes", "OTHER": {"Fn::If": ["D", "d", {"Ref": "AWS::NoValue"}]}},
+                    }},
+                    "Guarded": {"Condition": "C", "Properties": {}},
+                },
+                "Outputs": {"Out": {"Condition": "C", "Value": "x"}},
+            })
+        );
+        assert_eq!(
+            with_condition(&template, "C", false),
+            json!({
+                "Resources": {
+                    "Always": {"Properties": {
+                        "List": ["a"],
+                        "Env": {"OFF": "no", "OTHER": {"Fn::If": ["D", "d", {"Ref": "AWS::NoValue"}]}},
+                    }},
+                },
+                "Outputs": {},
+            })
+        );
     }
 }

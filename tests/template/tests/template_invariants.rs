@@ -1,24 +1,29 @@
 //! Invariants of template.yaml that a deploy would not catch until too late:
 //! least privilege, which routes are public, the tables' keys, index and TTL,
 //! that the functions get exactly the environment their code reads, that the
-//! vendor's Timeout covers the lease wait its code derives, and that every
-//! failure an operator must act on has an alarm on the alarm topic.
+//! vendor's Timeout covers the lease wait its code derives, that every
+//! failure an operator must act on has an alarm on the alarm topic, and that
+//! the installation store's KMS key exists, and may be used, only with
+//! `InstallationStore=DynamoDB`.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use std::time::Duration;
 
+use broker_shared::config::installation_backend;
+use broker_shared::ids::Platform;
 use broker_shared::metrics::{DEFAULT_NAMESPACE, Metric, Service};
-use broker_shared::storage::RecoveryWindow;
 use broker_shared::storage::dynamodb::{PARTITION_KEY, TTL_ATTRIBUTE};
 use broker_shared::storage::dynamodb_registry::{
     PARTITION_KEY as REGISTRY_PARTITION_KEY, PLATFORM as REGISTRY_PLATFORM, PLATFORM_INDEX,
 };
+use broker_shared::storage::{InstallationBackend, RecoveryWindow};
 use broker_shared::vending::VendTiming;
 use serde_json::{Value, json};
 use template_tests::{
     as_list, get_att, load_template, policy_statements, reference, resources_of_type,
+    with_condition,
 };
 
 const INSTALL_FUNCTION: &str = "InstallCallbackFunction";
@@ -28,11 +33,56 @@ const TABLE: &str = "TokenTable";
 const REGISTRY: &str = "RegistryTable";
 const INSTALL_ROLE: &str = "InstallCallbackRole";
 const VENDOR_ROLE: &str = "TokenVendorRole";
+const INSTALLATION_TABLE: &str = "InstallationTable";
+const INSTALLATION_KEY: &str = "InstallationKey";
+/// Holds when the `InstallationStore` parameter is `DynamoDB`.
+const DYNAMODB_STORE: &str = "UseDynamoDBInstallations";
+/// The key policy, checked on its own: a key policy's `Resource` is always
+/// `*` (the key itself).
+const KEY_POLICY: &str = "/Resources/InstallationKey/Properties/KeyPolicy";
+
+/// The values of the `InstallationStore` parameter: where installations and
+/// per-shop credentials live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    SecretsManager,
+    DynamoDb,
+}
+
+impl Store {
+    const ALL: [Store; 2] = [Store::SecretsManager, Store::DynamoDb];
+
+    /// The parameter's value.
+    fn parameter(self) -> &'static str {
+        match self {
+            Store::SecretsManager => "SecretsManager",
+            Store::DynamoDb => "DynamoDB",
+        }
+    }
+
+    /// What `shared/src/config.rs` `installation_backend` reads for it.
+    fn env(self) -> &'static [&'static str] {
+        match self {
+            Store::SecretsManager => &["INSTALLATION_STORE", "SECRET_PREFIX"],
+            Store::DynamoDb => &[
+                "INSTALLATION_STORE",
+                "INSTALLATION_TABLE",
+                "INSTALLATION_KEY_ID",
+            ],
+        }
+    }
+
+    /// The template as deployed with this store.
+    fn template(self, template: &Value) -> Value {
+        with_condition(template, DYNAMODB_STORE, self == Store::DynamoDb)
+    }
+}
 
 /// What functions/install-callback/src/config.rs (`InstallConfig::from_env`,
-/// with shared/src/config.rs `http_settings`) reads. The test
-/// `install_config_reads_exactly_the_expected_variables` keeps this list
-/// honest against the code.
+/// with shared/src/config.rs `http_settings`) reads, besides its
+/// installation store's variables ([`Store::env`]). The test
+/// `config_loaders_accept_the_template_and_read_exactly_the_expected_variables`
+/// keeps this list honest against the code.
 const INSTALL_ENV: &[&str] = &[
     "SHOPTET_OAUTH_URL",
     "SHOPTET_API_URL",
@@ -45,7 +95,6 @@ const INSTALL_ENV: &[&str] = &[
     "SHOPRENTER_CLIENT_SECRET_ID",
     "SHOPRENTER_HMAC_MAX_AGE_SECONDS",
     "SHOPRENTER_APP_ENTRY_URL",
-    "SECRET_PREFIX",
     "TOKEN_TABLE",
     "REGISTRY_TABLE",
     "UNINSTALL_RECOVERY_DAYS",
@@ -59,11 +108,11 @@ const INSTALL_ENV: &[&str] = &[
 ];
 
 /// What the token vendor's config module (functions/token-vendor) reads,
-/// with shared/src/config.rs `http_settings`.
+/// with shared/src/config.rs `http_settings`, besides its installation
+/// store's variables ([`Store::env`]).
 const VENDOR_ENV: &[&str] = &[
     "TOKEN_TABLE",
     "REGISTRY_TABLE",
-    "SECRET_PREFIX",
     "SHOPTET_OAUTH_URL",
     "SHOPTET_API_URL",
     "SHOPRENTER_OAUTH_URL",
@@ -83,7 +132,10 @@ const VENDOR_ENV: &[&str] = &[
 const SHARED_ENV: &[&str] = &[
     "TOKEN_TABLE",
     "REGISTRY_TABLE",
+    "INSTALLATION_STORE",
     "SECRET_PREFIX",
+    "INSTALLATION_TABLE",
+    "INSTALLATION_KEY_ID",
     "SHOPTET_OAUTH_URL",
     "SHOPTET_API_URL",
     "SHOPRENTER_OAUTH_URL",
@@ -207,6 +259,10 @@ fn no_policy_statement_allows_a_wildcard_resource_or_action() {
         statements.len()
     );
     for (document, statement) in statements {
+        if document == KEY_POLICY {
+            // the_installation_key_rotates_and_only_the_account_administers_it
+            continue;
+        }
         let context = format!("statement {statement} in {document}");
         assert!(
             statement.get("NotResource").is_none(),
@@ -450,8 +506,36 @@ fn install_role_manages_prefixed_secrets_the_registry_and_the_shared_leases() {
                 reference("ShoprenterClientSecretArn"),
             ),
         ),
+        (
+            "StoreInstallations",
+            allow(
+                &[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                ],
+                get_att(INSTALLATION_TABLE, "Arn"),
+            ),
+        ),
+        (
+            "SealAndOpenInstallations",
+            allow(
+                &["kms:GenerateDataKey", "kms:Decrypt"],
+                get_att(INSTALLATION_KEY, "Arn"),
+            ),
+        ),
     ]);
     assert_eq!(grants(&template, INSTALL_ROLE), expected);
+    assert_store_specific(
+        &template,
+        INSTALL_ROLE,
+        &[
+            "StoreInstallationSecrets",
+            "ScheduleAndRestoreInstallationSecretDeletion",
+            "NeverForceDeleteInstallationSecrets",
+        ],
+        &["StoreInstallations", "SealAndOpenInstallations"],
+    );
     for (sid, condition) in [
         ("ReadShoptetClientSecret", "HasShoptetClientSecret"),
         ("ReadShoptetWebhookKey", "HasShoptetWebhookKey"),
@@ -506,8 +590,23 @@ fn vendor_role_reads_only_prefixed_secrets_and_uses_only_its_tables() {
                 reference("ShoprenterClientSecretArn"),
             ),
         ),
+        // The vendor never writes an installation: it reads and opens them.
+        (
+            "ReadInstallations",
+            allow(&["dynamodb:GetItem"], get_att(INSTALLATION_TABLE, "Arn")),
+        ),
+        (
+            "OpenInstallations",
+            allow(&["kms:Decrypt"], get_att(INSTALLATION_KEY, "Arn")),
+        ),
     ]);
     assert_eq!(grants(&template, VENDOR_ROLE), expected);
+    assert_store_specific(
+        &template,
+        VENDOR_ROLE,
+        &["ReadInstallationSecrets"],
+        &["ReadInstallations", "OpenInstallations"],
+    );
     assert_conditional(
         &template,
         VENDOR_ROLE,
@@ -669,6 +768,32 @@ fn uninstall_recovery_days_stay_within_secrets_managers_recovery_window() {
     }
     for days in [0, 6, 31] {
         assert!(RecoveryWindow::days(days).is_none(), "{days} days");
+    }
+}
+
+/// `role` has the statements `secrets_manager` only with the default
+/// installation store and `dynamodb` only with `InstallationStore=DynamoDB`;
+/// its other statements with both.
+fn assert_store_specific(
+    template: &Value,
+    role: &str,
+    secrets_manager: &[&str],
+    dynamodb: &[&str],
+) {
+    let all: BTreeSet<String> = grants(template, role).into_keys().collect();
+    for (store, only_there, only_elsewhere) in [
+        (Store::SecretsManager, secrets_manager, dynamodb),
+        (Store::DynamoDb, dynamodb, secrets_manager),
+    ] {
+        let deployed: BTreeSet<String> = grants(&store.template(template), role)
+            .into_keys()
+            .collect();
+        let mut expected = all.clone();
+        for sid in only_elsewhere {
+            assert!(expected.remove(*sid), "{role} has no {sid}");
+        }
+        assert!(only_there.iter().all(|sid| expected.contains(*sid)));
+        assert_eq!(deployed, expected, "{role} with {store:?}");
     }
 }
 
@@ -993,6 +1118,313 @@ fn registry_table_is_keyed_and_indexed_by_platform_the_way_the_code_queries_it()
     }
 }
 
+// ---- installation store (InstallationStore=DynamoDB)
+
+/// The logical id of the role or policy a statement's document belongs to.
+fn owner(document: &str) -> &str {
+    document
+        .strip_prefix("/Resources/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("policy outside Resources: {document}"))
+}
+
+/// What every statement that uses the installation key must require: an
+/// encryption context naming one of the platforms (as the code spells
+/// them), a shop, and nothing else.
+fn encryption_context_condition() -> Value {
+    let platforms: Vec<&str> = [Platform::Shoptet, Platform::Shoprenter]
+        .into_iter()
+        .map(Platform::as_str)
+        .collect();
+    json!({
+        "StringEquals": {"kms:EncryptionContext:platform": platforms},
+        "Null": {"kms:EncryptionContext:shop": "false"},
+        "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["platform", "shop"]},
+    })
+}
+
+/// The allowed actions on resources naming `id`, by the role or policy
+/// granting them, in `template` (the key policy left out).
+fn permissions_on(template: &Value, id: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (document, statement) in policy_statements(template) {
+        if document == KEY_POLICY {
+            continue;
+        }
+        let names_it = as_list(statement, "Resource")
+            .iter()
+            .any(|resource| resource.to_string().contains(id));
+        if names_it {
+            assert_eq!(statement["Effect"], "Allow", "{document}: {statement}");
+            found
+                .entry(owner(&document).to_owned())
+                .or_default()
+                .extend(actions(statement));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_installation_store_parameter_takes_exactly_the_values_the_code_reads() {
+    let template = load_template();
+    let parameter = &template["Parameters"]["InstallationStore"];
+    assert_eq!(parameter["Type"], "String");
+    assert_eq!(
+        parameter["Default"],
+        Store::SecretsManager.parameter(),
+        "Secrets Manager stays the default"
+    );
+    assert_eq!(
+        parameter["AllowedValues"],
+        json!(Store::ALL.map(Store::parameter))
+    );
+    assert_eq!(
+        template["Conditions"][DYNAMODB_STORE],
+        json!({"Fn::Equals": [reference("InstallationStore"), Store::DynamoDb.parameter()]})
+    );
+    for store in Store::ALL {
+        let env = |variable: &str| match variable {
+            "INSTALLATION_STORE" => Some(store.parameter().to_owned()),
+            "INSTALLATION_TABLE" | "INSTALLATION_KEY_ID" => Some("set".to_owned()),
+            _ => None,
+        };
+        let backend = installation_backend(&env)
+            .unwrap_or_else(|error| panic!("the code refuses {store:?}: {error}"));
+        assert_eq!(
+            matches!(backend, InstallationBackend::DynamoDb { .. }),
+            store == Store::DynamoDb,
+            "{store:?} reads as {backend:?}"
+        );
+    }
+    let only_with_dynamodb =
+        |value: Value| json!({"Fn::If": [DYNAMODB_STORE, value, reference("AWS::NoValue")]});
+    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
+        let variables = environment(&template, function);
+        assert_eq!(
+            variables["INSTALLATION_STORE"],
+            reference("InstallationStore"),
+            "{function}"
+        );
+        assert_eq!(
+            variables["INSTALLATION_TABLE"],
+            only_with_dynamodb(reference(INSTALLATION_TABLE)),
+            "{function}"
+        );
+        assert_eq!(
+            variables["INSTALLATION_KEY_ID"],
+            only_with_dynamodb(reference(INSTALLATION_KEY)),
+            "{function}"
+        );
+        assert_eq!(
+            variables["SECRET_PREFIX"],
+            json!({"Fn::If": [DYNAMODB_STORE, reference("AWS::NoValue"), reference("SecretPrefix")]}),
+            "{function}"
+        );
+    }
+}
+
+#[test]
+fn the_installation_table_exists_only_with_the_dynamodb_store_keyed_like_the_other_tables() {
+    let template = load_template();
+    let declaration = resource(&template, INSTALLATION_TABLE);
+    assert_eq!(declaration["Type"], "AWS::DynamoDB::Table");
+    assert_eq!(declaration["Condition"], DYNAMODB_STORE);
+    // Every merchant's credentials: kept when the stack goes or the store
+    // is switched back, as Secrets Manager's secrets are.
+    for field in ["DeletionPolicy", "UpdateReplacePolicy"] {
+        assert_eq!(declaration[field], "Retain", "{field}");
+    }
+    let table = &declaration["Properties"];
+    assert_eq!(
+        table["KeySchema"],
+        json!([{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}])
+    );
+    assert_eq!(
+        table["AttributeDefinitions"],
+        json!([{"AttributeName": PARTITION_KEY, "AttributeType": "S"}])
+    );
+    assert!(table.get("GlobalSecondaryIndexes").is_none());
+    assert!(table.get("LocalSecondaryIndexes").is_none());
+    // An uninstalled shop's item goes after the recovery window.
+    assert_eq!(
+        table["TimeToLiveSpecification"],
+        json!({"AttributeName": TTL_ATTRIBUTE, "Enabled": true})
+    );
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"],
+        json!({"PointInTimeRecoveryEnabled": true})
+    );
+    assert_eq!(table["SSESpecification"], json!({"SSEEnabled": true}));
+    assert_eq!(
+        table["DeletionProtectionEnabled"],
+        properties(&template, TABLE)["DeletionProtectionEnabled"]
+    );
+    let output = &template["Outputs"]["InstallationTableName"];
+    assert_eq!(output["Condition"], DYNAMODB_STORE);
+    assert_eq!(output["Value"], reference(INSTALLATION_TABLE));
+}
+
+#[test]
+fn the_installation_key_rotates_and_only_the_account_administers_it() {
+    let template = load_template();
+    let declaration = resource(&template, INSTALLATION_KEY);
+    assert_eq!(declaration["Type"], "AWS::KMS::Key");
+    assert_eq!(declaration["Condition"], DYNAMODB_STORE);
+    // Without the key the table's items never open again.
+    for field in ["DeletionPolicy", "UpdateReplacePolicy"] {
+        assert_eq!(declaration[field], "Retain", "{field}");
+    }
+    let key = &declaration["Properties"];
+    assert_eq!(key["EnableKeyRotation"], true);
+    assert_eq!(key["KeySpec"], "SYMMETRIC_DEFAULT");
+    assert_eq!(key["KeyUsage"], "ENCRYPT_DECRYPT");
+    // The account's own administrators (through IAM) and no one else: no
+    // service, no other account, no grant to the functions here (their
+    // roles' policies grant that, conditioned on the encryption context).
+    assert_eq!(
+        key["KeyPolicy"],
+        json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "AccountAdministersTheKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+                "Action": "kms:*",
+                "Resource": "*",
+            }],
+        })
+    );
+    let statements = policy_statements(&template);
+    let key_documents: BTreeSet<&str> = statements
+        .iter()
+        .map(|(document, _)| document.as_str())
+        .filter(|document| owner(document) == INSTALLATION_KEY)
+        .collect();
+    assert_eq!(key_documents, BTreeSet::from([KEY_POLICY]));
+
+    let aliases = resources_of_type(&template, "AWS::KMS::Alias");
+    assert_eq!(aliases.len(), 1, "{aliases:?}");
+    let (id, alias) = aliases[0];
+    assert_eq!(alias["Condition"], DYNAMODB_STORE, "{id}");
+    assert_eq!(
+        alias["Properties"]["TargetKeyId"],
+        reference(INSTALLATION_KEY),
+        "{id}"
+    );
+    let name = alias["Properties"]["AliasName"]["Fn::Sub"].as_str();
+    assert!(
+        name.is_some_and(|name| name.starts_with("alias/${AWS::StackName}/")),
+        "{id}: the alias carries the stack's name: {name:?}"
+    );
+    let output = &template["Outputs"]["InstallationKeyArn"];
+    assert_eq!(output["Condition"], DYNAMODB_STORE);
+    assert_eq!(output["Value"], get_att(INSTALLATION_KEY, "Arn"));
+}
+
+#[test]
+fn the_default_store_has_no_kms_permission_no_key_and_no_installation_table() {
+    let template = Store::SecretsManager.template(&load_template());
+    for (document, statement) in policy_statements(&template) {
+        for action in actions(statement) {
+            assert!(
+                !action.starts_with("kms:"),
+                "{document}: {action} with the default store: {statement}"
+            );
+        }
+    }
+    for kind in ["AWS::KMS::Key", "AWS::KMS::Alias"] {
+        assert!(resources_of_type(&template, kind).is_empty(), "{kind}");
+    }
+    for section in ["Resources", "Outputs"] {
+        let text = template[section].to_string();
+        for id in [INSTALLATION_TABLE, INSTALLATION_KEY] {
+            assert!(
+                !text.contains(id),
+                "{section} name {id} with the default store"
+            );
+        }
+    }
+}
+
+#[test]
+fn only_the_two_functions_use_the_key_and_only_under_an_encryption_context_naming_platform_and_shop()
+ {
+    let template = Store::DynamoDb.template(&load_template());
+    assert_eq!(
+        permissions_on(&template, INSTALLATION_KEY),
+        BTreeMap::from([
+            (
+                INSTALL_ROLE.to_owned(),
+                names(&["kms:GenerateDataKey", "kms:Decrypt"])
+            ),
+            // The vendor only reads installations: it never needs a new
+            // data key.
+            (VENDOR_ROLE.to_owned(), names(&["kms:Decrypt"])),
+        ])
+    );
+    let mut checked = 0;
+    for (document, statement) in policy_statements(&template) {
+        if document == KEY_POLICY {
+            continue;
+        }
+        let uses_kms = actions(statement)
+            .iter()
+            .any(|action| action.starts_with("kms:"));
+        let names_key = statement["Resource"].to_string().contains(INSTALLATION_KEY);
+        if !(uses_kms || names_key) {
+            continue;
+        }
+        assert_eq!(
+            as_list(statement, "Resource"),
+            vec![&get_att(INSTALLATION_KEY, "Arn")],
+            "{document}: KMS only on the stack's key: {statement}"
+        );
+        assert_eq!(
+            statement["Condition"],
+            encryption_context_condition(),
+            "{document}: {statement}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "one statement per function");
+}
+
+#[test]
+fn only_the_two_functions_touch_the_installation_table_and_only_the_install_callback_writes() {
+    let template = Store::DynamoDb.template(&load_template());
+    assert_eq!(
+        permissions_on(&template, INSTALLATION_TABLE),
+        BTreeMap::from([
+            (
+                INSTALL_ROLE.to_owned(),
+                names(&[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem"
+                ])
+            ),
+            (VENDOR_ROLE.to_owned(), names(&["dynamodb:GetItem"])),
+        ])
+    );
+    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
+        let variables = environment(&template, function);
+        assert_eq!(
+            variables["INSTALLATION_STORE"],
+            reference("InstallationStore")
+        );
+        assert_eq!(
+            variables["INSTALLATION_TABLE"],
+            reference(INSTALLATION_TABLE)
+        );
+        assert_eq!(
+            variables["INSTALLATION_KEY_ID"],
+            reference(INSTALLATION_KEY)
+        );
+    }
+}
+
 // ---- functions and their environment
 
 #[test]
@@ -1126,18 +1558,22 @@ fn no_function_pins_the_lease_wait_and_both_name_the_metrics_namespace() {
 
 #[test]
 fn environment_names_match_what_the_code_reads() {
-    let template = load_template();
-    for (function, expected) in [
-        (INSTALL_FUNCTION, INSTALL_ENV),
-        (VENDOR_FUNCTION, VENDOR_ENV),
-    ] {
-        let actual: BTreeSet<String> = environment(&template, function).keys().cloned().collect();
-        let mut set_by_template = names(expected);
-        for variable in DERIVED_WHEN_UNSET {
-            set_by_template.remove(*variable);
+    for store in Store::ALL {
+        let template = store.template(&load_template());
+        for (function, expected) in [
+            (INSTALL_FUNCTION, INSTALL_ENV),
+            (VENDOR_FUNCTION, VENDOR_ENV),
+        ] {
+            let actual: BTreeSet<String> =
+                environment(&template, function).keys().cloned().collect();
+            let mut set_by_template = names(expected);
+            for variable in DERIVED_WHEN_UNSET {
+                set_by_template.remove(*variable);
+            }
+            set_by_template.extend(names(METRICS_ENV));
+            set_by_template.extend(names(store.env()));
+            assert_eq!(actual, set_by_template, "{function} with {store:?}");
         }
-        set_by_template.extend(names(METRICS_ENV));
-        assert_eq!(actual, set_by_template, "{function}");
     }
 }
 
@@ -1223,22 +1659,26 @@ fn shoprenter_app_credentials_are_set_together_or_not_at_all() {
     }
 }
 
+/// With either installation store, every variable is a literal or a `Ref`
+/// to a parameter or to a resource the stack then has.
 #[test]
 fn environment_refs_name_existing_parameters_or_resources() {
-    let template = load_template();
-    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
-        for (variable, value) in environment(&template, function) {
-            match value {
-                Value::String(_) => {}
-                other => {
-                    let target = other["Ref"]
-                        .as_str()
-                        .unwrap_or_else(|| panic!("{function} {variable}: literal or Ref only"));
-                    assert!(
-                        template["Parameters"].get(target).is_some()
-                            || template["Resources"].get(target).is_some(),
-                        "{function} {variable}: Ref {target} names nothing"
-                    );
+    for store in Store::ALL {
+        let template = store.template(&load_template());
+        for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
+            for (variable, value) in environment(&template, function) {
+                match value {
+                    Value::String(_) => {}
+                    other => {
+                        let target = other["Ref"].as_str().unwrap_or_else(|| {
+                            panic!("{function} {variable} with {store:?}: literal or Ref only")
+                        });
+                        assert!(
+                            template["Parameters"].get(target).is_some()
+                                || template["Resources"].get(target).is_some(),
+                            "{function} {variable} with {store:?}: Ref {target} names nothing"
+                        );
+                    }
                 }
             }
         }
@@ -1290,6 +1730,8 @@ fn sample(variable: &str) -> Option<&'static str> {
         }
         "TOKEN_TABLE" => "stack-TokenTable-ABC",
         "REGISTRY_TABLE" => "stack-RegistryTable-ABC",
+        "INSTALLATION_TABLE" => "stack-InstallationTable-ABC",
+        "INSTALLATION_KEY_ID" => "1234abcd-12ab-34cd-56ef-1234567890ab",
         _ => return None,
     })
 }
@@ -1314,14 +1756,23 @@ const LOADERS: [(&str, &[&str], Loader); 2] = [
 ];
 
 /// Runs each function's real configuration loader on the template's
-/// environment: it accepts it and reads exactly the expected variables.
+/// environment, with either installation store: it accepts it and reads
+/// exactly the expected variables.
 #[test]
 fn config_loaders_accept_the_template_and_read_exactly_the_expected_variables() {
-    let template = load_template();
-    for (function, expected, load) in LOADERS {
-        let env = TemplateEnv::new(&template, function);
-        load(&env).unwrap_or_else(|error| panic!("{function} rejects the template: {error}"));
-        assert_eq!(env.read.into_inner(), names(expected), "{function}");
+    for store in Store::ALL {
+        let template = store.template(&load_template());
+        for (function, expected, load) in LOADERS {
+            let mut env = TemplateEnv::new(&template, function);
+            env.overrides
+                .insert("InstallationStore".to_owned(), store.parameter().to_owned());
+            load(&env).unwrap_or_else(|error| {
+                panic!("{function} rejects the template with {store:?}: {error}")
+            });
+            let mut expected = names(expected);
+            expected.extend(names(store.env()));
+            assert_eq!(env.read.into_inner(), expected, "{function} with {store:?}");
+        }
     }
 }
 

@@ -114,17 +114,20 @@ impl Lifecycle {
     /// A vendor whose Secrets Manager is unreachable (the tables are not):
     /// any answer that needs a secret read fails with `store_unavailable`.
     pub async fn vendor_without_secrets(&self) -> AwsVendHandler {
-        use broker_shared::storage::Stores;
         use broker_shared::storage::secrets_manager::SecretsManagerStore;
+        use broker_shared::storage::{InstallationBackend, Stores};
         let env = &self.vendor_env;
         let config = VendorConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
         let closed =
             test_support::sdk_config_for_endpoint(&test_support::unreachable_endpoint()).await;
         let stores = config.stores.open(&self.aws);
+        let InstallationBackend::SecretsManager { secrets } = &config.stores.installations else {
+            panic!("the lifecycle tests keep installations in Secrets Manager");
+        };
         let stores = Stores {
             installations: SecretsManagerStore::new(
                 aws_sdk_secretsmanager::Client::new(&closed),
-                config.stores.secrets.clone(),
+                secrets.clone(),
             ),
             tokens: stores.tokens,
             registry: stores.registry,
