@@ -1981,6 +1981,46 @@ mod dynamodb_installations_only {
     }
 
     #[tokio::test]
+    async fn a_deployment_configured_for_dynamodb_opens_the_envelope_store() {
+        use broker_shared::storage::{AwsStoreNames, InstallationBackend};
+        let h = Envelope::new().await;
+        let names = AwsStoreNames {
+            installations: InstallationBackend::DynamoDb {
+                table: h.table.clone(),
+                key_id: h.key.as_str().to_owned(),
+            },
+            // Not touched: only the installation port is exercised here.
+            token_table: "unused-token-table".into(),
+            registry_table: "unused-registry-table".into(),
+        };
+        let stores = names.open(&test_support::emulator_sdk_config().await);
+        let record = shoptet_record(
+            222651,
+            "oauth-token-opened-by-the-stack",
+            "2026-01-01T00:00:00Z",
+        );
+
+        let saved = stores
+            .installations
+            .save_shoptet_installation(&record)
+            .await
+            .unwrap();
+        let loaded = h
+            .installs()
+            .load_shoptet_installation(record.installation.eshop_id)
+            .await
+            .unwrap();
+
+        assert_eq!(saved, SaveOutcome::Created);
+        assert_eq!(loaded, Some(record));
+        assert_eq!(
+            scan(&h).await.len(),
+            1,
+            "one item in the installation table"
+        );
+    }
+
+    #[tokio::test]
     async fn no_attribute_of_the_table_holds_a_secret_in_plaintext() {
         let h = Envelope::new().await;
         let oauth_token = "oauth-token-3f9c2a7d1e6b4c8a";

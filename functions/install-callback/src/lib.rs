@@ -13,9 +13,10 @@ use broker_shared::config::ConfigError;
 use broker_shared::lazy_secret::LazySecret;
 use broker_shared::model::ShoprenterCredentials;
 use broker_shared::secret::{ClientSecret, ExposeSecret, WebhookKey};
+use broker_shared::storage::aws_installations::AwsInstallationStore;
 use broker_shared::storage::dynamodb::DynamoTokenCache;
 use broker_shared::storage::dynamodb_registry::DynamoRegistry;
-use broker_shared::storage::secrets_manager::{SecretsManagerStore, read_client_secret};
+use broker_shared::storage::secrets_manager::read_client_secret;
 
 pub use config::InstallConfig;
 pub use error::InstallError;
@@ -24,7 +25,7 @@ pub use operator::{InstallationList, InstallationView};
 pub use webhook::EventOutcome;
 
 pub type AwsInstallCallback =
-    InstallCallback<SecretsManagerStore, DynamoTokenCache, DynamoRegistry>;
+    InstallCallback<AwsInstallationStore, DynamoTokenCache, DynamoRegistry>;
 
 /// Builds the handler on Secrets Manager + DynamoDB. Makes no network call:
 /// each secret is read by the first request that needs it and then kept

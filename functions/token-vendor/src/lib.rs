@@ -8,15 +8,16 @@ use aws_config::SdkConfig;
 use broker_shared::config::ConfigError;
 use broker_shared::lazy_secret::LazySecret;
 use broker_shared::model::ShoprenterCredentials;
+use broker_shared::storage::aws_installations::AwsInstallationStore;
 use broker_shared::storage::dynamodb::DynamoTokenCache;
 use broker_shared::storage::dynamodb_registry::DynamoRegistry;
-use broker_shared::storage::secrets_manager::{SecretsManagerStore, read_client_secret};
+use broker_shared::storage::secrets_manager::read_client_secret;
 
 pub use broker_shared::vending::{Source, TokenVendor, VendError, VendRequest, Vended};
 pub use config::VendorConfig;
 pub use handler::{ApiBases, TokenResponse, VendHandler};
 
-pub type AwsVendHandler = VendHandler<SecretsManagerStore, DynamoTokenCache, DynamoRegistry>;
+pub type AwsVendHandler = VendHandler<AwsInstallationStore, DynamoTokenCache, DynamoRegistry>;
 
 /// The handler on Secrets Manager + DynamoDB. Makes no network call: the
 /// Shoprenter app's client secret is read by the first mint that needs it

@@ -15,8 +15,10 @@ use crate::model::{
     CacheEntry, CachedToken, InstallationStatus, Registration, ShoprenterCredentials,
     ShoptetInstallationRecord, StatusChange,
 };
+use aws_installations::AwsInstallationStore;
 
 mod aws_errors;
+pub mod aws_installations;
 mod dynamo_item;
 pub mod dynamodb;
 pub mod dynamodb_installations;
@@ -354,32 +356,37 @@ pub enum InstallationBackend {
 }
 
 impl AwsStoreNames {
-    /// Every port on AWS: installations in Secrets Manager, the token cache
-    /// and the registry in DynamoDB. The clients are built once, here.
+    /// Every port on AWS: installations in Secrets Manager or in the
+    /// envelope-encrypted DynamoDB table (as configured), the token cache and
+    /// the registry in DynamoDB. The clients are built once, here.
     pub fn open(&self, aws: &aws_types::SdkConfig) -> AwsStores {
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
-        // wired by the adapter change: `DynamoDb` opens the DynamoDB
-        // installation store; until then every backend opens Secrets Manager.
-        let secrets = match &self.installations {
-            InstallationBackend::SecretsManager { secrets } => secrets.clone(),
-            InstallationBackend::DynamoDb { .. } => SecretNames::default(),
+        let installations = match &self.installations {
+            InstallationBackend::SecretsManager { secrets } => {
+                AwsInstallationStore::SecretsManager(secrets_manager::SecretsManagerStore::new(
+                    aws_sdk_secretsmanager::Client::new(aws),
+                    secrets.clone(),
+                ))
+            }
+            InstallationBackend::DynamoDb { table, key_id } => AwsInstallationStore::DynamoDb(
+                dynamodb_installations::DynamoInstallationStore::new(
+                    dynamodb.clone(),
+                    aws_sdk_kms::Client::new(aws),
+                    table.clone(),
+                    dynamodb_installations::KmsKeyId::new(key_id.clone()),
+                ),
+            ),
         };
         Stores {
-            installations: secrets_manager::SecretsManagerStore::new(
-                aws_sdk_secretsmanager::Client::new(aws),
-                secrets,
-            ),
+            installations,
             tokens: dynamodb::DynamoTokenCache::new(dynamodb.clone(), self.token_table.clone()),
             registry: dynamodb_registry::DynamoRegistry::new(dynamodb, self.registry_table.clone()),
         }
     }
 }
 
-pub type AwsStores = Stores<
-    secrets_manager::SecretsManagerStore,
-    dynamodb::DynamoTokenCache,
-    dynamodb_registry::DynamoRegistry,
->;
+pub type AwsStores =
+    Stores<AwsInstallationStore, dynamodb::DynamoTokenCache, dynamodb_registry::DynamoRegistry>;
 
 impl<S: Clone> Stores<S, S, S> {
     /// Every port on one backend (e.g. one SQLite file).

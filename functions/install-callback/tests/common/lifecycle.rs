@@ -114,6 +114,7 @@ impl Lifecycle {
     /// A vendor whose Secrets Manager is unreachable (the tables are not):
     /// any answer that needs a secret read fails with `store_unavailable`.
     pub async fn vendor_without_secrets(&self) -> AwsVendHandler {
+        use broker_shared::storage::aws_installations::AwsInstallationStore;
         use broker_shared::storage::secrets_manager::SecretsManagerStore;
         use broker_shared::storage::{InstallationBackend, Stores};
         let env = &self.vendor_env;
@@ -125,10 +126,10 @@ impl Lifecycle {
             panic!("the lifecycle tests keep installations in Secrets Manager");
         };
         let stores = Stores {
-            installations: SecretsManagerStore::new(
+            installations: AwsInstallationStore::SecretsManager(SecretsManagerStore::new(
                 aws_sdk_secretsmanager::Client::new(&closed),
                 secrets.clone(),
-            ),
+            )),
             tokens: stores.tokens,
             registry: stores.registry,
         };

@@ -1,0 +1,42 @@
+//! The installation store a deployed function uses, chosen by the
+//! `InstallationStore` template parameter (`INSTALLATION_STORE`) at start-up:
+//! one type, so the functions' handler types do not depend on the choice.
+
+use super::dynamodb_installations::DynamoInstallationStore;
+use super::secrets_manager::SecretsManagerStore;
+use super::{InstallationStore, RecoveryWindow, SaveOutcome, StoreError};
+use crate::ids::ShopRef;
+
+pub enum AwsInstallationStore {
+    /// One secret per shop (the default).
+    SecretsManager(SecretsManagerStore),
+    /// One envelope-encrypted item per shop.
+    DynamoDb(DynamoInstallationStore),
+}
+
+impl InstallationStore for AwsInstallationStore {
+    async fn save_document(&self, shop: &ShopRef, json: String) -> Result<SaveOutcome, StoreError> {
+        match self {
+            Self::SecretsManager(store) => store.save_document(shop, json).await,
+            Self::DynamoDb(store) => store.save_document(shop, json).await,
+        }
+    }
+
+    async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
+        match self {
+            Self::SecretsManager(store) => store.load_document(shop).await,
+            Self::DynamoDb(store) => store.load_document(shop).await,
+        }
+    }
+
+    async fn schedule_deletion(
+        &self,
+        shop: &ShopRef,
+        recovery: RecoveryWindow,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::SecretsManager(store) => store.schedule_deletion(shop, recovery).await,
+            Self::DynamoDb(store) => store.schedule_deletion(shop, recovery).await,
+        }
+    }
+}
