@@ -1,6 +1,7 @@
-//! What both DynamoDB adapters (token cache, registry) share: the item
-//! shape, the partition key, time attributes, the consistent read of one
-//! shop's item and the test for a failed condition.
+//! What the DynamoDB adapters (token cache, registry, installations) share:
+//! the item shape, the partition key, the TTL attribute, time attributes,
+//! the consistent read of one shop's item and the test for a failed
+//! condition.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -19,11 +20,20 @@ use crate::ids::ShopRef;
 /// declares the same name.
 pub const PARTITION_KEY: &str = "pk";
 
+/// The TTL attribute (epoch seconds) of the tables that expire items;
+/// `template.yaml` enables TTL on it.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
 pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// Epoch milliseconds, as both tables store times.
 pub(super) fn millis(at: SystemTime) -> AttributeValue {
     AttributeValue::N(raw::millis(at).to_string())
+}
+
+/// Epoch seconds, as DynamoDB's TTL reads them.
+pub(super) fn epoch_seconds(at: SystemTime) -> AttributeValue {
+    AttributeValue::N(raw::epoch_seconds(at).to_string())
 }
 
 /// A strongly consistent read of the shop's item in `table`.

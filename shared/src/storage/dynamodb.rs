@@ -12,16 +12,14 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::aws_errors::summary;
-use super::dynamo_item::{Item, consistent_get, is_conditional_failure, millis};
+use super::dynamo_item::{Item, consistent_get, epoch_seconds, is_conditional_failure, millis};
 use super::raw::{RawEntry, corrupt};
-use super::{LeaseAttempt, StoreError, TokenCache, entry_expiry, raw};
+use super::{LeaseAttempt, StoreError, TokenCache, entry_expiry};
 use crate::ids::ShopRef;
 use crate::model::{CacheEntry, CachedToken};
 use crate::secret::ExposeSecret;
 
-pub use super::dynamo_item::PARTITION_KEY;
-/// The TTL attribute (epoch seconds); `template.yaml` enables TTL on it.
-pub const TTL_ATTRIBUTE: &str = "ttl";
+pub use super::dynamo_item::{PARTITION_KEY, TTL_ATTRIBUTE};
 
 const TOKEN: &str = "token";
 const TOKEN_EXPIRES_AT: &str = "token_expires_at";
@@ -183,10 +181,6 @@ fn conditional_failure_item<R>(error: &SdkError<UpdateItemError, R>) -> Option<I
         }
         _ => None,
     }
-}
-
-fn epoch_seconds(at: SystemTime) -> AttributeValue {
-    AttributeValue::N(raw::epoch_seconds(at).to_string())
 }
 
 /// Reads the item's attributes; what they mean is decided by [`RawEntry`].

@@ -26,13 +26,15 @@ use aws_smithy_types::Blob;
 use zeroize::Zeroizing;
 
 use super::aws_errors::summary;
-use super::dynamo_item::{Item, PARTITION_KEY, consistent_get, is_conditional_failure, millis};
+use super::dynamo_item::{
+    Item, PARTITION_KEY, consistent_get, epoch_seconds, is_conditional_failure, millis,
+};
 use super::{InstallationStore, RecoveryWindow, SaveOutcome, StoreError, raw};
 use crate::ids::ShopRef;
 
 /// The TTL attribute (epoch seconds), set only on an item scheduled for
-/// deletion; the table enables TTL on it.
-pub const TTL_ATTRIBUTE: &str = "ttl";
+/// deletion.
+pub use super::dynamo_item::TTL_ATTRIBUTE;
 /// [`crate::ids::Platform::as_str`] (S), for listing and migrating by platform
 /// without decrypting anything.
 pub const PLATFORM: &str = "platform";
@@ -305,10 +307,7 @@ impl InstallationStore for DynamoInstallationStore {
             .expression_attribute_names("#delete_at", DELETE_AT)
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":delete_at", millis(delete_at))
-            .expression_attribute_values(
-                ":ttl",
-                AttributeValue::N(raw::epoch_seconds(delete_at).to_string()),
-            )
+            .expression_attribute_values(":ttl", epoch_seconds(delete_at))
             .send()
             .await;
         match result {
