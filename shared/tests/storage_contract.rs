@@ -21,14 +21,14 @@ use broker_shared::model::{
 };
 use broker_shared::secret::{ApiAccessToken, ClientSecret, OAuthAccessToken};
 use broker_shared::storage::{
-    InstallationRegistry, InstallationStore, LeaseAttempt, RecoveryWindow, RegistryQuery,
-    SaveOutcome, TokenCache,
+    InstallationInventory, InstallationRegistry, InstallationStore, InventoryQuery, LeaseAttempt,
+    RecoveryWindow, RegistryQuery, SaveOutcome, TokenCache,
 };
 use tokio::sync::Barrier;
 
 /// A fresh, isolated installation store of one adapter.
 trait InstallsHarness: Sized + Send + Sync + 'static {
-    type Installs: InstallationStore + 'static;
+    type Installs: InstallationStore + InstallationInventory + 'static;
 
     /// What saving a shop's document says after its deletion was scheduled
     /// (a reinstall). Secrets Manager and the DynamoDB installation store
@@ -1102,6 +1102,144 @@ async fn a_scheduled_deletion_leaves_other_shops_alone<H: InstallsHarness>() {
 }
 
 // ---------------------------------------------------------------------------
+// The inventory: which shops have an installation
+
+/// Every page of the inventory, two shops at most per page, from the first
+/// until `next` is `None`; the shops sorted by key, each listed once.
+async fn inventory<S: InstallationInventory>(store: &S) -> Vec<ShopRef> {
+    let mut query = InventoryQuery {
+        limit: NonZeroUsize::new(2).unwrap(),
+        after: None,
+    };
+    let mut listed: Vec<ShopRef> = Vec::new();
+    for _ in 0..30 {
+        let page = store.list_installations(&query).await.unwrap();
+        assert!(page.shops.len() <= 2, "a page over its limit: {page:?}");
+        listed.extend(page.shops);
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => {
+                let keys: HashSet<String> = listed.iter().map(ShopRef::key).collect();
+                assert_eq!(keys.len(), listed.len(), "a shop listed twice: {listed:?}");
+                listed.sort_by_key(ShopRef::key);
+                return listed;
+            }
+        }
+    }
+    panic!("the listing did not end after 30 pages: {listed:?}");
+}
+
+/// Three Shoptet e-shops and two Shoprenter shops, saved; sorted by key.
+async fn install_five_shops<S: InstallationStore>(store: &S) -> Vec<ShopRef> {
+    let credentials = ShoprenterCredentials {
+        client_id: "client-inventory".into(),
+        client_secret: ClientSecret::new("secret-inventory"),
+    };
+    let mut shops = Vec::new();
+    for id in [7, 222651, 30] {
+        store
+            .save_shoptet_installation(&shoptet_record(
+                id,
+                "oauth-inventory",
+                "2026-01-01T00:00:00Z",
+            ))
+            .await
+            .unwrap();
+        shops.push(ShopRef::Shoptet(eshop(id)));
+    }
+    for name in ["alpha-shop", "beta-shop"] {
+        let name = shoprenter_shop(name);
+        store
+            .save_shoprenter_credentials(&name, &credentials)
+            .await
+            .unwrap();
+        shops.push(ShopRef::Shoprenter(name));
+    }
+    shops.sort_by_key(ShopRef::key);
+    shops
+}
+
+async fn an_empty_store_lists_no_installation<H: InstallsHarness>() {
+    let h = H::new().await;
+    let page = h
+        .installs()
+        .list_installations(&InventoryQuery {
+            limit: NonZeroUsize::new(10).unwrap(),
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.shops, Vec::<ShopRef>::new());
+    assert_eq!(page.next, None);
+}
+
+async fn the_inventory_pages_through_every_installed_shop_of_both_platforms<H: InstallsHarness>() {
+    let h = H::new().await;
+    let installed = install_five_shops(h.installs()).await;
+    assert_eq!(inventory(h.installs()).await, installed);
+}
+
+async fn the_inventory_omits_a_scheduled_deletion_until_a_reinstall<H: InstallsHarness>() {
+    let h = H::new().await;
+    let installed = install_five_shops(h.installs()).await;
+    let uninstalled = ShopRef::Shoprenter(shoprenter_shop("alpha-shop"));
+    h.installs()
+        .schedule_deletion(&uninstalled, RecoveryWindow::DEFAULT)
+        .await
+        .unwrap();
+    let remaining: Vec<ShopRef> = installed
+        .iter()
+        .filter(|shop| **shop != uninstalled)
+        .cloned()
+        .collect();
+    assert_eq!(inventory(h.installs()).await, remaining);
+
+    h.installs()
+        .save_shoprenter_credentials(
+            &shoprenter_shop("alpha-shop"),
+            &ShoprenterCredentials {
+                client_id: "client-reinstalled".into(),
+                client_secret: ClientSecret::new("secret-reinstalled"),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(inventory(h.installs()).await, installed);
+}
+
+/// A listing resumed from a page's cursor (with another limit) goes on
+/// where the first left off: together they list every shop once.
+async fn a_listing_resumes_from_a_cursor<H: InstallsHarness>() {
+    let h = H::new().await;
+    let installed = install_five_shops(h.installs()).await;
+    let first = h
+        .installs()
+        .list_installations(&InventoryQuery {
+            limit: NonZeroUsize::new(2).unwrap(),
+            after: None,
+        })
+        .await
+        .unwrap();
+    let mut listed = first.shops.clone();
+    let mut after = first.next.clone();
+    assert!(after.is_some(), "five shops fit one page of two: {first:?}");
+    while let Some(cursor) = after {
+        let page = h
+            .installs()
+            .list_installations(&InventoryQuery {
+                limit: NonZeroUsize::new(100).unwrap(),
+                after: Some(cursor),
+            })
+            .await
+            .unwrap();
+        listed.extend(page.shops);
+        after = page.next;
+    }
+    listed.sort_by_key(ShopRef::key);
+    assert_eq!(listed, installed);
+}
+
+// ---------------------------------------------------------------------------
 // The installation registry
 
 fn registered(
@@ -1773,6 +1911,10 @@ contract! {
         shoprenter_credentials_round_trip,
         a_scheduled_deletion_hides_the_installation_until_a_reinstall,
         a_scheduled_deletion_leaves_other_shops_alone,
+        an_empty_store_lists_no_installation,
+        the_inventory_pages_through_every_installed_shop_of_both_platforms,
+        the_inventory_omits_a_scheduled_deletion_until_a_reinstall,
+        a_listing_resumes_from_a_cursor,
     ],
     others: [
         loading_a_missing_cache_entry_gives_none,
@@ -1873,6 +2015,34 @@ mod secrets_manager_only {
         let stored: ShoptetInstallationRecord =
             serde_json::from_str(&stored.expect("a string secret")).unwrap();
         assert_eq!(stored, again);
+    }
+
+    /// Other secrets may share the prefix (an add-on's client secret, a
+    /// hand-made one): only names of the installation form are shops.
+    #[tokio::test]
+    async fn the_inventory_skips_secrets_that_name_no_shop() {
+        let h = Dynamo::new().await;
+        h.installs()
+            .save_shoptet_installation(&shoptet_record(1, "oauth-one", "2026-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+        let prefix = h.names.prefix();
+        for name in [
+            format!("{prefix}shoprenter-client-secret"),
+            format!("{prefix}shoptet/0222651"),
+            format!("{prefix}shoptet/not-a-number"),
+            format!("{prefix}woocommerce/shop"),
+            format!("{prefix}shoptet/1/extra"),
+        ] {
+            h.secrets
+                .create_secret()
+                .name(&name)
+                .secret_string("not-an-installation-document")
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("creating {name}: {e:?}"));
+        }
+        assert_eq!(inventory(h.installs()).await, [ShopRef::Shoptet(eshop(1))]);
     }
 
     /// The recovery window asked for is the one Secrets Manager applies.

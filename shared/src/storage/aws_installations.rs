@@ -4,7 +4,10 @@
 
 use super::dynamodb_installations::DynamoInstallationStore;
 use super::secrets_manager::SecretsManagerStore;
-use super::{InstallationStore, RecoveryWindow, SaveOutcome, StoreError};
+use super::{
+    InstallationInventory, InstallationStore, InventoryPage, InventoryQuery, RecoveryWindow,
+    SaveOutcome, StoreError,
+};
 use crate::ids::ShopRef;
 
 pub enum AwsInstallationStore {
@@ -37,6 +40,18 @@ impl InstallationStore for AwsInstallationStore {
         match self {
             Self::SecretsManager(store) => store.schedule_deletion(shop, recovery).await,
             Self::DynamoDb(store) => store.schedule_deletion(shop, recovery).await,
+        }
+    }
+}
+
+impl InstallationInventory for AwsInstallationStore {
+    async fn list_installations(
+        &self,
+        query: &InventoryQuery,
+    ) -> Result<InventoryPage, StoreError> {
+        match self {
+            Self::SecretsManager(store) => store.list_installations(query).await,
+            Self::DynamoDb(store) => store.list_installations(query).await,
         }
     }
 }

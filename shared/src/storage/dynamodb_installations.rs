@@ -29,7 +29,10 @@ use super::aws_errors::summary;
 use super::dynamo_item::{
     Item, PARTITION_KEY, consistent_get, epoch_seconds, is_conditional_failure, millis,
 };
-use super::{InstallationStore, RecoveryWindow, SaveOutcome, StoreError, raw};
+use super::{
+    InstallationInventory, InstallationStore, InventoryCursor, InventoryPage, InventoryQuery,
+    RecoveryWindow, SaveOutcome, StoreError, key_after, page_limit, raw, shop_of_key,
+};
 use crate::ids::ShopRef;
 
 /// The TTL attribute (epoch seconds), set only on an item scheduled for
@@ -315,5 +318,61 @@ impl InstallationStore for DynamoInstallationStore {
             Err(error) if is_conditional_failure(&error) => Ok(()),
             Err(error) => Err(StoreError::Unavailable(summary(&error))),
         }
+    }
+}
+
+/// A scan of the keys alone (nothing sealed is read, nothing decrypted),
+/// leaving out items scheduled for deletion. `Limit` counts the items read
+/// before that filter, so a page may come back short or empty. The cursor is
+/// the key of the last item read (`LastEvaluatedKey`).
+impl InstallationInventory for DynamoInstallationStore {
+    async fn list_installations(
+        &self,
+        query: &InventoryQuery,
+    ) -> Result<InventoryPage, StoreError> {
+        let start = query
+            .after
+            .as_ref()
+            .map(|after| {
+                key_after(after)
+                    .map(|key| Item::from([(PARTITION_KEY.to_owned(), AttributeValue::S(key))]))
+            })
+            .transpose()?;
+        let output = self
+            .dynamo
+            .scan()
+            .table_name(&self.table)
+            .limit(i32::try_from(page_limit(query)).unwrap_or(i32::MAX))
+            .consistent_read(true)
+            .projection_expression("#pk")
+            .filter_expression("attribute_not_exists(#delete_at)")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_names("#delete_at", DELETE_AT)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|error| StoreError::Unavailable(summary(&error)))?;
+        let shops = output
+            .items()
+            .iter()
+            .map(|item| {
+                item.get(PARTITION_KEY)
+                    .and_then(|key| key.as_s().ok())
+                    .ok_or_else(|| StoreError::Corrupt("an installation item has no key".into()))
+                    .and_then(|key| shop_of_key(key))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = output
+            .last_evaluated_key()
+            .map(|last| {
+                last.get(PARTITION_KEY)
+                    .and_then(|key| key.as_s().ok())
+                    .map(|key| InventoryCursor::new(key.clone()))
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("a scan ended on an item without a key".into())
+                    })
+            })
+            .transpose()?;
+        Ok(InventoryPage { shops, next })
     }
 }

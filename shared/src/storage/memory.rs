@@ -9,17 +9,20 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use super::{
-    InstallationRegistry, InstallationStore, LeaseAttempt, RecoveryWindow, RegistryPage,
-    RegistryQuery, SaveOutcome, StoreError, TokenCache,
+    InstallationInventory, InstallationRegistry, InstallationStore, InventoryCursor, InventoryPage,
+    InventoryQuery, LeaseAttempt, RecoveryWindow, RegistryPage, RegistryQuery, SaveOutcome,
+    StoreError, TokenCache, key_after, page_limit, shop_of_key,
 };
 use crate::ids::ShopRef;
 use crate::model::{
     CacheEntry, CachedToken, InstallationStatus, Lease, Registration, StatusChange,
 };
 
+/// Documents by [`ShopRef::key`], in key order (the order the inventory
+/// pages in).
 #[derive(Clone, Default)]
 pub struct MemoryInstallationStore {
-    documents: Arc<Mutex<HashMap<String, String>>>,
+    documents: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl InstallationStore for MemoryInstallationStore {
@@ -42,6 +45,32 @@ impl InstallationStore for MemoryInstallationStore {
     ) -> Result<(), StoreError> {
         locked(&self.documents).remove(&shop.key());
         Ok(())
+    }
+}
+
+impl InstallationInventory for MemoryInstallationStore {
+    async fn list_installations(
+        &self,
+        query: &InventoryQuery,
+    ) -> Result<InventoryPage, StoreError> {
+        let start = match &query.after {
+            Some(after) => Bound::Excluded(key_after(after)?),
+            None => Bound::Unbounded,
+        };
+        let documents = locked(&self.documents);
+        let mut keys = documents
+            .range((start, Bound::Unbounded))
+            .map(|(key, _)| key);
+        let shops = keys
+            .by_ref()
+            .take(page_limit(query))
+            .map(|key| shop_of_key(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match (shops.last(), keys.next()) {
+            (Some(last), Some(_)) => Some(InventoryCursor::new(last.key())),
+            _ => None,
+        };
+        Ok(InventoryPage { shops, next })
     }
 }
 

@@ -41,6 +41,9 @@ pub enum StoreError {
     Busy,
     #[error("a stored record is unreadable: {0}")]
     Corrupt(String),
+    /// A listing was asked to continue from a cursor this store never gave.
+    #[error("{0:?} is not a listing cursor of this store")]
+    ForeignCursor(String),
 }
 
 /// Logs a store failure where it turns into a caller's `store_unavailable`:
@@ -170,6 +173,85 @@ impl Default for RecoveryWindow {
     fn default() -> Self {
         Self::DEFAULT
     }
+}
+
+/// Which shops have an installation document: what copying one store into
+/// another (the migration command) needs, and nothing a request asks. A
+/// separate port so that the functions' stores need not offer it.
+pub trait InstallationInventory: Send + Sync {
+    /// One page of the shops whose document is live (a document scheduled
+    /// for deletion is gone, as for [`InstallationStore::load_document`]).
+    /// Pages may hold fewer than `limit` shops, even none (backends filter
+    /// after reading); only `next: None` ends a listing. Order is the
+    /// adapter's own. A shop saved while a listing runs may be missed.
+    fn list_installations(
+        &self,
+        query: &InventoryQuery,
+    ) -> impl Future<Output = Result<InventoryPage, StoreError>> + Send;
+}
+
+/// What page of the inventory to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryQuery {
+    /// At most this many shops, capped at [`MAX_PAGE`].
+    pub limit: NonZeroUsize,
+    /// Where the previous page ended; `None` starts from the beginning.
+    pub after: Option<InventoryCursor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InventoryPage {
+    pub shops: Vec<ShopRef>,
+    /// Where the next page starts; `None` when the listing is complete.
+    pub next: Option<InventoryCursor>,
+}
+
+/// Where a listing continues: opaque to the caller, and meaningful only to
+/// the adapter (and the store) that gave it. Text, so a command can print it
+/// and take it back to resume a run. Holds no secret: a shop's key, or the
+/// backend's pagination token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InventoryCursor(String);
+
+impl InventoryCursor {
+    pub fn new(cursor: impl Into<String>) -> Self {
+        Self(cursor.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for InventoryCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A cursor the adapter cannot have given (a typo in a resumed command).
+fn foreign_cursor(cursor: &InventoryCursor) -> StoreError {
+    StoreError::ForeignCursor(cursor.as_str().to_owned())
+}
+
+/// The shop a key-ordered adapter (memory, SQLite, the DynamoDB table)
+/// stored under `key`: those stores key documents by [`ShopRef::key`] only,
+/// so any other key is damage, not another kind of record.
+fn shop_of_key(key: &str) -> Result<ShopRef, StoreError> {
+    ShopRef::from_key(key)
+        .map_err(|_| StoreError::Corrupt(format!("an installation is keyed {key:?}")))
+}
+
+/// Where a key-ordered listing resumes: after the shop the cursor names.
+fn key_after(cursor: &InventoryCursor) -> Result<String, StoreError> {
+    ShopRef::from_key(cursor.as_str())
+        .map(|shop| shop.key())
+        .map_err(|_| foreign_cursor(cursor))
+}
+
+/// A page's limit as the backends take it, capped at [`MAX_PAGE`].
+fn page_limit(query: &InventoryQuery) -> usize {
+    query.limit.get().min(MAX_PAGE)
 }
 
 /// The installation registry: every shop's status, without secrets, so
@@ -324,6 +406,16 @@ impl SecretNames {
 
     pub fn installation(&self, shop: &ShopRef) -> String {
         format!("{}{}/{}", self.prefix, shop.platform(), shop.id())
+    }
+
+    /// The shop whose installation secret `name` is: the inverse of
+    /// [`SecretNames::installation`]. `None` for any other name under the
+    /// prefix (an add-on's client secret, say) or outside it.
+    pub fn shop(&self, name: &str) -> Option<ShopRef> {
+        let (platform, id) = name.strip_prefix(&self.prefix)?.split_once('/')?;
+        let shop = ShopRef::parse(platform, id).ok()?;
+        // Only the canonical spelling is the shop's secret.
+        (self.installation(&shop) == name).then_some(shop)
     }
 }
 

@@ -10,10 +10,13 @@
 //! keeping the deletion scheduled): the code follows AWS.
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::types::Tag;
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 
 use super::aws_errors::summary;
-use super::{InstallationStore, RecoveryWindow, SaveOutcome, SecretNames, StoreError};
+use super::{
+    InstallationInventory, InstallationStore, InventoryCursor, InventoryPage, InventoryQuery,
+    RecoveryWindow, SaveOutcome, SecretNames, StoreError, foreign_cursor, page_limit,
+};
 use crate::ids::ShopRef;
 use crate::secret::ClientSecret;
 
@@ -159,6 +162,65 @@ impl InstallationStore for SecretsManagerStore {
             }
             Err(error) => Err(StoreError::Unavailable(summary(&error))),
         }
+    }
+}
+
+/// The secrets under the prefix whose names are installations' (needs
+/// `secretsmanager:ListSecrets`, which IAM cannot scope to a prefix: only
+/// the migration command's operator has it, never a function). The cursor
+/// is Secrets Manager's `NextToken`.
+impl InstallationInventory for SecretsManagerStore {
+    async fn list_installations(
+        &self,
+        query: &InventoryQuery,
+    ) -> Result<InventoryPage, StoreError> {
+        let mut request = self
+            .client
+            .list_secrets()
+            .max_results(i32::try_from(page_limit(query)).unwrap_or(i32::MAX))
+            // Secrets scheduled for deletion are gone for the broker (the
+            // default, said aloud).
+            .include_planned_deletion(false)
+            .set_next_token(query.after.as_ref().map(|after| after.as_str().to_owned()));
+        // The name filter is a prefix match (case-insensitive on AWS, so
+        // every name is checked again below); an empty prefix filters nothing.
+        if !self.names.prefix().is_empty() {
+            request = request.filters(
+                Filter::builder()
+                    .key(FilterNameStringType::Name)
+                    .values(self.names.prefix())
+                    .build(),
+            );
+        }
+        let output = match request.send().await {
+            Ok(output) => output,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_invalid_next_token_exception()) =>
+            {
+                return Err(query
+                    .after
+                    .as_ref()
+                    .map_or_else(|| StoreError::Unavailable(summary(&error)), foreign_cursor));
+            }
+            Err(error) => return Err(StoreError::Unavailable(summary(&error))),
+        };
+        let shops = output
+            .secret_list()
+            .iter()
+            .filter(|entry| entry.deleted_date().is_none())
+            // Other secrets may share the prefix (an add-on's client secret):
+            // only names of the installation form are shops.
+            .filter_map(|entry| self.names.shop(entry.name()?))
+            .collect();
+        Ok(InventoryPage {
+            shops,
+            next: output
+                .next_token()
+                .filter(|token| !token.is_empty())
+                .map(InventoryCursor::new),
+        })
     }
 }
 

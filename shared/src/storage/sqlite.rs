@@ -21,8 +21,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 
 use super::raw::{RawEntry, RawRegistration, millis};
 use super::{
-    EXPIRY_GRACE, InstallationRegistry, InstallationStore, LeaseAttempt, RecoveryWindow,
-    RegistryPage, RegistryQuery, SaveOutcome, StoreError, TokenCache, entry_expiry,
+    EXPIRY_GRACE, InstallationInventory, InstallationRegistry, InstallationStore, InventoryCursor,
+    InventoryPage, InventoryQuery, LeaseAttempt, RecoveryWindow, RegistryPage, RegistryQuery,
+    SaveOutcome, StoreError, TokenCache, entry_expiry, key_after, page_limit, shop_of_key,
 };
 use crate::ids::ShopRef;
 use crate::model::{CacheEntry, CachedToken, InstallationStatus, Registration, StatusChange};
@@ -186,6 +187,46 @@ impl InstallationStore for SqliteStore {
             })
         })
         .await
+    }
+}
+
+/// A shop has an installation while any version of its document is left
+/// (a scheduled deletion removes them all).
+impl InstallationInventory for SqliteStore {
+    async fn list_installations(
+        &self,
+        query: &InventoryQuery,
+    ) -> Result<InventoryPage, StoreError> {
+        let after = query.after.as_ref().map(key_after).transpose()?;
+        let limit = page_limit(query);
+        // One more than asked for: whether another page follows.
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let names: Vec<String> = self
+            .run(move |connection| {
+                let mut statement = connection
+                    .prepare(
+                        "SELECT DISTINCT name FROM secrets
+                         WHERE (?1 IS NULL OR name > ?1)
+                         ORDER BY name LIMIT ?2",
+                    )
+                    .map_err(|e| unavailable(&e))?;
+                statement
+                    .query_map(params![after, fetch], |row| row.get(0))
+                    .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+                    .map_err(|e| unavailable(&e))
+            })
+            .await?;
+        let more = names.len() > limit;
+        let shops = names
+            .iter()
+            .take(limit)
+            .map(|name| shop_of_key(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match shops.last() {
+            Some(last) if more => Some(InventoryCursor::new(last.key())),
+            _ => None,
+        };
+        Ok(InventoryPage { shops, next })
     }
 }
 
