@@ -11,10 +11,9 @@ use broker_shared::model::ShoptetInstallationRecord;
 use broker_shared::secret::{ApiAccessToken, ClientSecret, ExposeSecret, InstallCode};
 use broker_shared::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
 use broker_shared::storage::dynamodb::DynamoTokenCache;
-use broker_shared::storage::secrets_manager::SecretsManagerStore;
-use broker_shared::storage::{InstallationStore, SecretNames, TokenCache};
+use broker_shared::storage::{AwsStores, InstallationStore, TokenCache};
 use broker_shared::upstream::{HttpSettings, UpstreamUrl};
-use platform_double::{Endpoint, PlatformDouble};
+use platform_double::{DoubleConfig, Endpoint, PlatformDouble};
 use token_vendor::{AwsVendHandler, VendRequest, VendorConfig, build_on_aws};
 
 use crate::Error;
@@ -26,13 +25,22 @@ pub struct Target {
     pub double_url: String,
     pub table: String,
     pub secret_prefix: String,
+    /// `InstallationStore=DynamoDB`: the installation table and the KMS key;
+    /// `None`: Secrets Manager under `secret_prefix` (the default).
+    pub installations: Option<DynamoInstallations>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoInstallations {
+    pub table: String,
+    pub key_id: String,
 }
 
 impl Target {
     /// The vendor's environment: every upstream is the double.
     fn env(&self) -> HashMap<&'static str, String> {
         let base = &self.double_url;
-        HashMap::from([
+        let mut env = HashMap::from([
             ("SHOPTET_OAUTH_URL", base.clone()),
             ("SHOPTET_API_URL", format!("{base}/api")),
             ("SHOPRENTER_OAUTH_URL", format!("{base}/shoprenter")),
@@ -43,7 +51,21 @@ impl Target {
             ("SECRET_PREFIX", self.secret_prefix.clone()),
             ("TOKEN_TABLE", self.table.clone()),
             ("REGISTRY_TABLE", self.registry_table()),
-        ])
+        ]);
+        if let Some(installations) = &self.installations {
+            env.insert("INSTALLATION_STORE", "DynamoDB".into());
+            env.insert("INSTALLATION_TABLE", installations.table.clone());
+            env.insert("INSTALLATION_KEY_ID", installations.key_id.clone());
+        }
+        env
+    }
+
+    /// The configuration a new Lambda instance would read.
+    pub fn config(&self) -> Result<VendorConfig, Error> {
+        let env = self.env();
+        Ok(VendorConfig::from_env(&|name: &str| {
+            env.get(name).cloned()
+        })?)
     }
 
     /// Named after the token table, so workers need no second argument.
@@ -53,9 +75,7 @@ impl Target {
 
     /// A fresh handler state: what a new Lambda instance would have.
     pub async fn instance(&self, aws: &SdkConfig) -> Result<AwsVendHandler, Error> {
-        let env = self.env();
-        let config = VendorConfig::from_env(&|name: &str| env.get(name).cloned())?;
-        Ok(build_on_aws(config, aws).await?)
+        Ok(build_on_aws(self.config()?, aws).await?)
     }
 }
 
@@ -63,26 +83,46 @@ pub struct Fleet {
     pub double: PlatformDouble,
     pub aws: SdkConfig,
     pub target: Target,
+    /// What installs write to (opened once: installs come by the thousand).
+    stores: AwsStores,
 }
 
 impl Fleet {
     /// Needs moto: `AWS_ENDPOINT_URL` on loopback (scripts/bench.sh sets it).
     pub async fn start() -> Result<Self, Error> {
+        Self::start_with(DoubleConfig::default(), false).await
+    }
+
+    /// With the double configured so, and with `InstallationStore=DynamoDB`
+    /// (a table and a KMS key of its own) when `dynamo_installations`.
+    pub async fn start_with(
+        double: DoubleConfig,
+        dynamo_installations: bool,
+    ) -> Result<Self, Error> {
         let aws = test_support::emulator_sdk_config().await;
-        let double = PlatformDouble::start().await;
+        let double = PlatformDouble::start_with(double).await;
         let table = test_support::unique_name("bench-tokens");
         test_support::create_token_table(&aws, &table).await;
         test_support::create_registry_table(&aws, &format!("{table}-registry")).await;
         let secret_prefix = format!("{}/", test_support::unique_name("bench"));
-        let target = Target {
+        let mut target = Target {
             double_url: double.base_url(),
             table,
             secret_prefix,
+            installations: None,
         };
+        if dynamo_installations {
+            let table = test_support::unique_name("bench-installations");
+            test_support::create_installation_table(&aws, &table).await;
+            let key_id = test_support::create_kms_key(&aws).await;
+            target.installations = Some(DynamoInstallations { table, key_id });
+        }
+        let stores = target.config()?.stores.open(&aws);
         Ok(Self {
             double,
             aws,
             target,
+            stores,
         })
     }
 
@@ -91,7 +131,8 @@ impl Fleet {
     }
 
     /// Installs the add-on the way Shoptet does: a code from the double,
-    /// exchanged for the OAuth access token, stored in Secrets Manager.
+    /// exchanged for the OAuth access token, stored in the configured
+    /// installation store.
     pub async fn install_shoptet(&self, eshop_id: u64) -> Result<(), Error> {
         let double = self.double.config();
         let client = ShoptetClient::new(
@@ -109,9 +150,8 @@ impl Fleet {
         let installation = client
             .exchange_code(&code, &addon, "https://broker.example/shoptet/install")
             .await?;
-        let names = SecretNames::new(&self.target.secret_prefix)?;
-        let store = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&self.aws), names);
-        store
+        self.stores
+            .installations
             .save_shoptet_installation(&ShoptetInstallationRecord {
                 installation,
                 installed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),

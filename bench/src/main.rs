@@ -4,10 +4,15 @@
 //!
 //!   broker-bench [--rounds N] [--process-rounds N] [--l1-iterations N] [--l2-samples N]
 //!
-//! With `--storm-worker` the binary is one process of the multi-process
-//! storm (the benchmark starts those itself).
+//!   broker-bench fleet [--shops N] [--vends N] [--workers N] [--compress K] [--store S] …
+//!
+//! `fleet` runs the fleet hour instead (see `hour.rs`). With `--storm-worker`
+//! or `--fleet-worker` the binary is one worker process of a storm or of the
+//! fleet hour (the benchmark starts those itself).
 
+mod counting;
 mod fleet;
+mod hour;
 mod latency;
 mod stats;
 mod storm;
@@ -96,6 +101,7 @@ fn parse_args(args: &[String]) -> Result<Mode, String> {
                 double_url: required("double-url")?,
                 table: required("table")?,
                 secret_prefix: required("secret-prefix")?,
+                installations: None,
             },
             eshop_id: required("shop")?
                 .parse()
@@ -129,14 +135,32 @@ async fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
+    if args.first().is_some_and(|a| a == "fleet") {
+        return finish(match hour::parse(&args[1..]) {
+            Ok(hour) => hour::run(hour).await,
+            Err(problem) => return usage_error(&problem, hour::USAGE),
+        });
+    }
+    if args.first().is_some_and(|a| a == hour::WORKER_FLAG) {
+        return finish(match hour::parse_worker(&args[1..]) {
+            Ok(worker) => hour::worker(worker).await,
+            Err(problem) => return usage_error(&problem, hour::USAGE),
+        });
+    }
     let result = match parse_args(&args) {
         Ok(Mode::Worker(args)) => storm::worker(args).await,
         Ok(Mode::Bench(args)) => bench(args).await,
-        Err(problem) => {
-            eprintln!("error: {problem}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        Err(problem) => return usage_error(&problem, USAGE),
     };
+    finish(result)
+}
+
+fn usage_error(problem: &str, usage: &str) -> ExitCode {
+    eprintln!("error: {problem}\n{usage}");
+    ExitCode::from(2)
+}
+
+fn finish(result: Result<(), Error>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
