@@ -1,27 +1,40 @@
 #!/usr/bin/env bash
 # End to end through a Lambda runtime emulator: the real `bootstrap` mains of
 # both functions (config loading, AWS clients, event decoding) served by
-# `cargo lambda watch`, against moto and the platform double.
+# `cargo lambda watch`, against moto and the platform double, once per
+# installation store (template.yaml's InstallationStore).
 #
 #   scripts/e2e.sh
 #
 # Run by scripts/test.sh (step e2e) with moto up and the AWS env exported;
 # run alone, it starts its own moto_server. It builds both functions, the
-# platform double and the checks up front; creates a token table, a registry
-# table and the add-on's client-secret secret in moto; starts the double (two
-# seeded Shoptet e-shops) and `cargo lambda watch` with both functions' env;
-# then runs the checks, tests/e2e/tests/lambda_watch.rs (`cargo test -p
-# broker-e2e --test lambda_watch`), with E2E_WATCH_URL, E2E_DOUBLE_URL, E2E_ESHOP_ID,
-# E2E_UNKNOWN_ESHOP_ID, E2E_INSTALL_CODE and E2E_SHOP_TOKEN_BIN (the
-# `shop-token` command line, built here) exported; then the consumer
-# examples (examples/python, examples/node, run by tests/e2e/examples.py)
-# against the second e-shop, E2E_EXAMPLES_ESHOP_ID, which that script installs
-# with E2E_EXAMPLES_INSTALL_CODE (the checks uninstall the first). Installs the
-# Node example's dependencies (`npm ci`) when its package-lock.json changed.
-# Exits non-zero when a check fails or a function process exits meanwhile;
-# stops everything it started on every exit path. Logs: target/e2e-*.log.
+# platform double and the checks up front, once; then runs one pass per
+# store, each with resources of its own: a token table, a registry table and
+# the add-on's client-secret secret in moto (the DynamoDB pass also an
+# installation table keyed as in template.yaml and a KMS key); the double
+# (two seeded Shoptet e-shops) and `cargo lambda watch` with both functions'
+# env (INSTALLATION_STORE=SecretsManager with SECRET_PREFIX, or
+# INSTALLATION_STORE=DynamoDB with INSTALLATION_TABLE and INSTALLATION_KEY_ID,
+# as the template sets them); then the checks,
+# tests/e2e/tests/lambda_watch.rs (`cargo test -p broker-e2e --test
+# lambda_watch`), with E2E_WATCH_URL, E2E_DOUBLE_URL, E2E_ESHOP_ID,
+# E2E_UNKNOWN_ESHOP_ID, E2E_INSTALL_CODE, E2E_SHOP_TOKEN_BIN (the `shop-token`
+# command line, built here) and E2E_INSTALLATION_STORE with
+# E2E_SECRET_PREFIX or E2E_INSTALLATION_TABLE exported (checks 2b and 11b
+# look into that store: the install wrote there only, the DynamoDB item holds
+# no plaintext token, the uninstall scheduled the deletion). The
+# SecretsManager pass then runs the consumer examples (examples/python,
+# examples/node, run by tests/e2e/examples.py) against the second e-shop,
+# E2E_EXAMPLES_ESHOP_ID, which that script installs with
+# E2E_EXAMPLES_INSTALL_CODE (the checks uninstall the first); they see the
+# vendor only, so the DynamoDB pass skips them. Installs the Node example's
+# dependencies (`npm ci`) when its package-lock.json changed. Exits non-zero
+# when a check fails or a function process exits meanwhile; stops everything
+# it started on every exit path. Logs: target/e2e-*.log (watch and double
+# per pass: target/e2e-watch-secretsmanager.log, …-dynamodb.log).
 #
 # Environment:
+#   E2E_STORES           the passes, in order (default "SecretsManager DynamoDB")
 #   E2E_READY_TIMEOUT    seconds to wait for the watch server (default 60)
 #   E2E_INVOKE_TIMEOUT   seconds per invocation or request (default 300: an
 #                        invocation compiles the function first if its sources
@@ -32,8 +45,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 EMULATOR_LOG="$REPO_ROOT/target/moto-e2e.log"
-WATCH_LOG="$REPO_ROOT/target/e2e-watch.log"
-DOUBLE_LOG="$REPO_ROOT/target/e2e-double.log"
+# Per pass (run_pass sets them).
+WATCH_LOG="" DOUBLE_LOG=""
+STORES="${E2E_STORES:-SecretsManager DynamoDB}"
 BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 READY_TIMEOUT="${E2E_READY_TIMEOUT:-60}"
 # The binaries `cargo lambda watch` runs (cargo run --bin NAME).
@@ -84,31 +98,48 @@ wait_for() {
     done
 }
 
-# create_aws_resources TOKEN_TABLE REGISTRY_TABLE SECRET_NAME: creates both
-# tables (keys, index and TTL as in template.yaml) and the client-secret
-# secret; prints the secret's ARN.
+# create_aws_resources ID STORE: creates the token table e2e-tokens-ID and
+# the registry table e2e-registry-ID (keys, index and TTL as in
+# template.yaml) and the client-secret secret e2e-ID-shoptet-client-secret;
+# for STORE DynamoDB also the installation table e2e-installations-ID (as
+# template.yaml's InstallationTable) and a KMS key (as InstallationKey).
+# Prints the secret's ARN, then the key's id (an empty line without one).
 create_aws_resources() {
-    "$VENV/bin/python" - "$1" "$2" "$3" <<'PY'
+    "$VENV/bin/python" - "$1" "$2" <<'PY'
 import sys, boto3
-table, registry, secret_name = sys.argv[1:4]
+run, store = sys.argv[1:3]
 ddb = boto3.client("dynamodb")
-ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
-ddb.create_table(TableName=registry, BillingMode="PAY_PER_REQUEST",
-                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                       {"AttributeName": "platform", "AttributeType": "S"}],
-                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                 GlobalSecondaryIndexes=[{
-                     "IndexName": "by-platform",
-                     "KeySchema": [{"AttributeName": "platform", "KeyType": "HASH"},
-                                   {"AttributeName": "pk", "KeyType": "RANGE"}],
-                     "Projection": {"ProjectionType": "ALL"}}])
-for name in (table, registry):
+
+def keyed_table(name, attributes=(), **extra):
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, *attributes],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], **extra)
+    return name
+
+with_ttl = [keyed_table(f"e2e-tokens-{run}")]
+tables = with_ttl + [keyed_table(
+    f"e2e-registry-{run}",
+    attributes=[{"AttributeName": "platform", "AttributeType": "S"}],
+    GlobalSecondaryIndexes=[{
+        "IndexName": "by-platform",
+        "KeySchema": [{"AttributeName": "platform", "KeyType": "HASH"},
+                      {"AttributeName": "pk", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"}}])]
+key_id = ""
+if store == "DynamoDB":
+    with_ttl.append(keyed_table(f"e2e-installations-{run}"))
+    tables.append(with_ttl[-1])
+    key_id = boto3.client("kms").create_key(
+        KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT",
+        Description=f"e2e {run}: installation data keys")["KeyMetadata"]["KeyId"]
+for name in tables:
     ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 20})
-ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
+for name in with_ttl:
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
 secrets = boto3.client("secretsmanager")
-print(secrets.create_secret(Name=secret_name, SecretString="double-client-secret")["ARN"])
+print(secrets.create_secret(Name=f"e2e-{run}-shoptet-client-secret",
+                            SecretString="double-client-secret")["ARN"])
+print(key_id)
 PY
 }
 
@@ -145,11 +176,20 @@ ensure_node_example() {
     cp "$NODE_EXAMPLE/package-lock.json" "$stamp"
 }
 
-# Starts `cargo lambda watch` on a free port with both functions' env (the
-# AWS_* env pointing at moto is inherited); exports its URL.
+# start_watch SECRET_ARN ID STORE KEY_ID: starts `cargo lambda watch` on a
+# free port with both functions' env (the AWS_* env pointing at moto is
+# inherited), the installation store's as template.yaml sets it; exports its
+# URL.
 start_watch() {
-    local secret_arn="$1" id="$2" attempt port
+    local secret_arn="$1" id="$2" store="$3" key_id="$4" attempt port
+    local store_env=("INSTALLATION_STORE=$store")
+    case "$store" in
+        SecretsManager) store_env+=("SECRET_PREFIX=e2e-$id/") ;;
+        DynamoDB) store_env+=("INSTALLATION_TABLE=e2e-installations-$id" "INSTALLATION_KEY_ID=$key_id") ;;
+        *) die "unknown installation store: $store" ;;
+    esac
     local fn_env=(
+        "${store_env[@]}"
         "SHOPTET_OAUTH_URL=$E2E_DOUBLE_URL"
         "SHOPTET_API_URL=$E2E_DOUBLE_URL/api"
         "SHOPTET_CLIENT_ID=double-client-id"
@@ -157,7 +197,6 @@ start_watch() {
         "SHOPTET_REDIRECT_URI=https://abc123.execute-api.eu-central-1.amazonaws.com/shoptet/install"
         "SHOPRENTER_OAUTH_URL=$E2E_DOUBLE_URL/shoprenter"
         "SHOPRENTER_API_URL=$E2E_DOUBLE_URL/shoprenter-api/{shop}/api"
-        "SECRET_PREFIX=e2e-$id/"
         "TOKEN_TABLE=e2e-tokens-$id"
         "REGISTRY_TABLE=e2e-registry-$id"
         # As Lambda sets it for LoggingConfig.LogFormat JSON (template.yaml).
@@ -213,13 +252,54 @@ run_checks() {
     return "$rc"
 }
 
+# run_pass STORE: one pass of the checks with the functions on installation
+# store STORE (SecretsManager or DynamoDB), on resources and processes of its
+# own, which it stops when done; the SecretsManager pass runs the examples
+# too.
+run_pass() {
+    local store="$1" start=$SECONDS name id resources secret_arn key_id
+    name="$(tr '[:upper:]' '[:lower:]' <<<"$store")"
+    WATCH_LOG="$REPO_ROOT/target/e2e-watch-$name.log"
+    DOUBLE_LOG="$REPO_ROOT/target/e2e-double-$name.log"
+    id="$(date +%s)-$$-$name"
+    resources="$(create_aws_resources "$id" "$store")" \
+        || die "creating the tables, key and secret in moto failed"
+    secret_arn="$(sed -n 1p <<<"$resources")"
+    key_id="$(sed -n 2p <<<"$resources")"
+    export E2E_INSTALLATION_STORE="$store" E2E_SECRET_PREFIX="" E2E_INSTALLATION_TABLE=""
+    if [[ "$store" == DynamoDB ]]; then
+        E2E_INSTALLATION_TABLE="e2e-installations-$id"
+        log "moto ($store pass): tables e2e-tokens-$id, e2e-registry-$id and $E2E_INSTALLATION_TABLE, KMS key $key_id, secret e2e-$id-shoptet-client-secret"
+    else
+        E2E_SECRET_PREFIX="e2e-$id/"
+        log "moto ($store pass): tables e2e-tokens-$id and e2e-registry-$id, secret e2e-$id-shoptet-client-secret"
+    fi
+    start_double
+    start_watch "$secret_arn" "$id" "$store" "$key_id"
+
+    if ! run_checks "${CHECKS[@]}" -- --nocapture \
+        || { [[ "$store" == SecretsManager ]] && ! run_checks "${EXAMPLES[@]}"; }; then
+        watch_log_tail 40
+        die "e2e: FAILED: the checks above failed on InstallationStore=$store ($((SECONDS - start)) s)"
+    fi
+    stop_tree "$WATCH_PID"
+    WATCH_PID=""
+    stop_process "$DOUBLE_PID"
+    DOUBLE_PID=""
+    log "e2e: InstallationStore=$store: all checks passed ($((SECONDS - start)) s)"
+}
+
 main() {
     cd "$REPO_ROOT"
     trap on_exit EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
-    local start=$SECONDS bin id secret_arn
+    local start=$SECONDS bin store
 
+    for store in $STORES; do
+        [[ "$store" == SecretsManager || "$store" == DynamoDB ]] \
+            || die "E2E_STORES: unknown installation store $store (SecretsManager or DynamoDB)"
+    done
     ensure_deploy_tools
     command -v curl >/dev/null || die "curl is required"
     [[ -n "${AWS_ENDPOINT_URL:-}" ]] || start_emulator
@@ -227,7 +307,8 @@ main() {
     WORK="$(mktemp -d "${TMPDIR:-/tmp}/broker-e2e.XXXXXX")"
 
     # Build what watch runs up front (as `cargo run --bin` builds it, one
-    # binary at a time), so that no invocation waits for a compile.
+    # binary at a time), once for every pass, so that no invocation waits
+    # for a compile.
     for bin in $FUNCTIONS platform-double; do
         log "cargo build --bin $bin"
         cargo build --quiet --bin "$bin"
@@ -238,20 +319,12 @@ main() {
     export E2E_SHOP_TOKEN_BIN="$BIN_DIR/shop-token"
     log "${CHECKS[*]} --no-run"
     "${CHECKS[@]}" --no-run
-    ensure_node_example
+    [[ " $STORES " != *" SecretsManager "* ]] || ensure_node_example
 
-    id="$(date +%s)-$$"
-    secret_arn="$(create_aws_resources "e2e-tokens-$id" "e2e-registry-$id" "e2e-$id-shoptet-client-secret")" \
-        || die "creating the tables and secret in moto failed"
-    log "moto: tables e2e-tokens-$id and e2e-registry-$id, secret e2e-$id-shoptet-client-secret"
-    start_double
-    start_watch "$secret_arn" "$id"
-
-    if ! run_checks "${CHECKS[@]}" -- --nocapture || ! run_checks "${EXAMPLES[@]}"; then
-        watch_log_tail 40
-        die "e2e: FAILED: the checks above failed ($((SECONDS - start)) s)"
-    fi
-    log "e2e: PASSED: all checks passed ($((SECONDS - start)) s)"
+    for store in $STORES; do
+        run_pass "$store"
+    done
+    log "e2e: PASSED: all checks passed on InstallationStore $STORES ($((SECONDS - start)) s)"
 }
 
 main "$@"

@@ -9,14 +9,24 @@
 //! The checks build on each other (the install stores the token the later
 //! checks vend), so they run in order inside one test. Run without the
 //! script's environment, the test fails: it never skips.
+//!
+//! The script runs this test once per installation store the functions were
+//! started with (`E2E_INSTALLATION_STORE`, as the template's
+//! `InstallationStore`): checks 2b and 11b look into that store itself —
+//! Secrets Manager, or the DynamoDB table whose items must hold no plaintext
+//! token (and then no secret may appear in Secrets Manager at all).
 
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
 use shop_token_client::{ApiClient, ClientError, ExposeSecret, LambdaTransport, Shop, TokenClient};
+use test_support::LeakScanner;
 
 /// How the watch server's Lambda Invoke API (where `cargo lambda invoke`
 /// posts) answers a function error, i.e. the function posting to the runtime's
@@ -42,6 +52,32 @@ struct Env {
     /// Per request; an invocation compiles the function first if its sources
     /// changed since the script's build.
     timeout: Duration,
+    /// Where the functions keep installations.
+    store: Store,
+}
+
+/// The installation store the functions were started with
+/// (`E2E_INSTALLATION_STORE`, spelled as their `INSTALLATION_STORE`).
+#[derive(Debug)]
+enum Store {
+    /// `E2E_SECRET_PREFIX`: the functions' `SECRET_PREFIX`.
+    SecretsManager { prefix: String },
+    /// `E2E_INSTALLATION_TABLE`: the functions' `INSTALLATION_TABLE`.
+    DynamoDb { table: String },
+}
+
+impl Store {
+    fn from_process() -> Self {
+        match required("E2E_INSTALLATION_STORE").as_str() {
+            "SecretsManager" => Self::SecretsManager {
+                prefix: required("E2E_SECRET_PREFIX"),
+            },
+            "DynamoDB" => Self::DynamoDb {
+                table: required("E2E_INSTALLATION_TABLE"),
+            },
+            other => panic!("E2E_INSTALLATION_STORE={other:?}: want SecretsManager or DynamoDB"),
+        }
+    }
 }
 
 impl Env {
@@ -60,6 +96,7 @@ impl Env {
             install_code: required("E2E_INSTALL_CODE"),
             shop_token: required("E2E_SHOP_TOKEN_BIN"),
             timeout: Duration::from_secs(timeout),
+            store: Store::from_process(),
         }
     }
 }
@@ -245,14 +282,204 @@ impl Checks {
 
     /// GET on the watch server (a Function URL, `/lambda-url/<function>/…`).
     async fn get(&self, path: &str, what: &str) -> Answer {
-        let url = format!("{}{path}", self.env.watch);
+        self.get_url(&format!("{}{path}", self.env.watch), what)
+            .await
+    }
+
+    /// GET of any URL of the run.
+    async fn get_url(&self, url: &str, what: &str) -> Answer {
         let response = self
             .client
-            .get(&url)
+            .get(url)
             .send()
             .await
             .unwrap_or_else(|error| panic!("{what}: GET {url}: {error}"));
         Answer::read(response, what).await
+    }
+}
+
+/// Looks into the installation store itself (moto, through the SDK): what
+/// the install wrote there and what the uninstall left.
+struct StoreChecks {
+    secrets: aws_sdk_secretsmanager::Client,
+    dynamo: aws_sdk_dynamodb::Client,
+    /// Every secret's name before the install.
+    secrets_before: BTreeSet<String>,
+    /// The shop's secret, once [`StoreChecks::installed`] found it
+    /// (Secrets Manager only).
+    secret: Option<String>,
+}
+
+impl StoreChecks {
+    async fn open() -> Self {
+        let aws = test_support::emulator_sdk_config().await;
+        let mut checks = Self {
+            secrets: aws_sdk_secretsmanager::Client::new(&aws),
+            dynamo: aws_sdk_dynamodb::Client::new(&aws),
+            secrets_before: BTreeSet::new(),
+            secret: None,
+        };
+        checks.secrets_before = checks.secret_names().await;
+        checks
+    }
+
+    /// Every secret's name, those scheduled for deletion included.
+    async fn secret_names(&self) -> BTreeSet<String> {
+        let mut pages = self
+            .secrets
+            .list_secrets()
+            .include_planned_deletion(true)
+            .into_paginator()
+            .send();
+        let mut names = BTreeSet::new();
+        while let Some(page) = pages.next().await {
+            let page = page.unwrap_or_else(|error| panic!("ListSecrets: {error:?}"));
+            names.extend(
+                page.secret_list()
+                    .iter()
+                    .filter_map(|secret| secret.name().map(str::to_owned)),
+            );
+        }
+        names
+    }
+
+    /// Every item of the installation table.
+    async fn items(&self, table: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        let mut pages = self
+            .dynamo
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut items = Vec::new();
+        while let Some(item) = pages.next().await {
+            items.push(item.unwrap_or_else(|error| panic!("Scan {table}: {error:?}")));
+        }
+        items
+    }
+
+    /// The only item of the installation table, after asserting it is the
+    /// shop's.
+    async fn only_item(
+        &self,
+        table: &str,
+        shop_key: &str,
+        what: &str,
+    ) -> std::collections::HashMap<String, AttributeValue> {
+        let mut items = self.items(table).await;
+        assert_eq!(items.len(), 1, "{what}: want one item in {table}");
+        let item = items.pop().expect("one item");
+        assert_eq!(
+            item.get("pk")
+                .and_then(|pk| pk.as_s().ok())
+                .map(String::as_str),
+            Some(shop_key),
+            "{what}: the item's pk"
+        );
+        item
+    }
+
+    /// After the install: the installation is in the configured store and
+    /// only there. DynamoDB: one item for the shop in which no attribute
+    /// holds any part of `tokens` (the OAuth token, the vended one), and no
+    /// new secret in Secrets Manager.
+    async fn installed(&mut self, store: &Store, shop_key: &str, tokens: &LeakScanner, what: &str) {
+        let created: Vec<String> = self
+            .secret_names()
+            .await
+            .difference(&self.secrets_before)
+            .cloned()
+            .collect();
+        match store {
+            Store::SecretsManager { prefix } => {
+                assert!(
+                    created.len() == 1 && created[0].starts_with(prefix.as_str()),
+                    "{what}: want one new secret under {prefix:?}, got {created:?}"
+                );
+                self.secret = created.into_iter().next();
+            }
+            Store::DynamoDb { table } => {
+                assert!(
+                    created.is_empty(),
+                    "{what}: secrets created in Secrets Manager: {created:?}"
+                );
+                let item = self.only_item(table, shop_key, what).await;
+                assert_eq!(
+                    item.get("platform")
+                        .and_then(|p| p.as_s().ok())
+                        .map(String::as_str),
+                    Some("shoptet"),
+                    "{what}: the item's platform"
+                );
+                assert!(
+                    item.values().any(AttributeValue::is_b),
+                    "{what}: no binary (sealed) attribute in the item"
+                );
+                for (name, value) in &item {
+                    tokens.assert_absent(&format!("{what}: attribute name {name:?}"), name);
+                    tokens.assert_absent(&format!("{what}: attribute {name:?}"), &rendered(value));
+                }
+                assert!(
+                    !item.contains_key("delete_at") && !item.contains_key("ttl"),
+                    "{what}: a fresh installation is scheduled for deletion"
+                );
+            }
+        }
+    }
+
+    /// After the uninstall: the installation is scheduled for deletion (the
+    /// secret's recovery window; the item's `delete_at` and TTL `ttl`).
+    async fn retired(&self, store: &Store, shop_key: &str, what: &str) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after the epoch");
+        match store {
+            Store::SecretsManager { .. } => {
+                let name = self.secret.as_deref().expect("check 2b found the secret");
+                let described = self
+                    .secrets
+                    .describe_secret()
+                    .secret_id(name)
+                    .send()
+                    .await
+                    .unwrap_or_else(|error| panic!("{what}: DescribeSecret: {error:?}"));
+                assert!(
+                    described.deleted_date().is_some(),
+                    "{what}: the secret is not scheduled for deletion"
+                );
+            }
+            Store::DynamoDb { table } => {
+                let item = self.only_item(table, shop_key, what).await;
+                let number = |name: &str| -> u128 {
+                    item.get(name)
+                        .and_then(|value| value.as_n().ok())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or_else(|| panic!("{what}: no numeric {name:?} on the item"))
+                };
+                let (delete_at, ttl) = (number("delete_at"), number("ttl"));
+                assert!(
+                    delete_at > now.as_millis(),
+                    "{what}: delete_at {delete_at} is not in the future"
+                );
+                assert_eq!(
+                    ttl,
+                    delete_at / 1000,
+                    "{what}: the TTL (epoch seconds) is not delete_at's"
+                );
+            }
+        }
+    }
+}
+
+/// An attribute's value as text to scan: strings and numbers as they are,
+/// binaries byte for byte (as UTF-8, lossily), anything else debug-printed.
+fn rendered(value: &AttributeValue) -> String {
+    match value {
+        AttributeValue::S(text) | AttributeValue::N(text) => text.clone(),
+        AttributeValue::B(bytes) => String::from_utf8_lossy(bytes.as_ref()).into_owned(),
+        other => format!("{other:?}"),
     }
 }
 
@@ -323,6 +550,9 @@ async fn lambda_functions_under_cargo_lambda_watch() {
     let env = &checks.env;
     let eshop = env.eshop.as_str();
     let unknown = env.unknown_eshop.as_str();
+    let shop_key = format!("shoptet#{eshop}");
+    let mut store = StoreChecks::open().await;
+    println!("installation store: {:?}", env.store);
 
     // 1. Shoptet's install redirect as API Gateway v2 delivers it.
     let what = "1. invoke install-callback (API Gateway v2 install event)";
@@ -342,6 +572,31 @@ async fn lambda_functions_under_cargo_lambda_watch() {
     assert_eq!(body["platform"], "shoptet", "{what}: body platform");
     assert_eq!(body["shop"], eshop, "{what}: body shop");
     println!("PASS {what}: 200 with access_token");
+
+    // 2b. The installation in the store the functions were configured with,
+    //     and nowhere else; the table holds neither the OAuth token the
+    //     double issued nor the vended token in plaintext.
+    let what = "2b. the installation in the configured store";
+    let url = format!("{}/_double/shoptet/{eshop}", env.double);
+    let answer = checks.get_url(&url, what).await;
+    assert_eq!(answer.status, StatusCode::OK, "{what}: GET {url}");
+    let shown = answer.json(what);
+    assert_eq!(
+        shown["state"], "active",
+        "{what}: the double's installation state"
+    );
+    let oauth_token = shown["oauth_access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: the double shows no OAuth token"));
+    let tokens = LeakScanner::new([oauth_token, token.as_str()]);
+    store.installed(&env.store, &shop_key, &tokens, what).await;
+    println!(
+        "PASS {what}: {}",
+        match env.store {
+            Store::SecretsManager { .. } => "one new secret under the prefix",
+            Store::DynamoDb { .. } => "one item, no token in plaintext, no secret created",
+        }
+    );
 
     // 3. Direct invocation (the consumer function's SDK Invoke).
     let what = "3. invoke token-vendor (direct payload)";
@@ -512,6 +767,17 @@ async fn lambda_functions_under_cargo_lambda_watch() {
     let body = url_json(&answer, StatusCode::OK, what);
     assert_eq!(body["status"], "processed", "{what}: {body}");
     println!("PASS {what}: 200 processed");
+
+    // 11b. The store keeps the installation for the recovery window only.
+    let what = "11b. the installation scheduled for deletion in the store";
+    store.retired(&env.store, &shop_key, what).await;
+    println!(
+        "PASS {what}: {}",
+        match env.store {
+            Store::SecretsManager { .. } => "the secret's deletion is scheduled",
+            Store::DynamoDb { .. } => "delete_at and its TTL set",
+        }
+    );
 
     // 12. The warm vendor, told its token was refused, answers not_installed
     //     from the registry (no upstream call, no secret read).

@@ -91,6 +91,26 @@ pub(crate) async fn shoptet(
     }
 }
 
+/// `GET /_double/shoptet/{eshopId}`: what the double holds for the e-shop,
+/// for a test running the double in another process (the library's
+/// [`crate::PlatformDouble::installation_state`] and
+/// [`crate::PlatformDouble::oauth_access_token`]).
+pub(crate) async fn shoptet_installation(
+    State(shared): State<Arc<Shared>>,
+    Path(eshop_id): Path<String>,
+) -> Response {
+    let Ok(eshop_id) = eshop_id.parse::<u64>() else {
+        return refused(StatusCode::BAD_REQUEST, "the eshopId is not a number");
+    };
+    let state = shared.lock();
+    Json(json!({
+        "eshopId": eshop_id,
+        "state": state_name(state.shoptet.installation_state(eshop_id)),
+        "oauth_access_token": state.shoptet.oauth_access_token(eshop_id),
+    }))
+    .into_response()
+}
+
 /// `GET /_double/shoprenter/{shop}/{install|uninstall}`
 pub(crate) async fn shoprenter(
     State(shared): State<Arc<Shared>>,

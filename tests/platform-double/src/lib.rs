@@ -79,6 +79,12 @@
 //!   (`"webhook": null` without a URL; 502 with `"webhook": {"url", "error"}`
 //!   when the delivery fails). `eventCreated` is the time of the call in
 //!   Shoptet's form (`2019-01-08T15:13:39+0000`: whole seconds, here UTC).
+//! - `GET /_double/shoptet/{eshopId}`: `{"eshopId", "state",
+//!   "oauth_access_token"}`, the installation state `getAccessToken` reports
+//!   (`active`, `suspended`, `not_approved`, `not_installed`) and the OAuth
+//!   access token currently valid for the e-shop (`null` when none), as
+//!   [`PlatformDouble::installation_state`] and
+//!   [`PlatformDouble::oauth_access_token`] tell a test in the same process.
 //! - `GET /_double/shoprenter/{shop}/{install|uninstall}`: installs
 //!   (registers the client of [`DoubleConfig::shoprenter_app`] for the shop)
 //!   or uninstalls (removes it and revokes the tokens it got for the shop)

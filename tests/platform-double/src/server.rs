@@ -31,6 +31,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/shoprenter/{shop}/app/token", post(shoprenter::token))
         .route("/shoprenter-api/{shop}/api/{*rest}", any(shoprenter::api))
         .route(
+            "/_double/shoptet/{eshop_id}",
+            get(control::shoptet_installation),
+        )
+        .route(
             "/_double/shoptet/{eshop_id}/{action}",
             post(control::shoptet),
         )

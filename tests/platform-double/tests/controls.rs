@@ -251,6 +251,39 @@ async fn unknown_actions_and_eshop_ids_are_refused() {
     assert_eq!(double.total_calls(), 0);
 }
 
+#[tokio::test]
+async fn the_installation_control_shows_the_state_and_the_live_oauth_token_uncounted() {
+    let double = PlatformDouble::start().await;
+    let shown = |eshop_id: &str| {
+        let url = format!("{}/shoptet/{eshop_id}", double.control_url());
+        async move { read(reqwest::get(url).await.expect("the control answers")).await }
+    };
+    assert_eq!(
+        shown("222651").await,
+        (
+            200,
+            json!({"eshopId": ESHOP, "state": "not_installed", "oauth_access_token": null})
+        )
+    );
+    let oauth = install(&double, ESHOP).await;
+    let calls_before = double.total_calls();
+
+    let (status, answer) = shown("222651").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["state"], "active");
+    assert_eq!(answer["oauth_access_token"], oauth);
+    double.uninstall(ESHOP);
+    let (_, answer) = shown("222651").await;
+    assert_eq!(answer["state"], "not_installed");
+    assert_eq!(answer["oauth_access_token"], Value::Null);
+    assert_eq!(shown("not-a-number").await.0, 400);
+    assert_eq!(
+        double.total_calls(),
+        calls_before,
+        "controls are not counted"
+    );
+}
+
 fn app() -> ShoprenterApp {
     ShoprenterApp {
         client_id: APP_ID.to_owned(),
