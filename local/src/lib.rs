@@ -2,9 +2,11 @@
 //! and the token vendor behind one listener, routing like the API Gateway
 //! stack. Tests of other crates (the client's) run the real broker
 //! in-process with it; the `broker-local` binary wires the same server from
-//! its command line.
+//! its command line. The `migrate-installations` binary's options and
+//! output are [`migrate`].
 
 // The server's docs name its private constants (the public routes).
 #![allow(rustdoc::private_intra_doc_links)]
 
+pub mod migrate;
 pub mod server;

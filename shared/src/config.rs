@@ -157,23 +157,32 @@ pub fn aws_store_names(env: &impl Env) -> Result<AwsStoreNames, ConfigError> {
 /// variables.
 pub fn installation_backend(env: &impl Env) -> Result<InstallationBackend, ConfigError> {
     match optional(env, "INSTALLATION_STORE").as_deref() {
-        None | Some("SecretsManager") => {
-            let prefix =
-                optional(env, "SECRET_PREFIX").unwrap_or_else(|| DEFAULT_SECRET_PREFIX.to_owned());
-            Ok(InstallationBackend::SecretsManager {
-                secrets: SecretNames::new(&prefix)
-                    .map_err(|problem| ConfigError::new("SECRET_PREFIX", problem))?,
-            })
-        }
-        Some("DynamoDB") => Ok(InstallationBackend::DynamoDb {
-            table: required(env, "INSTALLATION_TABLE")?,
-            key_id: required(env, "INSTALLATION_KEY_ID")?,
-        }),
+        None | Some("SecretsManager") => secrets_manager_backend(env),
+        Some("DynamoDB") => dynamodb_backend(env),
         Some(other) => Err(ConfigError::new(
             "INSTALLATION_STORE",
             format!("{other:?} is neither SecretsManager nor DynamoDB"),
         )),
     }
+}
+
+/// The Secrets Manager installation store: `SECRET_PREFIX` (default
+/// `shop-token-broker/`).
+pub fn secrets_manager_backend(env: &impl Env) -> Result<InstallationBackend, ConfigError> {
+    let prefix = optional(env, "SECRET_PREFIX").unwrap_or_else(|| DEFAULT_SECRET_PREFIX.to_owned());
+    Ok(InstallationBackend::SecretsManager {
+        secrets: SecretNames::new(&prefix)
+            .map_err(|problem| ConfigError::new("SECRET_PREFIX", problem))?,
+    })
+}
+
+/// The DynamoDB installation store: `INSTALLATION_TABLE` and
+/// `INSTALLATION_KEY_ID`, both required.
+pub fn dynamodb_backend(env: &impl Env) -> Result<InstallationBackend, ConfigError> {
+    Ok(InstallationBackend::DynamoDb {
+        table: required(env, "INSTALLATION_TABLE")?,
+        key_id: required(env, "INSTALLATION_KEY_ID")?,
+    })
 }
 
 /// Start-up failures end the process with one readable line (not a `Debug`

@@ -24,6 +24,7 @@ pub mod dynamodb;
 pub mod dynamodb_installations;
 pub mod dynamodb_registry;
 pub mod memory;
+pub mod migration;
 mod raw;
 pub mod secrets_manager;
 #[cfg(feature = "sqlite")]
@@ -41,8 +42,9 @@ pub enum StoreError {
     Busy,
     #[error("a stored record is unreadable: {0}")]
     Corrupt(String),
-    /// A listing was asked to continue from a cursor this store never gave.
-    #[error("{0:?} is not a listing cursor of this store")]
+    /// A listing was asked to continue from a cursor this store never gave
+    /// (or, for Secrets Manager, one it no longer takes).
+    #[error("{0:?} is not (or no longer) a listing cursor of this store")]
     ForeignCursor(String),
 }
 
@@ -453,7 +455,27 @@ impl AwsStoreNames {
     /// the registry in DynamoDB. The clients are built once, here.
     pub fn open(&self, aws: &aws_types::SdkConfig) -> AwsStores {
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
-        let installations = match &self.installations {
+        Stores {
+            installations: self.installations.open_with(aws, &dynamodb),
+            tokens: dynamodb::DynamoTokenCache::new(dynamodb.clone(), self.token_table.clone()),
+            registry: dynamodb_registry::DynamoRegistry::new(dynamodb, self.registry_table.clone()),
+        }
+    }
+}
+
+impl InstallationBackend {
+    /// The installation store alone (the migration command opens two).
+    pub fn open(&self, aws: &aws_types::SdkConfig) -> AwsInstallationStore {
+        self.open_with(aws, &aws_sdk_dynamodb::Client::new(aws))
+    }
+
+    /// On the DynamoDB client the other ports use, if it is the table.
+    fn open_with(
+        &self,
+        aws: &aws_types::SdkConfig,
+        dynamodb: &aws_sdk_dynamodb::Client,
+    ) -> AwsInstallationStore {
+        match self {
             InstallationBackend::SecretsManager { secrets } => {
                 AwsInstallationStore::SecretsManager(secrets_manager::SecretsManagerStore::new(
                     aws_sdk_secretsmanager::Client::new(aws),
@@ -468,11 +490,6 @@ impl AwsStoreNames {
                     dynamodb_installations::KmsKeyId::new(key_id.clone()),
                 ),
             ),
-        };
-        Stores {
-            installations,
-            tokens: dynamodb::DynamoTokenCache::new(dynamodb.clone(), self.token_table.clone()),
-            registry: dynamodb_registry::DynamoRegistry::new(dynamodb, self.registry_table.clone()),
         }
     }
 }

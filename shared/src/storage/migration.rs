@@ -1,0 +1,418 @@
+//! Copying every installation from one store to another: what switching a
+//! stack's `InstallationStore` needs (the `migrate-installations` command).
+//!
+//! The source's inventory is read page by page; each listed shop's document
+//! is loaded from the source and from the target and saved to the target
+//! unless the target already holds the very same document. So a run is
+//! idempotent (a second one copies nothing) and may stop anywhere: the
+//! cursor of the last finished page resumes it. A failure on one shop is
+//! counted and named and the run goes on. Documents are secrets: nothing
+//! here prints, logs or keeps one longer than the copy takes, and what it
+//! reports (shops, counts, [`StoreError`]s, cursors) holds none.
+
+use std::num::NonZeroUsize;
+
+use zeroize::Zeroizing;
+
+use super::{
+    InstallationInventory, InstallationStore, InventoryCursor, InventoryQuery, MAX_PAGE, StoreError,
+};
+use crate::ids::ShopRef;
+
+/// What to copy, and how much of it in one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// Shops listed per page (capped at [`MAX_PAGE`]); progress is reported
+    /// once per page.
+    pub page_size: NonZeroUsize,
+    /// Continue a run that stopped: the cursor its last finished page
+    /// reported. `None` starts from the first shop.
+    pub resume_from: Option<InventoryCursor>,
+    /// Stop after this many pages (a run in slices); `None` runs to the end.
+    pub max_pages: Option<NonZeroUsize>,
+    /// Compare only: count what would be copied, write nothing.
+    pub dry_run: bool,
+}
+
+impl Default for Migration {
+    fn default() -> Self {
+        Self {
+            page_size: NonZeroUsize::new(MAX_PAGE).expect("MAX_PAGE is not zero"),
+            resume_from: None,
+            max_pages: None,
+            dry_run: false,
+        }
+    }
+}
+
+/// How many shops went which way, so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Listed by the source's inventory.
+    pub listed: usize,
+    /// Saved to the target (in a dry run: would have been).
+    pub copied: usize,
+    /// The target already held the same document.
+    pub already_there: usize,
+    /// Listed, but gone from the source by the time it was read (an
+    /// uninstall meanwhile): nothing to copy.
+    pub skipped: usize,
+    /// A store call failed; see [`Failure`].
+    pub failed: usize,
+}
+
+/// One shop that was not copied, and why. The error holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub shop: ShopRef,
+    pub error: StoreError,
+}
+
+/// What a run reports after each page.
+#[derive(Debug)]
+pub struct Progress<'a> {
+    /// Pages finished in this run, this one included.
+    pub pages: usize,
+    /// Totals of this run so far.
+    pub counts: &'a Counts,
+    /// The shops of this page that failed.
+    pub failures: &'a [Failure],
+    /// Where a later run resumes to go on after this page; `None` when the
+    /// source has no more shops.
+    pub resume_from: Option<&'a InventoryCursor>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Every listed shop was handled (some may have failed).
+    Complete,
+    /// `max_pages` pages were done; the rest follows from `resume_from`.
+    Paused { resume_from: InventoryCursor },
+    /// The source's inventory could not be read: the run stopped there.
+    /// `resume_from` is where it was (`None`: at the first page).
+    ListingFailed {
+        error: StoreError,
+        resume_from: Option<InventoryCursor>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub counts: Counts,
+    pub failures: Vec<Failure>,
+    pub ending: Ending,
+}
+
+impl Report {
+    /// Nothing failed and nothing is left to do but what `max_pages` left.
+    pub fn succeeded(&self) -> bool {
+        self.failures.is_empty() && !matches!(self.ending, Ending::ListingFailed { .. })
+    }
+}
+
+/// What happened to one shop.
+enum Outcome {
+    Copied,
+    AlreadyThere,
+    Skipped,
+}
+
+/// Copies every installation `source` lists into `target`, calling
+/// `progress` after each page.
+pub async fn migrate<S, T>(
+    source: &S,
+    target: &T,
+    migration: &Migration,
+    mut progress: impl FnMut(&Progress<'_>),
+) -> Report
+where
+    S: InstallationStore + InstallationInventory,
+    T: InstallationStore,
+{
+    let mut counts = Counts::default();
+    let mut failures = Vec::new();
+    let mut after = migration.resume_from.clone();
+    let mut pages = 0;
+    let ending = loop {
+        let query = InventoryQuery {
+            limit: migration.page_size,
+            after: after.clone(),
+        };
+        let page = match source.list_installations(&query).await {
+            Ok(page) => page,
+            Err(error) => {
+                break Ending::ListingFailed {
+                    error,
+                    resume_from: after,
+                };
+            }
+        };
+        let first_failure = failures.len();
+        for shop in page.shops {
+            counts.listed += 1;
+            match copy(source, target, &shop, migration.dry_run).await {
+                Ok(Outcome::Copied) => counts.copied += 1,
+                Ok(Outcome::AlreadyThere) => counts.already_there += 1,
+                Ok(Outcome::Skipped) => counts.skipped += 1,
+                Err(error) => {
+                    counts.failed += 1;
+                    failures.push(Failure { shop, error });
+                }
+            }
+        }
+        pages += 1;
+        progress(&Progress {
+            pages,
+            counts: &counts,
+            failures: &failures[first_failure..],
+            resume_from: page.next.as_ref(),
+        });
+        match page.next {
+            None => break Ending::Complete,
+            Some(next) if migration.max_pages.is_some_and(|max| pages >= max.get()) => {
+                break Ending::Paused { resume_from: next };
+            }
+            Some(next) => after = Some(next),
+        }
+    };
+    Report {
+        counts,
+        failures,
+        ending,
+    }
+}
+
+/// One shop: the source's document saved to the target unless the target
+/// has it already. Both copies are wiped when dropped.
+async fn copy<S, T>(
+    source: &S,
+    target: &T,
+    shop: &ShopRef,
+    dry_run: bool,
+) -> Result<Outcome, StoreError>
+where
+    S: InstallationStore,
+    T: InstallationStore,
+{
+    let Some(document) = source.load_document(shop).await?.map(Zeroizing::new) else {
+        return Ok(Outcome::Skipped);
+    };
+    let present = target.load_document(shop).await?.map(Zeroizing::new);
+    if present.as_deref() == Some(&*document) {
+        return Ok(Outcome::AlreadyThere);
+    }
+    if !dry_run {
+        // The store takes its own copy; ours is wiped here.
+        target.save_document(shop, String::clone(&document)).await?;
+    }
+    Ok(Outcome::Copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::RecoveryWindow;
+    use crate::storage::memory::MemoryInstallationStore;
+
+    fn shoptet(id: u64) -> ShopRef {
+        ShopRef::Shoptet(crate::ids::ShoptetEshopId::new(id).unwrap())
+    }
+
+    async fn store_with(shops: &[(ShopRef, &str)]) -> MemoryInstallationStore {
+        let store = MemoryInstallationStore::default();
+        for (shop, document) in shops {
+            store
+                .save_document(shop, (*document).to_owned())
+                .await
+                .unwrap();
+        }
+        store
+    }
+
+    fn pages_of(size: usize) -> Migration {
+        Migration {
+            page_size: NonZeroUsize::new(size).unwrap(),
+            ..Migration::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn every_shop_is_copied_once_and_a_second_run_copies_nothing() {
+        let shops: Vec<(ShopRef, &str)> = (1..=5).map(|id| (shoptet(id), r#"{"doc":1}"#)).collect();
+        let source = store_with(&shops).await;
+        let target = MemoryInstallationStore::default();
+        let mut pages = Vec::new();
+
+        let first = migrate(&source, &target, &pages_of(2), |p| pages.push(*p.counts)).await;
+
+        assert_eq!(first.ending, Ending::Complete);
+        assert!(first.succeeded());
+        assert_eq!(
+            first.counts,
+            Counts {
+                listed: 5,
+                copied: 5,
+                ..Counts::default()
+            }
+        );
+        assert_eq!(pages.len(), 3, "pages of two: {pages:?}");
+        for (shop, document) in &shops {
+            assert_eq!(
+                target.load_document(shop).await.unwrap().as_deref(),
+                Some(*document)
+            );
+        }
+        let second = migrate(&source, &target, &pages_of(2), |_| {}).await;
+        assert_eq!(
+            second.counts,
+            Counts {
+                listed: 5,
+                already_there: 5,
+                ..Counts::default()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_copy_in_the_target_is_replaced_by_the_source_document() {
+        let source = store_with(&[(shoptet(1), "new")]).await;
+        let target = store_with(&[(shoptet(1), "old")]).await;
+        let report = migrate(&source, &target, &Migration::default(), |_| {}).await;
+        assert_eq!(report.counts.copied, 1);
+        assert_eq!(
+            target.load_document(&shoptet(1)).await.unwrap().as_deref(),
+            Some("new")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_counts_what_it_would_copy_and_writes_nothing() {
+        let source = store_with(&[(shoptet(1), "a"), (shoptet(2), "b")]).await;
+        let target = store_with(&[(shoptet(2), "b")]).await;
+        let dry_run = Migration {
+            dry_run: true,
+            ..Migration::default()
+        };
+        let report = migrate(&source, &target, &dry_run, |_| {}).await;
+        assert_eq!((report.counts.copied, report.counts.already_there), (1, 1));
+        assert_eq!(target.load_document(&shoptet(1)).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_paused_run_resumes_from_its_cursor_and_finishes() {
+        let shops: Vec<(ShopRef, &str)> = (1..=5).map(|id| (shoptet(id), "doc")).collect();
+        let source = store_with(&shops).await;
+        let target = MemoryInstallationStore::default();
+        let one_page = Migration {
+            max_pages: NonZeroUsize::new(1),
+            ..pages_of(2)
+        };
+        let first = migrate(&source, &target, &one_page, |_| {}).await;
+        let Ending::Paused { resume_from } = first.ending else {
+            panic!("one page of two did not pause: {first:?}");
+        };
+        assert_eq!(first.counts.copied, 2);
+
+        let rest = Migration {
+            resume_from: Some(resume_from),
+            ..pages_of(2)
+        };
+        let second = migrate(&source, &target, &rest, |_| {}).await;
+        assert_eq!(second.ending, Ending::Complete);
+        assert_eq!(
+            second.counts.copied, 3,
+            "the first two are not listed again"
+        );
+        assert_eq!(
+            target
+                .list_installations(&InventoryQuery {
+                    limit: NonZeroUsize::new(10).unwrap(),
+                    after: None
+                })
+                .await
+                .unwrap()
+                .shops
+                .len(),
+            5
+        );
+    }
+
+    /// A target that refuses one shop.
+    struct RefusingTarget {
+        inner: MemoryInstallationStore,
+        refused: ShopRef,
+    }
+
+    impl InstallationStore for RefusingTarget {
+        async fn save_document(
+            &self,
+            shop: &ShopRef,
+            json: String,
+        ) -> Result<super::super::SaveOutcome, StoreError> {
+            if *shop == self.refused {
+                return Err(StoreError::Unavailable("ThrottlingException".into()));
+            }
+            self.inner.save_document(shop, json).await
+        }
+
+        async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
+            self.inner.load_document(shop).await
+        }
+
+        async fn schedule_deletion(
+            &self,
+            shop: &ShopRef,
+            recovery: RecoveryWindow,
+        ) -> Result<(), StoreError> {
+            self.inner.schedule_deletion(shop, recovery).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_shop_is_named_and_the_others_are_still_copied() {
+        let shops: Vec<(ShopRef, &str)> = (1..=3).map(|id| (shoptet(id), "doc")).collect();
+        let source = store_with(&shops).await;
+        let target = RefusingTarget {
+            inner: MemoryInstallationStore::default(),
+            refused: shoptet(2),
+        };
+        let mut failures_reported = Vec::new();
+        let report = migrate(&source, &target, &pages_of(1), |p| {
+            failures_reported.extend(p.failures.iter().cloned())
+        })
+        .await;
+        let failure = Failure {
+            shop: shoptet(2),
+            error: StoreError::Unavailable("ThrottlingException".into()),
+        };
+        assert_eq!(failures_reported, report.failures);
+        assert_eq!(report.failures, [failure]);
+        assert_eq!((report.counts.copied, report.counts.failed), (2, 1));
+        assert_eq!(report.ending, Ending::Complete);
+        assert!(!report.succeeded());
+    }
+
+    #[tokio::test]
+    async fn a_bad_cursor_stops_the_run_before_anything_is_copied() {
+        let source = store_with(&[(shoptet(1), "doc")]).await;
+        let target = MemoryInstallationStore::default();
+        let resumed = Migration {
+            resume_from: Some(InventoryCursor::new("not a cursor")),
+            ..Migration::default()
+        };
+        let report = migrate(&source, &target, &resumed, |_| {}).await;
+        assert!(
+            matches!(
+                &report.ending,
+                Ending::ListingFailed {
+                    error: StoreError::ForeignCursor(_),
+                    ..
+                }
+            ),
+            "{report:?}"
+        );
+        assert_eq!(report.counts, Counts::default());
+        assert!(!report.succeeded());
+    }
+}
