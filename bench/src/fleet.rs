@@ -38,7 +38,7 @@ pub struct DynamoInstallations {
 
 impl Target {
     /// The vendor's environment: every upstream is the double.
-    fn env(&self) -> HashMap<&'static str, String> {
+    pub fn env(&self) -> HashMap<&'static str, String> {
         let base = &self.double_url;
         let mut env = HashMap::from([
             ("SHOPTET_OAUTH_URL", base.clone()),
@@ -69,7 +69,7 @@ impl Target {
     }
 
     /// Named after the token table, so workers need no second argument.
-    fn registry_table(&self) -> String {
+    pub fn registry_table(&self) -> String {
         format!("{}-registry", self.table)
     }
 

@@ -6,11 +6,15 @@
 //!
 //!   broker-bench fleet [--shops N] [--vends N] [--workers N] [--compress K] [--store S] …
 //!
-//! `fleet` runs the fleet hour instead (see `hour.rs`). With `--storm-worker`
+//!   broker-bench counts [--json FILE]
+//!
+//! `counts` counts the AWS requests of each operation on both installation
+//! stores (`counts.rs`); `fleet` runs the fleet hour instead (see `hour.rs`). With `--storm-worker`
 //! or `--fleet-worker` the binary is one worker process of a storm or of the
 //! fleet hour (the benchmark starts those itself).
 
 mod counting;
+mod counts;
 mod fleet;
 mod hour;
 mod latency;
@@ -53,6 +57,8 @@ enum Mode {
 const USAGE: &str =
     "usage: broker-bench [--rounds N] [--process-rounds N] [--l1-iterations N] [--l2-samples N]
 needs moto: run scripts/bench.sh, or export what scripts/emulator.sh prints";
+
+const COUNTS_USAGE: &str = "usage: broker-bench counts [--json FILE]";
 
 /// The options of each mode; every one takes a value.
 const BENCH_OPTIONS: &[&str] = &["rounds", "process-rounds", "l1-iterations", "l2-samples"];
@@ -139,6 +145,13 @@ async fn main() -> ExitCode {
         return finish(match hour::parse(&args[1..]) {
             Ok(hour) => hour::run(hour).await,
             Err(problem) => return usage_error(&problem, hour::USAGE),
+        });
+    }
+    if args.first().is_some_and(|a| a == "counts") {
+        return finish(match args.get(1..).unwrap_or_default() {
+            [] => counts::run(None).await,
+            [flag, path] if flag == "--json" => counts::run(Some(path)).await,
+            _ => return usage_error("counts takes only --json FILE", COUNTS_USAGE),
         });
     }
     if args.first().is_some_and(|a| a == hour::WORKER_FLAG) {
