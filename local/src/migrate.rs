@@ -16,9 +16,11 @@ Usage: migrate-installations --from STORE --to STORE [OPTIONS]
 
 Copies every installation (one document per shop, both platforms) from one
 installation store to the other. Idempotent: a shop whose document the target
-already holds is left alone, so a second run copies nothing. Resumable: each
-page's line names the cursor to continue from. A shop that fails is named and
-the run goes on; the exit status is then non-zero. Documents are never printed.
+already holds is left alone, so a second run copies nothing. A target that
+holds another document for a shop keeps it (the functions wrote it after the
+switch) and the shop is named; --overwrite replaces it. Resumable: each page's
+line names the cursor to continue from. A shop that fails is named and the run
+goes on; the exit status is then non-zero. Documents are never printed.
 
 STORE is secrets-manager or dynamodb.
 
@@ -26,6 +28,7 @@ Options:
   --from STORE          the store to read (the stack's current one)
   --to STORE            the store to write
   --dry-run             compare only: count what would be copied, write nothing
+  --overwrite           replace a target document that differs from the source's
   --page-size N         shops per page, 1 to 100 (default 100)
   --max-pages N         stop after N pages (the line printed last tells how to go on)
   --resume-from CURSOR  continue after the page that printed CURSOR
@@ -90,6 +93,7 @@ impl Args {
                 }
                 Long("to") => to = Some(StoreKind::parse("--to", &value(&mut parser, "--to")?)?),
                 Long("dry-run") => migration.dry_run = true,
+                Long("overwrite") => migration.overwrite = true,
                 Long("page-size") => {
                     migration.page_size = count(&mut parser, "--page-size")?;
                     if migration.page_size.get() > MAX_PAGE {
@@ -196,6 +200,12 @@ pub fn page_lines(progress: &Progress<'_>, dry_run: bool) -> Vec<String> {
     )];
     lines.extend(
         progress
+            .kept
+            .iter()
+            .map(|shop| format!("  kept {}: the target holds another document", shop.key())),
+    );
+    lines.extend(
+        progress
             .failures
             .iter()
             .map(|failure| format!("  failed {}: {}", failure.shop.key(), failure.error)),
@@ -239,6 +249,13 @@ pub fn summary_lines(report: &Report, dry_run: bool) -> Vec<String> {
             }
         }
     }
+    if !report.kept.is_empty() {
+        lines.push(format!(
+            "{} shop(s) kept the target's own document (named above): right if the functions \
+             already use the target; --overwrite replaces them with the source's",
+            report.kept.len()
+        ));
+    }
     if !report.failures.is_empty() {
         lines.push(format!(
             "{} shop(s) failed (named above); run again without --resume-from to retry them \
@@ -252,8 +269,14 @@ pub fn summary_lines(report: &Report, dry_run: bool) -> Vec<String> {
 fn totals(counts: &Counts, dry_run: bool) -> String {
     let copied = if dry_run { "to copy" } else { "copied" };
     format!(
-        "{} listed, {} {copied}, {} already there, {} skipped (gone from the source), {} failed",
-        counts.listed, counts.copied, counts.already_there, counts.skipped, counts.failed
+        "{} listed, {} {copied}, {} already there, {} kept (the target's differs), \
+         {} skipped (gone from the source), {} failed",
+        counts.listed,
+        counts.copied,
+        counts.already_there,
+        counts.kept,
+        counts.skipped,
+        counts.failed
     )
 }
 
@@ -318,6 +341,7 @@ mod tests {
             "--to",
             "dynamodb",
             "--dry-run",
+            "--overwrite",
             "--page-size",
             "10",
             "--max-pages=3",
@@ -331,6 +355,7 @@ mod tests {
                 resume_from: Some(InventoryCursor::new("shoptet#42")),
                 max_pages: NonZeroUsize::new(3),
                 dry_run: true,
+                overwrite: true,
             }
         );
     }
@@ -376,6 +401,7 @@ mod tests {
         let report = Report {
             counts: Counts::default(),
             failures: Vec::new(),
+            kept: Vec::new(),
             ending: Ending::ListingFailed {
                 error: StoreError::ForeignCursor("typo".into()),
                 resume_from: Some(InventoryCursor::new("typo")),

@@ -236,7 +236,7 @@ async fn secrets_manager_to_dynamodb_copies_every_shop_and_a_second_run_copies_n
     assert!(first.succeeded, "{}\n{}", first.stdout, first.stderr);
     assert_eq!(
         first.summary(),
-        "done: 5 listed, 5 copied, 0 already there, 0 skipped (gone from the source), 0 failed"
+        "done: 5 listed, 5 copied, 0 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
     );
     assert_eq!(first.pages(), 3, "pages of two:\n{}", first.stdout);
     fleet.assert_in(&stores.dynamodb()).await;
@@ -245,7 +245,7 @@ async fn secrets_manager_to_dynamodb_copies_every_shop_and_a_second_run_copies_n
     assert!(second.succeeded, "{}\n{}", second.stdout, second.stderr);
     assert_eq!(
         second.summary(),
-        "done: 5 listed, 0 copied, 5 already there, 0 skipped (gone from the source), 0 failed"
+        "done: 5 listed, 0 copied, 5 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
     );
     fleet.assert_in(&stores.dynamodb()).await;
     fleet.assert_never_printed(&first);
@@ -265,7 +265,7 @@ async fn a_run_stopped_after_one_page_goes_on_from_the_cursor_it_printed() {
     assert!(first.succeeded, "{}\n{}", first.stdout, first.stderr);
     assert_eq!(
         first.summary(),
-        "paused: 2 listed, 2 copied, 0 already there, 0 skipped (gone from the source), 0 failed"
+        "paused: 2 listed, 2 copied, 0 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
     );
     let cursor = first.resume_from();
 
@@ -276,7 +276,7 @@ async fn a_run_stopped_after_one_page_goes_on_from_the_cursor_it_printed() {
     assert!(rest.succeeded, "{}\n{}", rest.stdout, rest.stderr);
     assert_eq!(
         rest.summary(),
-        "done: 3 listed, 3 copied, 0 already there, 0 skipped (gone from the source), 0 failed"
+        "done: 3 listed, 3 copied, 0 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
     );
     fleet.assert_in(&stores.dynamodb()).await;
     fleet.assert_never_printed(&first);
@@ -305,7 +305,7 @@ async fn dynamodb_to_secrets_manager_copies_every_shop() {
     assert!(run.succeeded, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
         run.summary(),
-        "done: 5 listed, 5 copied, 0 already there, 0 skipped (gone from the source), 0 failed"
+        "done: 5 listed, 5 copied, 0 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
     );
     fleet.assert_in(&stores.secrets_manager()).await;
     assert_eq!(
@@ -325,11 +325,65 @@ async fn a_dry_run_counts_the_shops_to_copy_and_writes_none() {
     assert!(run.succeeded, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
         run.summary(),
-        "done: 5 listed, 5 to copy, 0 already there, 0 skipped (gone from the source), 0 failed"
+        "done: 5 listed, 5 to copy, 0 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
     );
     let shop = ShopRef::Shoptet(ShoptetEshopId::new(222651).unwrap());
     assert_eq!(stores.dynamodb().load_document(&shop).await, Ok(None));
     fleet.assert_never_printed(&run);
+}
+
+/// A shop reinstalled after the switch: the target's newer document stays
+/// unless the run is told to overwrite it.
+#[tokio::test]
+async fn a_document_the_target_holds_already_is_kept_unless_overwritten() {
+    let stores = Stores::new().await;
+    let fleet = Fleet::new();
+    fleet.install_into(&stores.secrets_manager()).await;
+    let mut reinstalled = fleet.shoptet[0].clone();
+    reinstalled.installation.oauth_access_token =
+        OAuthAccessToken::new("oauth-after-the-switch-p3k9w2m7");
+    stores
+        .dynamodb()
+        .save_shoptet_installation(&reinstalled)
+        .await
+        .unwrap();
+    let eshop_id = reinstalled.installation.eshop_id;
+
+    let run = stores.migrate(&TO_DYNAMODB);
+    assert!(run.succeeded, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.summary(),
+        "done: 5 listed, 4 copied, 0 already there, 1 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "  kept shoptet#{eshop_id}: the target holds another document"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        stores.dynamodb().load_shoptet_installation(eshop_id).await,
+        Ok(Some(reinstalled))
+    );
+
+    let overwritten = stores.migrate(&with(&TO_DYNAMODB, &["--overwrite"]));
+    assert!(overwritten.succeeded, "{}", overwritten.stdout);
+    assert_eq!(
+        overwritten.summary(),
+        "done: 5 listed, 1 copied, 4 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
+    );
+    fleet.assert_in(&stores.dynamodb()).await;
+    let mut scanner = fleet.scanner();
+    scanner.add("oauth-after-the-switch-p3k9w2m7");
+    for output in [
+        &run.stdout,
+        &run.stderr,
+        &overwritten.stdout,
+        &overwritten.stderr,
+    ] {
+        scanner.assert_absent("the command's output", output);
+    }
 }
 
 /// A KMS key the target cannot use: every shop fails, each is named, the
@@ -348,7 +402,7 @@ async fn shops_that_fail_are_named_and_the_exit_status_says_so() {
     assert!(!run.succeeded, "{}", run.stdout);
     assert_eq!(
         run.summary(),
-        "done: 5 listed, 0 copied, 0 already there, 0 skipped (gone from the source), 5 failed"
+        "done: 5 listed, 0 copied, 0 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 5 failed"
     );
     for key in ["shoptet#222651", "shoprenter#demo-shop"] {
         assert!(

@@ -5,7 +5,12 @@
 //! is loaded from the source and from the target and saved to the target
 //! unless the target already holds the very same document. So a run is
 //! idempotent (a second one copies nothing) and may stop anywhere: the
-//! cursor of the last finished page resumes it. A failure on one shop is
+//! cursor of the last finished page resumes it.
+//!
+//! A target that holds another document for the shop keeps it unless asked
+//! to overwrite: once a stack uses the target, the functions write there,
+//! so a differing document there is newer than the source's (a reinstall
+//! after the switch), and replacing it would bring back revoked credentials. A failure on one shop is
 //! counted and named and the run goes on. Documents are secrets: nothing
 //! here prints, logs or keeps one longer than the copy takes, and what it
 //! reports (shops, counts, [`StoreError`]s, cursors) holds none.
@@ -32,6 +37,9 @@ pub struct Migration {
     pub max_pages: Option<NonZeroUsize>,
     /// Compare only: count what would be copied, write nothing.
     pub dry_run: bool,
+    /// Replace a target document that differs from the source's. Off, the
+    /// target's is kept and the shop is named (see the module's docs).
+    pub overwrite: bool,
 }
 
 impl Default for Migration {
@@ -41,6 +49,7 @@ impl Default for Migration {
             resume_from: None,
             max_pages: None,
             dry_run: false,
+            overwrite: false,
         }
     }
 }
@@ -54,6 +63,9 @@ pub struct Counts {
     pub copied: usize,
     /// The target already held the same document.
     pub already_there: usize,
+    /// The target held another document for the shop and kept it (without
+    /// `overwrite`).
+    pub kept: usize,
     /// Listed, but gone from the source by the time it was read (an
     /// uninstall meanwhile): nothing to copy.
     pub skipped: usize,
@@ -77,6 +89,8 @@ pub struct Progress<'a> {
     pub counts: &'a Counts,
     /// The shops of this page that failed.
     pub failures: &'a [Failure],
+    /// The shops of this page whose differing document the target kept.
+    pub kept: &'a [ShopRef],
     /// Where a later run resumes to go on after this page; `None` when the
     /// source has no more shops.
     pub resume_from: Option<&'a InventoryCursor>,
@@ -101,6 +115,7 @@ pub enum Ending {
 pub struct Report {
     pub counts: Counts,
     pub failures: Vec<Failure>,
+    pub kept: Vec<ShopRef>,
     pub ending: Ending,
 }
 
@@ -115,6 +130,7 @@ impl Report {
 enum Outcome {
     Copied,
     AlreadyThere,
+    Kept,
     Skipped,
 }
 
@@ -132,6 +148,7 @@ where
 {
     let mut counts = Counts::default();
     let mut failures = Vec::new();
+    let mut kept = Vec::new();
     let mut after = migration.resume_from.clone();
     let mut pages = 0;
     let ending = loop {
@@ -148,12 +165,16 @@ where
                 };
             }
         };
-        let first_failure = failures.len();
+        let (first_failure, first_kept) = (failures.len(), kept.len());
         for shop in page.shops {
             counts.listed += 1;
-            match copy(source, target, &shop, migration.dry_run).await {
+            match copy(source, target, &shop, migration).await {
                 Ok(Outcome::Copied) => counts.copied += 1,
                 Ok(Outcome::AlreadyThere) => counts.already_there += 1,
+                Ok(Outcome::Kept) => {
+                    counts.kept += 1;
+                    kept.push(shop);
+                }
                 Ok(Outcome::Skipped) => counts.skipped += 1,
                 Err(error) => {
                     counts.failed += 1;
@@ -166,6 +187,7 @@ where
             pages,
             counts: &counts,
             failures: &failures[first_failure..],
+            kept: &kept[first_kept..],
             resume_from: page.next.as_ref(),
         });
         match page.next {
@@ -179,17 +201,19 @@ where
     Report {
         counts,
         failures,
+        kept,
         ending,
     }
 }
 
 /// One shop: the source's document saved to the target unless the target
-/// has it already. Both copies are wiped when dropped.
+/// has it already (or another one, without `overwrite`). Both copies are
+/// wiped when dropped.
 async fn copy<S, T>(
     source: &S,
     target: &T,
     shop: &ShopRef,
-    dry_run: bool,
+    migration: &Migration,
 ) -> Result<Outcome, StoreError>
 where
     S: InstallationStore,
@@ -198,11 +222,12 @@ where
     let Some(document) = source.load_document(shop).await?.map(Zeroizing::new) else {
         return Ok(Outcome::Skipped);
     };
-    let present = target.load_document(shop).await?.map(Zeroizing::new);
-    if present.as_deref() == Some(&*document) {
-        return Ok(Outcome::AlreadyThere);
+    match target.load_document(shop).await?.map(Zeroizing::new) {
+        Some(present) if present == document => return Ok(Outcome::AlreadyThere),
+        Some(_) if !migration.overwrite => return Ok(Outcome::Kept),
+        _ => {}
     }
-    if !dry_run {
+    if !migration.dry_run {
         // The store takes its own copy; ours is wiped here.
         target.save_document(shop, String::clone(&document)).await?;
     }
@@ -275,14 +300,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stale_copy_in_the_target_is_replaced_by_the_source_document() {
-        let source = store_with(&[(shoptet(1), "new")]).await;
-        let target = store_with(&[(shoptet(1), "old")]).await;
-        let report = migrate(&source, &target, &Migration::default(), |_| {}).await;
-        assert_eq!(report.counts.copied, 1);
+    async fn another_document_in_the_target_is_kept_and_named() {
+        let source = store_with(&[(shoptet(1), "source"), (shoptet(2), "two")]).await;
+        let target = store_with(&[(shoptet(1), "target")]).await;
+        let mut named = Vec::new();
+        let report = migrate(&source, &target, &Migration::default(), |p| {
+            named.extend(p.kept.iter().cloned())
+        })
+        .await;
+        assert_eq!((report.counts.copied, report.counts.kept), (1, 1));
+        assert_eq!(report.kept, [shoptet(1)]);
+        assert_eq!(named, [shoptet(1)]);
+        assert!(report.succeeded());
         assert_eq!(
             target.load_document(&shoptet(1)).await.unwrap().as_deref(),
-            Some("new")
+            Some("target")
+        );
+    }
+
+    #[tokio::test]
+    async fn with_overwrite_another_document_in_the_target_is_replaced() {
+        let source = store_with(&[(shoptet(1), "source")]).await;
+        let target = store_with(&[(shoptet(1), "target")]).await;
+        let overwrite = Migration {
+            overwrite: true,
+            ..Migration::default()
+        };
+        let report = migrate(&source, &target, &overwrite, |_| {}).await;
+        assert_eq!((report.counts.copied, report.counts.kept), (1, 0));
+        assert_eq!(
+            target.load_document(&shoptet(1)).await.unwrap().as_deref(),
+            Some("source")
         );
     }
 
