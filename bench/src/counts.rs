@@ -1,5 +1,5 @@
 //! The AWS requests of each operation, per installation store, counted on
-//! the wire (`counting.rs`) through the real handlers: an install through
+//! the wire (`test_support::request_counting`) through the real handlers: an install through
 //! Shoptet's install URL, vends served by L1, by L2 and by a mint, a
 //! confirmed uninstall webhook, and one page of the operator's listing. The
 //! cost model (`docs/cost.md`, `scripts/cost_model.py`) multiplies these.
@@ -19,8 +19,8 @@ use platform_double::DoubleConfig;
 use token_vendor::{AwsVendHandler, Source};
 
 use crate::Error;
-use crate::counting::{RequestCounter, RequestCounts, TableRoles, counting};
 use crate::fleet::{Fleet, request, shoptet};
+use test_support::request_counting::{RequestCounter, RequestCounts, TableRoles, counting};
 
 const REDIRECT_URI: &str = "https://broker.example/shoptet/install";
 const WEBHOOK_KEY: &str = "bench-webhook-signature-key";
@@ -94,7 +94,7 @@ async fn count_store(dynamo: bool) -> Result<StoreCounts, Error> {
     if let Some(installations) = &target.installations {
         roles = roles.with(&installations.table, "installations");
     }
-    let (aws, counter) = counting(&fleet.aws, roles);
+    let (aws, counter) = counting(&fleet.aws, broker_shared::aws_http::http_client(), roles);
     let counted = Counted { counter };
     let install = install_callback(&fleet, &aws).await?;
 

@@ -27,9 +27,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::Error;
-use crate::counting::{RequestCounts, TableRoles, counting};
 use crate::fleet::{DynamoInstallations, Fleet, Target, request, shoptet};
 use crate::stats::{Samples, millis};
+use test_support::request_counting::{RequestCounts, TableRoles, counting};
 
 /// The flag that turns the binary into a worker of the fleet hour.
 pub const WORKER_FLAG: &str = "--fleet-worker";
@@ -795,7 +795,7 @@ pub async fn worker(args: WorkerArgs) -> Result<(), Error> {
     if let Some(installations) = &args.target.installations {
         roles = roles.with(&installations.table, "installations");
     }
-    let (aws, counter) = counting(&base, roles);
+    let (aws, counter) = counting(&base, broker_shared::aws_http::http_client(), roles);
     let mut config = args.target.config()?;
     config.timing.refresh_margin = MARGIN / args.compress;
     config.timing.l1_trust = L1_TRUST / args.compress;

@@ -13,7 +13,6 @@
 //! or `--fleet-worker` the binary is one worker process of a storm or of the
 //! fleet hour (the benchmark starts those itself).
 
-mod counting;
 mod counts;
 mod fleet;
 mod hour;

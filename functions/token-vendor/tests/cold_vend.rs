@@ -4,75 +4,20 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
-    SharedHttpConnector,
-};
-use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use common::{Fleet, request, shoptet, vend};
+use test_support::request_counting::{RequestCounter, TableRoles, counting};
 use token_vendor::{AwsVendHandler, Source, VendRequest};
 
-/// The operations (`X-Amz-Target`) an instance sent to the stores, in order.
-#[derive(Debug, Clone, Default)]
-struct StoreCalls(Arc<Mutex<Vec<String>>>);
-
-impl StoreCalls {
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut self.0.lock().unwrap())
-    }
-}
-
-#[derive(Debug)]
-struct Counting {
-    inner: SharedHttpClient,
-    calls: StoreCalls,
-}
-
-impl HttpClient for Counting {
-    fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        SharedHttpConnector::new(CountingConnector {
-            inner: self.inner.http_connector(settings, components),
-            calls: self.calls.clone(),
-        })
-    }
-}
-
-#[derive(Debug)]
-struct CountingConnector {
-    inner: SharedHttpConnector,
-    calls: StoreCalls,
-}
-
-impl HttpConnector for CountingConnector {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let operation = request.headers().get("x-amz-target").unwrap_or("?");
-        // `DynamoDB_20120810.GetItem` → `GetItem`.
-        let operation = operation.rsplit('.').next().unwrap_or(operation).to_owned();
-        self.calls.0.lock().unwrap().push(operation);
-        self.inner.call(request)
-    }
-}
-
 /// A new instance whose store requests are counted.
-async fn counted_instance(fleet: &Fleet) -> (AwsVendHandler, StoreCalls) {
-    let calls = StoreCalls::default();
-    let aws = aws_config::from_env()
-        .endpoint_url(fleet.store_aws.endpoint_url().unwrap())
-        .region(fleet.store_aws.region().cloned())
-        .credentials_provider(fleet.store_aws.credentials_provider().unwrap())
-        .http_client(SharedHttpClient::new(Counting {
-            inner: broker_shared::aws_http::http_client(),
-            calls: calls.clone(),
-        }))
-        .load()
-        .await;
+async fn counted_instance(fleet: &Fleet) -> (AwsVendHandler, RequestCounter) {
+    let roles = TableRoles::default()
+        .with(&fleet.table, "tokens")
+        .with(&fleet.registry_table, "registry");
+    let (aws, calls) = counting(
+        &fleet.store_aws,
+        broker_shared::aws_http::http_client(),
+        roles,
+    );
     let instance = token_vendor::build_on_aws(fleet.config(), &aws)
         .await
         .unwrap();
@@ -102,7 +47,7 @@ async fn a_new_instances_first_vend_costs_no_more_store_requests_than_a_warm_l2_
     let warm_requests = warm_calls.take();
 
     assert_eq!(cold_vend.source, Source::L2);
-    assert_eq!(cold_requests, ["GetItem"]);
+    assert_eq!(cold_requests, ["dynamodb:GetItem(tokens)"]);
     assert_eq!(warm_miss.source, Source::Minted);
     assert!(
         cold_requests.len() <= warm_requests.len(),

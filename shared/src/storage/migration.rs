@@ -17,12 +17,16 @@
 
 use std::num::NonZeroUsize;
 
+use futures_util::StreamExt;
 use zeroize::Zeroizing;
 
 use super::{
     InstallationInventory, InstallationStore, InventoryCursor, InventoryQuery, MAX_PAGE, StoreError,
 };
 use crate::ids::ShopRef;
+
+/// Shops of a page copied at once.
+const COPIES_IN_FLIGHT: usize = 8;
 
 /// What to copy, and how much of it in one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,9 +170,19 @@ where
             }
         };
         let (first_failure, first_kept) = (failures.len(), kept.len());
-        for shop in page.shops {
+        // A few shops at a time: a large fleet copies in minutes, and the
+        // stores' rate limits are far off. In order, so reports are too.
+        let outcomes: Vec<_> = futures_util::stream::iter(page.shops)
+            .map(|shop| async move {
+                let outcome = copy(source, target, &shop, migration).await;
+                (shop, outcome)
+            })
+            .buffered(COPIES_IN_FLIGHT)
+            .collect()
+            .await;
+        for (shop, outcome) in outcomes {
             counts.listed += 1;
-            match copy(source, target, &shop, migration).await {
+            match outcome {
                 Ok(Outcome::Copied) => counts.copied += 1,
                 Ok(Outcome::AlreadyThere) => counts.already_there += 1,
                 Ok(Outcome::Kept) => {

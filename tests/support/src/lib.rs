@@ -8,6 +8,8 @@
 //! Every helper refuses endpoints that are not on the loopback interface, so a
 //! test can never create or delete resources in a real AWS account.
 
+pub mod request_counting;
+
 use std::net::{IpAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,7 +1,7 @@
 //! Counts the AWS requests the store adapters make: an HTTP client for the
-//! SDK that passes every request on to the real one and tallies it by
-//! service, operation and table first. Counted on the wire, so retries count
-//! too (AWS bills them), and nothing in the adapters changes for the bench.
+//! SDK that passes every request on to the real one and logs it by service,
+//! operation and table first. Counted on the wire, so retries count too (AWS
+//! bills them), and nothing in the adapters changes for a test or a bench.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -100,39 +100,50 @@ impl TableRoles {
     }
 }
 
-/// The counter behind an SDK configuration made by [`counting`].
+/// The requests sent through an SDK configuration made by [`counting`]:
+/// totals by kind, and the kinds in order since the last [`Self::take`].
 #[derive(Clone, Default)]
-pub struct RequestCounter(Arc<Mutex<RequestCounts>>);
+pub struct RequestCounter(Arc<Mutex<Tally>>);
+
+#[derive(Default)]
+struct Tally {
+    totals: RequestCounts,
+    recent: Vec<String>,
+}
 
 impl RequestCounter {
+    /// Every request so far, by kind.
     pub fn snapshot(&self) -> RequestCounts {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.tally().totals.clone()
+    }
+
+    /// The kinds of the requests since the last call, in order.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.tally().recent)
+    }
+
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn count(&self, kind: String) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
-            .entry(kind)
-            .or_default() += 1;
+        let mut tally = self.tally();
+        *tally.totals.0.entry(kind.clone()).or_default() += 1;
+        tally.recent.push(kind);
     }
 }
 
-/// `aws` with every request counted; clients built from it share the
-/// counter. Requests go on through `aws`'s HTTP client, or else the one the
-/// functions use ([`broker_shared::aws_http`]).
-pub fn counting(aws: &SdkConfig, roles: TableRoles) -> (SdkConfig, RequestCounter) {
-    let inner = aws
-        .http_client()
-        .unwrap_or_else(broker_shared::aws_http::http_client);
+/// `aws` with every request counted and then sent on through `transport`
+/// (give it the functions' own, `broker_shared::aws_http::http_client()`);
+/// clients built from it share the counter.
+pub fn counting(
+    aws: &SdkConfig,
+    transport: SharedHttpClient,
+    roles: TableRoles,
+) -> (SdkConfig, RequestCounter) {
     let counter = RequestCounter::default();
     let client = CountingClient {
-        inner,
+        inner: transport,
         roles: Arc::new(roles),
         counter: counter.clone(),
     };
