@@ -25,7 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Cheap checks first; the long release build and the end-to-end run before
 # `test`, so that the output still ends with cargo test's summary.
-DEFAULT_STEPS="fmt sam_lint sam_validate clippy client_doc lambda_build lambda_sizes lambda_no_sqlite e2e conformance test"
+DEFAULT_STEPS="fmt cost_doc sam_lint sam_validate clippy client_doc lambda_build lambda_sizes lambda_no_sqlite e2e conformance test"
 # The Lambda functions' binaries (BuildProperties.Binary in template.yaml).
 LAMBDA_BINS="install-callback token-vendor"
 LAMBDA_TARGET="aarch64-unknown-linux-gnu"
@@ -33,6 +33,25 @@ LAMBDA_TARGET="aarch64-unknown-linux-gnu"
 step_fmt() {
     log "cargo fmt --check"
     cargo fmt --all -- --check
+}
+
+# docs/cost.md's tables are what scripts/cost_model.py prints from the
+# measured counts (docs/cost-counts.json): a change of price, assumption or
+# counts must come with the tables it gives.
+step_cost_doc() {
+    log "docs/cost.md: the tables scripts/cost_model.py prints"
+    "$VENV/bin/python" - <<'PY' || die "docs/cost.md's tables differ from scripts/cost_model.py's output (regenerate them)"
+import difflib, subprocess, sys
+begin, end = "<!-- cost_model.py tables: begin -->", "<!-- cost_model.py tables: end -->"
+doc = open("docs/cost.md").read()
+documented = doc[doc.index(begin) + len(begin):doc.index(end)].strip()
+printed = subprocess.run([sys.executable, "scripts/cost_model.py", "--counts", "docs/cost-counts.json", "--markdown"],
+                         capture_output=True, text=True, check=True).stdout
+printed = printed[printed.index("### 100 installations"):].strip()
+if documented != printed:
+    sys.stderr.writelines(difflib.unified_diff(documented.splitlines(True), printed.splitlines(True), "docs/cost.md", "cost_model.py"))
+    sys.exit(1)
+PY
 }
 
 # The storage contract suite also covers the SQLite adapter, which is behind a

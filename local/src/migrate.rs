@@ -8,7 +8,10 @@
 use std::num::NonZeroUsize;
 
 use broker_shared::config::{self, ConfigError, Env};
-use broker_shared::storage::migration::{Counts, Ending, Migration, Progress, Report, migrate};
+use broker_shared::storage::dynamodb_registry::DynamoRegistry;
+use broker_shared::storage::migration::{
+    Counts, Ending, Migration, Progress, Report, SkipUninstalled, migrate,
+};
 use broker_shared::storage::{InstallationBackend, InventoryCursor, MAX_PAGE, StoreError};
 
 pub const USAGE: &str = "\
@@ -20,7 +23,9 @@ already holds is left alone, so a second run copies nothing. A target that
 holds another document for a shop keeps it (the functions wrote it after the
 switch) and the shop is named; --overwrite replaces it. Resumable: each page's
 line names the cursor to continue from. A shop that fails is named and the run
-goes on; the exit status is then non-zero. Documents are never printed.
+goes on; the exit status is then non-zero. A shop the registry records as
+uninstalled is skipped (its deletion went to the new store). Documents are
+never printed.
 
 STORE is secrets-manager or dynamodb.
 
@@ -38,12 +43,13 @@ Environment (as the functions read it):
   SECRET_PREFIX         the Secrets Manager store's name prefix (default shop-token-broker/)
   INSTALLATION_TABLE    the DynamoDB store's table (required for dynamodb)
   INSTALLATION_KEY_ID   the KMS key of that table's data keys (required for dynamodb)
+  REGISTRY_TABLE        the stack's registry table (required; output RegistryTableName)
   AWS_REGION, AWS_PROFILE or AWS_ACCESS_KEY_ID…, AWS_ENDPOINT_URL: as for any AWS SDK
 
 Permissions: secretsmanager:ListSecrets and GetSecretValue (and, to write,
 CreateSecret, PutSecretValue, RestoreSecret, TagResource) under the prefix;
-dynamodb:Scan, GetItem and PutItem on the table; kms:GenerateDataKey and
-kms:Decrypt on the key.";
+dynamodb:Scan, GetItem and PutItem on the table, GetItem on the registry
+table; kms:GenerateDataKey and kms:Decrypt on the key.";
 
 /// An AWS installation store, as `--from` and `--to` name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +152,7 @@ fn count(parser: &mut lexopt::Parser, name: &str) -> Result<NonZeroUsize, String
 pub async fn run(args: &Args, env: &impl Env) -> Result<bool, String> {
     let from = args.from.backend(env).map_err(|e| e.to_string())?;
     let to = args.to.backend(env).map_err(|e| e.to_string())?;
+    let registry_table = config::required(env, "REGISTRY_TABLE").map_err(|e| e.to_string())?;
     let aws = broker_shared::aws_http::load_sdk_config().await;
     if aws.region().is_none() {
         return Err("no AWS region: set AWS_REGION (or a profile's region)".into());
@@ -161,16 +168,17 @@ pub async fn run(args: &Args, env: &impl Env) -> Result<bool, String> {
         describe(&from),
         describe(&to)
     );
-    let report = migrate(
-        &from.open(&aws),
-        &to.open(&aws),
-        &args.migration,
-        |progress| {
-            for line in page_lines(progress, dry_run) {
-                println!("{line}");
-            }
-        },
-    )
+    let source = from.open(&aws);
+    let registry = DynamoRegistry::new(aws_sdk_dynamodb::Client::new(&aws), registry_table);
+    let source = SkipUninstalled {
+        source: &source,
+        registry: &registry,
+    };
+    let report = migrate(&source, &to.open(&aws), &args.migration, |progress| {
+        for line in page_lines(progress, dry_run) {
+            println!("{line}");
+        }
+    })
     .await;
     for line in summary_lines(&report, dry_run) {
         println!("{line}");
@@ -270,7 +278,7 @@ fn totals(counts: &Counts, dry_run: bool) -> String {
     let copied = if dry_run { "to copy" } else { "copied" };
     format!(
         "{} listed, {} {copied}, {} already there, {} kept (the target's differs), \
-         {} skipped (gone from the source), {} failed",
+         {} skipped (uninstalled or gone from the source), {} failed",
         counts.listed,
         counts.copied,
         counts.already_there,

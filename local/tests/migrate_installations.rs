@@ -10,9 +10,13 @@ use broker_shared::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
 use broker_shared::model::{ShoprenterCredentials, ShoptetInstallation, ShoptetInstallationRecord};
 use broker_shared::secret::{ClientSecret, OAuthAccessToken};
 use broker_shared::storage::aws_installations::AwsInstallationStore;
-use broker_shared::storage::{InstallationBackend, InstallationStore, SecretNames};
+use broker_shared::storage::dynamodb_registry::DynamoRegistry;
+use broker_shared::storage::{
+    InstallationBackend, InstallationRegistry, InstallationStore, SecretNames,
+};
 use test_support::{
-    LeakScanner, create_installation_table, create_kms_key, emulator_sdk_config, unique_name,
+    LeakScanner, create_installation_table, create_kms_key, create_registry_table,
+    emulator_sdk_config, unique_name,
 };
 
 /// Both stores of one test, empty: a secret prefix and a table and key of
@@ -22,21 +26,25 @@ struct Stores {
     prefix: String,
     table: String,
     key_id: String,
+    registry_table: String,
 }
 
 impl Stores {
     async fn new() -> Self {
         let aws = emulator_sdk_config().await;
         let table = unique_name("migrate");
-        let ((), key_id) = tokio::join!(
+        let registry_table = unique_name("migrate-registry");
+        let ((), key_id, ()) = tokio::join!(
             create_installation_table(&aws, &table),
-            create_kms_key(&aws)
+            create_kms_key(&aws),
+            create_registry_table(&aws, &registry_table)
         );
         Self {
             aws,
             prefix: format!("{}/", unique_name("migrate")),
             table,
             key_id,
+            registry_table,
         }
     }
 
@@ -45,6 +53,13 @@ impl Stores {
             secrets: SecretNames::new(&self.prefix).unwrap(),
         }
         .open(&self.aws)
+    }
+
+    fn registry(&self) -> DynamoRegistry {
+        DynamoRegistry::new(
+            aws_sdk_dynamodb::Client::new(&self.aws),
+            self.registry_table.clone(),
+        )
     }
 
     fn dynamodb(&self) -> AwsInstallationStore {
@@ -66,6 +81,7 @@ impl Stores {
             .env("SECRET_PREFIX", &self.prefix)
             .env("INSTALLATION_TABLE", &self.table)
             .env("INSTALLATION_KEY_ID", &self.key_id)
+            .env("REGISTRY_TABLE", &self.registry_table)
             .env_remove("INSTALLATION_STORE")
             .output()
             .expect("the binary runs");
@@ -236,7 +252,7 @@ async fn secrets_manager_to_dynamodb_copies_every_shop_and_a_second_run_copies_n
     assert!(first.succeeded, "{}\n{}", first.stdout, first.stderr);
     assert_eq!(
         first.summary(),
-        "done: 5 listed, 5 copied, 0 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
+        "done: 5 listed, 5 copied, 0 already there, 0 kept (the target's differs), 0 skipped (uninstalled or gone from the source), 0 failed"
     );
     assert_eq!(first.pages(), 3, "pages of two:\n{}", first.stdout);
     fleet.assert_in(&stores.dynamodb()).await;
@@ -245,7 +261,7 @@ async fn secrets_manager_to_dynamodb_copies_every_shop_and_a_second_run_copies_n
     assert!(second.succeeded, "{}\n{}", second.stdout, second.stderr);
     assert_eq!(
         second.summary(),
-        "done: 5 listed, 0 copied, 5 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
+        "done: 5 listed, 0 copied, 5 already there, 0 kept (the target's differs), 0 skipped (uninstalled or gone from the source), 0 failed"
     );
     fleet.assert_in(&stores.dynamodb()).await;
     fleet.assert_never_printed(&first);
@@ -265,7 +281,7 @@ async fn a_run_stopped_after_one_page_goes_on_from_the_cursor_it_printed() {
     assert!(first.succeeded, "{}\n{}", first.stdout, first.stderr);
     assert_eq!(
         first.summary(),
-        "paused: 2 listed, 2 copied, 0 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
+        "paused: 2 listed, 2 copied, 0 already there, 0 kept (the target's differs), 0 skipped (uninstalled or gone from the source), 0 failed"
     );
     let cursor = first.resume_from();
 
@@ -276,7 +292,7 @@ async fn a_run_stopped_after_one_page_goes_on_from_the_cursor_it_printed() {
     assert!(rest.succeeded, "{}\n{}", rest.stdout, rest.stderr);
     assert_eq!(
         rest.summary(),
-        "done: 3 listed, 3 copied, 0 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
+        "done: 3 listed, 3 copied, 0 already there, 0 kept (the target's differs), 0 skipped (uninstalled or gone from the source), 0 failed"
     );
     fleet.assert_in(&stores.dynamodb()).await;
     fleet.assert_never_printed(&first);
@@ -305,7 +321,7 @@ async fn dynamodb_to_secrets_manager_copies_every_shop() {
     assert!(run.succeeded, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
         run.summary(),
-        "done: 5 listed, 5 copied, 0 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
+        "done: 5 listed, 5 copied, 0 already there, 0 kept (the target's differs), 0 skipped (uninstalled or gone from the source), 0 failed"
     );
     fleet.assert_in(&stores.secrets_manager()).await;
     assert_eq!(
@@ -325,7 +341,7 @@ async fn a_dry_run_counts_the_shops_to_copy_and_writes_none() {
     assert!(run.succeeded, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
         run.summary(),
-        "done: 5 listed, 5 to copy, 0 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
+        "done: 5 listed, 5 to copy, 0 already there, 0 kept (the target's differs), 0 skipped (uninstalled or gone from the source), 0 failed"
     );
     let shop = ShopRef::Shoptet(ShoptetEshopId::new(222651).unwrap());
     assert_eq!(stores.dynamodb().load_document(&shop).await, Ok(None));
@@ -353,7 +369,7 @@ async fn a_document_the_target_holds_already_is_kept_unless_overwritten() {
     assert!(run.succeeded, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
         run.summary(),
-        "done: 5 listed, 4 copied, 0 already there, 1 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
+        "done: 5 listed, 4 copied, 0 already there, 1 kept (the target's differs), 0 skipped (uninstalled or gone from the source), 0 failed"
     );
     assert!(
         run.stdout.contains(&format!(
@@ -371,7 +387,7 @@ async fn a_document_the_target_holds_already_is_kept_unless_overwritten() {
     assert!(overwritten.succeeded, "{}", overwritten.stdout);
     assert_eq!(
         overwritten.summary(),
-        "done: 5 listed, 1 copied, 4 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 0 failed"
+        "done: 5 listed, 1 copied, 4 already there, 0 kept (the target's differs), 0 skipped (uninstalled or gone from the source), 0 failed"
     );
     fleet.assert_in(&stores.dynamodb()).await;
     let mut scanner = fleet.scanner();
@@ -402,7 +418,7 @@ async fn shops_that_fail_are_named_and_the_exit_status_says_so() {
     assert!(!run.succeeded, "{}", run.stdout);
     assert_eq!(
         run.summary(),
-        "done: 5 listed, 0 copied, 0 already there, 0 kept (the target's differs), 0 skipped (gone from the source), 5 failed"
+        "done: 5 listed, 0 copied, 0 already there, 0 kept (the target's differs), 0 skipped (uninstalled or gone from the source), 5 failed"
     );
     for key in ["shoptet#222651", "shoprenter#demo-shop"] {
         assert!(
@@ -411,6 +427,41 @@ async fn shops_that_fail_are_named_and_the_exit_status_says_so() {
             run.stdout
         );
     }
+    fleet.assert_never_printed(&run);
+}
+
+#[tokio::test]
+async fn a_shop_uninstalled_after_the_switch_is_not_brought_over() {
+    use broker_shared::model::{InstallationStatus, StatusChange};
+    let stores = Stores::new().await;
+    let fleet = Fleet::new();
+    fleet.install_into(&stores.secrets_manager()).await;
+    // The stack runs on the table now: the uninstall was recorded, and its
+    // deletion scheduled in the table, where the shop was not yet.
+    let uninstalled = ShopRef::Shoptet(fleet.shoptet[0].installation.eshop_id);
+    stores
+        .registry()
+        .record(
+            &uninstalled,
+            &StatusChange::to(
+                InstallationStatus::Uninstalled,
+                std::time::SystemTime::now(),
+            ),
+        )
+        .await
+        .unwrap();
+
+    let run = stores.migrate(&TO_DYNAMODB);
+
+    assert!(run.succeeded, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.summary(),
+        "done: 5 listed, 4 copied, 0 already there, 0 kept (the target's differs), 1 skipped (uninstalled or gone from the source), 0 failed"
+    );
+    assert_eq!(
+        stores.dynamodb().load_document(&uninstalled).await.unwrap(),
+        None
+    );
     fleet.assert_never_printed(&run);
 }
 

@@ -21,9 +21,11 @@ use futures_util::StreamExt;
 use zeroize::Zeroizing;
 
 use super::{
-    InstallationInventory, InstallationStore, InventoryCursor, InventoryQuery, MAX_PAGE, StoreError,
+    InstallationInventory, InstallationRegistry, InstallationStore, InventoryCursor, InventoryPage,
+    InventoryQuery, MAX_PAGE, RecoveryWindow, SaveOutcome, StoreError,
 };
 use crate::ids::ShopRef;
+use crate::model::InstallationStatus;
 
 /// Shops of a page copied at once.
 const COPIES_IN_FLIGHT: usize = 8;
@@ -70,8 +72,9 @@ pub struct Counts {
     /// The target held another document for the shop and kept it (without
     /// `overwrite`).
     pub kept: usize,
-    /// Listed, but gone from the source by the time it was read (an
-    /// uninstall meanwhile): nothing to copy.
+    /// Listed, but gone from the source by the time it was read, or
+    /// recorded uninstalled by the registry ([`SkipUninstalled`]): nothing
+    /// to copy.
     pub skipped: usize,
     /// A store call failed; see [`Failure`].
     pub failed: usize,
@@ -246,6 +249,48 @@ where
         target.save_document(shop, String::clone(&document)).await?;
     }
     Ok(Outcome::Copied)
+}
+
+/// A source whose shops the registry records as uninstalled read as gone.
+/// Once a stack has switched stores, an uninstall schedules the deletion
+/// in the new store, where the shop's document is not yet: its old copy
+/// must not be brought over, to sit there with no deletion scheduled.
+pub struct SkipUninstalled<'a, S, R> {
+    pub source: &'a S,
+    pub registry: &'a R,
+}
+
+impl<S: InstallationStore, R: InstallationRegistry> InstallationStore
+    for SkipUninstalled<'_, S, R>
+{
+    async fn save_document(&self, shop: &ShopRef, json: String) -> Result<SaveOutcome, StoreError> {
+        self.source.save_document(shop, json).await
+    }
+
+    async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
+        let registration = self.registry.registration(shop).await?;
+        if registration.is_some_and(|r| r.status == InstallationStatus::Uninstalled) {
+            return Ok(None);
+        }
+        self.source.load_document(shop).await
+    }
+
+    async fn schedule_deletion(
+        &self,
+        shop: &ShopRef,
+        recovery: RecoveryWindow,
+    ) -> Result<(), StoreError> {
+        self.source.schedule_deletion(shop, recovery).await
+    }
+}
+
+impl<S: InstallationInventory, R: Sync> InstallationInventory for SkipUninstalled<'_, S, R> {
+    async fn list_installations(
+        &self,
+        query: &InventoryQuery,
+    ) -> Result<InventoryPage, StoreError> {
+        self.source.list_installations(query).await
+    }
 }
 
 #[cfg(test)]
@@ -476,5 +521,47 @@ mod tests {
         );
         assert_eq!(report.counts, Counts::default());
         assert!(!report.succeeded());
+    }
+
+    #[tokio::test]
+    async fn a_shop_the_registry_records_uninstalled_is_skipped_and_the_others_copied() {
+        use crate::model::{InstallationStatus, StatusChange};
+        use crate::storage::memory::MemoryRegistry;
+        let source = store_with(&[(shoptet(1), "live"), (shoptet(2), "gone")]).await;
+        let registry = MemoryRegistry::default();
+        let now = std::time::SystemTime::now();
+        registry
+            .record(&shoptet(1), &StatusChange::installed(now))
+            .await
+            .unwrap();
+        registry
+            .record(
+                &shoptet(2),
+                &StatusChange::to(InstallationStatus::Uninstalled, now),
+            )
+            .await
+            .unwrap();
+        let target = MemoryInstallationStore::default();
+        let filtered = SkipUninstalled {
+            source: &source,
+            registry: &registry,
+        };
+
+        let report = migrate(&filtered, &target, &Migration::default(), |_| {}).await;
+
+        assert_eq!(
+            report.counts,
+            Counts {
+                listed: 2,
+                copied: 1,
+                skipped: 1,
+                ..Counts::default()
+            }
+        );
+        assert_eq!(
+            target.load_document(&shoptet(1)).await.unwrap().as_deref(),
+            Some("live")
+        );
+        assert_eq!(target.load_document(&shoptet(2)).await.unwrap(), None);
     }
 }
