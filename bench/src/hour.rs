@@ -70,7 +70,7 @@ impl Default for HourArgs {
             shops: 10_000,
             vends: 30_000,
             workers: 8,
-            compress: 12,
+            compress: 6,
             zipf: 1.0,
             dynamo_installations: false,
             unknown_shops: 2_000,
