@@ -257,6 +257,8 @@ def main():
     ap.add_argument("--vends-with-cache", type=float)
     ap.add_argument("--vends-without-cache", type=float)
     ap.add_argument("--sizes", default="100,1000,10000,100000")
+    ap.add_argument("--update-doc", metavar="FILE", help="write the tables into FILE between its markers")
+    ap.add_argument("--check-doc", metavar="FILE", help="exit 1 unless FILE holds the tables this prints")
     args = ap.parse_args()
     with open(args.counts) as f:
         counts = json.load(f)
@@ -281,7 +283,34 @@ def main():
         if mints > 30 * 24 * 60 / 25:  # a Shoptet token lives 30 min, renewed 5 min early
             print(f"warning: {mints:,.0f} mints per installation-month {key} is more than one per 25 min", file=sys.stderr)
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(report(counts, sizes, prices, args.free_tier, args.markdown))
+    printed = report(counts, sizes, prices, args.free_tier, args.markdown)
+    if args.update_doc or args.check_doc:
+        sys.exit(doc_tables(args.update_doc or args.check_doc, printed, write=bool(args.update_doc)))
+    print(printed)
+
+
+DOC_BEGIN, DOC_END = "<!-- cost_model.py tables: begin -->", "<!-- cost_model.py tables: end -->"
+
+
+def doc_tables(path, printed, write):
+    """The per-size tables (the --markdown report from its first one on) between the markers of
+    `path` (docs/cost.md): written, or compared. Returns the exit status."""
+    tables = printed[printed.index("### 100 installations"):].strip()
+    with open(path) as f:
+        doc = f.read()
+    head, rest = doc.split(DOC_BEGIN, 1)
+    documented, tail = rest.split(DOC_END, 1)
+    if write:
+        with open(path, "w") as f:
+            f.write(f"{head}{DOC_BEGIN}\n{tables}\n{DOC_END}{tail}")
+        return 0
+    if documented.strip() == tables:
+        return 0
+    import difflib
+    sys.stderr.writelines(difflib.unified_diff(documented.strip().splitlines(True), tables.splitlines(True), path, "cost_model.py"))
+    print(f"\n{path}: its tables are not what the model prints; rewrite them with\n"
+          f"  python3 scripts/cost_model.py --counts COUNTS --markdown --update-doc {path}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
