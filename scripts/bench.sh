@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Benchmarks of the token vendor (the `broker-bench` crate in bench/): storms
 # in one process and over 8 OS processes, L1 hit handler time, L2 vend
-# latency against a raw GetItem. Prints a Markdown table; BENCHMARKS.md holds
-# the figures of a recorded run. Not part of `make test`.
+# latency against a raw GetItem; `fleet`: a simulated hour of 10 000 shops
+# over 8 instances; `counts`: the AWS requests of each operation on both
+# installation stores (docs/cost.md). Prints Markdown tables; BENCHMARKS.md
+# holds the figures of recorded runs. Not part of `make test`.
 #
 #   scripts/bench.sh [BENCH ARGS...]     e.g. --rounds 10 --l1-iterations 200000
+#   scripts/bench.sh fleet [--store DynamoDB] [--shops N] [--vends N] [--compress K] ...
+#   scripts/bench.sh counts [--json docs/cost-counts.json]
 #
 # Starts moto_server on a free loopback port like scripts/test.sh (and stops
 # it on every exit path), then runs `cargo run --release -p broker-bench`.

@@ -55,6 +55,8 @@ enum Mode {
 
 const USAGE: &str =
     "usage: broker-bench [--rounds N] [--process-rounds N] [--l1-iterations N] [--l2-samples N]
+       broker-bench fleet [--shops N] [--vends N] [--workers N] [--compress K] [--store S] …
+       broker-bench counts [--json FILE]
 needs moto: run scripts/bench.sh, or export what scripts/emulator.sh prints";
 
 const COUNTS_USAGE: &str = "usage: broker-bench counts [--json FILE]";
