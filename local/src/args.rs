@@ -1,5 +1,6 @@
 //! Command-line options of the local server.
 
+use broker_local::cli::value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -82,15 +83,6 @@ impl Args {
         }
         Ok(Some(parsed))
     }
-}
-
-/// The value of the option just seen, as `--name VALUE` or `--name=VALUE`.
-fn value(parser: &mut lexopt::Parser, name: &str) -> Result<String, String> {
-    parser
-        .value()
-        .map_err(|_| format!("{name} needs a value"))?
-        .into_string()
-        .map_err(|_| format!("{name} takes text"))
 }
 
 #[cfg(test)]

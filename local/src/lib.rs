@@ -8,5 +8,6 @@
 // The server's docs name its private constants (the public routes).
 #![allow(rustdoc::private_intra_doc_links)]
 
+pub mod cli;
 pub mod migrate;
 pub mod server;

@@ -7,6 +7,7 @@
 
 use std::num::NonZeroUsize;
 
+use crate::cli::value;
 use broker_shared::config::{self, ConfigError, Env};
 use broker_shared::storage::dynamodb_registry::DynamoRegistry;
 use broker_shared::storage::migration::{
@@ -129,15 +130,6 @@ impl Args {
             migration,
         }))
     }
-}
-
-/// The value of the option just seen, as `--name VALUE` or `--name=VALUE`.
-fn value(parser: &mut lexopt::Parser, name: &str) -> Result<String, String> {
-    parser
-        .value()
-        .map_err(|_| format!("{name} needs a value"))?
-        .into_string()
-        .map_err(|_| format!("{name} takes text"))
 }
 
 fn count(parser: &mut lexopt::Parser, name: &str) -> Result<NonZeroUsize, String> {
