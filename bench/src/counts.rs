@@ -20,7 +20,7 @@ use token_vendor::{AwsVendHandler, Source};
 
 use crate::Error;
 use crate::fleet::{Fleet, request, shoptet};
-use test_support::request_counting::{RequestCounter, RequestCounts, TableRoles, counting};
+use test_support::request_counting::{RequestCounter, RequestCounts, counting};
 
 const REDIRECT_URI: &str = "https://broker.example/shoptet/install";
 const WEBHOOK_KEY: &str = "bench-webhook-signature-key";
@@ -87,14 +87,11 @@ async fn count_store(dynamo: bool) -> Result<StoreCounts, Error> {
         dynamo,
     )
     .await?;
-    let target = &fleet.target;
-    let mut roles = TableRoles::default()
-        .with(&target.table, "tokens")
-        .with(&target.registry_table(), "registry");
-    if let Some(installations) = &target.installations {
-        roles = roles.with(&installations.table, "installations");
-    }
-    let (aws, counter) = counting(&fleet.aws, broker_shared::aws_http::http_client(), roles);
+    let (aws, counter) = counting(
+        &fleet.aws,
+        broker_shared::aws_http::http_client(),
+        fleet.target.table_roles(),
+    );
     let counted = Counted { counter };
     let install = install_callback(&fleet, &aws).await?;
 

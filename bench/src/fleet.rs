@@ -14,6 +14,7 @@ use broker_shared::storage::dynamodb::DynamoTokenCache;
 use broker_shared::storage::{AwsStores, InstallationStore, TokenCache};
 use broker_shared::upstream::{HttpSettings, UpstreamUrl};
 use platform_double::{DoubleConfig, Endpoint, PlatformDouble};
+use test_support::request_counting::TableRoles;
 use token_vendor::{AwsVendHandler, VendRequest, VendorConfig, build_on_aws};
 
 use crate::Error;
@@ -66,6 +67,17 @@ impl Target {
         Ok(VendorConfig::from_env(&|name: &str| {
             env.get(name).cloned()
         })?)
+    }
+
+    /// What each of the fleet's tables is, for counting requests by table.
+    pub fn table_roles(&self) -> TableRoles {
+        let roles = TableRoles::default()
+            .with(&self.table, "tokens")
+            .with(&self.registry_table(), "registry");
+        match &self.installations {
+            Some(installations) => roles.with(&installations.table, "installations"),
+            None => roles,
+        }
     }
 
     /// Named after the token table, so workers need no second argument.

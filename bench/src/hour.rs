@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 use crate::Error;
 use crate::fleet::{DynamoInstallations, Fleet, Target, request, shoptet};
 use crate::stats::{Samples, millis};
-use test_support::request_counting::{RequestCounts, TableRoles, counting};
+use test_support::request_counting::{RequestCounts, counting};
 
 /// The flag that turns the binary into a worker of the fleet hour.
 pub const WORKER_FLAG: &str = "--fleet-worker";
@@ -207,7 +207,6 @@ fn schedule(args: &HourArgs) -> Vec<Vec<Event>> {
 // The parent
 
 /// What one vend of the hour reported.
-#[derive(Clone)]
 struct VendLine {
     eshop_id: u64,
     /// `l1`, `l2`, `minted`, or `error:<code>`.
@@ -300,8 +299,7 @@ pub async fn run(args: HourArgs) -> Result<(), Error> {
         worker.child.wait().await?;
     }
 
-    let mut report = Report::new(install_time, reports, sweep, &mints_in_hour);
-    report.hour_took = hour_took;
+    let report = Report::new(install_time, hour_took, reports, sweep, &mints_in_hour);
     report.print(&args, total_calls_hour);
     if report.early_mints > 0 {
         return Err(format!(
@@ -469,14 +467,12 @@ struct Report {
 impl Report {
     fn new(
         install_time: Duration,
+        hour_took: Duration,
         workers: Vec<WorkerReport>,
         sweep: WorkerReport,
         mints_in_hour: &HashMap<u64, u64>,
     ) -> Self {
-        let vends: Vec<VendLine> = workers
-            .iter()
-            .flat_map(|w| w.vends.iter().cloned())
-            .collect();
+        let vends: Vec<&VendLine> = workers.iter().flat_map(|w| &w.vends).collect();
         let mut by_outcome = BTreeMap::<String, usize>::new();
         let mut sums = BTreeMap::<String, RequestCounts>::new();
         let mut all_sum = RequestCounts::default();
@@ -510,7 +506,7 @@ impl Report {
         // cache, and check the gaps between its real mints.
         let usable = (LIFETIME - MARGIN).as_millis() as u64;
         let mut per_shop = BTreeMap::<u64, Vec<&VendLine>>::new();
-        for vend in &vends {
+        for &vend in &vends {
             per_shop.entry(vend.eshop_id).or_default().push(vend);
         }
         let (mut ideal_mints, mut above_ideal, mut early, mut shortest) = (0, 0, 0, None);
@@ -552,11 +548,11 @@ impl Report {
         let all: Vec<Duration> = vends.iter().map(|v| v.took).collect();
         let raw: Vec<Duration> = workers
             .iter()
-            .flat_map(|w| w.raw_get_items.clone())
+            .flat_map(|w| w.raw_get_items.iter().copied())
             .collect();
         Self {
             install_time,
-            hour_took: Duration::ZERO,
+            hour_took,
             vends: vends.len(),
             requests,
             all_requests: mean(&all_sum, vends.len()),
@@ -800,13 +796,11 @@ pub async fn worker(args: WorkerArgs) -> Result<(), Error> {
         })
         .collect::<Result<_, Error>>()?;
     let base = test_support::emulator_sdk_config().await;
-    let mut roles = TableRoles::default()
-        .with(&args.target.table, "tokens")
-        .with(&format!("{}-registry", args.target.table), "registry");
-    if let Some(installations) = &args.target.installations {
-        roles = roles.with(&installations.table, "installations");
-    }
-    let (aws, counter) = counting(&base, broker_shared::aws_http::http_client(), roles);
+    let (aws, counter) = counting(
+        &base,
+        broker_shared::aws_http::http_client(),
+        args.target.table_roles(),
+    );
     let mut config = args.target.config()?;
     config.timing.refresh_margin = MARGIN / args.compress;
     config.timing.l1_trust = L1_TRUST / args.compress;
