@@ -25,7 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Cheap checks first; the long release build and the end-to-end run before
 # `test`, so that the output still ends with cargo test's summary.
-DEFAULT_STEPS="fmt cost_doc sam_lint sam_validate clippy client_doc lambda_build lambda_sizes lambda_no_sqlite e2e conformance test"
+DEFAULT_STEPS="fmt crate_graph cost_doc sam_lint sam_validate clippy client_doc lambda_build lambda_sizes e2e conformance test"
 # The Lambda functions' binaries (BuildProperties.Binary in template.yaml).
 LAMBDA_BINS="install-callback token-vendor"
 LAMBDA_TARGET="aarch64-unknown-linux-gnu"
@@ -44,11 +44,9 @@ step_cost_doc() {
         --check-doc docs/cost.md || die "docs/cost.md's tables are out of date (see above)"
 }
 
-# The storage contract suite also covers the SQLite adapter, which is behind a
-# feature so that the Lambda binaries leave SQLite out; the consumer client's
-# AWS transports (SigV4, Lambda Invoke) and its CLI are behind features so that its
-# default build stays light.
-TEST_FEATURES=broker-shared/sqlite,shop-token-client/http,shop-token-client/lambda,shop-token-client/cli
+# The consumer client's AWS transports (SigV4, Lambda Invoke) and its CLI are
+# behind features so that its default build stays light.
+TEST_FEATURES=shop-token-client/http,shop-token-client/lambda,shop-token-client/cli
 
 step_clippy() {
     log "cargo clippy"
@@ -139,56 +137,22 @@ step_lambda_sizes() {
     done
 }
 
-# The Lambda bootstraps must not carry SQLite (the `sqlite` feature of
-# broker-shared is for the local server only): neither in the dependency graph
-# `cargo lambda build` resolves for them nor in the binaries. The binary check
-# is calibrated first on a build that does link SQLite, so that it cannot pass
-# merely because the marker strings are wrong.
-step_lambda_no_sqlite() {
-    local crates='rusqlite|libsqlite3-sys' markers=('sqlite_master' 'SQLite format 3')
-    local bin file marker canary found=() packages=()
+# The crate graph keeps SQLite out of the Lambda functions (only broker-local
+# depends on broker-sqlite) and the AWS SDK out of the vending core: asserted
+# on the graph `cargo lambda build` resolves, so a dependency added by mistake
+# fails here, not in production.
+step_crate_graph() {
+    local bin tree
     for bin in $LAMBDA_BINS; do
-        packages+=(-p "$bin")
+        tree="$(cargo tree -p "$bin" -e normal,build --target "$LAMBDA_TARGET" --prefix none)"
+        ! grep -Eq '^(rusqlite|libsqlite3-sys|broker-sqlite) ' <<<"$tree" \
+            || die "$bin depends on SQLite: $(cargo tree -p "$bin" -e normal,build --target "$LAMBDA_TARGET" -i rusqlite 2>&1 | head -n 20)"
+        log "cargo tree -p $bin: no rusqlite"
     done
-    log "cargo tree ${packages[*]} -e normal,build --target $LAMBDA_TARGET: no SQLite crates"
-    # The grep pattern must match where SQLite is a dependency.
-    cargo tree -p broker-local -e normal,build --target "$LAMBDA_TARGET" --prefix none \
-        | grep -Eq "^($crates) " || die "cargo tree -p broker-local shows no ${crates//|/ or }: this check is miscalibrated"
-    local tree
-    tree="$(cargo tree "${packages[@]}" -e normal,build --target "$LAMBDA_TARGET" --prefix none)"
-    if grep -Eq "^($crates) " <<<"$tree"; then
-        cargo tree "${packages[@]}" -e normal,build --target "$LAMBDA_TARGET" -i rusqlite >&2 || true
-        die "the Lambda functions depend on SQLite (${crates//|/, }): see the inverted tree above"
-    fi
-
-    # Something that links the bundled SQLite: the local server's binary, or
-    # else the SQLite archive a previous build left; else build the server.
-    canary="$(find target/debug target/release -maxdepth 1 -name broker-local -type f 2>/dev/null | head -n 1 || true)"
-    if [[ -z "$canary" ]]; then
-        canary="$(find target -path '*/build/libsqlite3-sys-*/out/libsqlite3.a' 2>/dev/null | head -n 1 || true)"
-    fi
-    if [[ -z "$canary" ]]; then
-        log "cargo build -p broker-local (a binary that links SQLite, to calibrate the check)"
-        cargo build -p broker-local
-        canary="target/debug/broker-local"
-    fi
-    for marker in "${markers[@]}"; do
-        if grep -aqF "$marker" "$canary"; then
-            found+=("$marker")
-        fi
-    done
-    ((${#found[@]})) || die "none of the markers (${markers[*]}) is in $canary, which links SQLite: this check is miscalibrated"
-    log "SQLite markers found in $canary: $(printf "'%s' " "${found[@]}")"
-    for bin in $LAMBDA_BINS; do
-        file="target/lambda/$bin/bootstrap"
-        [[ -f "$file" ]] || die "$file missing (run STEPS=lambda_build first)"
-        for marker in "${found[@]}"; do
-            if grep -aqF "$marker" "$file"; then
-                die "$file contains '$marker': the Lambda bootstrap links SQLite"
-            fi
-        done
-        log "$file: no SQLite"
-    done
+    tree="$(cargo tree -p broker-vending -e normal,build --prefix none)"
+    ! grep -Eq '^aws-(sdk|config|smithy|types|sigv4)' <<<"$tree" \
+        || die "broker-vending depends on the AWS SDK: $(grep -E '^aws-' <<<"$tree" | sort -u | tr '\n' ' ')"
+    log "cargo tree -p broker-vending: no aws-sdk-*"
 }
 
 # End to end through `cargo lambda watch` (scripts/e2e.sh) on this emulator.

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_config::SdkConfig;
-use broker_shared::metrics::{Metrics, Service};
-use broker_shared::secret::WebhookKey;
-use broker_shared::shoptet_webhook;
+use broker_domain::secret::WebhookKey;
+use broker_platforms::shoptet_webhook;
+use broker_runtime::metrics::{Metrics, Service};
 use install_callback::{AwsInstallCallback, InstallConfig};
 use lambda_http::Body;
 use lambda_http::http::{Request, StatusCode};
@@ -89,7 +89,7 @@ async fn count_store(dynamo: bool) -> Result<StoreCounts, Error> {
     .await?;
     let (aws, counter) = counting(
         &fleet.aws,
-        broker_shared::aws_http::http_client(),
+        broker_aws::sdk_http::http_client(),
         fleet.target.table_roles(),
     );
     let counted = Counted { counter };

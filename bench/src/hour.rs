@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use broker_shared::http::HttpError;
-use broker_shared::metrics::{Metrics, Service};
-use broker_shared::storage::dynamodb::PARTITION_KEY;
+use broker_aws::storage::dynamodb::PARTITION_KEY;
+use broker_domain::http::HttpError;
+use broker_runtime::metrics::{Metrics, Service};
 use platform_double::{DoubleConfig, Endpoint};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
@@ -39,7 +39,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// Shoptet's token lifetime, refresh margin and L1 trust, unscaled.
 const LIFETIME: Duration = Duration::from_secs(1800);
 const MARGIN: Duration = Duration::from_secs(300);
-const L1_TRUST: Duration = broker_shared::vending::L1_TRUST;
+const L1_TRUST: Duration = broker_vending::L1_TRUST;
 /// eshopIds of the fleet: FIRST_SHOP + rank (1 = the most vended).
 const FIRST_SHOP: u64 = 1_000_000;
 /// eshopIds of shops nobody installed (the memory sweep's second part).
@@ -798,7 +798,7 @@ pub async fn worker(args: WorkerArgs) -> Result<(), Error> {
     let base = test_support::emulator_sdk_config().await;
     let (aws, counter) = counting(
         &base,
-        broker_shared::aws_http::http_client(),
+        broker_aws::sdk_http::http_client(),
         args.target.table_roles(),
     );
     let mut config = args.target.config()?;

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use broker_shared::ids::ShopRef;
-use broker_shared::storage::dynamodb::PARTITION_KEY;
+use broker_aws::storage::dynamodb::PARTITION_KEY;
+use broker_domain::ids::ShopRef;
 use lambda_http::Body;
 use lambda_http::http::{Request, StatusCode};
 use token_vendor::{AwsVendHandler, Source};

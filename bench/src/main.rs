@@ -22,7 +22,7 @@ mod storm;
 
 use std::process::ExitCode;
 
-use broker_shared::logging;
+use broker_runtime::logging;
 
 use fleet::{Fleet, Target, request, shoptet};
 use latency::{L2Latencies, ratio};

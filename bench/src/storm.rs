@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use broker_shared::http::HttpError;
-use broker_shared::storage::dynamodb::PARTITION_KEY;
-use broker_shared::vending::WaitCounts;
+use broker_aws::storage::dynamodb::PARTITION_KEY;
+use broker_domain::http::HttpError;
+use broker_vending::WaitCounts;
 use token_vendor::{AwsVendHandler, Source};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};

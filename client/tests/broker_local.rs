@@ -399,9 +399,9 @@ mod direct_invocation {
     use axum::http::StatusCode;
     use axum::response::{IntoResponse, Response};
     use axum::routing::post;
-    use broker_shared::http::HttpError;
-    use broker_shared::storage::Stores;
-    use broker_shared::storage::sqlite::SqliteStore;
+    use broker_domain::http::HttpError;
+    use broker_domain::storage::Stores;
+    use broker_sqlite::SqliteStore;
     use lambda_http::request::RequestContext;
     use lambda_http::{Body, RequestExt};
     use shop_token_client::LambdaTransport;
@@ -423,7 +423,7 @@ mod direct_invocation {
             Err(error) => {
                 let body = serde_json::json!({
                     "errorType": error.code(),
-                    "errorMessage": lambda_runtime::Diagnostic::from(error).error_message,
+                    "errorMessage": token_vendor::diagnostic(error).error_message,
                 })
                 .to_string();
                 if api.watch_style {

@@ -10,4 +10,5 @@
 
 pub mod cli;
 pub mod migrate;
+pub mod migration;
 pub mod server;

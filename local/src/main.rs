@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use args::{Args, Store, USAGE};
+use broker_domain::model::ShoprenterCredentials;
+use broker_domain::secret::{ClientSecret, WebhookKey};
+use broker_domain::storage::Stores;
 use broker_local::server::{self, Broker};
-use broker_shared::config::{self, ConfigError};
-use broker_shared::model::ShoprenterCredentials;
-use broker_shared::secret::{ClientSecret, WebhookKey};
-use broker_shared::storage::Stores;
-use broker_shared::storage::sqlite::SqliteStore;
+use broker_runtime::env::{self, ConfigError};
+use broker_sqlite::SqliteStore;
 use install_callback::{InstallCallback, InstallConfig, InstallSecrets};
 use sandbox::Sandbox;
 use token_vendor::{VendHandler, VendorConfig};
@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    broker_shared::logging::init();
+    broker_runtime::logging::init();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(problem) => {
@@ -172,12 +172,12 @@ fn announce(sandbox: Option<&Sandbox>, broker_url: &str) {
 
 /// The handler's secrets from plain variables: `SHOPTET_CLIENT_SECRET`,
 /// `SHOPTET_WEBHOOK_KEY` (the raw key) and the Shoprenter app's.
-fn plain_secrets(env: &impl config::Env) -> Result<InstallSecrets, ConfigError> {
+fn plain_secrets(env: &impl env::Env) -> Result<InstallSecrets, ConfigError> {
     Ok(InstallSecrets {
-        shoptet_client_secret: config::optional(env, "SHOPTET_CLIENT_SECRET")
+        shoptet_client_secret: env::optional(env, "SHOPTET_CLIENT_SECRET")
             .map(ClientSecret::new)
             .into(),
-        webhook_key: config::optional(env, "SHOPTET_WEBHOOK_KEY")
+        webhook_key: env::optional(env, "SHOPTET_WEBHOOK_KEY")
             .map(WebhookKey::new)
             .into(),
         shoprenter_app: shoprenter_app_credentials(env)?.into(),
@@ -186,11 +186,11 @@ fn plain_secrets(env: &impl config::Env) -> Result<InstallSecrets, ConfigError> 
 
 /// Locally the app's secret is a plain variable; on AWS it lives in Secrets Manager.
 fn shoprenter_app_credentials(
-    env: &impl config::Env,
+    env: &impl env::Env,
 ) -> Result<Option<ShoprenterCredentials>, ConfigError> {
     match (
-        config::optional(env, "SHOPRENTER_CLIENT_ID"),
-        config::optional(env, "SHOPRENTER_CLIENT_SECRET"),
+        env::optional(env, "SHOPRENTER_CLIENT_ID"),
+        env::optional(env, "SHOPRENTER_CLIENT_SECRET"),
     ) {
         (Some(client_id), Some(secret)) => Ok(Some(ShoprenterCredentials {
             client_id,

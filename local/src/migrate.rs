@@ -1,19 +1,19 @@
 //! `migrate-installations`: copies every installation from one AWS
 //! installation store to the other (Secrets Manager ⇄ the DynamoDB table),
 //! for switching a stack's `InstallationStore`. The copying itself is
-//! [`broker_shared::storage::migration`]; this is its command line and its
+//! crate::migration`]; this is its command line and its
 //! printing, which shows shops, counts, store errors and cursors, never a
 //! document.
 
 use std::num::NonZeroUsize;
 
 use crate::cli::value;
-use broker_shared::config::{self, ConfigError, Env};
-use broker_shared::storage::dynamodb_registry::DynamoRegistry;
-use broker_shared::storage::migration::{
-    Counts, Ending, Migration, Progress, Report, SkipUninstalled, migrate,
-};
-use broker_shared::storage::{InstallationBackend, InventoryCursor, MAX_PAGE, StoreError};
+use crate::migration::{Counts, Ending, Migration, Progress, Report, SkipUninstalled, migrate};
+use broker_aws::config as store_config;
+use broker_aws::storage::InstallationBackend;
+use broker_aws::storage::dynamodb_registry::DynamoRegistry;
+use broker_domain::storage::{InventoryCursor, MAX_PAGE, StoreError};
+use broker_runtime::env::{self, ConfigError, Env};
 
 pub const USAGE: &str = "\
 Usage: migrate-installations --from STORE --to STORE [OPTIONS]
@@ -71,8 +71,8 @@ impl StoreKind {
     /// The store's names, from the variables the functions read.
     pub fn backend(self, env: &impl Env) -> Result<InstallationBackend, ConfigError> {
         match self {
-            Self::SecretsManager => config::secrets_manager_backend(env),
-            Self::DynamoDb => config::dynamodb_backend(env),
+            Self::SecretsManager => store_config::secrets_manager_backend(env),
+            Self::DynamoDb => store_config::dynamodb_backend(env),
         }
     }
 }
@@ -144,8 +144,8 @@ fn count(parser: &mut lexopt::Parser, name: &str) -> Result<NonZeroUsize, String
 pub async fn run(args: &Args, env: &impl Env) -> Result<bool, String> {
     let from = args.from.backend(env).map_err(|e| e.to_string())?;
     let to = args.to.backend(env).map_err(|e| e.to_string())?;
-    let registry_table = config::required(env, "REGISTRY_TABLE").map_err(|e| e.to_string())?;
-    let aws = broker_shared::aws_http::load_sdk_config().await;
+    let registry_table = env::required(env, "REGISTRY_TABLE").map_err(|e| e.to_string())?;
+    let aws = broker_aws::sdk_http::load_sdk_config().await;
     if aws.region().is_none() {
         return Err("no AWS region: set AWS_REGION (or a profile's region)".into());
     }

@@ -6,14 +6,13 @@
 
 use std::process::{Command, Output};
 
-use broker_shared::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
-use broker_shared::model::{ShoprenterCredentials, ShoptetInstallation, ShoptetInstallationRecord};
-use broker_shared::secret::{ClientSecret, OAuthAccessToken};
-use broker_shared::storage::aws_installations::AwsInstallationStore;
-use broker_shared::storage::dynamodb_registry::DynamoRegistry;
-use broker_shared::storage::{
-    InstallationBackend, InstallationRegistry, InstallationStore, SecretNames,
-};
+use broker_aws::storage::aws_installations::AwsInstallationStore;
+use broker_aws::storage::dynamodb_registry::DynamoRegistry;
+use broker_aws::storage::{InstallationBackend, SecretNames};
+use broker_domain::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
+use broker_domain::model::{ShoprenterCredentials, ShoptetInstallation, ShoptetInstallationRecord};
+use broker_domain::secret::{ClientSecret, OAuthAccessToken};
+use broker_domain::storage::{InstallationRegistry, InstallationStore};
 use test_support::{
     LeakScanner, create_installation_table, create_kms_key, create_registry_table,
     emulator_sdk_config, unique_name,
@@ -216,7 +215,7 @@ impl Fleet {
 
     /// Every secret of the fleet: the OAuth tokens and the client secrets.
     fn scanner(&self) -> LeakScanner {
-        use broker_shared::secret::ExposeSecret;
+        use broker_domain::secret::ExposeSecret;
         let tokens = self
             .shoptet
             .iter()
@@ -432,7 +431,7 @@ async fn shops_that_fail_are_named_and_the_exit_status_says_so() {
 
 #[tokio::test]
 async fn a_shop_uninstalled_after_the_switch_is_not_brought_over() {
-    use broker_shared::model::{InstallationStatus, StatusChange};
+    use broker_domain::model::{InstallationStatus, StatusChange};
     let stores = Stores::new().await;
     let fleet = Fleet::new();
     fleet.install_into(&stores.secrets_manager()).await;

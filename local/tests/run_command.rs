@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use broker_shared::storage::InstallationStore;
-use broker_shared::storage::sqlite::SqliteStore;
+use broker_domain::storage::InstallationStore;
+use broker_sqlite::SqliteStore;
 use serde_json::Value;
 
 /// The sandbox e-shop's token route, as the walkthrough prints it.

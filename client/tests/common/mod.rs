@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use broker_domain::secret::ClientSecret;
+use broker_domain::storage::Stores;
 use broker_local::server::Broker;
-use broker_shared::secret::ClientSecret;
-use broker_shared::storage::Stores;
-use broker_shared::storage::sqlite::SqliteStore;
+use broker_sqlite::SqliteStore;
 use install_callback::{InstallCallback, InstallConfig, InstallSecrets};
 use platform_double::{DoubleConfig, Endpoint, PlatformDouble};
 use shop_token_client::{ClientError, HttpTransport, SecretString, Shop, Transport, VendAnswer};

@@ -2,12 +2,15 @@
 
 use std::time::Duration;
 
-use broker_shared::config::{self, ConfigError, Env};
-use broker_shared::shoprenter_app;
-use broker_shared::shoptet::ShoptetConfig;
-use broker_shared::storage::{AwsStoreNames, RecoveryWindow};
-use broker_shared::upstream::{HttpSettings, UpstreamUrl};
-use broker_shared::vending::VendTiming;
+use broker_aws::config as store_config;
+use broker_aws::storage::AwsStoreNames;
+use broker_domain::storage::RecoveryWindow;
+use broker_platforms::config as platform_config;
+use broker_platforms::shoprenter_app;
+use broker_platforms::shoptet::ShoptetConfig;
+use broker_platforms::upstream::{HttpSettings, UpstreamUrl};
+use broker_runtime::env::{self, ConfigError, Env};
+use broker_vending::VendTiming;
 
 /// Shoptet gives up on an install callback after 5 s.
 const SHOPTET_INSTALL_LIMIT: Duration = Duration::from_secs(5);
@@ -59,61 +62,61 @@ impl AppEntryUrl {
     }
 }
 
-const SHOP_PLACEHOLDER: &str = broker_shared::shoprenter::SHOP_PLACEHOLDER;
+const SHOP_PLACEHOLDER: &str = broker_platforms::shoprenter::SHOP_PLACEHOLDER;
 
 impl InstallConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let http = config::http_settings(env)?;
+        let http = platform_config::http_settings(env)?;
         let install_deadline =
-            config::millis(env, "INSTALL_DEADLINE_MS", Duration::from_millis(4_000))?;
+            env::millis(env, "INSTALL_DEADLINE_MS", Duration::from_millis(4_000))?;
         if install_deadline >= SHOPTET_INSTALL_LIMIT || install_deadline <= http.request_timeout {
             return Err(ConfigError::new(
                 "INSTALL_DEADLINE_MS",
                 "must be under 5000 (Shoptet's limit) and above UPSTREAM_TIMEOUT_MS",
             ));
         }
-        let shoprenter_client_id = config::optional(env, "SHOPRENTER_CLIENT_ID");
-        let shoprenter_client_secret_id = config::optional(env, "SHOPRENTER_CLIENT_SECRET_ID");
+        let shoprenter_client_id = env::optional(env, "SHOPRENTER_CLIENT_ID");
+        let shoprenter_client_secret_id = env::optional(env, "SHOPRENTER_CLIENT_SECRET_ID");
         if shoprenter_client_id.is_some() != shoprenter_client_secret_id.is_some() {
             return Err(ConfigError::new(
                 "SHOPRENTER_CLIENT_SECRET_ID",
                 "SHOPRENTER_CLIENT_ID and SHOPRENTER_CLIENT_SECRET_ID go together",
             ));
         }
-        let oauth_url = config::shoptet_oauth_url(env)?
+        let oauth_url = platform_config::shoptet_oauth_url(env)?
             .ok_or_else(|| ConfigError::new("SHOPTET_OAUTH_URL", "is required but not set"))?;
         Ok(Self {
             shoptet: ShoptetConfig {
                 oauth_url,
-                api_url: config::shoptet_api_url(env)?,
+                api_url: platform_config::shoptet_api_url(env)?,
             },
-            shoptet_client_id: config::required(env, "SHOPTET_CLIENT_ID")?,
-            shoptet_client_secret_id: config::optional(env, "SHOPTET_CLIENT_SECRET_ID"),
-            shoptet_redirect_uri: config::optional(env, "SHOPTET_REDIRECT_URI"),
-            shoprenter_oauth_url: config::shoprenter_oauth_url(env)?,
+            shoptet_client_id: env::required(env, "SHOPTET_CLIENT_ID")?,
+            shoptet_client_secret_id: env::optional(env, "SHOPTET_CLIENT_SECRET_ID"),
+            shoptet_redirect_uri: env::optional(env, "SHOPTET_REDIRECT_URI"),
+            shoprenter_oauth_url: platform_config::shoprenter_oauth_url(env)?,
             shoprenter_client_id,
             shoprenter_client_secret_id,
-            shoprenter_hmac_max_age: config::parsed(
+            shoprenter_hmac_max_age: env::parsed(
                 env,
                 "SHOPRENTER_HMAC_MAX_AGE_SECONDS",
                 shoprenter_app::DEFAULT_MAX_AGE.as_secs(),
             )
             .map(Duration::from_secs)?,
-            shoprenter_app_entry_url: config::optional(env, "SHOPRENTER_APP_ENTRY_URL")
+            shoprenter_app_entry_url: env::optional(env, "SHOPRENTER_APP_ENTRY_URL")
                 .map(|template| {
                     AppEntryUrl::parse(&template)
                         .map_err(|problem| ConfigError::new("SHOPRENTER_APP_ENTRY_URL", problem))
                 })
                 .transpose()?,
-            shoptet_webhook_key_secret_id: config::optional(env, "SHOPTET_WEBHOOK_KEY_SECRET_ID"),
-            uninstall_recovery: config::parsed(env, "UNINSTALL_RECOVERY_DAYS", 7u64).and_then(
+            shoptet_webhook_key_secret_id: env::optional(env, "SHOPTET_WEBHOOK_KEY_SECRET_ID"),
+            uninstall_recovery: env::parsed(env, "UNINSTALL_RECOVERY_DAYS", 7u64).and_then(
                 |days| {
                     RecoveryWindow::days(days).ok_or_else(|| {
                         ConfigError::new("UNINSTALL_RECOVERY_DAYS", "must be 7 to 30 (days)")
                     })
                 },
             )?,
-            stores: config::aws_store_names(env)?,
+            stores: store_config::aws_store_names(env)?,
             timing: VendTiming::from_env(env, &http)?,
             http,
             install_deadline,
@@ -124,7 +127,7 @@ impl InstallConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use broker_shared::storage::{InstallationBackend, SecretNames};
+    use broker_aws::storage::{InstallationBackend, SecretNames};
 
     fn load(vars: &[(&str, &str)]) -> Result<InstallConfig, ConfigError> {
         let env = |name: &str| {

@@ -1,11 +1,11 @@
 //! The install callback's errors; rendered by the shared HTTP error contract.
 
-use broker_shared::http::HttpError;
-use broker_shared::lazy_secret::SecretUnavailable;
-use broker_shared::shoprenter::ShoprenterError;
-use broker_shared::shoptet::ShoptetError;
-use broker_shared::storage::{self, StoreError};
-use broker_shared::vending::VendError;
+use broker_domain::http::HttpError;
+use broker_domain::lazy_secret::SecretUnavailable;
+use broker_domain::storage::{self, StoreError};
+use broker_platforms::shoprenter::ShoprenterError;
+use broker_platforms::shoptet::ShoptetError;
+use broker_vending::VendError;
 use lambda_http::http::StatusCode;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

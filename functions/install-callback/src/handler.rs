@@ -6,21 +6,21 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use broker_shared::http::{HttpError, from_json_object, json_response};
-use broker_shared::ids::{Platform, ShopRef, ShoprenterShopName};
-use broker_shared::lazy_secret::LazySecret;
-use broker_shared::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
-use broker_shared::model::{
+use broker_domain::http::{HttpError, from_json_object, json_response};
+use broker_domain::ids::{Platform, ShopRef, ShoprenterShopName};
+use broker_domain::lazy_secret::LazySecret;
+use broker_domain::model::{
     InstallationStatus, Registration, ShoprenterCredentials, ShoptetInstallationRecord,
     StatusChange,
 };
-use broker_shared::secret::{ClientSecret, ExposeSecret, InstallCode, WebhookKey};
-use broker_shared::shoprenter::ShoprenterClient;
-use broker_shared::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
-use broker_shared::storage::{
+use broker_domain::secret::{ClientSecret, ExposeSecret, InstallCode, WebhookKey};
+use broker_domain::storage::{
     InstallationRegistry, InstallationStore, RecoveryWindow, SaveOutcome, Stores, TokenCache,
 };
-use broker_shared::vending::{Candidate, REMEMBERED_SHOPS, TokenVendor};
+use broker_platforms::shoprenter::ShoprenterClient;
+use broker_platforms::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
+use broker_runtime::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
+use broker_vending::{Candidate, REMEMBERED_SHOPS, TokenVendor};
 use lambda_http::http::{HeaderValue, Method, Response, StatusCode, header};
 use lambda_http::{Body, Request};
 use serde::{Deserialize, Serialize};

@@ -9,14 +9,14 @@ pub mod shoprenter_app;
 pub mod webhook;
 
 use aws_config::SdkConfig;
-use broker_shared::config::ConfigError;
-use broker_shared::lazy_secret::LazySecret;
-use broker_shared::model::ShoprenterCredentials;
-use broker_shared::secret::{ClientSecret, ExposeSecret, WebhookKey};
-use broker_shared::storage::aws_installations::AwsInstallationStore;
-use broker_shared::storage::dynamodb::DynamoTokenCache;
-use broker_shared::storage::dynamodb_registry::DynamoRegistry;
-use broker_shared::storage::secrets_manager::read_client_secret;
+use broker_aws::storage::aws_installations::AwsInstallationStore;
+use broker_aws::storage::dynamodb::DynamoTokenCache;
+use broker_aws::storage::dynamodb_registry::DynamoRegistry;
+use broker_aws::storage::secrets_manager::read_client_secret;
+use broker_domain::lazy_secret::LazySecret;
+use broker_domain::model::ShoprenterCredentials;
+use broker_domain::secret::{ClientSecret, ExposeSecret, WebhookKey};
+use broker_runtime::env::ConfigError;
 
 pub use config::InstallConfig;
 pub use error::InstallError;

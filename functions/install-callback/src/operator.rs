@@ -7,16 +7,16 @@ use std::time::SystemTime;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use broker_shared::http::{from_json_object, json_response};
-use broker_shared::ids::{Platform, ShopRef, ShoptetEshopId};
-use broker_shared::model::{
+use broker_domain::http::{from_json_object, json_response};
+use broker_domain::ids::{Platform, ShopRef, ShoptetEshopId};
+use broker_domain::model::{
     InstallationStatus, Registration, ShoptetInstallation, ShoptetInstallationRecord,
 };
-use broker_shared::secret::{ExposeSecret, OAuthAccessToken};
-use broker_shared::storage::{
+use broker_domain::secret::{ExposeSecret, OAuthAccessToken};
+use broker_domain::storage::{
     InstallationRegistry, InstallationStore, MAX_PAGE, RegistryQuery, SaveOutcome, TokenCache,
 };
-use broker_shared::vending::Candidate;
+use broker_vending::Candidate;
 use lambda_http::http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 

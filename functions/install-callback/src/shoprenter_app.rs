@@ -2,12 +2,12 @@
 //! sends the merchant's browser here with a signed query. Browser routes:
 //! errors are a short HTML page (JSON when asked for).
 
-use broker_shared::http::HttpError;
-use broker_shared::ids::ShopRef;
-use broker_shared::model::ShoprenterCredentials;
-use broker_shared::shoprenter_app::{AppRedirect, RedirectRefused};
-use broker_shared::storage::{InstallationRegistry, InstallationStore, TokenCache};
-use broker_shared::vending::Candidate;
+use broker_domain::http::HttpError;
+use broker_domain::ids::ShopRef;
+use broker_domain::model::ShoprenterCredentials;
+use broker_domain::storage::{InstallationRegistry, InstallationStore, TokenCache};
+use broker_platforms::shoprenter_app::{AppRedirect, RedirectRefused};
+use broker_vending::Candidate;
 use lambda_http::Request;
 use lambda_http::http::{Response, StatusCode, header};
 use std::time::SystemTime;
@@ -67,7 +67,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         // deletion with the same recovery window.
         let (_, was) = self.retire(&shop).await?;
         let outcome = match was {
-            Some(broker_shared::model::InstallationStatus::Uninstalled) => "duplicate",
+            Some(broker_domain::model::InstallationStatus::Uninstalled) => "duplicate",
             _ => "processed",
         };
         self.lifecycle_event(&shop, "app:uninstall", outcome);

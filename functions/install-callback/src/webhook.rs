@@ -4,12 +4,12 @@
 
 use std::time::SystemTime;
 
-use broker_shared::http::json_response;
-use broker_shared::ids::ShopRef;
-use broker_shared::model::{InstallationStatus, StatusChange};
-use broker_shared::shoptet_webhook::{self, AddonEvent, AddonEventKind, SIGNATURE_HEADER};
-use broker_shared::storage::{InstallationRegistry, InstallationStore, TokenCache};
-use broker_shared::vending::Confirmation;
+use broker_domain::http::json_response;
+use broker_domain::ids::ShopRef;
+use broker_domain::model::{InstallationStatus, StatusChange};
+use broker_domain::storage::{InstallationRegistry, InstallationStore, TokenCache};
+use broker_platforms::shoptet_webhook::{self, AddonEvent, AddonEventKind, SIGNATURE_HEADER};
+use broker_vending::Confirmation;
 use lambda_http::Request;
 use lambda_http::http::{Response, StatusCode};
 use serde::Serialize;

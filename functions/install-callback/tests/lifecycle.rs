@@ -94,20 +94,20 @@ async fn a_bad_or_missing_signature_is_refused_with_no_change_and_no_upstream_ca
     let body = event(7002, "addon:uninstall", SystemTime::now());
     let other_body = event(7003, "addon:uninstall", SystemTime::now());
     let key = broker.webhook_key.clone().unwrap();
-    let wrong_key = broker_shared::secret::WebhookKey::new("not-the-key");
+    let wrong_key = broker_domain::secret::WebhookKey::new("not-the-key");
     for signature in [
         None,
         Some(String::new()),
         Some("zz-not-hex".to_owned()),
-        Some(broker_shared::shoptet_webhook::sign(
+        Some(broker_platforms::shoptet_webhook::sign(
             &wrong_key,
             body.as_bytes(),
         )),
-        Some(broker_shared::shoptet_webhook::sign(
+        Some(broker_platforms::shoptet_webhook::sign(
             &key,
             other_body.as_bytes(),
         )),
-        Some(broker_shared::shoptet_webhook::sign(&key, body.as_bytes()).to_uppercase() + "00"),
+        Some(broker_platforms::shoptet_webhook::sign(&key, body.as_bytes()).to_uppercase() + "00"),
     ] {
         let (status, answer) = broker.webhook_signed(&body, signature.as_deref()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{signature:?}: {answer}");

@@ -14,7 +14,7 @@ async fn no_secret_reaches_a_log_line_or_a_response_body() {
     let writer = captured.clone();
     // Everything at TRACE, through the same filter the functions install.
     let subscriber =
-        broker_shared::logging::subscriber(move || writer.clone(), "trace", false, false);
+        broker_runtime::logging::subscriber(move || writer.clone(), "trace", false, false);
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let broker = Broker::start().await;

@@ -2,11 +2,13 @@
 
 use std::num::NonZeroUsize;
 
-use broker_shared::config::{self, ConfigError, Env};
-use broker_shared::shoprenter::ShoprenterApiUrl;
-use broker_shared::storage::AwsStoreNames;
-use broker_shared::upstream::{HttpSettings, UpstreamUrl};
-pub use broker_shared::vending::{REMEMBERED_SHOPS, VendTiming};
+use broker_aws::config as store_config;
+use broker_aws::storage::AwsStoreNames;
+use broker_platforms::config as platform_config;
+use broker_platforms::shoprenter::ShoprenterApiUrl;
+use broker_platforms::upstream::{HttpSettings, UpstreamUrl};
+use broker_runtime::env::{self, ConfigError, Env};
+pub use broker_vending::{REMEMBERED_SHOPS, VendTiming};
 
 #[derive(Debug, Clone)]
 pub struct VendorConfig {
@@ -26,9 +28,9 @@ pub struct VendorConfig {
 
 impl VendorConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let http = config::http_settings(env)?;
-        let shoprenter_client_id = config::optional(env, "SHOPRENTER_CLIENT_ID");
-        let shoprenter_client_secret_id = config::optional(env, "SHOPRENTER_CLIENT_SECRET_ID");
+        let http = platform_config::http_settings(env)?;
+        let shoprenter_client_id = env::optional(env, "SHOPRENTER_CLIENT_ID");
+        let shoprenter_client_secret_id = env::optional(env, "SHOPRENTER_CLIENT_SECRET_ID");
         if shoprenter_client_id.is_some() != shoprenter_client_secret_id.is_some() {
             return Err(ConfigError::new(
                 "SHOPRENTER_CLIENT_SECRET_ID",
@@ -36,13 +38,13 @@ impl VendorConfig {
             ));
         }
         Ok(Self {
-            shoptet_oauth_url: config::shoptet_oauth_url(env)?,
-            shoptet_api_url: config::shoptet_api_url(env)?,
-            shoprenter_oauth_url: config::shoprenter_oauth_url(env)?,
-            shoprenter_api_url: config::shoprenter_api_url(env)?,
+            shoptet_oauth_url: platform_config::shoptet_oauth_url(env)?,
+            shoptet_api_url: platform_config::shoptet_api_url(env)?,
+            shoprenter_oauth_url: platform_config::shoprenter_oauth_url(env)?,
+            shoprenter_api_url: platform_config::shoprenter_api_url(env)?,
             shoprenter_client_id,
             shoprenter_client_secret_id,
-            stores: config::aws_store_names(env)?,
+            stores: store_config::aws_store_names(env)?,
             timing: VendTiming::from_env(env, &http)?,
             http,
             remembered_shops: REMEMBERED_SHOPS,

@@ -4,16 +4,16 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use broker_shared::http::{HttpError, from_json_object, json_response};
-use broker_shared::ids::{Platform, ShopRef};
-use broker_shared::lazy_secret::LazySecret;
-use broker_shared::metrics::{Dimension, Dimensions, Metric, Metrics};
-use broker_shared::model::ShoprenterCredentials;
-use broker_shared::secret::{ApiAccessToken, ExposeSecret};
-use broker_shared::shoprenter::{ShoprenterApiUrl, ShoprenterClient};
-use broker_shared::shoptet::{API_TOKEN_HEADER, ShoptetClient, ShoptetConfig};
-use broker_shared::storage::{InstallationRegistry, InstallationStore, Stores, TokenCache};
-use broker_shared::vending::{Source, TokenVendor, VendError, VendRequest, Vended};
+use broker_domain::http::{HttpError, from_json_object, json_response};
+use broker_domain::ids::{Platform, ShopRef};
+use broker_domain::lazy_secret::LazySecret;
+use broker_domain::model::ShoprenterCredentials;
+use broker_domain::secret::{ApiAccessToken, ExposeSecret};
+use broker_domain::storage::{InstallationRegistry, InstallationStore, Stores, TokenCache};
+use broker_platforms::shoprenter::{ShoprenterApiUrl, ShoprenterClient};
+use broker_platforms::shoptet::{API_TOKEN_HEADER, ShoptetClient, ShoptetConfig};
+use broker_runtime::metrics::{Dimension, Dimensions, Metric, Metrics};
+use broker_vending::{Source, TokenVendor, VendError, VendRequest, Vended};
 use lambda_http::http::{Method, Response, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};

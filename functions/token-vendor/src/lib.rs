@@ -5,15 +5,15 @@ pub mod config;
 pub mod handler;
 
 use aws_config::SdkConfig;
-use broker_shared::config::ConfigError;
-use broker_shared::lazy_secret::LazySecret;
-use broker_shared::model::ShoprenterCredentials;
-use broker_shared::storage::aws_installations::AwsInstallationStore;
-use broker_shared::storage::dynamodb::DynamoTokenCache;
-use broker_shared::storage::dynamodb_registry::DynamoRegistry;
-use broker_shared::storage::secrets_manager::read_client_secret;
+use broker_aws::storage::aws_installations::AwsInstallationStore;
+use broker_aws::storage::dynamodb::DynamoTokenCache;
+use broker_aws::storage::dynamodb_registry::DynamoRegistry;
+use broker_aws::storage::secrets_manager::read_client_secret;
+use broker_domain::lazy_secret::LazySecret;
+use broker_domain::model::ShoprenterCredentials;
+use broker_runtime::env::ConfigError;
 
-pub use broker_shared::vending::{Source, TokenVendor, VendError, VendRequest, Vended};
+pub use broker_vending::{Source, TokenVendor, VendError, VendRequest, Vended};
 pub use config::VendorConfig;
 pub use handler::{ApiBases, TokenResponse, VendHandler};
 
@@ -60,4 +60,18 @@ pub async fn build_on_aws(
         }
     };
     Ok(VendHandler::new(config, app_credentials, stores))
+}
+
+/// A refusal as a Lambda function error over direct invocation: the stable
+/// code is the `errorType`, and the retry hint is in the message.
+pub fn diagnostic(error: VendError) -> lambda_http::lambda_runtime::Diagnostic {
+    use broker_domain::http::HttpError;
+    let message = match error.retry_after_seconds() {
+        Some(seconds) => format!("{error} (retry after {seconds} s)"),
+        None => error.to_string(),
+    };
+    lambda_http::lambda_runtime::Diagnostic {
+        error_type: error.code().to_owned(),
+        error_message: message,
+    }
 }

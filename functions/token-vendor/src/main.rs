@@ -1,20 +1,20 @@
-use broker_shared::config::{ProcessEnv, or_exit};
+use broker_runtime::env::{ProcessEnv, or_exit};
 use lambda_http::{Error, Request, service_fn};
-use token_vendor::{VendorConfig, build_on_aws};
+use token_vendor::{VendorConfig, build_on_aws, diagnostic};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    broker_shared::logging::init();
+    broker_runtime::logging::init();
     // First: every client below is built on this one TLS configuration.
-    or_exit(broker_shared::tls::init(&ProcessEnv));
+    or_exit(broker_runtime::tls::init(&ProcessEnv));
     let config = or_exit(VendorConfig::from_env(&ProcessEnv));
     // No network call here: credentials come from the environment, and the
     // secrets are read by the first request that needs them.
-    let aws = broker_shared::aws_http::load_sdk_config().await;
+    let aws = broker_aws::sdk_http::load_sdk_config().await;
     let handler = or_exit(build_on_aws(config, &aws).await);
     let handler = &handler;
     lambda_http::run(service_fn(move |request: Request| async move {
-        handler.handle(request).await
+        handler.handle(request).await.map_err(diagnostic)
     }))
     .await
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use broker_shared::ids::ShopRef;
+use broker_domain::ids::ShopRef;
 use common::{APP_CLIENT_ID, APP_CLIENT_SECRET, Fleet, http};
 use lambda_http::http::StatusCode;
 
@@ -59,7 +59,7 @@ async fn the_sdk_on_the_brokers_own_transport_reads_the_secret_and_the_cache() {
         .endpoint_url(fleet.store_aws.endpoint_url().unwrap())
         .region(fleet.store_aws.region().cloned())
         .credentials_provider(fleet.store_aws.credentials_provider().unwrap())
-        .http_client(broker_shared::aws_http::http_client())
+        .http_client(broker_aws::sdk_http::http_client())
         .load()
         .await;
     let minting = token_vendor::build_on_aws(fleet.config(), &aws)
@@ -75,5 +75,5 @@ async fn the_sdk_on_the_brokers_own_transport_reads_the_secret_and_the_cache() {
     assert_eq!(status, StatusCode::OK, "{minted}");
     assert_eq!(served["access_token"], minted["access_token"]);
     assert_eq!(fleet.double.total_calls(), 1);
-    assert_eq!(broker_shared::tls::builds(), 1);
+    assert_eq!(broker_runtime::tls::builds(), 1);
 }

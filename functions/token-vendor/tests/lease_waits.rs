@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use broker_shared::ids::ShopRef;
-use broker_shared::model::CachedToken;
-use broker_shared::secret::ApiAccessToken;
-use broker_shared::storage::sqlite::SqliteStore;
-use broker_shared::storage::{LeaseAttempt, Stores, TokenCache};
+use broker_domain::ids::ShopRef;
+use broker_domain::model::CachedToken;
+use broker_domain::secret::ApiAccessToken;
+use broker_domain::storage::{LeaseAttempt, Stores, TokenCache};
+use broker_sqlite::SqliteStore;
 use platform_double::{Endpoint, PlatformDouble};
 use token_vendor::{Source, VendHandler, VendRequest, VendorConfig};
 

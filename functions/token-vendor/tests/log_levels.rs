@@ -12,9 +12,9 @@ async fn at_info_only_the_mint_logs_token_vended_and_cache_hits_log_at_debug() {
     let debug = test_support::CapturedLogs::default();
     let (info_writer, debug_writer) = (info.clone(), debug.clone());
     let at_info =
-        broker_shared::logging::subscriber(move || info_writer.clone(), "info", false, false);
+        broker_runtime::logging::subscriber(move || info_writer.clone(), "info", false, false);
     let at_debug =
-        broker_shared::logging::subscriber(move || debug_writer.clone(), "debug", false, false);
+        broker_runtime::logging::subscriber(move || debug_writer.clone(), "debug", false, false);
 
     let fleet = Fleet::start().await;
     fleet.install_shoptet(21).await;

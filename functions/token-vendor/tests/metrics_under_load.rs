@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use broker_shared::metrics::{Metrics, Service};
+use broker_runtime::metrics::{Metrics, Service};
 use common::{APP_CLIENT_SECRET, Fleet, http};
 use lambda_http::http::StatusCode;
 use platform_double::{DoubleConfig, Endpoint, Fault};

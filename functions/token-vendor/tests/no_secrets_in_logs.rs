@@ -7,8 +7,8 @@ mod common;
 
 use std::sync::Arc;
 
-use broker_shared::metrics::{Metrics, Service};
-use broker_shared::secret::ExposeSecret;
+use broker_domain::secret::ExposeSecret;
+use broker_runtime::metrics::{Metrics, Service};
 use common::{Fleet, http, request, shoptet, vend};
 use platform_double::{DoubleConfig, Endpoint, Fault};
 use serde_json::json;
@@ -20,7 +20,7 @@ async fn no_token_or_secret_reaches_a_log_line() {
     let writer = captured.clone();
     // Everything at TRACE, through the same filter the functions install.
     let subscriber =
-        broker_shared::logging::subscriber(move || writer.clone(), "trace", false, false);
+        broker_runtime::logging::subscriber(move || writer.clone(), "trace", false, false);
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let fleet = Fleet::start_with(

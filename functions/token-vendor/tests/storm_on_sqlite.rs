@@ -7,9 +7,9 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use broker_shared::ids::ShopRef;
-use broker_shared::storage::Stores;
-use broker_shared::storage::sqlite::SqliteStore;
+use broker_domain::ids::ShopRef;
+use broker_domain::storage::Stores;
+use broker_sqlite::SqliteStore;
 use platform_double::{Endpoint, PlatformDouble};
 use token_vendor::{VendHandler, VendRequest, VendorConfig};
 

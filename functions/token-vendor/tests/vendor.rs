@@ -5,10 +5,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use broker_shared::http::HttpError;
-use broker_shared::ids::ShopRef;
-use broker_shared::secret::{ApiAccessToken, ExposeSecret, OAuthAccessToken};
-use broker_shared::storage::{LeaseAttempt, TokenCache};
+use broker_domain::http::HttpError;
+use broker_domain::ids::ShopRef;
+use broker_domain::secret::{ApiAccessToken, ExposeSecret, OAuthAccessToken};
+use broker_domain::storage::{LeaseAttempt, TokenCache};
 use common::{Fleet, http, request, shoptet, vend};
 use lambda_http::http::StatusCode;
 use platform_double::{DoubleConfig, Endpoint, Fault, InstallationState};
@@ -420,7 +420,7 @@ async fn direct_invocation_errors_carry_the_code_as_error_type() {
         .handle(lambda_http::request::from_str(&payload).unwrap())
         .await
         .unwrap_err();
-    let diagnostic: lambda_http::lambda_runtime::Diagnostic = error.into();
+    let diagnostic = token_vendor::diagnostic(error);
 
     assert_eq!(diagnostic.error_type, "not_installed");
     let bad = json!({"platform": "magento", "shop": "1"}).to_string();

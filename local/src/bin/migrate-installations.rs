@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use broker_local::migrate::{Args, USAGE, run};
-use broker_shared::config::ProcessEnv;
+use broker_runtime::env::ProcessEnv;
 
 #[tokio::main]
 async fn main() -> ExitCode {

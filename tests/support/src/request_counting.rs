@@ -134,7 +134,7 @@ impl RequestCounter {
 }
 
 /// `aws` with every request counted and then sent on through `transport`
-/// (give it the functions' own, `broker_shared::aws_http::http_client()`);
+/// (give it the functions' own, `broker_aws::sdk_http::http_client()`);
 /// clients built from it share the counter.
 pub fn counting(
     aws: &SdkConfig,

@@ -11,15 +11,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use std::time::Duration;
 
-use broker_shared::config::installation_backend;
-use broker_shared::ids::Platform;
-use broker_shared::metrics::{DEFAULT_NAMESPACE, Metric, Service};
-use broker_shared::storage::dynamodb::{PARTITION_KEY, TTL_ATTRIBUTE};
-use broker_shared::storage::dynamodb_registry::{
+use broker_aws::config::installation_backend;
+use broker_aws::storage::InstallationBackend;
+use broker_aws::storage::dynamodb::{PARTITION_KEY, TTL_ATTRIBUTE};
+use broker_aws::storage::dynamodb_registry::{
     PARTITION_KEY as REGISTRY_PARTITION_KEY, PLATFORM as REGISTRY_PLATFORM, PLATFORM_INDEX,
 };
-use broker_shared::storage::{InstallationBackend, RecoveryWindow};
-use broker_shared::vending::VendTiming;
+use broker_domain::ids::Platform;
+use broker_domain::storage::RecoveryWindow;
+use broker_runtime::metrics::{DEFAULT_NAMESPACE, Metric, Service};
+use broker_vending::VendTiming;
 use serde_json::{Value, json};
 use template_tests::{
     as_list, get_att, load_template, policy_statements, reference, resources_of_type,

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use broker_shared::secret::{ClientSecret, WebhookKey};
-use broker_shared::{shoprenter_app, shoptet_webhook};
+use broker_domain::secret::{ClientSecret, WebhookKey};
+use broker_platforms::{shoprenter_app, shoptet_webhook};
 use install_callback::{AwsInstallCallback, InstallConfig, build_on_aws};
 use lambda_http::Body;
 use lambda_http::http::{Request, Response, StatusCode};
@@ -107,16 +107,16 @@ impl Lifecycle {
 
     /// A new vendor instance (nothing in its L1), as a cold Lambda would start.
     pub async fn vendor(&self) -> AwsVendHandler {
-        self.vendor_trusting_l1_for(broker_shared::vending::L1_TRUST)
-            .await
+        self.vendor_trusting_l1_for(broker_vending::L1_TRUST).await
     }
 
     /// A vendor whose Secrets Manager is unreachable (the tables are not):
     /// any answer that needs a secret read fails with `store_unavailable`.
     pub async fn vendor_without_secrets(&self) -> AwsVendHandler {
-        use broker_shared::storage::aws_installations::AwsInstallationStore;
-        use broker_shared::storage::secrets_manager::SecretsManagerStore;
-        use broker_shared::storage::{InstallationBackend, Stores};
+        use broker_aws::storage::InstallationBackend;
+        use broker_aws::storage::aws_installations::AwsInstallationStore;
+        use broker_aws::storage::secrets_manager::SecretsManagerStore;
+        use broker_domain::storage::Stores;
         let env = &self.vendor_env;
         let config = VendorConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
         let closed =

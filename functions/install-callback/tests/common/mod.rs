@@ -21,7 +21,7 @@ pub use test_support::into_json;
 pub fn with_captured_metrics(
     handler: AwsInstallCallback,
 ) -> (AwsInstallCallback, test_support::CapturedLogs) {
-    use broker_shared::metrics::{Metrics, Service};
+    use broker_runtime::metrics::{Metrics, Service};
     let out = test_support::CapturedLogs::default();
     let metrics = Metrics::new(Service::InstallCallback, "BrokerTest", out.clone())
         .with_flush_interval(Duration::ZERO);

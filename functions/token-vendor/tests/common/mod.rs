@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_config::SdkConfig;
-use broker_shared::ids::ShopRef;
-use broker_shared::model::{CacheEntry, ShoprenterCredentials, ShoptetInstallationRecord};
-use broker_shared::secret::{ApiAccessToken, ClientSecret, InstallCode};
-use broker_shared::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
-use broker_shared::storage::dynamodb::DynamoTokenCache;
-use broker_shared::storage::secrets_manager::SecretsManagerStore;
-use broker_shared::storage::{InstallationRegistry, InstallationStore, SecretNames, TokenCache};
-use broker_shared::upstream::{HttpSettings, UpstreamUrl};
+use broker_aws::storage::SecretNames;
+use broker_aws::storage::dynamodb::DynamoTokenCache;
+use broker_aws::storage::secrets_manager::SecretsManagerStore;
+use broker_domain::ids::ShopRef;
+use broker_domain::model::{CacheEntry, ShoprenterCredentials, ShoptetInstallationRecord};
+use broker_domain::secret::{ApiAccessToken, ClientSecret, InstallCode};
+use broker_domain::storage::{InstallationRegistry, InstallationStore, TokenCache};
+use broker_platforms::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
+use broker_platforms::upstream::{HttpSettings, UpstreamUrl};
 use lambda_http::Body;
 use lambda_http::http::{Request, StatusCode};
 use platform_double::{DoubleConfig, PlatformDouble};
@@ -117,13 +118,13 @@ impl Fleet {
 
     /// Records the shop as installed (an app install, or an import).
     pub async fn register_installed(&self, shop: &ShopRef) {
-        broker_shared::storage::dynamodb_registry::DynamoRegistry::new(
+        broker_aws::storage::dynamodb_registry::DynamoRegistry::new(
             aws_sdk_dynamodb::Client::new(&self.aws),
             self.registry_table.clone(),
         )
         .record(
             shop,
-            &broker_shared::model::StatusChange::installed(std::time::SystemTime::now()),
+            &broker_domain::model::StatusChange::installed(std::time::SystemTime::now()),
         )
         .await
         .unwrap();

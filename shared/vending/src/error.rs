@@ -1,0 +1,139 @@
+//! The token vendor's errors: one enum, mapped once to HTTP responses (and,
+//! in the vendor function, to Lambda function errors whose `errorType` is the
+//! stable code).
+
+use std::time::Duration;
+
+use crate::http::HttpError;
+use crate::lazy_secret::SecretUnavailable;
+use crate::shoprenter::ShoprenterError;
+use crate::shoptet::ShoptetError;
+use crate::storage::{self, StoreError};
+use crate::upstream::UpstreamFailure;
+use http::StatusCode;
+
+/// When a platform rate limits without saying for how long.
+const DEFAULT_RATE_LIMIT_RETRY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VendError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("no such route")]
+    NotFound,
+    #[error("the shop has no valid installation or credentials")]
+    NotInstalled,
+    #[error("the add-on is suspended (or not approved) in this shop")]
+    AddonSuspended,
+    #[error("the platform is rate limiting token requests")]
+    RateLimited { retry_after: Duration },
+    #[error("the shop already has the maximum number of live API tokens")]
+    TokenCapReached { retry_after: Duration },
+    #[error("the platform refused to issue a token ({upstream_code})")]
+    UpstreamRejected { upstream_code: String },
+    #[error("the platform did not issue a token in time")]
+    UpstreamUnavailable,
+    #[error("the token store is unavailable")]
+    StoreUnavailable,
+}
+
+impl HttpError for VendError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::NotFound => "not_found",
+            Self::NotInstalled => "not_installed",
+            Self::AddonSuspended => "addon_suspended",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::TokenCapReached { .. } => "token_cap_reached",
+            Self::UpstreamRejected { .. } => "upstream_rejected",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::StoreUnavailable => "store_unavailable",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound | Self::NotInstalled => StatusCode::NOT_FOUND,
+            Self::AddonSuspended => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UpstreamRejected { .. } => StatusCode::BAD_GATEWAY,
+            Self::TokenCapReached { .. } | Self::UpstreamUnavailable | Self::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    fn upstream_code(&self) -> Option<&str> {
+        match self {
+            Self::UpstreamRejected { upstream_code } => Some(upstream_code),
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } | Self::TokenCapReached { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for VendError {
+    fn from(error: StoreError) -> Self {
+        storage::log_failure(&error);
+        Self::StoreUnavailable
+    }
+}
+
+/// A configured secret that could not be read is a store failure to the
+/// caller (already logged with its variable); the next request reads again.
+impl From<SecretUnavailable> for VendError {
+    fn from(_: SecretUnavailable) -> Self {
+        Self::StoreUnavailable
+    }
+}
+
+/// What every platform's plain failures mean to a caller.
+impl From<UpstreamFailure> for VendError {
+    fn from(failure: UpstreamFailure) -> Self {
+        match failure {
+            UpstreamFailure::RateLimited { retry_after } => Self::RateLimited {
+                retry_after: retry_after.unwrap_or(DEFAULT_RATE_LIMIT_RETRY),
+            },
+            failure if failure.is_transient() => Self::UpstreamUnavailable,
+            failure => Self::UpstreamRejected {
+                upstream_code: failure.upstream_code().to_owned(),
+            },
+        }
+    }
+}
+
+impl From<ShoptetError> for VendError {
+    fn from(error: ShoptetError) -> Self {
+        match error {
+            ShoptetError::InstallationRevoked | ShoptetError::AddonNotInstalled => {
+                Self::NotInstalled
+            }
+            ShoptetError::AddonSuspended | ShoptetError::AddonNotApproved => Self::AddonSuspended,
+            ShoptetError::Upstream(failure) => failure.into(),
+            error => Self::UpstreamRejected {
+                upstream_code: error.upstream_code().to_owned(),
+            },
+        }
+    }
+}
+
+impl From<ShoprenterError> for VendError {
+    fn from(error: ShoprenterError) -> Self {
+        match error {
+            ShoprenterError::Upstream(failure) => failure.into(),
+            error => Self::UpstreamRejected {
+                upstream_code: error.upstream_code().to_owned(),
+            },
+        }
+    }
+}

@@ -1,0 +1,947 @@
+//! The token vendor's core: L1 (per instance) → L2 (shared cache) → one mint
+//! per shop per refresh window, coordinated across instances by a lease.
+//!
+//! Both functions run it: the vendor to vend, the install callback to ask a
+//! platform about an installation (a lifecycle event's confirmation, a
+//! verification of credentials). Every `getAccessToken` goes through the
+//! same lease and ledger, so confirmations never exceed Shoptet's cap and a
+//! token they mint is cached and served like any other.
+
+use broker_domain::{http, ids, lazy_secret, model, secret, storage};
+use broker_platforms::{shoprenter, shoptet, upstream};
+use broker_runtime::metrics;
+
+mod error;
+mod timing;
+mod wait;
+
+pub use error::VendError;
+pub use timing::VendTiming;
+pub use wait::{PollSchedule, WaitCounts};
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use lru::LruCache;
+use tokio::time::Instant;
+
+use crate::http::HttpError;
+use crate::ids::{Platform, ShopRef, ShoprenterShopName, ShoptetEshopId};
+use crate::lazy_secret::{LazySecret, SecretUnavailable};
+use crate::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
+use crate::model::{
+    CacheEntry, CachedToken, InstallationStatus, Lease, Registration, ShoprenterCredentials,
+    StatusChange,
+};
+use crate::secret::{ApiAccessToken, OAuthAccessToken};
+use crate::shoprenter::ShoprenterClient;
+use crate::shoptet::{ShoptetClient, ShoptetError};
+use crate::storage::{InstallationRegistry, InstallationStore, LeaseAttempt, Stores, TokenCache};
+
+/// How many shops an instance keeps tokens and OAuth tokens for, least
+/// recently used evicted first: a few MB however many shops it serves.
+pub const REMEMBERED_SHOPS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
+
+/// A cached token proves an event stale only when minted this long after
+/// the event: `eventCreated` has whole seconds, and the platform's clock is
+/// not ours.
+const CONFIRMATION_SLACK: Duration = Duration::from_secs(5);
+
+/// When an upstream cap refusal says nothing about when to come back.
+const DEFAULT_CAP_RETRY: Duration = Duration::from_secs(60);
+
+/// The longest life a platform's tokens have: no caller can ask for more.
+fn token_lifetime(platform: Platform) -> Duration {
+    match platform {
+        Platform::Shoptet => shoptet::API_TOKEN_LIFETIME,
+        Platform::Shoprenter => shoprenter::ACCESS_TOKEN_LIFETIME,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct VendRequest {
+    pub shop: ShopRef,
+    /// The least remaining life the caller needs (the refresh margin applies anyway).
+    pub min_ttl: Option<Duration>,
+    /// A token the platform just refused: never serve it again.
+    pub stale_token: Option<ApiAccessToken>,
+}
+
+/// Where a vended token came from, for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    L1,
+    L2,
+    Minted,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::L1 => "l1",
+            Source::L2 => "l2",
+            Source::Minted => "minted",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Vended {
+    pub token: CachedToken,
+    pub source: Source,
+}
+
+/// What the platform says about an installation, asked through the lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// A token was issued (or one issued after the event is cached).
+    Live,
+    Suspended,
+    Uninstalled,
+    /// We hold no installation for the shop: nothing to ask with.
+    Unknown,
+}
+
+/// Credentials to prove by minting with them, before they are stored.
+#[derive(Debug, Clone)]
+pub enum Candidate {
+    ShoptetOAuth(OAuthAccessToken),
+    Shoprenter(ShoprenterCredentials),
+}
+
+pub struct TokenVendor<S, C, R> {
+    /// `None` when no partner e-shop is configured.
+    shoptet: Option<ShoptetClient>,
+    shoprenter: ShoprenterClient,
+    /// Read on the first mint (or redirect) that needs them, never at init.
+    shoprenter_app_credentials: LazySecret<ShoprenterCredentials>,
+    stores: Stores<S, C, R>,
+    timing: VendTiming,
+    instance_id: String,
+    leases_taken: AtomicU64,
+    /// Lease waits and their polls (the bench's reads per waiting request).
+    waits: wait::WaitCounters,
+    /// How long other instances' refreshes take, as waits here saw them.
+    refreshes: wait::RefreshEstimate,
+    /// Mints, failures, cap refusals, lease waits, store errors.
+    metrics: Arc<Metrics>,
+    /// Bounded: a long-lived instance serving many shops forgets the least
+    /// recently served. A slot evicted during a refresh only costs a second
+    /// L2 read for that shop; the lease still allows one mint.
+    shops: Mutex<LruCache<ShopRef, Arc<ShopSlot>>>,
+}
+
+/// What this instance keeps for one shop.
+#[derive(Default)]
+struct ShopSlot {
+    remembered: Mutex<Remembered>,
+    /// One L2 read or mint per shop per instance at a time; the others then
+    /// find L1 filled.
+    flight: tokio::sync::Mutex<()>,
+}
+
+/// How long this instance serves its L1 token without looking at L2 again:
+/// an uninstall, a suspension or a reinstall (which drop the shared entry)
+/// reaches a warm instance within this, at the cost of one L2 read per shop
+/// per instance per period.
+pub const L1_TRUST: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct Remembered {
+    /// L1: the token this instance last served for the shop, and when it
+    /// was last confirmed against L2 (or minted).
+    token: Option<(CachedToken, Instant)>,
+    /// The installation's OAuth access token (Shoptet), as last read.
+    oauth: Option<OAuthAccessToken>,
+}
+
+impl ShopSlot {
+    fn remembered(&self) -> MutexGuard<'_, Remembered> {
+        locked(&self.remembered)
+    }
+
+    fn usable(&self, need: &Need<'_>, trust: Duration) -> Option<CachedToken> {
+        let remembered = self.remembered();
+        remembered
+            .token
+            .as_ref()
+            .filter(|(token, checked)| {
+                checked.elapsed() < trust && need.accepts(token, SystemTime::now())
+            })
+            .map(|(token, _)| token.clone())
+    }
+}
+
+/// Every critical section leaves its data consistent, so a panic elsewhere
+/// poisons nothing worth refusing a request for.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What makes a cached token good enough for one request.
+struct Need<'a> {
+    remaining: Duration,
+    not: Option<&'a ApiAccessToken>,
+    /// Only a token minted after this proves what the caller needs to know.
+    minted_after: Option<SystemTime>,
+    /// No cached token will do: the caller's own mint is the proof.
+    fresh: bool,
+}
+
+impl Need<'_> {
+    fn accepts(&self, token: &CachedToken, now: SystemTime) -> bool {
+        !self.fresh
+            && token.expires_at >= now + self.remaining
+            && self.not != Some(&token.access_token)
+            && self
+                .minted_after
+                .is_none_or(|after| minted_at(token) > after)
+    }
+}
+
+/// When a Shoptet token was minted, from its expiry: never later than the
+/// truth, because a cached expiry is at most 1800 s after the mint
+/// (`shoptet_token` clamps a longer `expires_in`, which Shoptet does not
+/// send today *(unconfirmed for the future)*). A shorter lifetime makes a
+/// token look older than it is, which only costs a confirmation a mint.
+fn minted_at(token: &CachedToken) -> SystemTime {
+    token.expires_at - shoptet::API_TOKEN_LIFETIME
+}
+
+/// Why a token is asked for.
+#[derive(Clone, Copy)]
+enum Purpose<'a> {
+    /// A consumer's vend: the registry admits the shop, and what the
+    /// platform answers updates it.
+    Vend,
+    /// A lifecycle question: the registry is neither consulted nor updated
+    /// (the caller records what it learns).
+    Confirm,
+    /// Proof that credentials not yet stored work.
+    Verify(&'a Candidate),
+}
+
+/// A refusal, with what the platform said about the installation if it did.
+struct Refusal {
+    error: VendError,
+    verdict: Option<InstallationStatus>,
+}
+
+impl From<VendError> for Refusal {
+    fn from(error: VendError) -> Self {
+        Self {
+            error,
+            verdict: None,
+        }
+    }
+}
+
+impl From<crate::storage::StoreError> for Refusal {
+    fn from(error: crate::storage::StoreError) -> Self {
+        VendError::from(error).into()
+    }
+}
+
+/// What Shoptet's refusal says about the installation.
+fn verdict(error: &ShoptetError) -> Option<InstallationStatus> {
+    match error {
+        ShoptetError::InstallationRevoked | ShoptetError::AddonNotInstalled => {
+            Some(InstallationStatus::Uninstalled)
+        }
+        ShoptetError::AddonSuspended | ShoptetError::AddonNotApproved => {
+            Some(InstallationStatus::Suspended)
+        }
+        _ => None,
+    }
+}
+
+/// What the registry lets a vend do.
+struct Admission {
+    /// Shoprenter: the app's own credentials serve only registered shops.
+    app_credentials: bool,
+    /// A due re-check of a suspended shop was claimed.
+    rechecking: bool,
+}
+
+impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S, C, R> {
+    pub fn new(
+        shoptet: Option<ShoptetClient>,
+        shoprenter: ShoprenterClient,
+        shoprenter_app_credentials: LazySecret<ShoprenterCredentials>,
+        stores: Stores<S, C, R>,
+        timing: VendTiming,
+        remembered_shops: NonZeroUsize,
+    ) -> Self {
+        Self {
+            shoptet,
+            shoprenter,
+            shoprenter_app_credentials,
+            stores,
+            timing,
+            instance_id: format!("{:016x}", fastrand::u64(..)),
+            leases_taken: AtomicU64::new(0),
+            waits: wait::WaitCounters::default(),
+            refreshes: wait::RefreshEstimate::default(),
+            metrics: Arc::new(Metrics::from_env(Service::TokenVendor)),
+            shops: Mutex::new(LruCache::new(remembered_shops)),
+        }
+    }
+
+    /// Where the vendor's metrics go (stdout, `Service=token-vendor` unless
+    /// set here): the function's handler shares it for its own metrics.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Counts a failed store call under its operation, for `inspect_err`.
+    fn store_failed(&self, operation: &'static str) -> impl Fn(&crate::storage::StoreError) + '_ {
+        move |_| {
+            self.metrics.count(
+                Metric::StoreErrors,
+                Dimensions::of(Dimension::Operation, operation),
+            )
+        }
+    }
+
+    /// Counts a refusal to mint because Shoptet's cap of live tokens is
+    /// reached (ours, or the platform's answer).
+    fn cap_checked<T>(
+        &self,
+        shop: &ShopRef,
+        checked: Result<T, VendError>,
+    ) -> Result<T, VendError> {
+        if let Err(VendError::TokenCapReached { .. }) = &checked {
+            self.metrics
+                .count(Metric::CapRefusals, Dimensions::platform(shop.platform()));
+        }
+        checked
+    }
+
+    pub fn stores(&self) -> &Stores<S, C, R> {
+        &self.stores
+    }
+
+    pub fn timing(&self) -> &VendTiming {
+        &self.timing
+    }
+
+    /// How many times this instance waited for another instance's refresh,
+    /// and the token-cache reads those waits made.
+    pub fn wait_counts(&self) -> WaitCounts {
+        self.waits.counts()
+    }
+
+    /// The Shoprenter app's credentials (`None`: no app is configured),
+    /// read from their secret on first use.
+    pub async fn shoprenter_app_credentials(
+        &self,
+    ) -> Result<Option<&ShoprenterCredentials>, SecretUnavailable> {
+        self.shoprenter_app_credentials.get().await
+    }
+
+    pub async fn vend(&self, request: &VendRequest) -> Result<Vended, VendError> {
+        let platform = request.shop.platform();
+        let min_ttl = request.min_ttl.unwrap_or_default();
+        let lifetime = token_lifetime(platform);
+        if min_ttl >= lifetime {
+            return Err(VendError::InvalidRequest(format!(
+                "min_ttl_seconds must be below {} for {platform} tokens",
+                lifetime.as_secs(),
+            )));
+        }
+        let need = Need {
+            remaining: min_ttl.max(self.timing.refresh_margin),
+            not: request.stale_token.as_ref(),
+            minted_after: None,
+            fresh: false,
+        };
+        self.serve(&request.shop, &need, Purpose::Vend)
+            .await
+            .map_err(|refusal| refusal.error)
+    }
+
+    /// Asks Shoptet whether the installation is live now, as of an event
+    /// created at `created` (the platform's clock) and received at
+    /// `received` (ours): a cached token minted after it answers without an
+    /// upstream call; otherwise one `getAccessToken` under the lease (never
+    /// past the cap), whose token is cached. Concurrent confirmations share
+    /// that one mint: a token minted after an event's receipt is newer than
+    /// the event whatever the clocks say.
+    pub async fn confirm(
+        &self,
+        shop: &ShopRef,
+        created: SystemTime,
+        received: SystemTime,
+    ) -> Result<Confirmation, VendError> {
+        let need = Need {
+            remaining: self.timing.refresh_margin,
+            not: None,
+            minted_after: Some((created + CONFIRMATION_SLACK).min(received)),
+            fresh: false,
+        };
+        match self.serve(shop, &need, Purpose::Confirm).await {
+            Ok(_) => Ok(Confirmation::Live),
+            Err(Refusal {
+                verdict: Some(InstallationStatus::Uninstalled),
+                ..
+            }) => Ok(Confirmation::Uninstalled),
+            Err(Refusal {
+                verdict: Some(InstallationStatus::Suspended),
+                ..
+            }) => Ok(Confirmation::Suspended),
+            Err(Refusal {
+                error: VendError::NotInstalled,
+                ..
+            }) => Ok(Confirmation::Unknown),
+            Err(refusal) => Err(refusal.error),
+        }
+    }
+
+    /// Mints with credentials before they are stored: the proof they work.
+    /// The token is cached (and, for Shoptet, counted in the ledger) like
+    /// any other, so the first vend after it costs no second mint.
+    pub async fn verify(&self, shop: &ShopRef, candidate: &Candidate) -> Result<(), VendError> {
+        let need = Need {
+            remaining: self.timing.refresh_margin,
+            not: None,
+            minted_after: None,
+            fresh: true,
+        };
+        self.serve(shop, &need, Purpose::Verify(candidate))
+            .await
+            .map(|_| ())
+            .map_err(|refusal| refusal.error)
+    }
+
+    /// Drops what this instance remembers for the shop (its installation changed).
+    pub fn forget_locally(&self, shop: &ShopRef) {
+        locked(&self.shops).pop(shop);
+    }
+
+    async fn serve(
+        &self,
+        shop: &ShopRef,
+        need: &Need<'_>,
+        purpose: Purpose<'_>,
+    ) -> Result<Vended, Refusal> {
+        let slot = self.slot(shop);
+        let from_l1 = |token| Vended {
+            token,
+            source: Source::L1,
+        };
+        let trust = self.timing.l1_trust;
+        if let Some(token) = slot.usable(need, trust) {
+            return Ok(from_l1(token));
+        }
+        let _in_flight = slot.flight.lock().await;
+        if let Some(token) = slot.usable(need, trust) {
+            return Ok(from_l1(token));
+        }
+        let (token, source) = self.read_l2_or_mint(shop, &slot, need, purpose).await?;
+        slot.remembered().token = Some((token.clone(), Instant::now()));
+        Ok(Vended { token, source })
+    }
+
+    /// How many shops this instance holds state for (bounded).
+    pub fn remembered_shops(&self) -> usize {
+        locked(&self.shops).len()
+    }
+
+    fn slot(&self, shop: &ShopRef) -> Arc<ShopSlot> {
+        let mut shops = locked(&self.shops);
+        if let Some(slot) = shops.get(shop) {
+            return Arc::clone(slot);
+        }
+        let slot = Arc::<ShopSlot>::default();
+        shops.put(shop.clone(), Arc::clone(&slot));
+        slot
+    }
+
+    async fn read_l2_or_mint(
+        &self,
+        shop: &ShopRef,
+        slot: &ShopSlot,
+        need: &Need<'_>,
+        purpose: Purpose<'_>,
+    ) -> Result<(CachedToken, Source), Refusal> {
+        let give_up_at = Instant::now() + self.timing.lease_wait;
+        let mut admission = None;
+        loop {
+            let now = SystemTime::now();
+            let entry = self
+                .stores
+                .tokens
+                .load(shop)
+                .await
+                .inspect_err(self.store_failed("TokenCacheRead"))?
+                .unwrap_or_default();
+            if let Some(token) = entry.token.as_ref().filter(|t| need.accepts(t, now)) {
+                return Ok((token.clone(), Source::L2));
+            }
+            // The registry is read once per L2 miss, never on a cache hit.
+            let admitted = match (&admission, purpose) {
+                (Some(admitted), _) => admitted,
+                (None, Purpose::Vend) => admission.insert(self.admit(shop, now).await?),
+                (None, Purpose::Confirm | Purpose::Verify(_)) => admission.insert(Admission {
+                    app_credentials: false,
+                    rechecking: false,
+                }),
+            };
+            self.cap_checked(shop, check_cap(shop, &entry, now))?;
+            let owner = format!(
+                "{}-{}",
+                self.instance_id,
+                self.leases_taken.fetch_add(1, Ordering::Relaxed)
+            );
+            match self
+                .stores
+                .tokens
+                .try_lease(shop, &owner, now, now + self.timing.lease)
+                .await
+                .inspect_err(self.store_failed("Lease"))?
+            {
+                LeaseAttempt::Acquired(entry) => {
+                    let minted = self
+                        .mint_under_lease(shop, slot, &owner, &entry, need, purpose, admitted)
+                        .await;
+                    if matches!(purpose, Purpose::Vend) {
+                        self.learn(shop, &minted, admitted.rechecking).await;
+                    }
+                    return minted;
+                }
+                LeaseAttempt::Busy(busy) => {
+                    let waiting_since = Instant::now();
+                    let awaited = self
+                        .await_other_refresh(shop, need, busy.lease.as_ref(), give_up_at)
+                        .await;
+                    self.lease_waited(shop, waiting_since.elapsed(), &awaited);
+                    if let Some(token) = awaited? {
+                        return Ok((token, Source::L2));
+                    }
+                    // The holder released or died: compete for the lease again.
+                }
+            }
+        }
+    }
+
+    /// The registry's word on a vend: uninstalled shops and suspended ones
+    /// (between re-checks) are refused without an upstream call or a secret
+    /// read. A shop the registry does not know (installed before it
+    /// existed) is served from its stored installation as before.
+    async fn admit(&self, shop: &ShopRef, now: SystemTime) -> Result<Admission, Refusal> {
+        let registration = self
+            .stores
+            .registry
+            .registration(shop)
+            .await
+            .inspect_err(self.store_failed("RegistryRead"))?;
+        let status = registration.as_ref().map(|r: &Registration| r.status);
+        match status {
+            Some(InstallationStatus::Uninstalled) => Err(VendError::NotInstalled.into()),
+            Some(InstallationStatus::Suspended) => {
+                let next = now + self.timing.suspended_recheck;
+                let claimed = self.stores.registry.claim_recheck(shop, now, next).await;
+                if claimed.inspect_err(self.store_failed("RegistryWrite"))? {
+                    Ok(Admission {
+                        app_credentials: true,
+                        rechecking: true,
+                    })
+                } else {
+                    Err(VendError::AddonSuspended.into())
+                }
+            }
+            Some(InstallationStatus::Active) => Ok(Admission {
+                app_credentials: true,
+                rechecking: false,
+            }),
+            None => Ok(Admission {
+                app_credentials: false,
+                rechecking: false,
+            }),
+        }
+    }
+
+    /// Records what a vend's mint learned: an uninstall whose webhook was
+    /// lost (later vends then fail fast; the secret is kept until a
+    /// confirmed uninstall), a suspension, or a re-checked shop that is
+    /// live again. Best effort: the answer stands either way.
+    async fn learn(
+        &self,
+        shop: &ShopRef,
+        minted: &Result<(CachedToken, Source), Refusal>,
+        rechecking: bool,
+    ) {
+        let now = SystemTime::now();
+        let change = match minted {
+            Ok(_) if rechecking => StatusChange::to(InstallationStatus::Active, now),
+            Err(Refusal {
+                verdict: Some(InstallationStatus::Suspended),
+                ..
+            }) => StatusChange {
+                recheck_at: Some(now + self.timing.suspended_recheck),
+                ..StatusChange::to(InstallationStatus::Suspended, now)
+            },
+            Err(Refusal {
+                verdict: Some(status),
+                ..
+            }) => StatusChange::to(*status, now),
+            _ => return,
+        };
+        let status = change.status;
+        match self.stores.registry.record(shop, &change).await {
+            Ok(_) => {
+                tracing::info!(platform = %shop.platform(), shop = %shop.id(), status = status.as_str(), "installation status learned from a mint")
+            }
+            Err(error) => {
+                tracing::warn!(platform = %shop.platform(), shop = %shop.id(), %error, "could not record the installation status a mint learned")
+            }
+        }
+    }
+
+    /// Polls the shared cache on [`PollSchedule::DEFAULT`] (after sleeping
+    /// through most of the refresh `lease`'s holder is expected to take,
+    /// then short polls backing off to 50 ms; its docs give the reads a
+    /// wait costs) until another instance's refresh lands (`Some`), its
+    /// lease ends without a usable token (`None`), or the wait bound passes
+    /// (a lock timeout: `upstream_unavailable`, never a credentials error).
+    async fn await_other_refresh(
+        &self,
+        shop: &ShopRef,
+        need: &Need<'_>,
+        lease: Option<&Lease>,
+        give_up_at: Instant,
+    ) -> Result<Option<CachedToken>, VendError> {
+        self.waits.waited();
+        // Every instance leases for the same time, so the expiry tells when
+        // the holder took it (by the holder's clock).
+        let taken_at = lease.and_then(|lease| lease.expires_at.checked_sub(self.timing.lease));
+        let now = SystemTime::now();
+        let since_taken = taken_at.and_then(|at| now.duration_since(at).ok());
+        let lease_left = lease.and_then(|lease| lease.expires_at.duration_since(now).ok());
+        // Sleeping to the deadline still leaves one poll at it.
+        let head_start = PollSchedule::head_start(
+            self.refreshes.expected(),
+            since_taken.unwrap_or_default(),
+            lease_left.unwrap_or_default(),
+        )
+        .min(give_up_at.saturating_duration_since(Instant::now()));
+        let pauses = PollSchedule::DEFAULT.pauses(head_start, fastrand::Rng::new());
+        for pause in pauses {
+            if Instant::now() + pause > give_up_at {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            let now = SystemTime::now();
+            self.waits.read();
+            let entry = self.stores.tokens.load(shop).await?.unwrap_or_default();
+            if let Some(token) = entry.token.filter(|t| need.accepts(t, now)) {
+                if let Some(took) = taken_at.and_then(|at| now.duration_since(at).ok()) {
+                    self.refreshes.observe(took);
+                }
+                return Ok(Some(token));
+            }
+            if entry.lease.is_none_or(|lease| lease.expires_at < now) {
+                return Ok(None);
+            }
+        }
+        tracing::warn!(platform = %shop.platform(), shop = %shop.id(), "gave up waiting for another instance's refresh");
+        Err(VendError::UpstreamUnavailable)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn mint_under_lease(
+        &self,
+        shop: &ShopRef,
+        slot: &ShopSlot,
+        owner: &str,
+        entry: &CacheEntry,
+        need: &Need<'_>,
+        purpose: Purpose<'_>,
+        admitted: &Admission,
+    ) -> Result<(CachedToken, Source), Refusal> {
+        let now = SystemTime::now();
+        // Someone may have stored a token between our read and our lease.
+        if let Some(token) = entry.token.as_ref().filter(|t| need.accepts(t, now)) {
+            self.stores.tokens.release(shop, owner).await?;
+            return Ok((token.clone(), Source::L2));
+        }
+        let minted = match self.cap_checked(shop, check_cap(shop, entry, now)) {
+            Ok(()) => {
+                let started = Instant::now();
+                let minted = self.mint(shop, slot, entry, now, purpose, admitted).await;
+                self.minted(shop, started.elapsed(), &minted);
+                minted
+            }
+            Err(refusal) => Err(refusal.into()),
+        };
+        match minted {
+            Ok(token) => {
+                self.share(shop, owner, entry, now, &token).await;
+                Ok((token, Source::Minted))
+            }
+            Err(refusal) => {
+                if let Err(release_error) = self.stores.tokens.release(shop, owner).await {
+                    self.store_failed("Lease")(&release_error);
+                    tracing::warn!(%release_error, "could not release the lease; it will expire");
+                }
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Stores a minted token for every instance and releases the lease. The
+    /// token is served either way: failing here only costs another mint.
+    async fn share(
+        &self,
+        shop: &ShopRef,
+        owner: &str,
+        entry: &CacheEntry,
+        now: SystemTime,
+        token: &CachedToken,
+    ) {
+        let ledger: Vec<SystemTime> = match shop {
+            ShopRef::Shoptet(_) => live_ledger(entry, now).chain([token.expires_at]).collect(),
+            ShopRef::Shoprenter(_) => Vec::new(),
+        };
+        let (platform, id) = (shop.platform(), shop.id());
+        match self
+            .stores
+            .tokens
+            .store_and_release(shop, owner, token, &ledger)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(%platform, shop = %id, "lease lost while minting; token served but not shared")
+            }
+            Err(error) => {
+                self.store_failed("TokenCacheWrite")(&error);
+                tracing::warn!(%platform, shop = %id, %error, "minted token could not be stored; served but not shared")
+            }
+        }
+    }
+
+    /// Counts a mint and its latency, or writes its failure at once: an
+    /// upstream that refuses or fails (not a verdict on the installation,
+    /// which `learn` records, nor a cap refusal, counted apart).
+    fn minted(&self, shop: &ShopRef, took: Duration, minted: &Result<CachedToken, Refusal>) {
+        let platform = || Dimensions::platform(shop.platform());
+        match minted {
+            Ok(_) => {
+                self.metrics.count(Metric::Mints, platform());
+                self.metrics.duration(Metric::MintLatency, platform(), took);
+            }
+            Err(Refusal { error, .. }) => match error {
+                VendError::TokenCapReached { .. } => {
+                    self.metrics.count(Metric::CapRefusals, platform());
+                }
+                VendError::UpstreamRejected { .. }
+                | VendError::UpstreamUnavailable
+                | VendError::RateLimited { .. } => {
+                    let code = platform().with(Dimension::Code, error.code());
+                    self.metrics.event(Metric::MintFailures, code);
+                }
+                _ => {}
+            },
+        }
+    }
+
+    /// Counts a wait for another instance's refresh and how long it took.
+    fn lease_waited<T>(&self, shop: &ShopRef, took: Duration, awaited: &Result<T, VendError>) {
+        let platform = || Dimensions::platform(shop.platform());
+        self.metrics.count(Metric::LeaseWaits, platform());
+        self.metrics
+            .duration(Metric::LeaseWaitDuration, platform(), took);
+        if let Err(VendError::StoreUnavailable) = awaited {
+            self.metrics.count(
+                Metric::StoreErrors,
+                Dimensions::of(Dimension::Operation, "TokenCacheRead"),
+            );
+        }
+    }
+
+    async fn mint(
+        &self,
+        shop: &ShopRef,
+        slot: &ShopSlot,
+        entry: &CacheEntry,
+        now: SystemTime,
+        purpose: Purpose<'_>,
+        admitted: &Admission,
+    ) -> Result<CachedToken, Refusal> {
+        match (shop, purpose) {
+            (ShopRef::Shoptet(eshop_id), Purpose::Verify(Candidate::ShoptetOAuth(oauth))) => {
+                self.mint_shoptet_with(*eshop_id, oauth, entry, now).await
+            }
+            (ShopRef::Shoptet(eshop_id), _) => self.mint_shoptet(*eshop_id, slot, entry, now).await,
+            (ShopRef::Shoprenter(name), Purpose::Verify(Candidate::Shoprenter(credentials))) => {
+                self.mint_shoprenter_with(name, credentials).await
+            }
+            (ShopRef::Shoprenter(name), _) => {
+                self.mint_shoprenter(name, admitted.app_credentials).await
+            }
+        }
+    }
+
+    async fn mint_shoptet(
+        &self,
+        eshop_id: ShoptetEshopId,
+        slot: &ShopSlot,
+        entry: &CacheEntry,
+        now: SystemTime,
+    ) -> Result<CachedToken, Refusal> {
+        let client = self.shoptet.as_ref().ok_or(VendError::NotInstalled)?;
+        let remembered = slot.remembered().oauth.clone();
+        let oauth = match &remembered {
+            Some(token) => token.clone(),
+            None => self.read_oauth_token(eshop_id, slot).await?,
+        };
+        let mut grant = client.mint_api_token(&oauth).await;
+        if remembered.is_some() && matches!(grant, Err(ShoptetError::InstallationRevoked)) {
+            // A reinstall may have replaced the token we remember: re-read once.
+            let fresh = self.read_oauth_token(eshop_id, slot).await?;
+            if fresh != oauth {
+                grant = client.mint_api_token(&fresh).await;
+            }
+        }
+        if matches!(grant, Err(ShoptetError::InstallationRevoked)) {
+            slot.remembered().oauth = None;
+        }
+        shoptet_token(grant, entry, now)
+    }
+
+    async fn mint_shoptet_with(
+        &self,
+        eshop_id: ShoptetEshopId,
+        oauth: &OAuthAccessToken,
+        entry: &CacheEntry,
+        now: SystemTime,
+    ) -> Result<CachedToken, Refusal> {
+        let client = self.shoptet.as_ref().ok_or(VendError::NotInstalled)?;
+        let grant = client.mint_api_token(oauth).await;
+        if grant.is_ok() {
+            // The installation's token from now on.
+            self.slot(&ShopRef::Shoptet(eshop_id)).remembered().oauth = Some(oauth.clone());
+        }
+        shoptet_token(grant, entry, now)
+    }
+
+    async fn read_oauth_token(
+        &self,
+        eshop_id: ShoptetEshopId,
+        slot: &ShopSlot,
+    ) -> Result<OAuthAccessToken, VendError> {
+        let record = self
+            .stores
+            .installations
+            .load_shoptet_installation(eshop_id)
+            .await
+            .inspect_err(self.store_failed("InstallationRead"))?
+            .ok_or(VendError::NotInstalled)?;
+        let token = record.installation.oauth_access_token;
+        slot.remembered().oauth = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn mint_shoprenter(
+        &self,
+        shop: &ShoprenterShopName,
+        app_credentials: bool,
+    ) -> Result<CachedToken, Refusal> {
+        // A shop's own API client wins over the app-level credentials, which
+        // serve only shops that installed the app (or were imported).
+        // On a new instance the app's secret is read beside the shop's own,
+        // so a cold mint waits for no more store round trips than a warm one.
+        let (own, app) = tokio::join!(
+            self.stores.installations.load_shoprenter_credentials(shop),
+            async {
+                match app_credentials {
+                    true => self.shoprenter_app_credentials.get().await,
+                    false => Ok(None),
+                }
+            },
+        );
+        let credentials = match own.inspect_err(self.store_failed("InstallationRead"))? {
+            Some(credentials) => credentials,
+            None => app
+                .map_err(VendError::from)?
+                .cloned()
+                .ok_or(VendError::NotInstalled)?,
+        };
+        self.mint_shoprenter_with(shop, &credentials).await
+    }
+
+    async fn mint_shoprenter_with(
+        &self,
+        shop: &ShoprenterShopName,
+        credentials: &ShoprenterCredentials,
+    ) -> Result<CachedToken, Refusal> {
+        let token = self
+            .shoprenter
+            .request_token(shop, credentials)
+            .await
+            .map_err(VendError::from)?;
+        Ok(CachedToken {
+            access_token: token.access_token,
+            expires_at: token.expires_at,
+            scopes: token.scopes,
+        })
+    }
+}
+
+/// A Shoptet grant as a cached token, or the refusal with its verdict.
+fn shoptet_token(
+    grant: Result<shoptet::ApiTokenGrant, ShoptetError>,
+    entry: &CacheEntry,
+    now: SystemTime,
+) -> Result<CachedToken, Refusal> {
+    let grant = grant.map_err(|error| {
+        let verdict = verdict(&error);
+        let error = match error {
+            // Tokens minted outside the broker fill the cap: wait for ours to expire.
+            ShoptetError::MaximumTokensReached { retry_after } => VendError::TokenCapReached {
+                retry_after: retry_after
+                    .or_else(|| {
+                        let oldest_ours = live_ledger(entry, now).min()?;
+                        oldest_ours.duration_since(now).ok()
+                    })
+                    .unwrap_or(DEFAULT_CAP_RETRY),
+            },
+            error => error.into(),
+        };
+        Refusal { error, verdict }
+    })?;
+    Ok(CachedToken {
+        access_token: grant.access_token,
+        // `now` was taken before the request: see `minted_at`.
+        expires_at: grant.expires_at.min(now + shoptet::API_TOKEN_LIFETIME),
+        scopes: Vec::new(),
+    })
+}
+
+fn live_ledger(entry: &CacheEntry, now: SystemTime) -> impl Iterator<Item = SystemTime> + '_ {
+    entry.ledger.iter().copied().filter(move |at| *at > now)
+}
+
+/// Never mint while Shoptet's cap of live tokens is reached: the caller
+/// retries once the oldest of them expires.
+fn check_cap(shop: &ShopRef, entry: &CacheEntry, now: SystemTime) -> Result<(), VendError> {
+    if !matches!(shop, ShopRef::Shoptet(_)) {
+        return Ok(());
+    }
+    let live: Vec<SystemTime> = live_ledger(entry, now).collect();
+    if live.len() < shoptet::LIVE_TOKEN_CAP {
+        return Ok(());
+    }
+    let oldest = live.iter().min().copied().unwrap_or(now);
+    Err(VendError::TokenCapReached {
+        retry_after: oldest.duration_since(now).unwrap_or_default(),
+    })
+}
