@@ -117,7 +117,7 @@ impl InstallConfig {
                 },
             )?,
             stores: store_config::aws_store_names(env)?,
-            timing: VendTiming::from_env(env, &http)?,
+            timing: VendTiming::from_env(env, http.request_timeout)?,
             http,
             install_deadline,
         })

@@ -17,6 +17,7 @@ use broker_domain::secret::{ClientSecret, ExposeSecret, InstallCode, WebhookKey}
 use broker_domain::storage::{
     InstallationRegistry, InstallationStore, RecoveryWindow, SaveOutcome, Stores, TokenCache,
 };
+use broker_platforms::minting::PlatformMinter;
 use broker_platforms::shoprenter::ShoprenterClient;
 use broker_platforms::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
 use broker_runtime::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
@@ -153,8 +154,10 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             api_url: config.shoptet.api_url.clone(),
         };
         let vendor = TokenVendor::new(
-            Some(ShoptetClient::new(http.clone(), shoptet_config)),
-            ShoprenterClient::new(http.clone(), config.shoprenter_oauth_url),
+            PlatformMinter::new(
+                Some(ShoptetClient::new(http.clone(), shoptet_config)),
+                ShoprenterClient::new(http.clone(), config.shoprenter_oauth_url),
+            ),
             secrets.shoprenter_app,
             stores,
             config.timing,

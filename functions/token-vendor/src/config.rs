@@ -45,7 +45,7 @@ impl VendorConfig {
             shoprenter_client_id,
             shoprenter_client_secret_id,
             stores: store_config::aws_store_names(env)?,
-            timing: VendTiming::from_env(env, &http)?,
+            timing: VendTiming::from_env(env, http.request_timeout)?,
             http,
             remembered_shops: REMEMBERED_SHOPS,
         })

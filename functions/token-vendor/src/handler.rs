@@ -10,6 +10,7 @@ use broker_domain::lazy_secret::LazySecret;
 use broker_domain::model::ShoprenterCredentials;
 use broker_domain::secret::{ApiAccessToken, ExposeSecret};
 use broker_domain::storage::{InstallationRegistry, InstallationStore, Stores, TokenCache};
+use broker_platforms::minting::PlatformMinter;
 use broker_platforms::shoprenter::{ShoprenterApiUrl, ShoprenterClient};
 use broker_platforms::shoptet::{API_TOKEN_HEADER, ShoptetClient, ShoptetConfig};
 use broker_runtime::metrics::{Dimension, Dimensions, Metric, Metrics};
@@ -96,8 +97,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
         });
         let shoprenter = ShoprenterClient::new(http, config.shoprenter_oauth_url);
         let vendor = TokenVendor::new(
-            shoptet,
-            shoprenter,
+            PlatformMinter::new(shoptet, shoprenter),
             shoprenter_app_credentials.into(),
             stores,
             config.timing,

@@ -6,6 +6,7 @@
 pub mod http;
 pub mod ids;
 pub mod lazy_secret;
+pub mod limits;
 pub mod model;
 pub mod secret;
 pub mod storage;

@@ -8,6 +8,7 @@ use broker_domain::{ids, model, secret};
 use broker_runtime::tls;
 
 pub mod config;
+pub mod minting;
 pub mod shoprenter;
 pub mod shoprenter_app;
 pub mod shoptet;

@@ -22,8 +22,7 @@ pub const DEFAULT_API_URL: &str = "https://{shop}.api2.myshoprenter.hu/api";
 /// Where a shop name goes in an API URL template.
 pub const SHOP_PLACEHOLDER: &str = "{shop}";
 
-/// Access tokens live an hour; a caller cannot ask for more life.
-pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+pub use broker_domain::limits::SHOPRENTER_ACCESS_TOKEN_LIFETIME as ACCESS_TOKEN_LIFETIME;
 
 /// JWT segments are base64url without padding; tolerate padding anyway.
 const JWT_BASE64: GeneralPurpose = GeneralPurpose::new(

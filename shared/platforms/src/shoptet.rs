@@ -20,12 +20,9 @@ pub const API_TOKEN_HEADER: &str = "Shoptet-Access-Token";
 /// Base of Shoptet's REST API.
 pub const DEFAULT_API_URL: &str = "https://api.myshoptet.com/api";
 
-/// API access tokens live 30 minutes; a caller cannot ask for more life.
-pub const API_TOKEN_LIFETIME: Duration = Duration::from_secs(1800);
-
-/// At most this many API access tokens may live at once per installation;
-/// `getAccessToken` answers `maximum_tokens_reached` beyond it.
-pub const LIVE_TOKEN_CAP: usize = 5;
+pub use broker_domain::limits::{
+    SHOPTET_API_TOKEN_LIFETIME as API_TOKEN_LIFETIME, SHOPTET_LIVE_TOKEN_CAP as LIVE_TOKEN_CAP,
+};
 
 /// Where Shoptet's servers are: the partner e-shop's OAuth server and the API.
 #[derive(Debug, Clone)]

@@ -241,6 +241,14 @@ pub(crate) fn sanitized_code(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_vending_defaults_assume_this_upstream_timeout() {
+        assert_eq!(
+            super::HttpSettings::default().request_timeout,
+            broker_vending::VendTiming::DEFAULT_UPSTREAM_TIMEOUT
+        );
+    }
+
     use super::*;
     use reqwest::header::HeaderValue;
 

@@ -6,14 +6,8 @@ use std::time::Duration;
 
 use crate::http::HttpError;
 use crate::lazy_secret::SecretUnavailable;
-use crate::shoprenter::ShoprenterError;
-use crate::shoptet::ShoptetError;
 use crate::storage::{self, StoreError};
-use crate::upstream::UpstreamFailure;
 use http::StatusCode;
-
-/// When a platform rate limits without saying for how long.
-const DEFAULT_RATE_LIMIT_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VendError {
@@ -94,46 +88,5 @@ impl From<StoreError> for VendError {
 impl From<SecretUnavailable> for VendError {
     fn from(_: SecretUnavailable) -> Self {
         Self::StoreUnavailable
-    }
-}
-
-/// What every platform's plain failures mean to a caller.
-impl From<UpstreamFailure> for VendError {
-    fn from(failure: UpstreamFailure) -> Self {
-        match failure {
-            UpstreamFailure::RateLimited { retry_after } => Self::RateLimited {
-                retry_after: retry_after.unwrap_or(DEFAULT_RATE_LIMIT_RETRY),
-            },
-            failure if failure.is_transient() => Self::UpstreamUnavailable,
-            failure => Self::UpstreamRejected {
-                upstream_code: failure.upstream_code().to_owned(),
-            },
-        }
-    }
-}
-
-impl From<ShoptetError> for VendError {
-    fn from(error: ShoptetError) -> Self {
-        match error {
-            ShoptetError::InstallationRevoked | ShoptetError::AddonNotInstalled => {
-                Self::NotInstalled
-            }
-            ShoptetError::AddonSuspended | ShoptetError::AddonNotApproved => Self::AddonSuspended,
-            ShoptetError::Upstream(failure) => failure.into(),
-            error => Self::UpstreamRejected {
-                upstream_code: error.upstream_code().to_owned(),
-            },
-        }
-    }
-}
-
-impl From<ShoprenterError> for VendError {
-    fn from(error: ShoprenterError) -> Self {
-        match error {
-            ShoprenterError::Upstream(failure) => failure.into(),
-            error => Self::UpstreamRejected {
-                upstream_code: error.upstream_code().to_owned(),
-            },
-        }
     }
 }

@@ -7,28 +7,35 @@
 //! same lease and ledger, so confirmations never exceed Shoptet's cap and a
 //! token they mint is cached and served like any other.
 
-use broker_domain::{http, ids, lazy_secret, model, secret, storage};
-use broker_platforms::{shoprenter, shoptet, upstream};
+use broker_domain::{http, ids, lazy_secret, limits, model, secret, storage};
 use broker_runtime::metrics;
 
+mod clock;
 mod error;
+mod port;
+mod slot;
 mod timing;
 mod wait;
 
+#[cfg(test)]
+mod tests;
+
+pub use clock::{Clock, SystemClock, TokioClock};
 pub use error::VendError;
+pub use port::{Grant, MintError, Minter, Minting};
 pub use timing::VendTiming;
 pub use wait::{PollSchedule, WaitCounts};
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use lru::LruCache;
 use tokio::time::Instant;
 
 use crate::http::HttpError;
-use crate::ids::{Platform, ShopRef, ShoprenterShopName, ShoptetEshopId};
+use crate::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
 use crate::lazy_secret::{LazySecret, SecretUnavailable};
 use crate::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
 use crate::model::{
@@ -36,8 +43,7 @@ use crate::model::{
     StatusChange,
 };
 use crate::secret::{ApiAccessToken, OAuthAccessToken};
-use crate::shoprenter::ShoprenterClient;
-use crate::shoptet::{ShoptetClient, ShoptetError};
+use crate::slot::{Need, ShopSlot, locked};
 use crate::storage::{InstallationRegistry, InstallationStore, LeaseAttempt, Stores, TokenCache};
 
 /// How many shops an instance keeps tokens and OAuth tokens for, least
@@ -48,17 +54,6 @@ pub const REMEMBERED_SHOPS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
 /// the event: `eventCreated` has whole seconds, and the platform's clock is
 /// not ours.
 const CONFIRMATION_SLACK: Duration = Duration::from_secs(5);
-
-/// When an upstream cap refusal says nothing about when to come back.
-const DEFAULT_CAP_RETRY: Duration = Duration::from_secs(60);
-
-/// The longest life a platform's tokens have: no caller can ask for more.
-fn token_lifetime(platform: Platform) -> Duration {
-    match platform {
-        Platform::Shoptet => shoptet::API_TOKEN_LIFETIME,
-        Platform::Shoprenter => shoprenter::ACCESS_TOKEN_LIFETIME,
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct VendRequest {
@@ -112,9 +107,10 @@ pub enum Candidate {
 }
 
 pub struct TokenVendor<S, C, R> {
-    /// `None` when no partner e-shop is configured.
-    shoptet: Option<ShoptetClient>,
-    shoprenter: ShoprenterClient,
+    /// The platforms, behind the minting port.
+    minter: Box<dyn Minter>,
+    /// Token expiries, leases and ledgers are wall-clock times.
+    clock: Arc<dyn Clock>,
     /// Read on the first mint (or redirect) that needs them, never at init.
     shoprenter_app_credentials: LazySecret<ShoprenterCredentials>,
     stores: Stores<S, C, R>,
@@ -133,82 +129,11 @@ pub struct TokenVendor<S, C, R> {
     shops: Mutex<LruCache<ShopRef, Arc<ShopSlot>>>,
 }
 
-/// What this instance keeps for one shop.
-#[derive(Default)]
-struct ShopSlot {
-    remembered: Mutex<Remembered>,
-    /// One L2 read or mint per shop per instance at a time; the others then
-    /// find L1 filled.
-    flight: tokio::sync::Mutex<()>,
-}
-
 /// How long this instance serves its L1 token without looking at L2 again:
 /// an uninstall, a suspension or a reinstall (which drop the shared entry)
 /// reaches a warm instance within this, at the cost of one L2 read per shop
 /// per instance per period.
 pub const L1_TRUST: Duration = Duration::from_secs(30);
-
-#[derive(Default)]
-struct Remembered {
-    /// L1: the token this instance last served for the shop, and when it
-    /// was last confirmed against L2 (or minted).
-    token: Option<(CachedToken, Instant)>,
-    /// The installation's OAuth access token (Shoptet), as last read.
-    oauth: Option<OAuthAccessToken>,
-}
-
-impl ShopSlot {
-    fn remembered(&self) -> MutexGuard<'_, Remembered> {
-        locked(&self.remembered)
-    }
-
-    fn usable(&self, need: &Need<'_>, trust: Duration) -> Option<CachedToken> {
-        let remembered = self.remembered();
-        remembered
-            .token
-            .as_ref()
-            .filter(|(token, checked)| {
-                checked.elapsed() < trust && need.accepts(token, SystemTime::now())
-            })
-            .map(|(token, _)| token.clone())
-    }
-}
-
-/// Every critical section leaves its data consistent, so a panic elsewhere
-/// poisons nothing worth refusing a request for.
-fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// What makes a cached token good enough for one request.
-struct Need<'a> {
-    remaining: Duration,
-    not: Option<&'a ApiAccessToken>,
-    /// Only a token minted after this proves what the caller needs to know.
-    minted_after: Option<SystemTime>,
-    /// No cached token will do: the caller's own mint is the proof.
-    fresh: bool,
-}
-
-impl Need<'_> {
-    fn accepts(&self, token: &CachedToken, now: SystemTime) -> bool {
-        !self.fresh
-            && token.expires_at >= now + self.remaining
-            && self.not != Some(&token.access_token)
-            && self
-                .minted_after
-                .is_none_or(|after| minted_at(token) > after)
-    }
-}
-
-/// When a Shoptet token was minted, from its expiry: never later than the
-/// truth, because a cached expiry is at most 1800 s after the mint
-/// (`shoptet_token` clamps a longer `expires_in`, which Shoptet does not
-/// send today *(unconfirmed for the future)*). A shorter lifetime makes a
-/// token look older than it is, which only costs a confirmation a mint.
-fn minted_at(token: &CachedToken) -> SystemTime {
-    token.expires_at - shoptet::API_TOKEN_LIFETIME
-}
 
 /// Why a token is asked for.
 #[derive(Clone, Copy)]
@@ -244,19 +169,6 @@ impl From<crate::storage::StoreError> for Refusal {
     }
 }
 
-/// What Shoptet's refusal says about the installation.
-fn verdict(error: &ShoptetError) -> Option<InstallationStatus> {
-    match error {
-        ShoptetError::InstallationRevoked | ShoptetError::AddonNotInstalled => {
-            Some(InstallationStatus::Uninstalled)
-        }
-        ShoptetError::AddonSuspended | ShoptetError::AddonNotApproved => {
-            Some(InstallationStatus::Suspended)
-        }
-        _ => None,
-    }
-}
-
 /// What the registry lets a vend do.
 struct Admission {
     /// Shoprenter: the app's own credentials serve only registered shops.
@@ -267,16 +179,15 @@ struct Admission {
 
 impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S, C, R> {
     pub fn new(
-        shoptet: Option<ShoptetClient>,
-        shoprenter: ShoprenterClient,
+        minter: impl Minter + 'static,
         shoprenter_app_credentials: LazySecret<ShoprenterCredentials>,
         stores: Stores<S, C, R>,
         timing: VendTiming,
         remembered_shops: NonZeroUsize,
     ) -> Self {
         Self {
-            shoptet,
-            shoprenter,
+            minter: Box::new(minter),
+            clock: Arc::new(SystemClock),
             shoprenter_app_credentials,
             stores,
             timing,
@@ -287,6 +198,13 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             metrics: Arc::new(Metrics::from_env(Service::TokenVendor)),
             shops: Mutex::new(LruCache::new(remembered_shops)),
         }
+    }
+
+    /// Reads the wall clock from `clock` instead of the system's (tests on
+    /// Tokio's paused clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Where the vendor's metrics go (stdout, `Service=token-vendor` unless
@@ -349,7 +267,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
     pub async fn vend(&self, request: &VendRequest) -> Result<Vended, VendError> {
         let platform = request.shop.platform();
         let min_ttl = request.min_ttl.unwrap_or_default();
-        let lifetime = token_lifetime(platform);
+        let lifetime = limits::token_lifetime(platform);
         if min_ttl >= lifetime {
             return Err(VendError::InvalidRequest(format!(
                 "min_ttl_seconds must be below {} for {platform} tokens",
@@ -437,11 +355,11 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             source: Source::L1,
         };
         let trust = self.timing.l1_trust;
-        if let Some(token) = slot.usable(need, trust) {
+        if let Some(token) = slot.usable(need, trust, self.clock.now()) {
             return Ok(from_l1(token));
         }
         let _in_flight = slot.flight.lock().await;
-        if let Some(token) = slot.usable(need, trust) {
+        if let Some(token) = slot.usable(need, trust, self.clock.now()) {
             return Ok(from_l1(token));
         }
         let (token, source) = self.read_l2_or_mint(shop, &slot, need, purpose).await?;
@@ -474,7 +392,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         let give_up_at = Instant::now() + self.timing.lease_wait;
         let mut admission = None;
         loop {
-            let now = SystemTime::now();
+            let now = self.clock.now();
             let entry = self
                 .stores
                 .tokens
@@ -508,9 +426,16 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                 .inspect_err(self.store_failed("Lease"))?
             {
                 LeaseAttempt::Acquired(entry) => {
-                    let minted = self
-                        .mint_under_lease(shop, slot, &owner, &entry, need, purpose, admitted)
-                        .await;
+                    let attempt = UnderLease {
+                        shop,
+                        slot,
+                        owner: &owner,
+                        entry: &entry,
+                        need,
+                        purpose,
+                        admitted,
+                    };
+                    let minted = self.mint_under_lease(attempt).await;
                     if matches!(purpose, Purpose::Vend) {
                         self.learn(shop, &minted, admitted.rechecking).await;
                     }
@@ -578,7 +503,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         minted: &Result<(CachedToken, Source), Refusal>,
         rechecking: bool,
     ) {
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let change = match minted {
             Ok(_) if rechecking => StatusChange::to(InstallationStatus::Active, now),
             Err(Refusal {
@@ -622,7 +547,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         // Every instance leases for the same time, so the expiry tells when
         // the holder took it (by the holder's clock).
         let taken_at = lease.and_then(|lease| lease.expires_at.checked_sub(self.timing.lease));
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let since_taken = taken_at.and_then(|at| now.duration_since(at).ok());
         let lease_left = lease.and_then(|lease| lease.expires_at.duration_since(now).ok());
         // Sleeping to the deadline still leaves one poll at it.
@@ -638,7 +563,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                 break;
             }
             tokio::time::sleep(pause).await;
-            let now = SystemTime::now();
+            let now = self.clock.now();
             self.waits.read();
             let entry = self.stores.tokens.load(shop).await?.unwrap_or_default();
             if let Some(token) = entry.token.filter(|t| need.accepts(t, now)) {
@@ -655,18 +580,18 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         Err(VendError::UpstreamUnavailable)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn mint_under_lease(
         &self,
-        shop: &ShopRef,
-        slot: &ShopSlot,
-        owner: &str,
-        entry: &CacheEntry,
-        need: &Need<'_>,
-        purpose: Purpose<'_>,
-        admitted: &Admission,
+        attempt: UnderLease<'_>,
     ) -> Result<(CachedToken, Source), Refusal> {
-        let now = SystemTime::now();
+        let UnderLease {
+            shop,
+            owner,
+            entry,
+            need,
+            ..
+        } = attempt;
+        let now = self.clock.now();
         // Someone may have stored a token between our read and our lease.
         if let Some(token) = entry.token.as_ref().filter(|t| need.accepts(t, now)) {
             self.stores.tokens.release(shop, owner).await?;
@@ -675,7 +600,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         let minted = match self.cap_checked(shop, check_cap(shop, entry, now)) {
             Ok(()) => {
                 let started = Instant::now();
-                let minted = self.mint(shop, slot, entry, now, purpose, admitted).await;
+                let minted = self.mint(&attempt, now).await;
                 self.minted(shop, started.elapsed(), &minted);
                 minted
             }
@@ -769,23 +694,40 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
 
     async fn mint(
         &self,
-        shop: &ShopRef,
-        slot: &ShopSlot,
-        entry: &CacheEntry,
+        attempt: &UnderLease<'_>,
         now: SystemTime,
-        purpose: Purpose<'_>,
-        admitted: &Admission,
     ) -> Result<CachedToken, Refusal> {
+        let UnderLease {
+            shop,
+            slot,
+            entry,
+            purpose,
+            admitted,
+            ..
+        } = *attempt;
+        if !self.minter.serves(shop.platform()) {
+            return Err(VendError::NotInstalled.into());
+        }
         match (shop, purpose) {
-            (ShopRef::Shoptet(eshop_id), Purpose::Verify(Candidate::ShoptetOAuth(oauth))) => {
-                self.mint_shoptet_with(*eshop_id, oauth, entry, now).await
+            (ShopRef::Shoptet(_), Purpose::Verify(Candidate::ShoptetOAuth(oauth))) => {
+                let grant = self.minter.mint_shoptet(oauth).await;
+                if grant.is_ok() {
+                    // The installation's token from now on.
+                    slot.remembered().oauth = Some(oauth.clone());
+                }
+                grant_token(shop, grant, entry, now)
             }
             (ShopRef::Shoptet(eshop_id), _) => self.mint_shoptet(*eshop_id, slot, entry, now).await,
             (ShopRef::Shoprenter(name), Purpose::Verify(Candidate::Shoprenter(credentials))) => {
-                self.mint_shoprenter_with(name, credentials).await
+                let grant = self.minter.mint_shoprenter(name, credentials).await;
+                grant_token(shop, grant, entry, now)
             }
             (ShopRef::Shoprenter(name), _) => {
-                self.mint_shoprenter(name, admitted.app_credentials).await
+                let credentials = self
+                    .shoprenter_credentials(name, admitted.app_credentials)
+                    .await?;
+                let grant = self.minter.mint_shoprenter(name, &credentials).await;
+                grant_token(shop, grant, entry, now)
             }
         }
     }
@@ -797,40 +739,23 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         entry: &CacheEntry,
         now: SystemTime,
     ) -> Result<CachedToken, Refusal> {
-        let client = self.shoptet.as_ref().ok_or(VendError::NotInstalled)?;
         let remembered = slot.remembered().oauth.clone();
         let oauth = match &remembered {
             Some(token) => token.clone(),
             None => self.read_oauth_token(eshop_id, slot).await?,
         };
-        let mut grant = client.mint_api_token(&oauth).await;
-        if remembered.is_some() && matches!(grant, Err(ShoptetError::InstallationRevoked)) {
+        let mut grant = self.minter.mint_shoptet(&oauth).await;
+        if remembered.is_some() && matches!(grant, Err(MintError::Revoked)) {
             // A reinstall may have replaced the token we remember: re-read once.
             let fresh = self.read_oauth_token(eshop_id, slot).await?;
             if fresh != oauth {
-                grant = client.mint_api_token(&fresh).await;
+                grant = self.minter.mint_shoptet(&fresh).await;
             }
         }
-        if matches!(grant, Err(ShoptetError::InstallationRevoked)) {
+        if matches!(grant, Err(MintError::Revoked)) {
             slot.remembered().oauth = None;
         }
-        shoptet_token(grant, entry, now)
-    }
-
-    async fn mint_shoptet_with(
-        &self,
-        eshop_id: ShoptetEshopId,
-        oauth: &OAuthAccessToken,
-        entry: &CacheEntry,
-        now: SystemTime,
-    ) -> Result<CachedToken, Refusal> {
-        let client = self.shoptet.as_ref().ok_or(VendError::NotInstalled)?;
-        let grant = client.mint_api_token(oauth).await;
-        if grant.is_ok() {
-            // The installation's token from now on.
-            self.slot(&ShopRef::Shoptet(eshop_id)).remembered().oauth = Some(oauth.clone());
-        }
-        shoptet_token(grant, entry, now)
+        grant_token(&ShopRef::Shoptet(eshop_id), grant, entry, now)
     }
 
     async fn read_oauth_token(
@@ -850,13 +775,14 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         Ok(token)
     }
 
-    async fn mint_shoprenter(
+    /// The credentials a Shoprenter mint uses: a shop's own API client wins
+    /// over the app-level credentials, which serve only shops that
+    /// installed the app (or were imported).
+    async fn shoprenter_credentials(
         &self,
         shop: &ShoprenterShopName,
         app_credentials: bool,
-    ) -> Result<CachedToken, Refusal> {
-        // A shop's own API client wins over the app-level credentials, which
-        // serve only shops that installed the app (or were imported).
+    ) -> Result<ShoprenterCredentials, VendError> {
         // On a new instance the app's secret is read beside the shop's own,
         // so a cold mint waits for no more store round trips than a warm one.
         let (own, app) = tokio::join!(
@@ -868,61 +794,60 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                 }
             },
         );
-        let credentials = match own.inspect_err(self.store_failed("InstallationRead"))? {
-            Some(credentials) => credentials,
-            None => app
-                .map_err(VendError::from)?
-                .cloned()
-                .ok_or(VendError::NotInstalled)?,
-        };
-        self.mint_shoprenter_with(shop, &credentials).await
-    }
-
-    async fn mint_shoprenter_with(
-        &self,
-        shop: &ShoprenterShopName,
-        credentials: &ShoprenterCredentials,
-    ) -> Result<CachedToken, Refusal> {
-        let token = self
-            .shoprenter
-            .request_token(shop, credentials)
-            .await
-            .map_err(VendError::from)?;
-        Ok(CachedToken {
-            access_token: token.access_token,
-            expires_at: token.expires_at,
-            scopes: token.scopes,
-        })
+        match own.inspect_err(self.store_failed("InstallationRead"))? {
+            Some(credentials) => Ok(credentials),
+            None => app?.cloned().ok_or(VendError::NotInstalled),
+        }
     }
 }
 
-/// A Shoptet grant as a cached token, or the refusal with its verdict.
-fn shoptet_token(
-    grant: Result<shoptet::ApiTokenGrant, ShoptetError>,
+/// One mint under a held lease: everything it is decided on.
+#[derive(Clone, Copy)]
+struct UnderLease<'a> {
+    shop: &'a ShopRef,
+    slot: &'a ShopSlot,
+    owner: &'a str,
+    /// The cache entry as the lease found it (the ledger counts toward the cap).
+    entry: &'a CacheEntry,
+    need: &'a Need<'a>,
+    purpose: Purpose<'a>,
+    admitted: &'a Admission,
+}
+
+/// A platform's grant as a cached token, or the refusal with its verdict.
+fn grant_token(
+    shop: &ShopRef,
+    grant: Result<Grant, MintError>,
     entry: &CacheEntry,
     now: SystemTime,
 ) -> Result<CachedToken, Refusal> {
     let grant = grant.map_err(|error| {
-        let verdict = verdict(&error);
+        let verdict = error.verdict();
         let error = match error {
             // Tokens minted outside the broker fill the cap: wait for ours to expire.
-            ShoptetError::MaximumTokensReached { retry_after } => VendError::TokenCapReached {
+            MintError::CapReached { retry_after } => VendError::TokenCapReached {
                 retry_after: retry_after
                     .or_else(|| {
                         let oldest_ours = live_ledger(entry, now).min()?;
                         oldest_ours.duration_since(now).ok()
                     })
-                    .unwrap_or(DEFAULT_CAP_RETRY),
+                    .unwrap_or(limits::DEFAULT_CAP_RETRY),
             },
-            error => error.into(),
+            error => error.to_vend_error(),
         };
         Refusal { error, verdict }
     })?;
+    let expires_at = match shop {
+        // `now` was taken before the request: see `minted_at`.
+        ShopRef::Shoptet(_) => grant
+            .expires_at
+            .min(now + limits::SHOPTET_API_TOKEN_LIFETIME),
+        ShopRef::Shoprenter(_) => grant.expires_at,
+    };
     Ok(CachedToken {
         access_token: grant.access_token,
-        // `now` was taken before the request: see `minted_at`.
-        expires_at: grant.expires_at.min(now + shoptet::API_TOKEN_LIFETIME),
-        scopes: Vec::new(),
+        expires_at,
+        scopes: grant.scopes,
     })
 }
 
@@ -937,7 +862,7 @@ fn check_cap(shop: &ShopRef, entry: &CacheEntry, now: SystemTime) -> Result<(), 
         return Ok(());
     }
     let live: Vec<SystemTime> = live_ledger(entry, now).collect();
-    if live.len() < shoptet::LIVE_TOKEN_CAP {
+    if live.len() < limits::SHOPTET_LIVE_TOKEN_CAP {
         return Ok(());
     }
     let oldest = live.iter().min().copied().unwrap_or(now);

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use crate::shoptet;
-use crate::upstream::HttpSettings;
+use crate::limits::SHOPTET_API_TOKEN_LIFETIME;
 use broker_runtime::env::{self as config, ConfigError, Env};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +31,7 @@ impl Default for VendTiming {
             // What `from_env` derives for the default lease and upstream timeout.
             lease_wait: Self::derived_lease_wait(
                 Duration::from_secs(5),
-                HttpSettings::default().request_timeout,
+                Self::DEFAULT_UPSTREAM_TIMEOUT,
             ),
             suspended_recheck: Duration::from_secs(300),
             l1_trust: super::L1_TRUST,
@@ -41,6 +40,10 @@ impl Default for VendTiming {
 }
 
 impl VendTiming {
+    /// The upstream request timeout the defaults assume: `broker-platforms`'
+    /// `HttpSettings::default()` (a test there keeps the two equal).
+    pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_millis(2_500);
+
     /// The store round trips around a taken-over mint (see
     /// [`Self::derived_lease_wait`]).
     pub const LEASE_WAIT_MARGIN: Duration = Duration::from_secs(1);
@@ -55,7 +58,7 @@ impl VendTiming {
 
     /// `LEASE_WAIT_MS` defaults to [`Self::derived_lease_wait`]; set explicitly, it
     /// must still exceed the lease.
-    pub fn from_env(env: &impl Env, http: &HttpSettings) -> Result<Self, ConfigError> {
+    pub fn from_env(env: &impl Env, upstream_timeout: Duration) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         let seconds = |variable, default: Duration| {
             config::parsed(env, variable, default.as_secs()).map(Duration::from_secs)
@@ -67,19 +70,19 @@ impl VendTiming {
             lease_wait: config::millis(
                 env,
                 "LEASE_WAIT_MS",
-                Self::derived_lease_wait(lease, http.request_timeout),
+                Self::derived_lease_wait(lease, upstream_timeout),
             )?,
             suspended_recheck: seconds("SUSPENDED_RECHECK_SECONDS", defaults.suspended_recheck)?,
             l1_trust: defaults.l1_trust,
         };
-        if timing.refresh_margin >= shoptet::API_TOKEN_LIFETIME {
+        if timing.refresh_margin >= SHOPTET_API_TOKEN_LIFETIME {
             return Err(ConfigError::new(
                 "REFRESH_MARGIN_SECONDS",
                 "must be shorter than a Shoptet token's 1800 s lifetime",
             ));
         }
         // A holder must finish its mint before its lease can be taken over.
-        if timing.lease <= http.request_timeout + Duration::from_secs(1) {
+        if timing.lease <= upstream_timeout + Duration::from_secs(1) {
             return Err(ConfigError::new(
                 "LEASE_SECONDS",
                 "must exceed UPSTREAM_TIMEOUT_MS by at least a second",

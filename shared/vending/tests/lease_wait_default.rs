@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use broker_platforms::upstream::HttpSettings;
 use broker_vending::VendTiming;
 
 fn timing_from(variables: &[(&str, &str)]) -> Result<VendTiming, (String, String)> {
@@ -15,7 +14,7 @@ fn timing_from(variables: &[(&str, &str)]) -> Result<VendTiming, (String, String
             .find(|(variable, _)| *variable == name)
             .map(|(_, value)| (*value).to_owned())
     };
-    VendTiming::from_env(&env, &HttpSettings::default())
+    VendTiming::from_env(&env, VendTiming::DEFAULT_UPSTREAM_TIMEOUT)
         .map_err(|error| (error.variable.to_owned(), error.problem))
 }
 
@@ -30,12 +29,8 @@ fn lease_seconds_ten_alone_yields_a_wait_derived_from_it() {
 
 #[test]
 fn the_derived_wait_follows_the_upstream_timeout_too() {
-    let http = HttpSettings {
-        connect_timeout: Duration::from_millis(500),
-        request_timeout: Duration::from_millis(4_000),
-    };
     let env = |name: &str| (name == "LEASE_SECONDS").then(|| "6".to_owned());
-    let timing = VendTiming::from_env(&env, &http).expect("valid");
+    let timing = VendTiming::from_env(&env, Duration::from_millis(4_000)).expect("valid");
     assert_eq!(timing.lease_wait, Duration::from_millis(11_000));
 }
 
