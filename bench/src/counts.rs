@@ -12,7 +12,7 @@ use aws_config::SdkConfig;
 use broker_domain::secret::WebhookKey;
 use broker_platforms::shoptet_webhook;
 use broker_runtime::metrics::{Metrics, Service};
-use install_callback::{AwsInstallCallback, InstallConfig};
+use install_callback::{AwsInstallCallback, AwsInstallConfig};
 use lambda_http::Body;
 use lambda_http::http::{Request, StatusCode};
 use platform_double::DoubleConfig;
@@ -175,11 +175,9 @@ async fn install_callback(fleet: &Fleet, aws: &SdkConfig) -> Result<AwsInstallCa
     env.insert("SHOPTET_CLIENT_SECRET_ID", client_secret_id);
     env.insert("SHOPTET_WEBHOOK_KEY_SECRET_ID", webhook_key_id);
     env.insert("SHOPTET_REDIRECT_URI", REDIRECT_URI.to_owned());
-    let config = InstallConfig::from_env(&|name: &str| env.get(name).cloned())?;
+    let config = AwsInstallConfig::from_env(&|name: &str| env.get(name).cloned())?;
     let metrics = Metrics::new(Service::InstallCallback, "Bench", std::io::sink());
-    Ok(install_callback::build_on_aws(config, aws)
-        .await?
-        .with_metrics(Arc::new(metrics)))
+    Ok(install_callback::build_on_aws(config, aws).with_metrics(Arc::new(metrics)))
 }
 
 async fn shoptet_install(

@@ -16,7 +16,7 @@ use broker_platforms::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
 use broker_platforms::upstream::{HttpSettings, UpstreamUrl};
 use platform_double::{DoubleConfig, Endpoint, PlatformDouble};
 use test_support::request_counting::TableRoles;
-use token_vendor::{AwsVendHandler, VendRequest, VendorConfig, build_on_aws};
+use token_vendor::{AwsVendHandler, AwsVendorConfig, VendRequest, build_on_aws};
 
 use crate::Error;
 
@@ -63,9 +63,9 @@ impl Target {
     }
 
     /// The configuration a new Lambda instance would read.
-    pub fn config(&self) -> Result<VendorConfig, Error> {
+    pub fn config(&self) -> Result<AwsVendorConfig, Error> {
         let env = self.env();
-        Ok(VendorConfig::from_env(&|name: &str| {
+        Ok(AwsVendorConfig::from_env(&|name: &str| {
             env.get(name).cloned()
         })?)
     }
@@ -88,7 +88,7 @@ impl Target {
 
     /// A fresh handler state: what a new Lambda instance would have.
     pub async fn instance(&self, aws: &SdkConfig) -> Result<AwsVendHandler, Error> {
-        Ok(build_on_aws(self.config()?, aws).await?)
+        Ok(build_on_aws(self.config()?, aws))
     }
 }
 

@@ -802,15 +802,13 @@ pub async fn worker(args: WorkerArgs) -> Result<(), Error> {
         args.target.table_roles(),
     );
     let mut config = args.target.config()?;
-    config.timing.refresh_margin = MARGIN / args.compress;
-    config.timing.l1_trust = L1_TRUST / args.compress;
+    config.vendor.timing.refresh_margin = MARGIN / args.compress;
+    config.vendor.timing.l1_trust = L1_TRUST / args.compress;
     // The EMF lines Lambda would put in CloudWatch Logs: counted, not
     // printed (stdout is the worker's protocol).
     let metric_bytes = CountedBytes::default();
     let metrics = Metrics::new(Service::TokenVendor, "FleetBench", metric_bytes.clone());
-    let handler = token_vendor::build_on_aws(config, &aws)
-        .await?
-        .with_metrics(Arc::new(metrics));
+    let handler = token_vendor::build_on_aws(config, &aws).with_metrics(Arc::new(metrics));
     let raw = aws_sdk_dynamodb::Client::new(&base);
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     say("ready")?;

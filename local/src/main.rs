@@ -7,15 +7,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use args::{Args, Store, USAGE};
+use broker_aws::config as store_config;
 use broker_domain::model::ShoprenterCredentials;
 use broker_domain::secret::{ClientSecret, WebhookKey};
 use broker_domain::storage::Stores;
 use broker_local::server::{self, Broker};
 use broker_runtime::env::{self, ConfigError};
 use broker_sqlite::SqliteStore;
-use install_callback::{InstallCallback, InstallConfig, InstallSecrets};
+use install_callback::{AwsInstallConfig, InstallCallback, InstallConfig, InstallSecrets};
 use sandbox::Sandbox;
-use token_vendor::{VendHandler, VendorConfig};
+use token_vendor::{AwsVendorConfig, VendHandler, VendorConfig};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -73,11 +74,6 @@ async fn run(args: Args) -> Result<(), String> {
             .as_ref()
             .and_then(|sandbox| sandbox.env(name))
             .or_else(|| std::env::var(name).ok())
-            // The embedded store has no table, but the shared configuration names one.
-            .or_else(|| {
-                (embedded && matches!(name, "TOKEN_TABLE" | "REGISTRY_TABLE"))
-                    .then(|| "embedded".to_owned())
-            })
     };
     // Secrets as plain variables serve the embedded store, and the sandbox
     // on either store (no Secrets Manager holds the double's secrets);
@@ -87,15 +83,8 @@ async fn run(args: Args) -> Result<(), String> {
     } else {
         None
     };
-    // With plain secrets the Shoprenter app is resolved here: the functions'
-    // configuration must not look for its Secrets Manager id.
-    let config_env = |name: &str| {
-        let resolved_here = plain.is_some()
-            && matches!(name, "SHOPRENTER_CLIENT_ID" | "SHOPRENTER_CLIENT_SECRET_ID");
-        if resolved_here { None } else { env(name) }
-    };
-    let mut install_config = InstallConfig::from_env(&config_env).map_err(|e| e.to_string())?;
-    let mut vendor_config = VendorConfig::from_env(&config_env).map_err(|e| e.to_string())?;
+    let mut install_config = InstallConfig::from_env(&env).map_err(|e| e.to_string())?;
+    let mut vendor_config = VendorConfig::from_env(&env).map_err(|e| e.to_string())?;
     // One process, two vendor cores (one per handler, as on AWS): what the
     // install handler records (an uninstall, a suspension) must reach the
     // very next vend, not a warm Lambda's L1 trust period later. Locally
@@ -124,25 +113,37 @@ async fn run(args: Args) -> Result<(), String> {
         }
         (Store::Aws, secrets) => {
             let aws = aws_config::load_from_env().await;
-            println!("store: AWS (table {})", vendor_config.stores.token_table);
+            let stores = store_config::aws_store_names(&env).map_err(|e| e.to_string())?;
+            println!("store: AWS (table {})", stores.token_table);
             let (install, vendor) = match secrets {
                 Some(secrets) => {
                     let app_credentials = secrets.shoprenter_app.clone();
-                    let install_stores = install_config.stores.open(&aws);
-                    let vendor_stores = vendor_config.stores.open(&aws);
                     (
-                        InstallCallback::new(install_config, secrets, install_stores),
-                        VendHandler::new(vendor_config, app_credentials, vendor_stores),
+                        InstallCallback::new(install_config, secrets, stores.open(&aws)),
+                        VendHandler::new(vendor_config, app_credentials, stores.open(&aws)),
                     )
                 }
-                None => (
-                    install_callback::build_on_aws(install_config, &aws)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                    token_vendor::build_on_aws(vendor_config, &aws)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                ),
+                None => {
+                    let aws_install =
+                        AwsInstallConfig::from_env(&env).map_err(|e| e.to_string())?;
+                    let aws_vendor = AwsVendorConfig::from_env(&env).map_err(|e| e.to_string())?;
+                    (
+                        install_callback::build_on_aws(
+                            AwsInstallConfig {
+                                install: install_config,
+                                ..aws_install
+                            },
+                            &aws,
+                        ),
+                        token_vendor::build_on_aws(
+                            AwsVendorConfig {
+                                vendor: vendor_config,
+                                ..aws_vendor
+                            },
+                            &aws,
+                        ),
+                    )
+                }
             };
             let broker = Broker {
                 install,
@@ -188,18 +189,12 @@ fn plain_secrets(env: &impl env::Env) -> Result<InstallSecrets, ConfigError> {
 fn shoprenter_app_credentials(
     env: &impl env::Env,
 ) -> Result<Option<ShoprenterCredentials>, ConfigError> {
-    match (
-        env::optional(env, "SHOPRENTER_CLIENT_ID"),
-        env::optional(env, "SHOPRENTER_CLIENT_SECRET"),
-    ) {
-        (Some(client_id), Some(secret)) => Ok(Some(ShoprenterCredentials {
-            client_id,
-            client_secret: ClientSecret::new(secret),
-        })),
-        (None, None) => Ok(None),
-        _ => Err(ConfigError::new(
-            "SHOPRENTER_CLIENT_SECRET",
-            "SHOPRENTER_CLIENT_ID and SHOPRENTER_CLIENT_SECRET go together",
-        )),
-    }
+    Ok(
+        env::together(env, "SHOPRENTER_CLIENT_ID", "SHOPRENTER_CLIENT_SECRET")?.map(
+            |(client_id, secret)| ShoprenterCredentials {
+                client_id,
+                client_secret: ClientSecret::new(secret),
+            },
+        ),
+    )
 }

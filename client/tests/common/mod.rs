@@ -77,8 +77,6 @@ impl LocalBroker {
                 "SHOPRENTER_API_URL",
                 format!("{}/shoprenter-api/{{shop}}/api", double.base_url()),
             ),
-            ("TOKEN_TABLE", "embedded".into()),
-            ("REGISTRY_TABLE", "embedded".into()),
             (
                 "REFRESH_MARGIN_SECONDS",
                 setup.broker_margin_seconds.to_string(),

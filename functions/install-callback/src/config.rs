@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use broker_aws::config as store_config;
+use broker_aws::config::{self as store_config, ShoprenterAppSecret};
 use broker_aws::storage::AwsStoreNames;
 use broker_domain::storage::RecoveryWindow;
 use broker_platforms::config as platform_config;
@@ -15,34 +15,30 @@ use broker_vending::VendTiming;
 /// Shoptet gives up on an install callback after 5 s.
 const SHOPTET_INSTALL_LIMIT: Duration = Duration::from_secs(5);
 
+/// What the install callback needs whatever its stores and wherever its
+/// secrets are. Reads no store or secret variable: the local server and
+/// tests over SQLite need no AWS names.
 #[derive(Debug, Clone)]
 pub struct InstallConfig {
     /// The partner e-shop's OAuth server (required) and the API.
     pub shoptet: ShoptetConfig,
     pub shoptet_client_id: String,
-    /// Name or ARN of the secret holding the add-on's client secret, if it has one.
-    pub shoptet_client_secret_id: Option<String>,
     /// The install URL registered with Shoptet. Unset: the URL the install
     /// request arrived at (API Gateway's own host), which is what Shoptet called.
     pub shoptet_redirect_uri: Option<String>,
     pub shoprenter_oauth_url: UpstreamUrl,
-    /// The Shoprenter app: its ClientSecret signs the install/uninstall
-    /// redirects, and its credentials fetch tokens. Set together or not at all.
-    pub shoprenter_client_id: Option<String>,
-    pub shoprenter_client_secret_id: Option<String>,
     pub shoprenter_hmac_max_age: Duration,
     /// Where the merchant's browser goes after a Shoprenter install
     /// (`{shop}` replaced).
     pub shoprenter_app_entry_url: Option<AppEntryUrl>,
-    /// Name or ARN of the secret holding Shoptet's webhook signature key.
-    pub shoptet_webhook_key_secret_id: Option<String>,
     pub uninstall_recovery: RecoveryWindow,
-    pub stores: AwsStoreNames,
     pub http: HttpSettings,
     /// The same leases as the vendor's: confirmations mint through them.
     pub timing: VendTiming,
     /// The whole install request must answer before Shoptet gives up.
     pub install_deadline: Duration,
+    /// The CloudWatch namespace of the EMF metrics (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
 }
 
 /// `SHOPRENTER_APP_ENTRY_URL`: https (http only for loopback), `{shop}`
@@ -75,14 +71,6 @@ impl InstallConfig {
                 "must be under 5000 (Shoptet's limit) and above UPSTREAM_TIMEOUT_MS",
             ));
         }
-        let shoprenter_client_id = env::optional(env, "SHOPRENTER_CLIENT_ID");
-        let shoprenter_client_secret_id = env::optional(env, "SHOPRENTER_CLIENT_SECRET_ID");
-        if shoprenter_client_id.is_some() != shoprenter_client_secret_id.is_some() {
-            return Err(ConfigError::new(
-                "SHOPRENTER_CLIENT_SECRET_ID",
-                "SHOPRENTER_CLIENT_ID and SHOPRENTER_CLIENT_SECRET_ID go together",
-            ));
-        }
         let oauth_url = platform_config::shoptet_oauth_url(env)?
             .ok_or_else(|| ConfigError::new("SHOPTET_OAUTH_URL", "is required but not set"))?;
         Ok(Self {
@@ -91,11 +79,8 @@ impl InstallConfig {
                 api_url: platform_config::shoptet_api_url(env)?,
             },
             shoptet_client_id: env::required(env, "SHOPTET_CLIENT_ID")?,
-            shoptet_client_secret_id: env::optional(env, "SHOPTET_CLIENT_SECRET_ID"),
             shoptet_redirect_uri: env::optional(env, "SHOPTET_REDIRECT_URI"),
             shoprenter_oauth_url: platform_config::shoprenter_oauth_url(env)?,
-            shoprenter_client_id,
-            shoprenter_client_secret_id,
             shoprenter_hmac_max_age: env::parsed(
                 env,
                 "SHOPRENTER_HMAC_MAX_AGE_SECONDS",
@@ -108,7 +93,6 @@ impl InstallConfig {
                         .map_err(|problem| ConfigError::new("SHOPRENTER_APP_ENTRY_URL", problem))
                 })
                 .transpose()?,
-            shoptet_webhook_key_secret_id: env::optional(env, "SHOPTET_WEBHOOK_KEY_SECRET_ID"),
             uninstall_recovery: env::parsed(env, "UNINSTALL_RECOVERY_DAYS", 7u64).and_then(
                 |days| {
                     RecoveryWindow::days(days).ok_or_else(|| {
@@ -116,10 +100,37 @@ impl InstallConfig {
                     })
                 },
             )?,
-            stores: store_config::aws_store_names(env)?,
             timing: VendTiming::from_env(env, http.request_timeout)?,
             http,
             install_deadline,
+            metrics_namespace: broker_runtime::metrics::namespace_from_env(env),
+        })
+    }
+}
+
+/// The install callback on AWS: its configuration, where the stores are,
+/// and the Secrets Manager secrets it reads on first use. Exists only whole.
+#[derive(Debug, Clone)]
+pub struct AwsInstallConfig {
+    pub install: InstallConfig,
+    pub stores: AwsStoreNames,
+    /// Name or ARN of the secret holding the add-on's client secret, if it has one.
+    pub shoptet_client_secret_id: Option<String>,
+    /// Name or ARN of the secret holding Shoptet's webhook signature key.
+    pub shoptet_webhook_key_secret_id: Option<String>,
+    /// The Shoprenter app: its ClientSecret signs the install/uninstall
+    /// redirects, and its credentials fetch tokens.
+    pub shoprenter_app: Option<ShoprenterAppSecret>,
+}
+
+impl AwsInstallConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            install: InstallConfig::from_env(env)?,
+            stores: store_config::aws_store_names(env)?,
+            shoptet_client_secret_id: env::optional(env, "SHOPTET_CLIENT_SECRET_ID"),
+            shoptet_webhook_key_secret_id: env::optional(env, "SHOPTET_WEBHOOK_KEY_SECRET_ID"),
+            shoprenter_app: store_config::shoprenter_app(env)?,
         })
     }
 }
@@ -129,14 +140,14 @@ mod tests {
     use super::*;
     use broker_aws::storage::{InstallationBackend, SecretNames};
 
-    fn load(vars: &[(&str, &str)]) -> Result<InstallConfig, ConfigError> {
+    fn load(vars: &[(&str, &str)]) -> Result<AwsInstallConfig, ConfigError> {
         let env = |name: &str| {
             // The last setting of a variable wins.
             vars.iter()
                 .rfind(|(var, _)| *var == name)
                 .map(|(_, value)| (*value).to_owned())
         };
-        InstallConfig::from_env(&env)
+        AwsInstallConfig::from_env(&env)
     }
 
     const MINIMAL: [(&str, &str); 4] = [
@@ -155,11 +166,14 @@ mod tests {
                 secrets: SecretNames::default()
             }
         );
-        assert_eq!(config.install_deadline, Duration::from_millis(4000));
-        assert_eq!(config.shoptet_redirect_uri, None);
-        assert_eq!(config.uninstall_recovery, RecoveryWindow::DEFAULT);
-        assert_eq!(config.shoprenter_hmac_max_age, Duration::from_secs(300));
-        assert_eq!(config.timing, VendTiming::default());
+        assert_eq!(config.install.install_deadline, Duration::from_millis(4000));
+        assert_eq!(config.install.shoptet_redirect_uri, None);
+        assert_eq!(config.install.uninstall_recovery, RecoveryWindow::DEFAULT);
+        assert_eq!(
+            config.install.shoprenter_hmac_max_age,
+            Duration::from_secs(300)
+        );
+        assert_eq!(config.install.timing, VendTiming::default());
     }
 
     #[test]

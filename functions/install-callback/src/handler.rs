@@ -166,7 +166,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         // Installs and events are few: each request writes what it counted,
         // so an instance reaped after one install loses nothing.
         .with_metrics(Arc::new(
-            Metrics::from_env(Service::InstallCallback).with_flush_interval(Duration::ZERO),
+            Metrics::to_stdout(Service::InstallCallback, config.metrics_namespace.clone())
+                .with_flush_interval(Duration::ZERO),
         ));
         Self {
             shoptet: ShoptetClient::new(http, config.shoptet),

@@ -1,5 +1,5 @@
 use broker_runtime::env::{ProcessEnv, or_exit};
-use install_callback::{InstallConfig, build_on_aws};
+use install_callback::{AwsInstallConfig, build_on_aws};
 use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
@@ -7,11 +7,11 @@ async fn main() -> Result<(), Error> {
     broker_runtime::logging::init();
     // First: every client below is built on this one TLS configuration.
     or_exit(broker_runtime::tls::init(&ProcessEnv));
-    let config = or_exit(InstallConfig::from_env(&ProcessEnv));
+    let config = or_exit(AwsInstallConfig::from_env(&ProcessEnv));
     // No network call here: credentials come from the environment, and the
     // secrets are read by the first request that needs them.
     let aws = broker_aws::sdk_http::load_sdk_config().await;
-    let handler = or_exit(build_on_aws(config, &aws).await);
+    let handler = build_on_aws(config, &aws);
     let handler = &handler;
     lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(handler.handle(request).await)

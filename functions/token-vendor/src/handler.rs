@@ -13,7 +13,7 @@ use broker_domain::storage::{InstallationRegistry, InstallationStore, Stores, To
 use broker_platforms::minting::PlatformMinter;
 use broker_platforms::shoprenter::{ShoprenterApiUrl, ShoprenterClient};
 use broker_platforms::shoptet::{API_TOKEN_HEADER, ShoptetClient, ShoptetConfig};
-use broker_runtime::metrics::{Dimension, Dimensions, Metric, Metrics};
+use broker_runtime::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
 use broker_vending::{Source, TokenVendor, VendError, VendRequest, Vended};
 use lambda_http::http::{Method, Response, StatusCode};
 use lambda_http::request::RequestContext;
@@ -102,7 +102,11 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
             stores,
             config.timing,
             config.remembered_shops,
-        );
+        )
+        .with_metrics(Arc::new(Metrics::to_stdout(
+            Service::TokenVendor,
+            config.metrics_namespace,
+        )));
         Self { vendor, api_bases }
     }
 

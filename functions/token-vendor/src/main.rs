@@ -1,17 +1,17 @@
 use broker_runtime::env::{ProcessEnv, or_exit};
 use lambda_http::{Error, Request, service_fn};
-use token_vendor::{VendorConfig, build_on_aws, diagnostic};
+use token_vendor::{AwsVendorConfig, build_on_aws, diagnostic};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     broker_runtime::logging::init();
     // First: every client below is built on this one TLS configuration.
     or_exit(broker_runtime::tls::init(&ProcessEnv));
-    let config = or_exit(VendorConfig::from_env(&ProcessEnv));
+    let config = or_exit(AwsVendorConfig::from_env(&ProcessEnv));
     // No network call here: credentials come from the environment, and the
     // secrets are read by the first request that needs them.
     let aws = broker_aws::sdk_http::load_sdk_config().await;
-    let handler = or_exit(build_on_aws(config, &aws).await);
+    let handler = build_on_aws(config, &aws);
     let handler = &handler;
     lambda_http::run(service_fn(move |request: Request| async move {
         handler.handle(request).await.map_err(diagnostic)

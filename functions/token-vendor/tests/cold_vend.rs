@@ -14,9 +14,7 @@ async fn counted_instance(fleet: &Fleet) -> (AwsVendHandler, RequestCounter) {
         .with(&fleet.table, "tokens")
         .with(&fleet.registry_table, "registry");
     let (aws, calls) = counting(&fleet.store_aws, broker_aws::sdk_http::http_client(), roles);
-    let instance = token_vendor::build_on_aws(fleet.config(), &aws)
-        .await
-        .unwrap();
+    let instance = token_vendor::build_on_aws(fleet.config(), &aws);
     (instance, calls)
 }
 

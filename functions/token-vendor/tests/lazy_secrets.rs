@@ -14,7 +14,9 @@ async fn an_app_secret_that_cannot_be_read_fails_the_request_not_the_start_and_i
     // Named but not created yet: a start-up read would have refused to start.
     let late_secret_id = format!("{}late-app-secret", fleet.secret_prefix);
     let instance = fleet
-        .instance_with(|config| config.shoprenter_client_secret_id = Some(late_secret_id))
+        .instance_with(|config| {
+            config.shoprenter_app.as_mut().unwrap().secret_id = late_secret_id;
+        })
         .await;
     fleet.double.register_shoprenter_client(
         "app-shop",
@@ -62,12 +64,8 @@ async fn the_sdk_on_the_brokers_own_transport_reads_the_secret_and_the_cache() {
         .http_client(broker_aws::sdk_http::http_client())
         .load()
         .await;
-    let minting = token_vendor::build_on_aws(fleet.config(), &aws)
-        .await
-        .unwrap();
-    let serving = token_vendor::build_on_aws(fleet.config(), &aws)
-        .await
-        .unwrap();
+    let minting = token_vendor::build_on_aws(fleet.config(), &aws);
+    let serving = token_vendor::build_on_aws(fleet.config(), &aws);
 
     let (status, _, minted) = http(&minting, "GET", "/tokens/shoprenter/app-shop", None).await;
     let (_, _, served) = http(&serving, "GET", "/tokens/shoprenter/app-shop", None).await;

@@ -28,8 +28,6 @@ async fn a_waiter_reads_about_once_per_growing_pause_and_a_handful_of_times_once
     let env = HashMap::from([
         ("SHOPTET_OAUTH_URL", double.shoptet_oauth_url()),
         ("SHOPTET_API_URL", double.shoptet_api_url()),
-        ("TOKEN_TABLE", "embedded".to_owned()),
-        ("REGISTRY_TABLE", "embedded".to_owned()),
     ]);
     let config = VendorConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
     let waiter = Arc::new(VendHandler::new(

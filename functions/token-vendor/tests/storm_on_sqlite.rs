@@ -24,8 +24,6 @@ async fn a_storm_over_8_handler_states_on_one_sqlite_file_mints_exactly_once() {
     let env = HashMap::from([
         ("SHOPTET_OAUTH_URL", double.shoptet_oauth_url()),
         ("SHOPTET_API_URL", double.shoptet_api_url()),
-        ("TOKEN_TABLE", "embedded".to_owned()),
-        ("REGISTRY_TABLE", "embedded".to_owned()),
     ]);
     let mut instances = Vec::new();
     for _ in 0..8 {

@@ -527,7 +527,9 @@ async fn an_instance_serving_many_shops_keeps_state_for_a_bounded_number() {
         fleet.install_shoptet(eshop_id).await;
     }
     let instance = fleet
-        .instance_with(|config| config.remembered_shops = std::num::NonZeroUsize::new(2).unwrap())
+        .instance_with(|config| {
+            config.vendor.remembered_shops = std::num::NonZeroUsize::new(2).unwrap()
+        })
         .await;
 
     for eshop_id in [31, 32, 33] {
@@ -559,20 +561,6 @@ async fn the_token_response_is_a_typed_shape_whose_debug_hides_the_token() {
     assert_eq!(response.scopes, None);
     test_support::LeakScanner::new([response.access_token.expose_secret()])
         .assert_absent("the response's Debug", &format!("{response:?}"));
-}
-
-#[tokio::test]
-async fn app_credentials_without_their_secret_name_the_variable_at_start_up() {
-    let fleet = Fleet::start().await;
-    let mut config = fleet.config();
-    config.shoprenter_client_secret_id = None;
-
-    let error = token_vendor::build_on_aws(config, &fleet.aws)
-        .await
-        .err()
-        .expect("half of the app credentials is refused");
-
-    assert_eq!(error.variable, "SHOPRENTER_CLIENT_SECRET_ID");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Where the broker keeps its data on AWS, read from the environment over
 //! the [`broker_runtime::env`] primitives.
 
-use broker_runtime::env::{ConfigError, Env, optional, required};
+use broker_runtime::env::{ConfigError, Env, optional, required, together};
 
 use crate::storage::{AwsStoreNames, DEFAULT_SECRET_PREFIX, InstallationBackend, SecretNames};
 
@@ -48,6 +48,33 @@ pub fn dynamodb_backend(env: &impl Env) -> Result<InstallationBackend, ConfigErr
         table: required(env, "INSTALLATION_TABLE")?,
         key_id: required(env, "INSTALLATION_KEY_ID")?,
     })
+}
+
+/// The Shoprenter app's client id and the Secrets Manager secret that holds
+/// its client secret: a configuration that exists whole or not at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShoprenterAppSecret {
+    pub client_id: String,
+    /// The secret's name or ARN (`SHOPRENTER_CLIENT_SECRET_ID`).
+    pub secret_id: String,
+}
+
+impl ShoprenterAppSecret {
+    /// The variable that names the secret: what an operator fixes when it
+    /// cannot be read.
+    pub const VARIABLE: &'static str = "SHOPRENTER_CLIENT_SECRET_ID";
+}
+
+/// `SHOPRENTER_CLIENT_ID` and `SHOPRENTER_CLIENT_SECRET_ID`, both or neither.
+pub fn shoprenter_app(env: &impl Env) -> Result<Option<ShoprenterAppSecret>, ConfigError> {
+    Ok(
+        together(env, "SHOPRENTER_CLIENT_ID", ShoprenterAppSecret::VARIABLE)?.map(
+            |(client_id, secret_id)| ShoprenterAppSecret {
+                client_id,
+                secret_id,
+            },
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -181,5 +208,24 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(error.variable, "INSTALLATION_TABLE");
+    }
+
+    #[test]
+    fn the_shoprenter_app_exists_whole_or_not_at_all() {
+        assert_eq!(shoprenter_app(&env(&[])), Ok(None));
+        assert_eq!(
+            shoprenter_app(&env(&[
+                ("SHOPRENTER_CLIENT_ID", "app"),
+                ("SHOPRENTER_CLIENT_SECRET_ID", "stack/app-secret")
+            ])),
+            Ok(Some(ShoprenterAppSecret {
+                client_id: "app".to_owned(),
+                secret_id: "stack/app-secret".to_owned()
+            }))
+        );
+        let half = shoprenter_app(&env(&[("SHOPRENTER_CLIENT_ID", "app")])).unwrap_err();
+        assert_eq!(half.variable, "SHOPRENTER_CLIENT_SECRET_ID");
+        let other_half = shoprenter_app(&env(&[("SHOPRENTER_CLIENT_SECRET_ID", "s")])).unwrap_err();
+        assert_eq!(other_half.variable, "SHOPRENTER_CLIENT_ID");
     }
 }

@@ -7,4 +7,5 @@ use broker_runtime::tls;
 
 pub mod config;
 pub mod sdk_http;
+pub mod secrets;
 pub mod storage;

@@ -54,6 +54,27 @@ pub fn required(env: &impl Env, variable: &'static str) -> Result<String, Config
     optional(env, variable).ok_or_else(|| ConfigError::new(variable, "is required but not set"))
 }
 
+/// Two variables that only make sense together: both set, or neither. A
+/// half-set pair names the missing one.
+pub fn together(
+    env: &impl Env,
+    first: &'static str,
+    second: &'static str,
+) -> Result<Option<(String, String)>, ConfigError> {
+    match (optional(env, first), optional(env, second)) {
+        (Some(a), Some(b)) => Ok(Some((a, b))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::new(
+            second,
+            format!("{first} and {second} go together"),
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            first,
+            format!("{first} and {second} go together"),
+        )),
+    }
+}
+
 pub fn parsed<T: FromStr>(
     env: &impl Env,
     variable: &'static str,

@@ -26,6 +26,8 @@ use serde_json::{Map, Value, json};
 
 use broker_domain::ids::Platform;
 
+use crate::env::{Env, optional};
+
 /// The namespace when `METRICS_NAMESPACE` is unset.
 pub const DEFAULT_NAMESPACE: &str = "ShopTokenBroker";
 
@@ -204,14 +206,15 @@ fn locked<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// `METRICS_NAMESPACE`, [`DEFAULT_NAMESPACE`] when unset.
+pub fn namespace_from_env(env: &impl Env) -> String {
+    optional(env, "METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
+}
+
 impl Metrics {
-    /// Lines to stdout, where Lambda's EMF extraction reads them, in the
-    /// namespace `METRICS_NAMESPACE` names (default [`DEFAULT_NAMESPACE`]).
-    pub fn from_env(service: Service) -> Self {
-        let namespace = std::env::var("METRICS_NAMESPACE")
-            .ok()
-            .filter(|namespace| !namespace.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    /// Lines to stdout, where Lambda's EMF extraction reads them, in
+    /// `namespace` (see [`namespace_from_env`]).
+    pub fn to_stdout(service: Service, namespace: impl Into<String>) -> Self {
         Self::new(service, namespace, std::io::stdout())
     }
 

@@ -195,7 +195,10 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             leases_taken: AtomicU64::new(0),
             waits: wait::WaitCounters::default(),
             refreshes: wait::RefreshEstimate::default(),
-            metrics: Arc::new(Metrics::from_env(Service::TokenVendor)),
+            metrics: Arc::new(Metrics::to_stdout(
+                Service::TokenVendor,
+                broker_runtime::metrics::DEFAULT_NAMESPACE,
+            )),
             shops: Mutex::new(LruCache::new(remembered_shops)),
         }
     }

@@ -7,13 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker_domain::secret::{ClientSecret, WebhookKey};
 use broker_platforms::{shoprenter_app, shoptet_webhook};
-use install_callback::{AwsInstallCallback, InstallConfig, build_on_aws};
+use install_callback::{AwsInstallCallback, AwsInstallConfig, build_on_aws};
 use lambda_http::Body;
 use lambda_http::http::{Request, Response, StatusCode};
 use platform_double::{DoubleConfig, Endpoint, InstallationState};
 use serde_json::Value;
 use test_support::{TestWorld, into_json};
-use token_vendor::{AwsVendHandler, VendorConfig};
+use token_vendor::{AwsVendHandler, AwsVendorConfig};
 
 use super::{SHOPRENTER_CLIENT_ID, SHOPRENTER_CLIENT_SECRET, Secrets, error_code};
 
@@ -92,9 +92,8 @@ impl Lifecycle {
         if setup.app_entry_url {
             env.insert("SHOPRENTER_APP_ENTRY_URL", ENTRY_URL.to_owned());
         }
-        let config = InstallConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
-        let (install, metrics) =
-            super::with_captured_metrics(build_on_aws(config, &world.aws).await.unwrap());
+        let config = AwsInstallConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
+        let (install, metrics) = super::with_captured_metrics(build_on_aws(config, &world.aws));
         Self {
             world,
             install,
@@ -118,7 +117,7 @@ impl Lifecycle {
         use broker_aws::storage::secrets_manager::SecretsManagerStore;
         use broker_domain::storage::Stores;
         let env = &self.vendor_env;
-        let config = VendorConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
+        let config = AwsVendorConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
         let closed =
             test_support::sdk_config_for_endpoint(&test_support::unreachable_endpoint()).await;
         let stores = config.stores.open(&self.aws);
@@ -133,14 +132,14 @@ impl Lifecycle {
             tokens: stores.tokens,
             registry: stores.registry,
         };
-        token_vendor::VendHandler::new(config, None, stores)
+        token_vendor::VendHandler::new(config.vendor, None, stores)
     }
 
     pub async fn vendor_trusting_l1_for(&self, l1_trust: Duration) -> AwsVendHandler {
         let env = &self.vendor_env;
-        let mut config = VendorConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
-        config.timing.l1_trust = l1_trust;
-        token_vendor::build_on_aws(config, &self.aws).await.unwrap()
+        let mut config = AwsVendorConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
+        config.vendor.timing.l1_trust = l1_trust;
+        token_vendor::build_on_aws(config, &self.aws)
     }
 
     pub async fn request(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
-use install_callback::{AwsInstallCallback, InstallConfig, build_on_aws};
+use install_callback::{AwsInstallCallback, AwsInstallConfig, build_on_aws};
 use lambda_http::Body;
 use lambda_http::http::{Request, StatusCode};
 use platform_double::DoubleConfig;
@@ -117,8 +117,8 @@ impl Broker {
         if let Some(redirect) = configured_redirect {
             env.insert("SHOPTET_REDIRECT_URI", redirect.to_owned());
         }
-        let config = InstallConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
-        let (handler, metrics) = with_captured_metrics(build_on_aws(config, &store).await.unwrap());
+        let config = AwsInstallConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
+        let (handler, metrics) = with_captured_metrics(build_on_aws(config, &store));
         Self {
             world,
             handler,

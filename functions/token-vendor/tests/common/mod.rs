@@ -22,7 +22,7 @@ use serde_json::Value;
 use test_support::TestWorld;
 pub use test_support::into_json;
 use token_vendor::{
-    AwsVendHandler, VendError, VendHandler, VendRequest, Vended, VendorConfig, build_on_aws,
+    AwsVendHandler, AwsVendorConfig, VendError, VendHandler, VendRequest, Vended, build_on_aws,
 };
 
 pub const APP_CLIENT_ID: &str = "app-client-id";
@@ -78,14 +78,14 @@ impl Fleet {
     }
 
     /// A fresh instance whose configuration `adjust` changed after loading.
-    pub async fn instance_with(&self, adjust: impl FnOnce(&mut VendorConfig)) -> AwsVendHandler {
+    pub async fn instance_with(&self, adjust: impl FnOnce(&mut AwsVendorConfig)) -> AwsVendHandler {
         let mut config = self.config();
         adjust(&mut config);
-        build_on_aws(config, &self.store_aws).await.unwrap()
+        build_on_aws(config, &self.store_aws)
     }
 
-    pub fn config(&self) -> VendorConfig {
-        VendorConfig::from_env(&|name: &str| self.env.get(name).cloned()).unwrap()
+    pub fn config(&self) -> AwsVendorConfig {
+        AwsVendorConfig::from_env(&|name: &str| self.env.get(name).cloned()).unwrap()
     }
 
     pub fn installations(&self) -> SecretsManagerStore {
