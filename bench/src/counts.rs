@@ -34,7 +34,7 @@ pub type StoreCounts = BTreeMap<&'static str, RequestCounts>;
 pub async fn run(json: Option<&str>) -> Result<(), Error> {
     let mut stores = BTreeMap::new();
     for (name, dynamo) in [("SecretsManager", false), ("DynamoDB", true)] {
-        crate::progress(&format!("counting requests per operation, {name} store"));
+        crate::report::progress(&format!("counting requests per operation, {name} store"));
         stores.insert(name, count_store(dynamo).await?);
     }
     println!("\n## AWS requests per operation, counted on the wire\n");
@@ -60,7 +60,7 @@ pub async fn run(json: Option<&str>) -> Result<(), Error> {
             }).collect::<serde_json::Map<_, _>>(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&document)? + "\n")?;
-        crate::progress(&format!("wrote {path}"));
+        crate::report::progress(&format!("wrote {path}"));
     }
     Ok(())
 }

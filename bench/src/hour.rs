@@ -242,7 +242,7 @@ pub async fn run(args: HourArgs) -> Result<(), Error> {
     .await?;
     let fleet = Arc::new(fleet);
 
-    crate::progress(&format!("installing {} shops", args.shops));
+    crate::report::progress(&format!("installing {} shops", args.shops));
     let started = Instant::now();
     install_all(&fleet, args.shops).await?;
     let install_time = started.elapsed();
@@ -261,7 +261,7 @@ pub async fn run(args: HourArgs) -> Result<(), Error> {
     for worker in &mut workers {
         expect_line(worker, "ready").await?;
     }
-    crate::progress(&format!(
+    crate::report::progress(&format!(
         "the hour: {} vends over {} workers, {} real seconds (clock ×{})",
         args.vends,
         args.workers,
@@ -285,7 +285,7 @@ pub async fn run(args: HourArgs) -> Result<(), Error> {
         .collect();
     let total_calls_hour = fleet.double.calls_to(Endpoint::ShoptetGetAccessToken);
 
-    crate::progress(&format!(
+    crate::report::progress(&format!(
         "memory sweep: worker 0 vends all {} shops, then {} never installed",
         args.shops, args.unknown_shops
     ));
@@ -326,7 +326,7 @@ async fn install_all(fleet: &Arc<Fleet>, shops: u64) -> Result<(), Error> {
         result??;
         done += 1;
         if done.is_multiple_of(2_000) {
-            crate::progress(&format!("{done} installed"));
+            crate::report::progress(&format!("{done} installed"));
         }
     }
     Ok(())

@@ -14,9 +14,11 @@
 //! fleet hour (the benchmark starts those itself).
 
 mod counts;
+mod error;
 mod fleet;
 mod hour;
 mod latency;
+mod report;
 mod stats;
 mod storm;
 
@@ -29,7 +31,8 @@ use latency::{L2Latencies, ratio};
 use stats::{Samples, micros, millis};
 use storm::{CONCURRENT_READS, StormFloor, StormOutcome, WORKER_FLAG, WorkerArgs};
 
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub use error::Error;
+use report::progress;
 
 /// The storm's shape, as the issue asks: 256 vends over 8 instances.
 const INSTANCES: usize = 8;
@@ -182,10 +185,6 @@ fn finish(result: Result<(), Error>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn progress(what: &str) {
-    eprintln!("==> {what}");
 }
 
 async fn bench(args: BenchArgs) -> Result<(), Error> {

@@ -23,7 +23,7 @@ mod tests;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use error::VendError;
 pub use port::{Grant, MintError, Minter, Minting};
-pub use timing::VendTiming;
+pub use timing::{L1_TRUST, VendTiming};
 pub use wait::{PollSchedule, WaitCounts};
 
 use std::num::NonZeroUsize;
@@ -128,12 +128,6 @@ pub struct TokenVendor<S, C, R> {
     /// L2 read for that shop; the lease still allows one mint.
     shops: Mutex<LruCache<ShopRef, Arc<ShopSlot>>>,
 }
-
-/// How long this instance serves its L1 token without looking at L2 again:
-/// an uninstall, a suspension or a reinstall (which drop the shared entry)
-/// reaches a warm instance within this, at the cost of one L2 read per shop
-/// per instance per period.
-pub const L1_TRUST: Duration = Duration::from_secs(30);
 
 /// Why a token is asked for.
 #[derive(Clone, Copy)]

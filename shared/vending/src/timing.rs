@@ -7,6 +7,12 @@ use std::time::Duration;
 use crate::limits::SHOPTET_API_TOKEN_LIFETIME;
 use broker_runtime::env::{self as config, ConfigError, Env};
 
+/// How long this instance serves its L1 token without looking at L2 again:
+/// an uninstall, a suspension or a reinstall (which drop the shared entry)
+/// reaches a warm instance within this, at the cost of one L2 read per shop
+/// per instance per period.
+pub const L1_TRUST: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VendTiming {
     /// A cached token is served only with at least this much life left.
@@ -19,7 +25,7 @@ pub struct VendTiming {
     /// approve webhook may have been lost).
     pub suspended_recheck: Duration,
     /// How long an instance serves its L1 token before looking at L2 again
-    /// (not read from the environment; [`super::L1_TRUST`]).
+    /// (not read from the environment; [`L1_TRUST`]).
     pub l1_trust: Duration,
 }
 
@@ -34,7 +40,7 @@ impl Default for VendTiming {
                 Self::DEFAULT_UPSTREAM_TIMEOUT,
             ),
             suspended_recheck: Duration::from_secs(300),
-            l1_trust: super::L1_TRUST,
+            l1_trust: L1_TRUST,
         }
     }
 }

@@ -4,11 +4,11 @@
 
 use super::dynamodb_installations::DynamoInstallationStore;
 use super::secrets_manager::SecretsManagerStore;
-use super::{
+use crate::ids::ShopRef;
+use broker_domain::storage::{
     InstallationInventory, InstallationStore, InventoryPage, InventoryQuery, RecoveryWindow,
     SaveOutcome, StoreError,
 };
-use crate::ids::ShopRef;
 
 pub enum AwsInstallationStore {
     /// One secret per shop (the default).

@@ -11,10 +11,10 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::StoreError;
 use super::aws_errors::summary;
-use super::raw;
 use crate::ids::ShopRef;
+use broker_domain::storage::StoreError;
+use broker_domain::storage::raw;
 
 /// Both tables' partition key (S): [`ShopRef::key`]. `template.yaml`
 /// declares the same name.

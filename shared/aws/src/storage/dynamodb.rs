@@ -13,11 +13,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 
 use super::aws_errors::summary;
 use super::dynamo_item::{Item, consistent_get, epoch_seconds, is_conditional_failure, millis};
-use super::raw::{RawEntry, corrupt};
-use super::{LeaseAttempt, StoreError, TokenCache, entry_expiry};
 use crate::ids::ShopRef;
 use crate::model::{CacheEntry, CachedToken};
 use crate::secret::ExposeSecret;
+use broker_domain::storage::raw::{RawEntry, corrupt};
+use broker_domain::storage::{LeaseAttempt, StoreError, TokenCache, entry_expiry};
 
 pub use super::dynamo_item::{PARTITION_KEY, TTL_ATTRIBUTE};
 
@@ -74,7 +74,10 @@ impl TokenCache for DynamoTokenCache {
             .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
             .expression_attribute_values(":until", millis(until))
             .expression_attribute_values(":now", millis(now))
-            .expression_attribute_values(":ttl", epoch_seconds(until + super::EXPIRY_GRACE))
+            .expression_attribute_values(
+                ":ttl",
+                epoch_seconds(until + broker_domain::storage::EXPIRY_GRACE),
+            )
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()

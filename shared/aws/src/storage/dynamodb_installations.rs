@@ -29,11 +29,11 @@ use super::aws_errors::summary;
 use super::dynamo_item::{
     Item, PARTITION_KEY, consistent_get, epoch_seconds, is_conditional_failure, millis,
 };
-use super::{
+use crate::ids::ShopRef;
+use broker_domain::storage::{
     InstallationInventory, InstallationStore, InventoryCursor, InventoryPage, InventoryQuery,
     RecoveryWindow, SaveOutcome, StoreError, key_after, page_limit, raw, shop_of_key,
 };
-use crate::ids::ShopRef;
 
 /// The TTL attribute (epoch seconds), set only on an item scheduled for
 /// deletion.

@@ -12,10 +12,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::aws_errors::summary;
 use super::dynamo_item::{Item, consistent_get, is_conditional_failure, millis};
-use super::raw::{RawRegistration, corrupt_registration};
-use super::{InstallationRegistry, RegistryPage, RegistryQuery, StoreError};
 use crate::ids::ShopRef;
 use crate::model::{InstallationStatus, Registration, StatusChange};
+use broker_domain::storage::raw::{RawRegistration, corrupt_registration};
+use broker_domain::storage::{InstallationRegistry, RegistryPage, RegistryQuery, StoreError};
 
 pub use super::dynamo_item::PARTITION_KEY;
 /// The global secondary index listing one platform: partition key

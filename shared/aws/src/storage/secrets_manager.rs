@@ -13,12 +13,12 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 
 use super::aws_errors::summary;
-use super::{
-    InstallationInventory, InstallationStore, InventoryCursor, InventoryPage, InventoryQuery,
-    RecoveryWindow, SaveOutcome, SecretNames, StoreError, foreign_cursor, page_limit,
-};
 use crate::ids::ShopRef;
 use crate::secret::ClientSecret;
+use broker_domain::storage::{
+    InstallationInventory, InstallationStore, InventoryCursor, InventoryPage, InventoryQuery,
+    RecoveryWindow, SaveOutcome, StoreError, foreign_cursor, page_limit,
+};
 
 #[derive(Clone)]
 pub struct SecretsManagerStore {
@@ -247,4 +247,56 @@ pub async fn read_client_secret(
         return Err(StoreError::Corrupt(format!("secret {secret_id} is empty")));
     }
     Ok(secret)
+}
+
+/// Names of the secrets the broker owns, all under one configurable prefix
+/// (IAM policies are scoped to `<prefix>*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretNames {
+    prefix: String,
+}
+
+pub const DEFAULT_SECRET_PREFIX: &str = "shop-token-broker/";
+
+impl SecretNames {
+    /// Secrets Manager allows letters, digits and `/_+=.@-` in names.
+    pub fn new(prefix: &str) -> Result<Self, &'static str> {
+        let valid = prefix.len() <= 256
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b));
+        if valid {
+            Ok(Self {
+                prefix: prefix.to_owned(),
+            })
+        } else {
+            Err("letters, digits and /_+=.@- only, at most 256 characters")
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn installation(&self, shop: &ShopRef) -> String {
+        format!("{}{}/{}", self.prefix, shop.platform(), shop.id())
+    }
+
+    /// The shop whose installation secret `name` is: the inverse of
+    /// [`SecretNames::installation`]. `None` for any other name under the
+    /// prefix (an add-on's client secret, say) or outside it.
+    pub fn shop(&self, name: &str) -> Option<ShopRef> {
+        let (platform, id) = name.strip_prefix(&self.prefix)?.split_once('/')?;
+        let shop = ShopRef::parse(platform, id).ok()?;
+        // Only the canonical spelling is the shop's secret.
+        (self.installation(&shop) == name).then_some(shop)
+    }
+}
+
+impl Default for SecretNames {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_SECRET_PREFIX.to_owned(),
+        }
+    }
 }
