@@ -120,10 +120,7 @@ fn shell(line: &str) -> Value {
 
 #[tokio::test]
 async fn the_printed_curl_lines_work_and_a_restart_keeps_the_installation_and_token() {
-    let dir = std::env::temp_dir().join(format!("broker-local-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("broker.db");
-    let _ = std::fs::remove_file(&db);
+    let (_dir, db) = fresh_db();
 
     let server = Server::start(&db);
     let installed = shell(server.install_line());
@@ -157,7 +154,6 @@ async fn the_printed_curl_lines_work_and_a_restart_keeps_the_installation_and_to
         assert_eq!(mode & 0o777, 0o600);
     }
     drop(restarted);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -170,18 +166,16 @@ fn a_non_loopback_address_needs_an_explicit_flag() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--allow-remote"));
 }
 
-/// A fresh database path for one test.
-fn fresh_db(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("broker-local-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("broker.db");
+/// A fresh database path for one test, in a directory removed on drop.
+fn fresh_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("broker.db");
     (dir, db)
 }
 
 #[test]
 fn an_uninstall_played_by_the_double_stops_the_vend_and_the_registry_says_uninstalled() {
-    let (dir, db) = fresh_db("uninstall");
+    let (_dir, db) = fresh_db();
     let server = Server::start(&db);
     assert_eq!(shell(server.install_line())["status"], "installed");
     let (status, vended) = http(server.curl_line(TOKEN_ROUTE));
@@ -209,12 +203,11 @@ fn an_uninstall_played_by_the_double_stops_the_vend_and_the_registry_says_uninst
     assert_eq!(status, 200, "{registration}");
     assert_eq!(registration["status"], "uninstalled");
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_suspension_played_by_the_double_refuses_the_vend_until_the_approval() {
-    let (dir, db) = fresh_db("suspend");
+    let (_dir, db) = fresh_db();
     let server = Server::start(&db);
     shell(server.install_line());
     assert_eq!(http(server.curl_line(TOKEN_ROUTE)).0, 200);
@@ -238,12 +231,11 @@ fn a_suspension_played_by_the_double_refuses_the_vend_until_the_approval() {
     let (_, registration) = http(server.curl_line("/installations/shoptet/222651"));
     assert_eq!(registration["status"], "active");
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn the_printed_shoprenter_lines_install_the_app_vend_its_token_and_uninstall_it() {
-    let (dir, db) = fresh_db("shoprenter");
+    let (_dir, db) = fresh_db();
     let server = Server::start(&db);
     let token_line = server.curl_line("/tokens/shoprenter/demo-shop");
 
@@ -267,13 +259,12 @@ fn the_printed_shoprenter_lines_install_the_app_vend_its_token_and_uninstall_it(
     assert_eq!(status, 404, "{refused}");
     assert_eq!(refused["error"]["code"], "not_installed");
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn with_a_bearer_token_the_token_and_operator_routes_refuse_anonymous_callers_and_the_platform_routes_stay_open()
  {
-    let (dir, db) = fresh_db("bearer");
+    let (_dir, db) = fresh_db();
     let bearer = "a-bearer-token-of-at-least-32-characters";
     let server = Server::start_with(&db, &["--allow-remote"], &[("BROKER_BEARER_TOKEN", bearer)]);
     let status = |line: &str, extra: &str| {
@@ -306,12 +297,11 @@ fn with_a_bearer_token_the_token_and_operator_routes_refuse_anonymous_callers_an
     let (_, uninstalled) = http(server.curl_line("/_double/shoptet/222651/uninstall"));
     assert_eq!(uninstalled["webhook"]["status"], 200, "{uninstalled}");
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn the_api_description_is_served_without_the_bearer_and_marks_exactly_the_platform_routes_public() {
-    let (dir, db) = fresh_db("openapi");
+    let (_dir, db) = fresh_db();
     let bearer = "a-bearer-token-of-at-least-32-characters";
     let server = Server::start_with(&db, &["--allow-remote"], &[("BROKER_BEARER_TOKEN", bearer)]);
     let url = format!("{}/openapi.yaml", server.broker_url());
@@ -375,5 +365,4 @@ fn the_api_description_is_served_without_the_bearer_and_marks_exactly_the_platfo
         ]
     );
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }

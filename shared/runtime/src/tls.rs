@@ -100,12 +100,11 @@ mod tests {
 
     #[test]
     fn an_extra_roots_file_that_cannot_be_read_names_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
         for content in [None, Some("not a certificate\n")] {
-            let path = std::env::temp_dir().join(format!(
-                "extra-roots-{}-{}.pem",
-                std::process::id(),
-                content.is_some()
-            ));
+            let path = dir
+                .path()
+                .join(format!("extra-roots-{}.pem", content.is_some()));
             if let Some(content) = content {
                 std::fs::write(&path, content).unwrap();
             }
@@ -113,7 +112,6 @@ mod tests {
             let env = move |name: &str| (name == EXTRA_ROOTS_VARIABLE).then(|| path_text.clone());
             let error = init(&env).unwrap_err();
             assert_eq!(error.variable, EXTRA_ROOTS_VARIABLE);
-            let _ = std::fs::remove_file(&path);
         }
     }
 }

@@ -684,13 +684,8 @@ mod tests {
     /// when opened, and keeps what it held.
     #[tokio::test]
     async fn a_file_of_the_first_schema_is_migrated_on_open() {
-        let dir = std::env::temp_dir().join(format!(
-            "sqlite-migration-{}-{}",
-            std::process::id(),
-            millis(SystemTime::now())
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("v1.sqlite3");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite3");
         {
             let connection = Connection::open(&path).unwrap();
             connection.execute_batch(SCHEMA_V1).unwrap();
@@ -724,19 +719,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
-        drop(store);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
     async fn a_file_of_a_newer_schema_is_refused() {
-        let dir = std::env::temp_dir().join(format!(
-            "sqlite-newer-{}-{}",
-            std::process::id(),
-            millis(SystemTime::now())
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("newer.sqlite3");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("newer.sqlite3");
         Connection::open(&path)
             .unwrap()
             .pragma_update(None, "user_version", SCHEMA_VERSION + 1)

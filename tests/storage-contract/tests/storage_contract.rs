@@ -252,22 +252,15 @@ mod sqlite_harness {
     use std::path::PathBuf;
 
     /// A directory of its own, removed on drop.
-    pub struct TempDir(PathBuf);
+    pub struct TempDir(tempfile::TempDir);
 
     impl TempDir {
         pub fn new() -> Self {
-            // `SqliteStore::open` creates it.
-            Self(std::env::temp_dir().join(test_support::unique_name("storage-contract")))
+            Self(tempfile::tempdir().expect("a temporary directory"))
         }
 
         pub fn db(&self) -> PathBuf {
-            self.0.join("broker.sqlite3")
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+            self.0.path().join("broker.sqlite3")
         }
     }
 
