@@ -75,7 +75,7 @@ ASSUMPTIONS = {
     "cold_start": a({"share": 0.01, "init_ms": 40}, "1% of invocations start an instance; provided.al2023 is a custom runtime, so INIT is billed (and is for every runtime since 1 Aug 2025)"),
     "log_bytes": a({"l1_hit": 0, "l2_hit": 0, "mint": 350, "install": 900, "webhook": 900, "listing": 300},
                    "CloudWatch bytes per operation incl. 26 B per event: L1/L2 log at DEBUG, a mint one INFO line, LogFormat JSON with SystemLogLevel WARN drops the platform START/REPORT lines (template lines 503-505, 720-722)"),
-    "emf": a({"bytes": 2050, "warm_instances": 3}, "the vendor flushes its EMF counters at most once a minute per instance (shared/src/metrics.rs); the fleet hour measured 857-2 052 bytes per instance-minute, more at higher vend rates (BENCHMARKS.md); 3 warm instances"),
+    "emf": a({"bytes": 2050, "warm_instances": 3}, "the vendor flushes its EMF counters at most once a minute per instance (shared/runtime/src/metrics.rs); the fleet hour measured 857-2 052 bytes per instance-minute, more at higher vend rates (BENCHMARKS.md); 3 warm instances"),
     "retention_days": a(30, "LogRetentionDays default 30 (template lines 152-154; RetentionInDays lines 345, 618): a month of logs stored"),
     "lifecycle": a({"install": 0.05, "webhook": 0.10}, "installs (incl. reinstalls) and add-on webhooks per installation-month"),
     "listing_page": a({"items": 50, "walks_per_month": 30}, "GET /installations pages of 50 (DEFAULT_PAGE in operator.rs), the whole registry walked once a day"),
@@ -84,7 +84,7 @@ ASSUMPTIONS = {
     "registry_writes": a({"install": 1, "webhook": 1}, "registry writes per operation when the counts do not name tables"),
     "platform_secrets": a(2, "Secrets Manager secrets in either store: the Shoptet webhook key and one add-on/app client secret"),
     "kms_rotations": a(2, "EnableKeyRotation: true (line 307), yearly: from year three the key costs $3/month, the cap ($1 in year one)"),
-    "cw_fixed": a({"metrics": 40, "alarms": 6, "dashboards": 1}, "~40 EMF metric series (two dimension sets each, shared/src/metrics.rs), 6 alarms and 1 dashboard (template lines 804-944)"),
+    "cw_fixed": a({"metrics": 40, "alarms": 6, "dashboards": 1}, "~40 EMF metric series (two dimension sets each, shared/runtime/src/metrics.rs), 6 alarms and 1 dashboard (template lines 804-944)"),
 }
 V = {k: v["value"] for k, v in ASSUMPTIONS.items()}
 LINES = ["Lambda requests", "Lambda duration", "API Gateway (HTTP API)", "DynamoDB reads", "DynamoDB writes",

@@ -25,7 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Cheap checks first; the long release build and the end-to-end run before
 # `test`, so that the output still ends with cargo test's summary.
-DEFAULT_STEPS="fmt crate_graph cost_doc sam_lint sam_validate clippy client_doc lambda_build lambda_sizes e2e conformance test"
+DEFAULT_STEPS="fmt crate_graph module_cycles cost_doc sam_lint sam_validate clippy client_doc lambda_build lambda_sizes e2e conformance test"
 # The Lambda functions' binaries (BuildProperties.Binary in template.yaml).
 LAMBDA_BINS="install-callback token-vendor"
 LAMBDA_TARGET="aarch64-unknown-linux-gnu"
@@ -153,6 +153,13 @@ step_crate_graph() {
     ! grep -Eq '^aws-(sdk|config|smithy|types|sigv4)' <<<"$tree" \
         || die "broker-vending depends on the AWS SDK: $(grep -E '^aws-' <<<"$tree" | sort -u | tr '\n' ' ')"
     log "cargo tree -p broker-vending: no aws-sdk-*"
+}
+
+# No two files import each other, directly or around a loop, in any crate
+# (scripts/module_cycles.py prints each cycle it finds).
+step_module_cycles() {
+    log "scripts/module_cycles.py"
+    python3 scripts/module_cycles.py
 }
 
 # End to end through `cargo lambda watch` (scripts/e2e.sh) on this emulator.

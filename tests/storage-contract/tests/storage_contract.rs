@@ -4,9 +4,6 @@
 //! like the others. The DynamoDB installation store (envelope-encrypted with
 //! a KMS key on moto) implements the installation port only and runs those
 //! cases.
-//!
-//! The SQLite cases need `--features broker-shared/sqlite` (`make test` passes
-//! it); without the feature a failing test says so instead of skipping them.
 
 use std::collections::HashSet;
 use std::future::Future;

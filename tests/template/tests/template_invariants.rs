@@ -61,7 +61,7 @@ impl Store {
         }
     }
 
-    /// What `shared/src/config.rs` `installation_backend` reads for it.
+    /// What `shared/aws/src/config.rs` `installation_backend` reads for it.
     fn env(self) -> &'static [&'static str] {
         match self {
             Store::SecretsManager => &["INSTALLATION_STORE", "SECRET_PREFIX"],
@@ -80,7 +80,7 @@ impl Store {
 }
 
 /// What functions/install-callback/src/config.rs (`InstallConfig::from_env`,
-/// with shared/src/config.rs `http_settings`) reads, besides its
+/// with shared/platforms/src/config.rs `http_settings`) reads, besides its
 /// installation store's variables ([`Store::env`]). The test
 /// `config_loaders_accept_the_template_and_read_exactly_the_expected_variables`
 /// keeps this list honest against the code.
@@ -109,7 +109,7 @@ const INSTALL_ENV: &[&str] = &[
 ];
 
 /// What the token vendor's config module (functions/token-vendor) reads,
-/// with shared/src/config.rs `http_settings`, besides its installation
+/// with shared/platforms/src/config.rs `http_settings`, besides its installation
 /// store's variables ([`Store::env`]).
 const VENDOR_ENV: &[&str] = &[
     "TOKEN_TABLE",
@@ -1814,7 +1814,7 @@ fn config_loaders_accept_every_bound_of_the_numeric_parameters() {
 // ---- alarms and dashboard
 
 /// Every metric the functions publish, with its detailed dimension set
-/// (shared/src/metrics.rs; each is also published with `["Service"]`
+/// (shared/runtime/src/metrics.rs; each is also published with `["Service"]`
 /// alone). The match is exhaustive: a new metric must be placed here, in
 /// [`METRICS`], and then on the dashboard.
 fn detailed_dimensions(metric: Metric) -> &'static [&'static str] {
