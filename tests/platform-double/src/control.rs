@@ -17,8 +17,9 @@ use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::Sha256;
 
+use crate::random;
+use crate::shoptet_state::InstallationState;
 use crate::state::Shared;
-use crate::{InstallationState, random};
 
 /// Shoptet's header carrying the webhook signature.
 const SIGNATURE_HEADER: &str = "Shoptet-Webhook-Signature";

@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::Endpoint;
+use crate::endpoint::Endpoint;
 use crate::limits::retry_after_date;
-use crate::shoptet::{api_envelope, too_many_requests};
+use crate::shoptet_state::{api_envelope, too_many_requests};
 
 /// A misbehaviour the double shows instead of processing a call normally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -96,13 +96,22 @@
 
 #![warn(missing_docs)]
 
+// No two modules use each other, directly or around a loop (issue 19).
+// Lowest first: `config`, `endpoint`, `random`; `limits`; `shoptet_state`,
+// `shoprenter_state` (each platform's rules and data); `faults`; `state`
+// (what every handler shares); the HTTP handlers `shoptet`, `shoprenter`,
+// `control`; `server`; and this file, which nothing below uses.
+mod config;
 mod control;
+mod endpoint;
 mod faults;
 mod limits;
 mod random;
 mod server;
 mod shoprenter;
+mod shoprenter_state;
 mod shoptet;
+mod shoptet_state;
 mod state;
 
 use std::fmt;
@@ -113,112 +122,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use config::{DoubleConfig, ShoprenterApp};
+pub use endpoint::Endpoint;
 pub use faults::Fault;
+pub use shoptet_state::InstallationState;
 use state::Shared;
-
-/// How the double behaves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DoubleConfig {
-    /// The add-on's Shoptet client id. Default `"double-client-id"`.
-    pub shoptet_client_id: String,
-    /// The add-on's Shoptet client secret; `None` means the partner has none
-    /// and any presented secret is ignored. Default `Some("double-client-secret")`.
-    pub shoptet_client_secret: Option<String>,
-    /// The registered install URL. `None` (default) accepts any
-    /// `redirect_uri`; `Some` requires an exact match.
-    pub shoptet_redirect_uri: Option<String>,
-    /// Lifetime of Shoptet API access tokens. Default 1800 s.
-    pub api_token_lifetime: Duration,
-    /// Lifetime of Shoptet install codes. Default 300 s.
-    pub code_lifetime: Duration,
-    /// Lifetime of Shoprenter access tokens. Default 3600 s.
-    pub shoprenter_token_lifetime: Duration,
-    /// Where the Shoptet control API delivers add-on events (the add-on's
-    /// registered webhook URL). `None` (default): the controls only change
-    /// state.
-    pub shoptet_webhook_url: Option<String>,
-    /// The key Shoptet signs webhook deliveries with (lowercase hex
-    /// HMAC-SHA1 of the body in `Shoptet-Webhook-Signature`). `None`
-    /// (default): deliveries carry no signature.
-    pub shoptet_webhook_key: Option<String>,
-    /// The Shoprenter platform app the Shoprenter controls install and
-    /// uninstall. `None` (default).
-    pub shoprenter_app: Option<ShoprenterApp>,
-    /// Drops the Shoptet API's leaky bucket of one e-shop holds before it
-    /// refuses requests (see the crate docs). Default 200, as Shoptet's.
-    pub shoptet_bucket_capacity: u32,
-    /// Drops the Shoptet API's bucket leaks per second. Default 10, as
-    /// Shoptet's. 0: it never drains, and refusals carry no `Retry-After`.
-    pub shoptet_bucket_drain_per_second: u32,
-    /// Shoprenter API requests one shop accepts within a sliding second.
-    /// Default 3, as Shoprenter's.
-    pub shoprenter_requests_per_second: u32,
-}
-
-/// A Shoprenter platform app as registered with Shoprenter: its
-/// credentials, the scopes it is granted, and where Shoprenter sends the
-/// merchant's browser on install and uninstall.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShoprenterApp {
-    /// The app's ClientId.
-    pub client_id: String,
-    /// The app's ClientSecret: its credentials, and the key of the `hmac`
-    /// on the install and uninstall redirects.
-    pub client_secret: String,
-    /// What the app's tokens grant in a shop it is installed in.
-    pub scopes: Vec<String>,
-    /// The app's RedirectUri (its install URL).
-    pub redirect_uri: String,
-    /// The app's UninstallUri.
-    pub uninstall_uri: String,
-}
-
-impl Default for DoubleConfig {
-    fn default() -> Self {
-        DoubleConfig {
-            shoptet_client_id: "double-client-id".to_owned(),
-            shoptet_client_secret: Some("double-client-secret".to_owned()),
-            shoptet_redirect_uri: None,
-            api_token_lifetime: Duration::from_secs(1800),
-            code_lifetime: Duration::from_secs(300),
-            shoprenter_token_lifetime: Duration::from_secs(3600),
-            shoptet_webhook_url: None,
-            shoptet_webhook_key: None,
-            shoprenter_app: None,
-            shoptet_bucket_capacity: 200,
-            shoptet_bucket_drain_per_second: 10,
-            shoprenter_requests_per_second: 3,
-        }
-    }
-}
-
-/// The endpoints the double counts calls to and can inject faults into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    /// Shoptet `POST /action/ApiOAuthServer/token` (install code exchange).
-    ShoptetCodeExchange,
-    /// Shoptet `GET /action/ApiOAuthServer/getAccessToken`.
-    ShoptetGetAccessToken,
-    /// The Shoptet REST API (`/api/…`).
-    ShoptetApi,
-    /// Shoprenter `POST /{shop}/app/token`.
-    ShoprenterToken,
-    /// The Shoprenter API (`/{shop}/api/…`).
-    ShoprenterApi,
-}
-
-/// The state of a Shoptet add-on installation, as seen by `getAccessToken`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum InstallationState {
-    /// Installed and approved: API access tokens are handed out.
-    Active,
-    /// Installed but suspended: 403 `addon_suspended`.
-    Suspended,
-    /// Installation not approved: 403 `addon_not_approved`.
-    NotApproved,
-    /// Not installed: 403 `addon_not_installed`.
-    NotInstalled,
-}
 
 /// A handle to a running double. Clones share the server; it stops when
 /// [`PlatformDouble::shutdown`] is called or the last clone is dropped.

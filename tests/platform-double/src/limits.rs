@@ -5,13 +5,12 @@
 //! - Shoprenter: at most `n` requests per sliding second per shop.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderValue;
 
-use crate::state::Shared;
-use crate::{DoubleConfig, Endpoint};
+use crate::config::DoubleConfig;
+use crate::endpoint::Endpoint;
 
 /// Shoptet's documented limit of concurrent connections per API token.
 pub(crate) const SHOPTET_CONNECTIONS_PER_TOKEN: usize = 3;
@@ -216,30 +215,6 @@ impl Bucket {
             .div_ceil(u128::from(per_second));
         let after = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
         self.origin.checked_add(after)
-    }
-}
-
-/// Holds a Shoptet API token's connection slot; frees it when dropped, so
-/// every way out of the handler (early returns, panics, a cancelled
-/// future) gives the slot back.
-pub(crate) struct InFlight {
-    shared: Arc<Shared>,
-    token: String,
-}
-
-impl InFlight {
-    /// For a slot [`Limits::shoptet_arrive`] already took.
-    pub(crate) fn new(shared: Arc<Shared>, token: &str) -> Self {
-        InFlight {
-            shared,
-            token: token.to_owned(),
-        }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.shared.lock().limits.shoptet_leave(&self.token);
     }
 }
 

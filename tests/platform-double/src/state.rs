@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use axum::response::Response;
 
+use crate::config::DoubleConfig;
+use crate::endpoint::Endpoint;
 use crate::faults::FaultQueue;
 use crate::limits::Limits;
-use crate::shoprenter::ShoprenterState;
-use crate::shoptet::ShoptetState;
-use crate::{DoubleConfig, Endpoint};
+use crate::shoprenter_state::ShoprenterState;
+use crate::shoptet_state::ShoptetState;
 
 /// Shop label for calls that cannot be attributed to a shop.
 pub(crate) const UNKNOWN_SHOP: &str = "unknown";
