@@ -149,24 +149,6 @@ pub fn parse(args: &[String]) -> Result<HourArgs, String> {
 // ---------------------------------------------------------------------------
 // The schedule
 
-/// SplitMix64: a deterministic stream, so a run can be repeated exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// One vend: when (simulated milliseconds from the start) and for which shop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Event {
@@ -176,7 +158,8 @@ struct Event {
 
 /// Each worker's events, in time order.
 fn schedule(args: &HourArgs) -> Vec<Vec<Event>> {
-    let mut rng = Rng(args.seed);
+    // Seeded: a run can be repeated exactly.
+    let mut rng = fastrand::Rng::with_seed(args.seed);
     // Cumulative weights of ranks 1..=shops; a draw is a binary search.
     let mut cumulative = Vec::with_capacity(args.shops as usize);
     let mut sum = 0.0;
@@ -187,11 +170,11 @@ fn schedule(args: &HourArgs) -> Vec<Vec<Event>> {
     let mut workers = vec![Vec::new(); args.workers];
     let hour_ms = HOUR.as_millis() as f64;
     for _ in 0..args.vends {
-        let at_ms = (rng.unit() * hour_ms) as u64;
-        let draw = rng.unit() * sum;
+        let at_ms = (rng.f64() * hour_ms) as u64;
+        let draw = rng.f64() * sum;
         let rank = cumulative.partition_point(|&c| c <= draw) as u64 + 1;
         // Lambda routes each request to any instance.
-        let worker = (rng.next() % args.workers as u64) as usize;
+        let worker = rng.usize(..args.workers);
         workers[worker].push(Event {
             at_ms,
             eshop_id: FIRST_SHOP + rank.min(args.shops),

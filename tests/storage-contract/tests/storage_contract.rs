@@ -256,8 +256,9 @@ mod sqlite_harness {
             Self(tempfile::tempdir().expect("a temporary directory"))
         }
 
+        /// In a directory `SqliteStore::open` creates (owner-only).
         pub fn db(&self) -> PathBuf {
-            self.0.path().join("broker.sqlite3")
+            self.0.path().join("store").join("broker.sqlite3")
         }
     }
 

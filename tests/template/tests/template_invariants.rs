@@ -79,7 +79,7 @@ impl Store {
     }
 }
 
-/// What functions/install-callback/src/config.rs (`InstallConfig::from_env`,
+/// What functions/install-callback/src/config.rs (`AwsInstallConfig::from_env`,
 /// with shared/platforms/src/config.rs `http_settings`) reads, besides its
 /// installation store's variables ([`Store::env`]). The test
 /// `config_loaders_accept_the_template_and_read_exactly_the_expected_variables`
@@ -106,6 +106,7 @@ const INSTALL_ENV: &[&str] = &[
     "UPSTREAM_TIMEOUT_MS",
     "UPSTREAM_CONNECT_TIMEOUT_MS",
     "INSTALL_DEADLINE_MS",
+    "METRICS_NAMESPACE",
 ];
 
 /// What the token vendor's config module (functions/token-vendor) reads,
@@ -126,6 +127,7 @@ const VENDOR_ENV: &[&str] = &[
     "SUSPENDED_RECHECK_SECONDS",
     "UPSTREAM_TIMEOUT_MS",
     "UPSTREAM_CONNECT_TIMEOUT_MS",
+    "METRICS_NAMESPACE",
 ];
 
 /// Variables both functions read that must agree: they share the stores, the
@@ -154,11 +156,6 @@ const SHARED_ENV: &[&str] = &[
 /// code derives them (`LEASE_WAIT_MS` from `LEASE_SECONDS` and the upstream
 /// timeout), so changing one parameter cannot leave them inconsistent.
 const DERIVED_WHEN_UNSET: &[&str] = &["LEASE_WAIT_MS"];
-
-/// Read by both functions' metrics (not their configuration loaders): the
-/// CloudWatch namespace of the Embedded Metric Format lines, the one the
-/// alarms and the dashboard watch.
-const METRICS_ENV: &[&str] = &["METRICS_NAMESPACE"];
 
 /// The aggregate dimension every metric is published with (besides its
 /// detailed set), and the one the alarms use.
@@ -1571,7 +1568,6 @@ fn environment_names_match_what_the_code_reads() {
             for variable in DERIVED_WHEN_UNSET {
                 set_by_template.remove(*variable);
             }
-            set_by_template.extend(names(METRICS_ENV));
             set_by_template.extend(names(store.env()));
             assert_eq!(actual, set_by_template, "{function} with {store:?}");
         }
@@ -1738,14 +1734,14 @@ fn sample(variable: &str) -> Option<&'static str> {
 }
 
 fn load_install(env: &TemplateEnv) -> Result<(), String> {
-    install_callback::InstallConfig::from_env(&|variable: &str| env.get(variable))
-        .map(|config| assert!(config.install_deadline.as_millis() < 5_000))
+    install_callback::AwsInstallConfig::from_env(&|variable: &str| env.get(variable))
+        .map(|config| assert!(config.install.install_deadline.as_millis() < 5_000))
         .map_err(|error| error.to_string())
 }
 
 fn load_vendor(env: &TemplateEnv) -> Result<(), String> {
-    token_vendor::VendorConfig::from_env(&|variable: &str| env.get(variable))
-        .map(|config| assert!(config.shoptet_oauth_url.is_some()))
+    token_vendor::AwsVendorConfig::from_env(&|variable: &str| env.get(variable))
+        .map(|config| assert!(config.vendor.shoptet_oauth_url.is_some()))
         .map_err(|error| error.to_string())
 }
 
