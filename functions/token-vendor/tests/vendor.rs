@@ -3,12 +3,11 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use broker_domain::http::HttpError;
 use broker_domain::ids::ShopRef;
 use broker_domain::secret::{ApiAccessToken, ExposeSecret, OAuthAccessToken};
-use broker_domain::storage::{LeaseAttempt, TokenCache};
 use common::{Fleet, http, request, shoptet, vend};
 use lambda_http::http::StatusCode;
 use platform_double::{DoubleConfig, Endpoint, Fault, InstallationState};
@@ -73,23 +72,6 @@ async fn a_storm_of_256_requests_over_8_instances_mints_exactly_once() {
 }
 
 #[tokio::test]
-async fn a_token_within_the_refresh_margin_is_refreshed() {
-    // Every token the double mints is already inside the 300 s margin.
-    let fleet = Fleet::start_with(lifetime(299), &[]).await;
-    fleet.install_shoptet(2000).await;
-    let instance = fleet.instance().await;
-
-    vend(&instance, &request(&shoptet(2000))).await.unwrap();
-    let again = vend(&instance, &request(&shoptet(2000))).await.unwrap();
-
-    assert_eq!(again.source, Source::Minted);
-    assert_eq!(
-        fleet.double.calls(Endpoint::ShoptetGetAccessToken, "2000"),
-        2
-    );
-}
-
-#[tokio::test]
 async fn min_ttl_seconds_forces_a_fresher_token_only_when_needed() {
     let fleet = Fleet::start_with(lifetime(1000), &[]).await;
     fleet.install_shoptet(2100).await;
@@ -131,99 +113,6 @@ async fn min_ttl_beyond_a_tokens_lifetime_is_a_bad_request() {
     assert_eq!(fleet.double.total_calls(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_callers_reporting_the_same_stale_token_cause_one_mint() {
-    let fleet = Fleet::start().await;
-    fleet.install_shoptet(3000).await;
-    let shop = shoptet(3000);
-    let mut instances = Vec::new();
-    for _ in 0..5 {
-        instances.push(Arc::new(fleet.instance().await));
-    }
-    let stale = vend(&instances[0], &request(&shop))
-        .await
-        .unwrap()
-        .token
-        .access_token;
-    for instance in &instances[1..] {
-        vend(instance, &request(&shop)).await.unwrap();
-    }
-    assert_eq!(
-        fleet.double.calls(Endpoint::ShoptetGetAccessToken, "3000"),
-        1
-    );
-
-    let reporting_stale = VendRequest {
-        stale_token: Some(stale.clone()),
-        ..request(&shop)
-    };
-    let replaced = common::vend_concurrently(&instances, &reporting_stale, 50).await;
-
-    assert_eq!(
-        fleet.double.calls(Endpoint::ShoptetGetAccessToken, "3000"),
-        2
-    );
-    assert!(
-        replaced
-            .iter()
-            .all(|token| *token == replaced[0] && *token != stale)
-    );
-
-    // Reporting the already replaced token again costs nothing.
-    let late = fleet.instance().await;
-    let again = vend(
-        &late,
-        &VendRequest {
-            stale_token: Some(stale.clone()),
-            ..request(&shop)
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(again.token.access_token, replaced[0]);
-    assert_eq!(
-        fleet.double.calls(Endpoint::ShoptetGetAccessToken, "3000"),
-        2
-    );
-}
-
-#[tokio::test]
-async fn the_broker_never_holds_more_than_five_live_tokens_and_says_when_to_retry() {
-    let fleet = Fleet::start_with(lifetime(1000), &[]).await;
-    fleet.install_shoptet(4000).await;
-    let instance = fleet.instance().await;
-
-    // Each request wants more life than any token has: every one would mint.
-    let mut outcomes = Vec::new();
-    for _ in 0..8 {
-        outcomes.push(
-            http(
-                &instance,
-                "POST",
-                "/tokens/shoptet/4000",
-                Some(json!({"min_ttl_seconds": 1200})),
-            )
-            .await,
-        );
-    }
-
-    assert_eq!(
-        fleet.double.calls(Endpoint::ShoptetGetAccessToken, "4000"),
-        5
-    );
-    assert_eq!(fleet.double.live_api_tokens(4000), 5);
-    for (status, _, body) in &outcomes[..5] {
-        assert_eq!(*status, StatusCode::OK, "{body}");
-    }
-    for (status, retry_after, body) in &outcomes[5..] {
-        assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(body["error"]["code"], "token_cap_reached");
-        // The oldest of the five expires ~1000 s after it was minted.
-        let seconds: u64 = retry_after.as_ref().unwrap().parse().unwrap();
-        assert!((990..=1000).contains(&seconds), "Retry-After {seconds}");
-    }
-}
-
 #[tokio::test]
 async fn an_upstream_cap_refusal_is_reported_not_crashed_on() {
     let fleet = Fleet::start().await;
@@ -249,42 +138,6 @@ async fn an_upstream_cap_refusal_is_reported_not_crashed_on() {
             .token
             .is_none()
     );
-}
-
-#[tokio::test]
-async fn a_dead_lease_holder_delays_others_by_at_most_the_lease_then_one_mints() {
-    let fleet = Fleet::start_with(
-        DoubleConfig::default(),
-        &[
-            ("LEASE_SECONDS", "3"),
-            ("UPSTREAM_TIMEOUT_MS", "1000"),
-            ("LEASE_WAIT_MS", "6000"),
-        ],
-    )
-    .await;
-    fleet.install_shoptet(5000).await;
-    let shop = shoptet(5000);
-    let now = SystemTime::now();
-    let taken = fleet
-        .cache()
-        .try_lease(&shop, "dead-instance", now, now + Duration::from_secs(3))
-        .await
-        .unwrap();
-    assert!(matches!(taken, LeaseAttempt::Acquired(_)));
-    let instances = [fleet.instance().await, fleet.instance().await];
-
-    let ask = request(&shop);
-    let started = Instant::now();
-    let (a, b) = tokio::join!(vend(&instances[0], &ask), vend(&instances[1], &ask));
-    let waited = started.elapsed();
-
-    assert_eq!(a.unwrap().token.access_token, b.unwrap().token.access_token);
-    assert_eq!(
-        fleet.double.calls(Endpoint::ShoptetGetAccessToken, "5000"),
-        1
-    );
-    // The bound is the lease (3 s) plus one poll and one mint, not a timing target.
-    assert!(waited < Duration::from_millis(4500), "waited {waited:?}");
 }
 
 #[tokio::test]
