@@ -229,7 +229,7 @@ fn quiet(vendor: AwsVendHandler) -> AwsVendHandler {
 
 async fn vend(vendor: &AwsVendHandler, eshop_id: u64) -> Result<Source, Error> {
     Ok(vendor
-        .vendor
+        .vendor()
         .vend(&request(&shoptet(eshop_id)))
         .await?
         .source)

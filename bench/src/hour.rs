@@ -20,6 +20,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use broker_aws::storage::dynamodb::PARTITION_KEY;
 use broker_domain::http::HttpError;
 use broker_runtime::metrics::{Metrics, Service};
+use broker_vending::Source;
 use platform_double::{DoubleConfig, Endpoint};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
@@ -509,7 +510,7 @@ impl Report {
             }
             let minted: Vec<u64> = lines
                 .iter()
-                .filter(|l| l.outcome == "minted")
+                .filter(|l| l.outcome == Source::Minted.as_str())
                 .map(|l| l.at_ms)
                 .collect();
             for pair in minted.windows(2) {
@@ -808,7 +809,7 @@ pub async fn worker(args: WorkerArgs) -> Result<(), Error> {
         let before = counter.snapshot();
         let began = Instant::now();
         let outcome = match handler
-            .vendor
+            .vendor()
             .vend(&request(&shoptet(event.eshop_id)))
             .await
         {
@@ -842,7 +843,7 @@ pub async fn worker(args: WorkerArgs) -> Result<(), Error> {
     say(&format!(
         "rss after-the-hour 0 {} {}",
         rss_kib(),
-        handler.vendor.remembered_shops()
+        handler.vendor().remembered_shops()
     ))?;
     say("hour-done")?;
     match stdin.next_line().await?.as_deref() {
@@ -855,7 +856,7 @@ pub async fn worker(args: WorkerArgs) -> Result<(), Error> {
     let mut errors = BTreeMap::<&'static str, u64>::new();
     for (served, eshop_id) in shops.enumerate() {
         let served = served as u64 + 1;
-        if let Err(error) = handler.vendor.vend(&request(&shoptet(eshop_id))).await {
+        if let Err(error) = handler.vendor().vend(&request(&shoptet(eshop_id))).await {
             *errors.entry(error.code()).or_default() += 1;
         }
         if served.is_multiple_of(2_500) || served == args.sweep_shops + args.unknown_shops {
@@ -867,7 +868,7 @@ pub async fn worker(args: WorkerArgs) -> Result<(), Error> {
             say(&format!(
                 "rss {phase} {served} {} {}",
                 rss_kib(),
-                handler.vendor.remembered_shops()
+                handler.vendor().remembered_shops()
             ))?;
         }
     }

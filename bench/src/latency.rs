@@ -70,7 +70,7 @@ pub async fn l2_vs_get_item(
     let minter = fleet.instance().await?;
     for eshop_id in [shop_a, shop_b] {
         fleet.install_shoptet(eshop_id).await?;
-        minter.vendor.vend(&request(&shoptet(eshop_id))).await?;
+        minter.vendor().vend(&request(&shoptet(eshop_id))).await?;
     }
     let mut instances = Vec::with_capacity(samples);
     for _ in 0..samples {
@@ -120,7 +120,7 @@ pub async fn l2_vs_get_item(
 async fn l2_vend(instance: &AwsVendHandler, shop: &ShopRef) -> Result<Duration, Error> {
     let request = request(shop);
     let started = Instant::now();
-    let vended = instance.vendor.vend(&request).await?;
+    let vended = instance.vendor().vend(&request).await?;
     let elapsed = started.elapsed();
     if vended.source != Source::L2 {
         return Err(format!("expected an L2 hit, got {}", vended.source.as_str()).into());

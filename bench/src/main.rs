@@ -222,7 +222,7 @@ async fn bench(args: BenchArgs) -> Result<(), Error> {
     let l1_shop = 30_000;
     fleet.install_shoptet(l1_shop).await?;
     let handler = fleet.instance().await?;
-    handler.vendor.vend(&request(&shoptet(l1_shop))).await?;
+    handler.vendor().vend(&request(&shoptet(l1_shop))).await?;
     let l1_quiet = latency::l1_handler(&fleet, &handler, l1_shop, args.l1_iterations).await?;
     let l1_logged = {
         // The Lambda's subscriber (JSON, INFO), formatting into a sink.

@@ -168,7 +168,7 @@ async fn vend_storm(
         let request = request.clone();
         tasks.spawn(async move {
             instance
-                .vendor
+                .vendor()
                 .vend(&request)
                 .await
                 .map(|vended| Answer {
@@ -204,7 +204,7 @@ pub async fn in_process(
         .await
         .map_err(|_| "the in-process storm did not finish in time")?;
     let wall = started.elapsed();
-    let waits = handlers.iter().map(|h| h.vendor.wait_counts()).collect();
+    let waits = handlers.iter().map(|h| h.vendor().wait_counts()).collect();
     StormOutcome::tally(fleet, eshop_id, wall, outcomes, waits).await
 }
 
@@ -365,7 +365,7 @@ pub async fn worker(args: WorkerArgs) -> Result<(), Error> {
             Err(code) => say(&format!("error {code}"))?,
         }
     }
-    let waited = handler.vendor.wait_counts();
+    let waited = handler.vendor().wait_counts();
     say(&format!("waits {} {}", waited.waits, waited.reads))?;
     say("done")
 }
@@ -431,7 +431,7 @@ pub async fn floor(
         fleet.install_shoptet(eshop_id).await?;
         let instance = fleet.instance().await?;
         let started = Instant::now();
-        let vended = instance.vendor.vend(&request(&shoptet(eshop_id))).await?;
+        let vended = instance.vendor().vend(&request(&shoptet(eshop_id))).await?;
         mints.push(started.elapsed());
         if vended.source != Source::Minted || fleet.mints(eshop_id) != 1 {
             return Err("a cold shop's first vend did not mint exactly once".into());

@@ -1,4 +1,5 @@
-//! The install callback's errors; rendered by the shared HTTP error contract.
+//! The install callback's errors, and how each is answered: JSON by the
+//! shared HTTP error contract, or a page on a browser route.
 
 use broker_domain::http::HttpError;
 use broker_domain::lazy_secret::SecretUnavailable;
@@ -6,7 +7,10 @@ use broker_domain::storage::{self, StoreError};
 use broker_platforms::shoprenter::ShoprenterError;
 use broker_platforms::shoptet::ShoptetError;
 use broker_vending::VendError;
-use lambda_http::http::StatusCode;
+use lambda_http::Request;
+use lambda_http::http::{HeaderValue, Response, StatusCode, header};
+
+use crate::browser;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InstallError {
@@ -65,6 +69,37 @@ impl HttpError for InstallError {
         match self {
             Self::UpstreamRejected { upstream_code } => Some(upstream_code),
             _ => None,
+        }
+    }
+}
+
+impl InstallError {
+    /// The answer to `request`: JSON by the shared contract, or a page when
+    /// the route is a browser's (`browser_route`) and JSON was not asked
+    /// for. A 405 lists the methods the route does answer (RFC 9110).
+    pub(crate) fn render(&self, request: &Request, browser_route: bool) -> Response<String> {
+        let mut response = if browser_route && !browser::wants_json(request) {
+            browser::error_page(self.status(), self.sentence(), self.code())
+        } else {
+            self.to_response()
+        };
+        if let Self::MethodNotAllowed { allow } = self {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+
+    /// What a merchant's browser is told (the code follows it).
+    fn sentence(&self) -> &'static str {
+        match self {
+            Self::InvalidSignature => {
+                "This link is not signed by Shoprenter, or it has expired. Start again from the shop's admin."
+            }
+            Self::InvalidRequest(_) => "This link is incomplete.",
+            Self::NotConfigured(_) => "This app is not set up to be installed yet.",
+            _ => "Something went wrong. Please try again in a minute.",
         }
     }
 }

@@ -1,13 +1,14 @@
-//! The install callback: every platform-facing and operator route. Answers
-//! 200 to Shoptet's install only once the OAuth access token is stored.
-//! Lifecycle routes live beside this file (`webhook`, `shoprenter_app`,
-//! `operator`); this one routes and holds what they share.
+//! The install callback's handler: what every route shares (the vendor, its
+//! stores, the deadline, the metrics), and two routes of its own. Shoptet's
+//! install is answered 200 only once the OAuth access token is stored. The
+//! other routes live beside this file (`webhook`, `shoprenter_app`,
+//! `operator`); `routes` says which request goes where.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use broker_domain::http::{HttpError, from_json_object, json_response};
-use broker_domain::ids::{Platform, ShopRef, ShoprenterShopName};
+use broker_domain::http::from_json_object;
+use broker_domain::ids::{ShopRef, ShoprenterShopName};
 use broker_domain::lazy_secret::LazySecret;
 use broker_domain::model::{
     InstallationStatus, Registration, ShoprenterCredentials, ShoptetInstallationRecord,
@@ -22,14 +23,14 @@ use broker_platforms::shoprenter::ShoprenterClient;
 use broker_platforms::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
 use broker_runtime::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
 use broker_vending::{Candidate, REMEMBERED_SHOPS, TokenVendor};
-use lambda_http::http::{HeaderValue, Method, Response, StatusCode, header};
-use lambda_http::{Body, Request};
-use serde::{Deserialize, Serialize};
+use lambda_http::Request;
+use lambda_http::http::{Response, StatusCode};
+use serde::Deserialize;
 use tokio::time::{Instant, timeout_at};
 
 use crate::config::{AppEntryUrl, InstallConfig};
 use crate::error::InstallError;
-use crate::shoprenter_app::wants_json;
+use crate::outcome::{EventOutcome, InstallOutcome, LifecycleEvent, Stored, StoredStatus};
 
 /// Shoptet documents codes of 255 characters; anything far longer is not one.
 const MAX_CODE_LEN: usize = 1024;
@@ -50,99 +51,27 @@ pub struct InstallSecrets {
 
 /// How lifecycle events are handled.
 #[derive(Debug, Clone)]
-pub struct Lifecycle {
-    pub webhook_key: LazySecret<WebhookKey>,
-    pub recovery: RecoveryWindow,
-    pub hmac_max_age: Duration,
-    pub app_entry_url: Option<AppEntryUrl>,
+pub(crate) struct Lifecycle {
+    pub(crate) webhook_key: LazySecret<WebhookKey>,
+    pub(crate) recovery: RecoveryWindow,
+    pub(crate) hmac_max_age: Duration,
+    pub(crate) app_entry_url: Option<AppEntryUrl>,
 }
 
+/// Built by [`InstallCallback::new`] (or `build_on_aws`); requests go to
+/// [`InstallCallback::handle`].
 pub struct InstallCallback<S, C, R> {
-    pub shoptet: ShoptetClient,
-    pub addon_client_id: String,
-    pub addon_client_secret: LazySecret<ClientSecret>,
+    shoptet: ShoptetClient,
+    addon_client_id: String,
+    addon_client_secret: LazySecret<ClientSecret>,
     /// `None`: derived from the request (see `InstallConfig`).
-    pub redirect_uri: Option<String>,
+    redirect_uri: Option<String>,
     /// Confirmations and verifications mint through the vendor's lease and
     /// ledger; it also holds the stores.
-    pub vendor: TokenVendor<S, C, R>,
-    pub lifecycle: Lifecycle,
+    vendor: TokenVendor<S, C, R>,
+    lifecycle: Lifecycle,
     /// Platform-facing routes answer within this (Shoptet gives up at 4-5 s).
-    pub deadline: Duration,
-}
-
-enum Route<'a> {
-    ShoptetInstall,
-    ShoptetWebhook,
-    ShoptetInstallation(&'a str),
-    ShoprenterAppInstall,
-    ShoprenterAppUninstall,
-    ShoprenterCredentials(&'a str),
-    ShoprenterInstallation(&'a str),
-    Installations,
-    Installation(&'a str, &'a str),
-}
-
-impl Route<'_> {
-    /// The methods the route answers, as a 405's `Allow` header lists them.
-    fn allow(&self) -> &'static str {
-        match self {
-            Self::ShoptetInstall
-            | Self::ShoprenterAppInstall
-            | Self::ShoprenterAppUninstall
-            | Self::Installations => "GET",
-            Self::ShoptetWebhook => "POST",
-            Self::ShoptetInstallation(_)
-            | Self::ShoprenterCredentials(_)
-            | Self::ShoprenterInstallation(_) => "PUT",
-            Self::Installation(..) => "GET, DELETE",
-        }
-    }
-
-    /// The platform whose merchant installs through the route, if one does:
-    /// its failures are `InstallFailures`. An operator's import or
-    /// credentials call sees its failure in the answer; no alarm needed.
-    fn installs(&self) -> Option<Platform> {
-        match self {
-            Self::ShoptetInstall => Some(Platform::Shoptet),
-            Self::ShoprenterAppInstall => Some(Platform::Shoprenter),
-            _ => None,
-        }
-    }
-
-    /// Browser routes answer errors as a short HTML page.
-    fn is_browser(&self) -> bool {
-        matches!(
-            self,
-            Self::ShoprenterAppInstall | Self::ShoprenterAppUninstall
-        )
-    }
-}
-
-/// What a successful install or credentials call answers.
-#[derive(Debug, Serialize)]
-pub struct Stored {
-    /// `installed` or `stored`.
-    pub status: &'static str,
-    pub platform: Platform,
-    pub shop: String,
-}
-
-impl Stored {
-    pub(crate) fn response(
-        status_code: StatusCode,
-        status: &'static str,
-        shop: &ShopRef,
-    ) -> Response<String> {
-        json_response(
-            status_code,
-            &Self {
-                status,
-                platform: shop.platform(),
-                shop: shop.id(),
-            },
-        )
-    }
+    deadline: Duration,
 }
 
 impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallback<S, C, R> {
@@ -198,90 +127,29 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         self.vendor.metrics()
     }
 
+    /// The vending core that confirmations and verifications mint through;
+    /// it holds the stores.
+    pub fn vendor(&self) -> &TokenVendor<S, C, R> {
+        &self.vendor
+    }
+
     pub(crate) fn stores(&self) -> &Stores<S, C, R> {
         self.vendor.stores()
     }
 
-    pub async fn handle(&self, request: Request) -> Response<Body> {
-        let started = Instant::now();
-        let path = request.uri().path().to_owned();
-        let route = route(&path);
-        let browser = route.as_ref().is_some_and(Route::is_browser);
-        let installs = route.as_ref().and_then(Route::installs);
-        let method = request.method();
-        let result = match (route, method) {
-            (Some(Route::ShoptetInstall), &Method::GET) => {
-                self.install_shoptet(&request, started).await
-            }
-            (Some(Route::ShoptetWebhook), &Method::POST) => {
-                self.shoptet_webhook(&request, started).await
-            }
-            (Some(Route::ShoptetInstallation(id)), &Method::PUT) => {
-                self.import_shoptet(id, request.body()).await
-            }
-            (Some(Route::ShoprenterAppInstall), &Method::GET) => {
-                self.shoprenter_app_install(&request, started).await
-            }
-            (Some(Route::ShoprenterAppUninstall), &Method::GET) => {
-                self.shoprenter_app_uninstall(&request).await
-            }
-            (Some(Route::ShoprenterCredentials(shop)), &Method::PUT) => {
-                self.save_shoprenter_credentials(shop, request.body()).await
-            }
-            (Some(Route::ShoprenterInstallation(shop)), &Method::PUT) => {
-                self.import_shoprenter(shop).await
-            }
-            (Some(Route::Installations), &Method::GET) => {
-                self.list_installations(request.uri().query()).await
-            }
-            (Some(Route::Installation(platform, shop)), &Method::GET) => {
-                self.show_installation(platform, shop).await
-            }
-            (Some(Route::Installation(platform, shop)), &Method::DELETE) => {
-                self.delete_installation(platform, shop).await
-            }
-            (Some(route), _) => Err(InstallError::MethodNotAllowed {
-                allow: route.allow(),
-            }),
-            (None, _) => Err(InstallError::NotFound),
-        };
-        let duration_ms = started.elapsed().as_millis() as u64;
-        let response = match result {
-            Ok(response) => response,
-            Err(error) => {
-                tracing::warn!(outcome = error.code(), %error, duration_ms, "request refused");
-                // A request that is no install attempt (no code, a bad
-                // body, a wrong method) is no install failure.
-                let attempted = !matches!(
-                    error,
-                    InstallError::InvalidRequest(_) | InstallError::MethodNotAllowed { .. }
-                );
-                if let Some(platform) = installs.filter(|_| attempted) {
-                    let dimensions =
-                        Dimensions::platform(platform).with(Dimension::Code, error.code());
-                    self.metrics().event(Metric::InstallFailures, dimensions);
-                }
-                let mut response = if browser && !wants_json(&request) {
-                    crate::shoprenter_app::error_page(&error)
-                } else {
-                    error.to_response()
-                };
-                // RFC 9110: a 405 lists the methods the route does answer.
-                if let InstallError::MethodNotAllowed { allow } = error {
-                    response
-                        .headers_mut()
-                        .insert(header::ALLOW, HeaderValue::from_static(allow));
-                }
-                response
-            }
-        };
-        self.metrics().flush_if_due();
-        response.map(Body::from)
+    pub(crate) fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// Platform-facing routes answer within this.
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     /// Counts an installation recorded, by how.
-    pub(crate) fn installed(&self, shop: &ShopRef, outcome: &'static str) {
-        let dimensions = Dimensions::platform(shop.platform()).with(Dimension::Outcome, outcome);
+    pub(crate) fn installed(&self, shop: &ShopRef, outcome: InstallOutcome) {
+        let dimensions =
+            Dimensions::platform(shop.platform()).with(Dimension::Outcome, outcome.as_str());
         self.metrics().count(Metric::Installs, dimensions);
     }
 
@@ -289,16 +157,16 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
     pub(crate) fn lifecycle_event(
         &self,
         shop: &ShopRef,
-        event: &'static str,
-        outcome: &'static str,
+        event: LifecycleEvent,
+        outcome: EventOutcome,
     ) {
         let dimensions = Dimensions::platform(shop.platform())
-            .with(Dimension::Event, event)
-            .with(Dimension::Outcome, outcome);
+            .with(Dimension::Event, event.as_str())
+            .with(Dimension::Outcome, outcome.as_str());
         self.metrics().count(Metric::LifecycleEvents, dimensions);
     }
 
-    async fn install_shoptet(
+    pub(crate) async fn install_shoptet(
         &self,
         request: &Request,
         started: Instant,
@@ -333,19 +201,24 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         // minted with the old one must not be served again.
         self.forget_cached_token(&shop, deadline).await;
         let outcome = match saved {
-            SaveOutcome::Created => "installed",
-            SaveOutcome::Replaced => "reinstalled",
+            SaveOutcome::Created => InstallOutcome::Installed,
+            SaveOutcome::Replaced => InstallOutcome::Reinstalled,
         };
         self.installed(&shop, outcome);
+        // One log outcome for both; `reinstall` tells them apart.
         tracing::info!(
             platform = "shoptet",
             shop = %eshop_id,
-            outcome = "installed",
+            outcome = InstallOutcome::Installed.as_str(),
             reinstall = matches!(saved, SaveOutcome::Replaced),
             duration_ms = started.elapsed().as_millis() as u64,
             "installation stored"
         );
-        Ok(Stored::response(StatusCode::OK, "installed", &shop))
+        Ok(Stored::response(
+            StatusCode::OK,
+            StoredStatus::Installed,
+            &shop,
+        ))
     }
 
     /// Registers the shop as (re)installed, then stores its installation (a
@@ -371,7 +244,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         Ok(saved)
     }
 
-    async fn save_shoprenter_credentials(
+    pub(crate) async fn save_shoprenter_credentials(
         &self,
         shop: &str,
         body: &[u8],
@@ -393,9 +266,14 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             .save_shoprenter_credentials(name, &credentials)
             .await?;
         self.activate(&shop).await?;
-        self.installed(&shop, "credentials_stored");
-        tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = "credentials_stored", "credentials stored");
-        Ok(Stored::response(StatusCode::CREATED, "stored", &shop))
+        let outcome = InstallOutcome::CredentialsStored;
+        self.installed(&shop, outcome);
+        tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = outcome.as_str(), "credentials stored");
+        Ok(Stored::response(
+            StatusCode::CREATED,
+            StoredStatus::Stored,
+            &shop,
+        ))
     }
 
     /// Mints with credentials not yet stored, within the request's deadline
@@ -453,7 +331,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             .await?;
         self.stores().tokens.forget(shop).await?;
         self.vendor.forget_locally(shop);
-        tracing::info!(platform = %shop.platform(), shop = %shop.id(), outcome = "uninstalled", recovery_days = self.lifecycle.recovery.in_days(), "installation retired; secret scheduled for deletion");
+        tracing::info!(platform = %shop.platform(), shop = %shop.id(), outcome = InstallationStatus::Uninstalled.as_str(), recovery_days = self.lifecycle.recovery.in_days(), "installation retired; secret scheduled for deletion");
         let was = previous.as_ref().map(|previous| previous.status);
         let registration = Registration {
             shop: shop.clone(),
@@ -477,26 +355,6 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
                 tracing::warn!(platform = %shop.platform(), shop = %shop.id(), "dropping the cached API token timed out")
             }
         }
-    }
-}
-
-/// Matches on the path's tail, so a stage prefix or a Function URL path
-/// makes no difference. The operator's `/installations/…` routes are
-/// matched first (one shop before the listing), so a shop named `install`
-/// or `installations` is never taken for another route.
-fn route(path: &str) -> Option<Route<'_>> {
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match segments.as_slice() {
-        [.., "installations", platform, shop] => Some(Route::Installation(platform, shop)),
-        [.., "installations"] => Some(Route::Installations),
-        [.., "shoptet", "install"] => Some(Route::ShoptetInstall),
-        [.., "shoptet", "webhook"] => Some(Route::ShoptetWebhook),
-        [.., "shoptet", eshop_id, "installation"] => Some(Route::ShoptetInstallation(eshop_id)),
-        [.., "shoprenter", "install"] => Some(Route::ShoprenterAppInstall),
-        [.., "shoprenter", "uninstall"] => Some(Route::ShoprenterAppUninstall),
-        [.., "shoprenter", shop, "credentials"] => Some(Route::ShoprenterCredentials(shop)),
-        [.., "shoprenter", shop, "installation"] => Some(Route::ShoprenterInstallation(shop)),
-        _ => None,
     }
 }
 

@@ -1,10 +1,13 @@
 //! The install-callback function: Shoptet installs and Shoprenter credentials.
 //! `main.rs` only wires; the local server hosts the same handler.
 
+mod browser;
 pub mod config;
 pub mod error;
 pub mod handler;
 pub mod operator;
+pub mod outcome;
+mod routes;
 pub mod shoprenter_app;
 pub mod webhook;
 
@@ -17,9 +20,9 @@ use broker_domain::secret::{ExposeSecret, WebhookKey};
 
 pub use config::{AwsInstallConfig, InstallConfig};
 pub use error::InstallError;
-pub use handler::{InstallCallback, InstallSecrets, Stored};
+pub use handler::{InstallCallback, InstallSecrets};
 pub use operator::{InstallationList, InstallationView};
-pub use webhook::EventOutcome;
+pub use outcome::{EventOutcome, InstallOutcome, LifecycleEvent, Stored, StoredStatus};
 
 pub type AwsInstallCallback =
     InstallCallback<AwsInstallationStore, DynamoTokenCache, DynamoRegistry>;

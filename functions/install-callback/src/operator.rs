@@ -21,7 +21,8 @@ use lambda_http::http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::error::InstallError;
-use crate::handler::{InstallCallback, Stored};
+use crate::handler::InstallCallback;
+use crate::outcome::{EventOutcome, InstallOutcome, LifecycleEvent, Stored, StoredStatus};
 
 /// A page when the caller does not say.
 const DEFAULT_PAGE: usize = 50;
@@ -105,13 +106,14 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             installed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         };
         let saved = self.store_installation(&shop, &record).await?;
-        self.installed(&shop, "imported");
-        tracing::info!(platform = "shoptet", shop = %eshop_id, outcome = "imported", "installation imported");
+        let outcome = InstallOutcome::Imported;
+        self.installed(&shop, outcome);
+        tracing::info!(platform = "shoptet", shop = %eshop_id, outcome = outcome.as_str(), "installation imported");
         let status = match saved {
             SaveOutcome::Created => StatusCode::CREATED,
             SaveOutcome::Replaced => StatusCode::OK,
         };
-        Ok(Stored::response(status, "installed", &shop))
+        Ok(Stored::response(status, StoredStatus::Installed, &shop))
     }
 
     /// `PUT /shoprenter/{shop}/installation`: an app installation that
@@ -124,7 +126,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             InstallError::InvalidRequest("the shop name is not a valid Shoprenter shop name")
         })?);
         let app = self
-            .vendor
+            .vendor()
             .shoprenter_app_credentials()
             .await?
             .cloned()
@@ -134,13 +136,14 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         self.verify_in_time(&shop, &Candidate::Shoprenter(app))
             .await?;
         let previous = self.activate(&shop).await?;
-        self.installed(&shop, "imported");
-        tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = "imported", "app installation imported");
+        let outcome = InstallOutcome::Imported;
+        self.installed(&shop, outcome);
+        tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = outcome.as_str(), "app installation imported");
         let status = match previous.map(|r| r.status) {
             Some(InstallationStatus::Active) => StatusCode::OK,
             _ => StatusCode::CREATED,
         };
-        Ok(Stored::response(status, "installed", &shop))
+        Ok(Stored::response(status, StoredStatus::Installed, &shop))
     }
 
     /// `DELETE /installations/{platform}/{shop}`: a confirmed uninstall, now.
@@ -162,11 +165,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             return Err(InstallError::UnknownInstallation);
         }
         let (registration, was) = self.retire(&shop).await?;
-        let outcome = match was {
-            Some(InstallationStatus::Uninstalled) => "duplicate",
-            _ => "processed",
-        };
-        self.lifecycle_event(&shop, "operator:delete", outcome);
+        let outcome = EventOutcome::of_change(was, InstallationStatus::Uninstalled);
+        self.lifecycle_event(&shop, LifecycleEvent::OperatorDelete, outcome);
         Ok(json_response(
             StatusCode::OK,
             &InstallationView::from(&registration),

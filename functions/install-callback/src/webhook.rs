@@ -17,30 +17,7 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::error::InstallError;
 use crate::handler::InstallCallback;
-
-/// What became of one delivery. Every one is answered 200 so Shoptet stops
-/// retrying; only "cannot know now" (503) asks for a retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventOutcome {
-    /// Confirmed upstream and applied.
-    Processed,
-    /// Already applied by an earlier delivery.
-    Duplicate,
-    /// Not confirmed (forged, replayed, stale), an unknown event, or a shop
-    /// the broker does not know.
-    Ignored,
-}
-
-impl EventOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Processed => "processed",
-            Self::Duplicate => "duplicate",
-            Self::Ignored => "ignored",
-        }
-    }
-}
+use crate::outcome::{EventOutcome, LifecycleEvent};
 
 #[derive(Serialize)]
 struct Answer {
@@ -54,7 +31,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         started: Instant,
     ) -> Result<Response<String>, InstallError> {
         let body: &[u8] = request.body();
-        if let Some(key) = self.lifecycle.webhook_key.get().await? {
+        if let Some(key) = self.lifecycle().webhook_key.get().await? {
             let signature = request
                 .headers()
                 .get(SIGNATURE_HEADER)
@@ -81,19 +58,19 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             Some(kind) => {
                 let created = event.created.unwrap_or(now);
                 timeout_at(
-                    started + self.deadline,
+                    started + self.deadline(),
                     self.apply(&shop, kind, created, now),
                 )
                 .await
                 .map_err(|_| InstallError::UpstreamUnavailable)??
             }
         };
-        let kind = event.kind.map_or("unknown", AddonEventKind::as_str);
-        self.lifecycle_event(&shop, kind, outcome.as_str());
+        let kind = LifecycleEvent::from(event.kind);
+        self.lifecycle_event(&shop, kind, outcome);
         tracing::info!(
             platform = "shoptet",
             shop = %event.eshop_id,
-            event = kind,
+            event = kind.as_str(),
             outcome = ?outcome,
             duration_ms = started.elapsed().as_millis() as u64,
             "add-on event handled"
@@ -109,13 +86,13 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         received: SystemTime,
     ) -> Result<EventOutcome, InstallError> {
         use AddonEventKind::{Approve, Suspend, Terminate, Uninstall};
-        let confirmation = self.vendor.confirm(shop, created, received).await?;
+        let confirmation = self.vendor().confirm(shop, created, received).await?;
         let registry = &self.stores().registry;
         let now = SystemTime::now();
         let outcome = match (kind, confirmation) {
             (Uninstall | Terminate, Confirmation::Uninstalled) => {
                 let (_, was) = self.retire(shop).await?;
-                changed(was, InstallationStatus::Uninstalled)
+                EventOutcome::of_change(was, InstallationStatus::Uninstalled)
             }
             // No installation left to ask with: an earlier delivery retired it.
             (Uninstall | Terminate, Confirmation::Unknown) => {
@@ -127,18 +104,18 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             }
             (Suspend, Confirmation::Suspended) => {
                 let change = StatusChange {
-                    recheck_at: Some(now + self.vendor.timing().suspended_recheck),
+                    recheck_at: Some(now + self.vendor().timing().suspended_recheck),
                     ..StatusChange::to(InstallationStatus::Suspended, now)
                 };
                 let previous = registry.record(shop, &change).await?;
                 self.stores().tokens.forget(shop).await?;
-                self.vendor.forget_locally(shop);
-                changed(previous.map(|r| r.status), InstallationStatus::Suspended)
+                self.vendor().forget_locally(shop);
+                EventOutcome::of_change(previous.map(|r| r.status), InstallationStatus::Suspended)
             }
             (Approve, Confirmation::Live) => {
                 let change = StatusChange::to(InstallationStatus::Active, now);
                 let previous = registry.record(shop, &change).await?;
-                changed(previous.map(|r| r.status), InstallationStatus::Active)
+                EventOutcome::of_change(previous.map(|r| r.status), InstallationStatus::Active)
             }
             (_, confirmation) => {
                 tracing::info!(platform = "shoptet", shop = %shop.id(), event = kind.as_str(), upstream = ?confirmation, "the platform does not confirm the event; nothing changed");
@@ -146,13 +123,5 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             }
         };
         Ok(outcome)
-    }
-}
-
-fn changed(previous: Option<InstallationStatus>, now: InstallationStatus) -> EventOutcome {
-    if previous == Some(now) {
-        EventOutcome::Duplicate
-    } else {
-        EventOutcome::Processed
     }
 }

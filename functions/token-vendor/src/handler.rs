@@ -51,9 +51,11 @@ pub struct TokenResponse {
     pub scopes: Option<Vec<String>>,
 }
 
+/// Built by [`VendHandler::new`] (or `build_on_aws`); requests go to
+/// [`VendHandler::handle`].
 pub struct VendHandler<S, C, R> {
-    pub vendor: TokenVendor<S, C, R>,
-    pub api_bases: ApiBases,
+    vendor: TokenVendor<S, C, R>,
+    api_bases: ApiBases,
 }
 
 /// The optional body of `POST /tokens/{platform}/{shop}`.
@@ -121,6 +123,16 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
     /// The vends, errors, mints and waits this instance has counted.
     pub fn metrics(&self) -> &Arc<Metrics> {
         self.vendor.metrics()
+    }
+
+    /// The vending core behind both front doors.
+    pub fn vendor(&self) -> &TokenVendor<S, C, R> {
+        &self.vendor
+    }
+
+    /// Where the answers send the caller.
+    pub fn api_bases(&self) -> &ApiBases {
+        &self.api_bases
     }
 
     /// HTTP requests always get a response (errors as JSON bodies); direct
@@ -216,7 +228,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
             Ok(vended) => {
                 let source = vended.source;
                 let dimensions =
-                    Dimensions::platform(platform).with(Dimension::Source, source_name(source));
+                    Dimensions::platform(platform).with(Dimension::Source, source.as_str());
                 self.metrics().count(Metric::Vends, dimensions);
                 // Cache hits are most of the traffic: a line each would cost
                 // more in log ingestion than the vend itself.
@@ -286,12 +298,3 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
 
 /// The `Platform` of a refused request that named none we serve.
 const UNKNOWN_PLATFORM: &str = "unknown";
-
-/// The `Source` dimension's values.
-fn source_name(source: Source) -> &'static str {
-    match source {
-        Source::L1 => "L1",
-        Source::L2 => "L2",
-        Source::Minted => "Minted",
-    }
-}

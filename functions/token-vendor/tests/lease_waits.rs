@@ -45,7 +45,7 @@ async fn a_waiter_reads_about_once_per_growing_pause_and_a_handful_of_times_once
             .await
             .unwrap();
         assert!(matches!(taken, LeaseAttempt::Acquired(_)));
-        let before = waiter.vendor.wait_counts();
+        let before = waiter.vendor().wait_counts();
         let vend = tokio::spawn({
             let waiter = Arc::clone(&waiter);
             let request = VendRequest {
@@ -53,7 +53,7 @@ async fn a_waiter_reads_about_once_per_growing_pause_and_a_handful_of_times_once
                 min_ttl: None,
                 stale_token: None,
             };
-            async move { waiter.vendor.vend(&request).await }
+            async move { waiter.vendor().vend(&request).await }
         });
         tokio::time::sleep(REFRESH).await;
         let token = CachedToken {
@@ -70,7 +70,7 @@ async fn a_waiter_reads_about_once_per_growing_pause_and_a_handful_of_times_once
         let vended = vend.await.unwrap().unwrap();
         assert_eq!(vended.source, Source::L2);
         assert_eq!(vended.token.access_token, token.access_token);
-        let after = waiter.vendor.wait_counts();
+        let after = waiter.vendor().wait_counts();
         assert_eq!(after.waits - before.waits, 1);
         reads.push(after.reads - before.reads);
         assert_eq!(double.calls(Endpoint::ShoptetGetAccessToken, eshop_id), 0);

@@ -34,7 +34,7 @@ async fn at_info_only_the_mint_logs_token_vended_and_cache_hits_log_at_debug() {
     let info = info.text();
     assert_eq!(info.matches("token vended").count(), 1, "{info}");
     assert!(
-        info.contains("source=\"minted\"") || info.contains("source=minted"),
+        info.contains("source=\"Minted\"") || info.contains("source=Minted"),
         "{info}"
     );
 
@@ -44,5 +44,8 @@ async fn at_info_only_the_mint_logs_token_vended_and_cache_hits_log_at_debug() {
     }
     let debug = debug.text();
     assert_eq!(debug.matches("token vended").count(), 2, "{debug}");
-    assert!(debug.contains("l1"), "{debug}");
+    assert!(
+        debug.contains("source=\"L1\"") || debug.contains("source=L1"),
+        "{debug}"
+    );
 }

@@ -389,11 +389,11 @@ async fn an_instance_serving_many_shops_keeps_state_for_a_bounded_number() {
         let vended = vend(&instance, &request(&shoptet(eshop_id))).await.unwrap();
         assert_eq!(vended.source, Source::Minted);
     }
-    assert_eq!(instance.vendor.remembered_shops(), 2);
+    assert_eq!(instance.vendor().remembered_shops(), 2);
     // The least recently served shop was forgotten here, not in the table.
     let again = vend(&instance, &request(&shoptet(31))).await.unwrap();
     assert_eq!(again.source, Source::L2);
-    assert_eq!(instance.vendor.remembered_shops(), 2);
+    assert_eq!(instance.vendor().remembered_shops(), 2);
     assert_eq!(fleet.double.calls(Endpoint::ShoptetGetAccessToken, "31"), 1);
 }
 

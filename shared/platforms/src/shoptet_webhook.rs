@@ -29,16 +29,21 @@ pub enum AddonEventKind {
 }
 
 impl AddonEventKind {
+    pub const ALL: [Self; 4] = [
+        Self::Uninstall,
+        Self::Terminate,
+        Self::Suspend,
+        Self::Approve,
+    ];
+
+    /// The event Shoptet names `name`, spelled as [`as_str`](Self::as_str)
+    /// spells it; `None` for one this broker does not know.
     fn parse(name: &str) -> Option<Self> {
-        match name {
-            "addon:uninstall" => Some(Self::Uninstall),
-            "addon:terminate" => Some(Self::Terminate),
-            "addon:suspend" => Some(Self::Suspend),
-            "addon:approve" => Some(Self::Approve),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 
+    /// Shoptet's name of the event, as the body carries it; also the
+    /// `event` of logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Uninstall => "addon:uninstall",
@@ -178,6 +183,24 @@ mod tests {
             assert_eq!(event.kind, Some(AddonEventKind::Uninstall));
             assert_eq!(event.created, Some(at("2019-01-08T14:13:39Z")));
         }
+    }
+
+    #[test]
+    fn each_event_parses_from_the_name_it_is_logged_by() {
+        let names: Vec<&str> = AddonEventKind::ALL.map(AddonEventKind::as_str).to_vec();
+        assert_eq!(
+            names,
+            [
+                "addon:uninstall",
+                "addon:terminate",
+                "addon:suspend",
+                "addon:approve"
+            ]
+        );
+        for kind in AddonEventKind::ALL {
+            assert_eq!(AddonEventKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(AddonEventKind::parse("addon:Uninstall"), None);
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub struct VendRequest {
     pub stale_token: Option<ApiAccessToken>,
 }
 
-/// Where a vended token came from, for logs and tests.
+/// Where a vended token came from, for logs, metrics and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     L1,
@@ -73,11 +73,14 @@ pub enum Source {
 }
 
 impl Source {
+    /// The one spelling of a source: the `Vends` metric's `Source`
+    /// dimension (documented, on the dashboard), the `source` of the
+    /// vendor's log line, and the bench's reports.
     pub fn as_str(self) -> &'static str {
         match self {
-            Source::L1 => "l1",
-            Source::L2 => "l2",
-            Source::Minted => "minted",
+            Source::L1 => "L1",
+            Source::L2 => "L2",
+            Source::Minted => "Minted",
         }
     }
 }

@@ -588,7 +588,7 @@ mod leak_scanner_tests {
     #[test]
     fn a_slice_of_a_secret_anywhere_is_found() {
         let scanner = LeakScanner::new([SECRET]);
-        scanner.assert_absent("clean text", "token vended shop=222651 source=l1");
+        scanner.assert_absent("clean text", "token vended shop=222651 source=L1");
         for leaked in [
             SECRET.to_owned(),
             format!("prefix {} suffix", &SECRET[20..30]),

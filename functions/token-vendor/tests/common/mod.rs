@@ -200,7 +200,7 @@ where
             let request = request.clone();
             tokio::spawn(async move {
                 instance
-                    .vendor
+                    .vendor()
                     .vend(&request)
                     .await
                     .unwrap()
@@ -229,7 +229,7 @@ pub fn request(shop: &ShopRef) -> VendRequest {
 }
 
 pub async fn vend(handler: &AwsVendHandler, request: &VendRequest) -> Result<Vended, VendError> {
-    handler.vendor.vend(request).await
+    handler.vendor().vend(request).await
 }
 
 pub async fn http(
