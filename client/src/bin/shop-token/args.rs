@@ -159,8 +159,11 @@ pub fn show(shown: &clap::Error) {
 }
 
 /// The completion script for `shell`.
-pub fn completions(shell: Shell, out: &mut dyn std::io::Write) {
-    clap_complete::generate(shell, &mut Cli::command(), "shop-token", out);
+pub fn completions(shell: Shell) -> Vec<u8> {
+    // Into memory: clap_complete panics when its writer fails (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "shop-token", &mut script);
+    script
 }
 
 fn parse_with(
@@ -512,9 +515,7 @@ mod tests {
             parse(&["completions", "bash"], &[]),
             Ok(Parsed::Completions(Shell::Bash))
         ));
-        let mut script = Vec::new();
-        completions(Shell::Zsh, &mut script);
-        let script = String::from_utf8(script).unwrap();
+        let script = String::from_utf8(completions(Shell::Zsh)).unwrap();
         assert!(script.contains("shop-token") && script.contains("shoprenter"));
     }
 }

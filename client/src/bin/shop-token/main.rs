@@ -22,7 +22,10 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Completions(shell)) => {
-            args::completions(shell, &mut std::io::stdout().lock());
+            // A closed pipe (`| head`) is not an error of ours.
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(&args::completions(shell));
             return ExitCode::SUCCESS;
         }
         Err(problem) => {
