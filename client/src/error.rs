@@ -6,59 +6,76 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// When the broker refuses with `token_cap_reached` without saying for how
-/// long (the broker's own default).
-const DEFAULT_CAP_RETRY: Duration = Duration::from_secs(60);
-/// When the broker refuses with `rate_limited` without saying for how long.
-const DEFAULT_RATE_LIMIT_RETRY: Duration = Duration::from_secs(1);
+use shop_token_protocol::error::ErrorCode;
 
 /// Why no token was returned.
 ///
-/// One variant per stable error code of the broker (see the broker's
-/// "Token vendor interface"), plus [`Unauthorized`](Self::Unauthorized),
-/// [`Broker`](Self::Broker) for a code this version does not know, and
+/// One variant per stable error code of the token vendor (see the broker's
+/// "Token vendor interface" and [`ErrorCode`]), plus
+/// [`Unauthorized`](Self::Unauthorized), [`Broker`](Self::Broker) for any
+/// other code (one this version does not know is kept as sent), and
 /// [`Transport`](Self::Transport) when the broker could not be asked.
 /// Neither `Display` nor `Debug` ever shows a token. Cheap to clone: every
 /// caller waiting for the same vend gets the same error.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
     /// `invalid_request`: a bad platform, shop id or body, or a `min_ttl`
     /// at or beyond a token's lifetime. The broker's message.
+    #[error("invalid request: {0}")]
     InvalidRequest(String),
     /// `not_installed`: the shop has no valid installation (never installed,
     /// uninstalled, or its credentials no longer work).
+    #[error("the shop has no valid installation")]
     NotInstalled,
     /// `addon_suspended`: the add-on is suspended (or not approved) in the shop.
+    #[error("the add-on is suspended (or not approved) in the shop")]
     Suspended,
     /// `rate_limited`: the platform rate-limits the broker's token requests.
+    #[error(
+        "the platform is rate limiting token requests; retry after {} s",
+        .retry_after.as_secs_f64().ceil()
+    )]
     RateLimited {
         /// When to try again (1 s when the broker did not say).
         retry_after: Duration,
     },
     /// `token_cap_reached`: Shoptet's 5 live API tokens per installation
     /// are all out; the oldest expires after `retry_after`.
+    #[error(
+        "the shop already has the maximum number of live API tokens; retry after {} s",
+        .retry_after.as_secs_f64().ceil()
+    )]
     TokenCapReached {
         /// When to try again (60 s when the broker did not say).
         retry_after: Duration,
     },
     /// `upstream_rejected`: the platform refused to issue a token.
+    #[error("the platform refused to issue a token{}", Parenthesized(.upstream_code.as_deref()))]
     UpstreamRejected {
         /// The platform's own error code, when the broker passed it on.
         upstream_code: Option<String>,
     },
     /// `upstream_unavailable`: the platform failed or timed out (retry later).
+    #[error("the platform did not issue a token in time")]
     UpstreamUnavailable,
     /// `store_unavailable`: the broker's storage failed (retry later).
+    #[error("the broker's token store is unavailable")]
     StoreUnavailable,
     /// The broker (or API Gateway in front of it) refused this caller: a
     /// missing or wrong bearer token, or SigV4 credentials without
     /// `execute-api:Invoke` on the route.
+    #[error(
+        "the broker refused this caller (HTTP {status}): check the bearer token or the IAM permissions"
+    )]
     Unauthorized {
         /// The HTTP status (401 or 403).
         status: u16,
     },
-    /// An error code this version of the client does not know.
+    /// Another error code: one the token vendor does not answer a vend
+    /// with (e.g. `not_found` for a wrong route), or one this version does
+    /// not know.
+    #[error("the broker answered {code}: {message}")]
     Broker {
         /// The broker's stable code.
         code: String,
@@ -66,13 +83,28 @@ pub enum ClientError {
         message: String,
     },
     /// The broker could not be asked, or its answer could not be read.
-    Transport(TransportError),
+    #[error("cannot get a token from the broker: {0}")]
+    Transport(#[from] TransportError),
+}
+
+/// ` (code)`, or nothing.
+struct Parenthesized<'a>(Option<&'a str>);
+
+impl fmt::Display for Parenthesized<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(code) => write!(f, " ({code})"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl ClientError {
     /// The error a broker's stable `code` stands for, as a [`Transport`]
     /// implementation reads it from an answer: `message` is the broker's,
-    /// `upstream_code` and `retry_after` as far as the answer carries them.
+    /// `upstream_code` and `retry_after` as far as the answer carries them
+    /// (a refusal without a wait gets the protocol's default,
+    /// [`ErrorCode::default_retry_after`]).
     ///
     /// [`Transport`]: crate::Transport
     pub fn from_code(
@@ -81,23 +113,34 @@ impl ClientError {
         upstream_code: Option<&str>,
         retry_after: Option<Duration>,
     ) -> Self {
-        match code {
-            "invalid_request" => Self::InvalidRequest(message.to_owned()),
-            "not_installed" => Self::NotInstalled,
-            "addon_suspended" => Self::Suspended,
-            "rate_limited" => Self::RateLimited {
-                retry_after: retry_after.unwrap_or(DEFAULT_RATE_LIMIT_RETRY),
+        let Some(known) = ErrorCode::parse(code) else {
+            return Self::Broker {
+                code: code.to_owned(),
+                message: message.to_owned(),
+            };
+        };
+        let wait = || {
+            retry_after
+                .or(known.default_retry_after())
+                .unwrap_or_default()
+        };
+        match known {
+            ErrorCode::InvalidRequest => Self::InvalidRequest(message.to_owned()),
+            ErrorCode::NotInstalled => Self::NotInstalled,
+            ErrorCode::AddonSuspended => Self::Suspended,
+            ErrorCode::RateLimited => Self::RateLimited {
+                retry_after: wait(),
             },
-            "token_cap_reached" => Self::TokenCapReached {
-                retry_after: retry_after.unwrap_or(DEFAULT_CAP_RETRY),
+            ErrorCode::TokenCapReached => Self::TokenCapReached {
+                retry_after: wait(),
             },
-            "upstream_rejected" => Self::UpstreamRejected {
+            ErrorCode::UpstreamRejected => Self::UpstreamRejected {
                 upstream_code: upstream_code.map(str::to_owned),
             },
-            "upstream_unavailable" => Self::UpstreamUnavailable,
-            "store_unavailable" => Self::StoreUnavailable,
-            other => Self::Broker {
-                code: other.to_owned(),
+            ErrorCode::UpstreamUnavailable => Self::UpstreamUnavailable,
+            ErrorCode::StoreUnavailable => Self::StoreUnavailable,
+            _ => Self::Broker {
+                code: code.to_owned(),
                 message: message.to_owned(),
             },
         }
@@ -108,18 +151,29 @@ impl ClientError {
     /// sent), `unauthorized` or `transport` otherwise.
     pub fn code(&self) -> &str {
         match self {
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::NotInstalled => "not_installed",
-            Self::Suspended => "addon_suspended",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::TokenCapReached { .. } => "token_cap_reached",
-            Self::UpstreamRejected { .. } => "upstream_rejected",
-            Self::UpstreamUnavailable => "upstream_unavailable",
-            Self::StoreUnavailable => "store_unavailable",
             Self::Unauthorized { .. } => "unauthorized",
-            Self::Broker { code, .. } => code,
             Self::Transport(_) => "transport",
+            Self::Broker { code, .. } => code,
+            typed => typed.error_code().map_or("transport", ErrorCode::as_str),
         }
+    }
+
+    /// The broker's code as the protocol knows it; `None` for
+    /// [`Unauthorized`](Self::Unauthorized),
+    /// [`Transport`](Self::Transport) and codes this version does not know.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        Some(match self {
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::NotInstalled => ErrorCode::NotInstalled,
+            Self::Suspended => ErrorCode::AddonSuspended,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::TokenCapReached { .. } => ErrorCode::TokenCapReached,
+            Self::UpstreamRejected { .. } => ErrorCode::UpstreamRejected,
+            Self::UpstreamUnavailable => ErrorCode::UpstreamUnavailable,
+            Self::StoreUnavailable => ErrorCode::StoreUnavailable,
+            Self::Broker { code, .. } => return ErrorCode::parse(code),
+            Self::Unauthorized { .. } | Self::Transport(_) => return None,
+        })
     }
 
     /// How long to wait before asking again, for the refusals that say so.
@@ -136,70 +190,15 @@ impl ClientError {
     /// anything (rate limits, the token cap, outages); `false` for refusals
     /// that need a person (not installed, suspended, unauthorized, invalid).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited { .. }
-                | Self::TokenCapReached { .. }
-                | Self::UpstreamUnavailable
-                | Self::StoreUnavailable
-                | Self::Transport(_)
-        )
-    }
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidRequest(message) => write!(f, "invalid request: {message}"),
-            Self::NotInstalled => f.write_str("the shop has no valid installation"),
-            Self::Suspended => f.write_str("the add-on is suspended (or not approved) in the shop"),
-            Self::RateLimited { retry_after } => write!(
-                f,
-                "the platform is rate limiting token requests; retry after {} s",
-                retry_after.as_secs_f64().ceil()
-            ),
-            Self::TokenCapReached { retry_after } => write!(
-                f,
-                "the shop already has the maximum number of live API tokens; retry after {} s",
-                retry_after.as_secs_f64().ceil()
-            ),
-            Self::UpstreamRejected {
-                upstream_code: Some(code),
-            } => write!(f, "the platform refused to issue a token ({code})"),
-            Self::UpstreamRejected {
-                upstream_code: None,
-            } => f.write_str("the platform refused to issue a token"),
-            Self::UpstreamUnavailable => f.write_str("the platform did not issue a token in time"),
-            Self::StoreUnavailable => f.write_str("the broker's token store is unavailable"),
-            Self::Unauthorized { status } => write!(
-                f,
-                "the broker refused this caller (HTTP {status}): check the bearer token or the IAM permissions"
-            ),
-            Self::Broker { code, message } => write!(f, "the broker answered {code}: {message}"),
-            Self::Transport(error) => write!(f, "cannot get a token from the broker: {error}"),
-        }
-    }
-}
-
-impl Error for ClientError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            Self::Transport(error) => Some(error),
-            _ => None,
-        }
-    }
-}
-
-impl From<TransportError> for ClientError {
-    fn from(error: TransportError) -> Self {
-        Self::Transport(error)
+        matches!(self, Self::Transport(_)) || self.error_code().is_some_and(ErrorCode::is_retryable)
     }
 }
 
 /// The broker could not be reached, or answered something that is not the
 /// token vendor's protocol. The text names what failed and its causes,
 /// never a token or a request body.
-#[derive(Clone)]
+#[derive(Clone, thiserror::Error)]
+#[error("{text}")]
 pub struct TransportError {
     /// What failed, with its causes flattened into one line.
     text: Arc<str>,
@@ -233,12 +232,6 @@ impl TransportError {
     }
 }
 
-impl fmt::Display for TransportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
 impl fmt::Debug for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("TransportError").field(&self.text).finish()
@@ -252,8 +245,6 @@ impl PartialEq for TransportError {
 }
 
 impl Eq for TransportError {}
-
-impl Error for TransportError {}
 
 #[cfg(test)]
 mod tests {
@@ -309,6 +300,50 @@ mod tests {
             }
         );
         assert_eq!(error.code(), "not_found");
+        assert_eq!(error.error_code(), Some(ErrorCode::NotFound));
+        assert!(!error.is_transient());
+        let future = ClientError::from_code("a_code_of_the_future", "m", None, None);
+        assert_eq!(future.code(), "a_code_of_the_future");
+        assert_eq!(future.error_code(), None);
+    }
+
+    #[test]
+    fn the_messages_say_what_happened_and_when_to_retry() {
+        let cases = [
+            (
+                ClientError::TokenCapReached {
+                    retry_after: Duration::from_millis(41_200),
+                },
+                "the shop already has the maximum number of live API tokens; retry after 42 s",
+            ),
+            (
+                ClientError::UpstreamRejected {
+                    upstream_code: Some("invalid_client".into()),
+                },
+                "the platform refused to issue a token (invalid_client)",
+            ),
+            (
+                ClientError::UpstreamRejected {
+                    upstream_code: None,
+                },
+                "the platform refused to issue a token",
+            ),
+            (
+                ClientError::Transport(TransportError::new("refused")),
+                "cannot get a token from the broker: refused",
+            ),
+        ];
+        for (error, message) in cases {
+            assert_eq!(error.to_string(), message);
+        }
+        let transport = ClientError::Transport(TransportError::new("refused"));
+        assert_eq!(transport.source().unwrap().to_string(), "refused");
+        assert!(transport.is_transient());
+        assert_eq!(transport.code(), "transport");
+        assert_eq!(
+            ClientError::Unauthorized { status: 403 }.code(),
+            "unauthorized"
+        );
     }
 
     #[test]

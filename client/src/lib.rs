@@ -26,3 +26,8 @@ pub use reqwest::{Method, StatusCode, header};
 /// The secret types tokens come in: read one with
 /// [`ExposeSecret::expose_secret`], where it goes on a request.
 pub use secrecy::{ExposeSecret, SecretString};
+/// The wire protocol shared with the broker: shop ids, token lifetimes, the
+/// vend answer, error codes and bodies, `Retry-After`, the loopback rule.
+pub use shop_token_protocol as protocol;
+/// The broker's stable error codes ([`ClientError::error_code`]).
+pub use shop_token_protocol::error::ErrorCode;

@@ -1,56 +1,19 @@
-//! Which shop a token is for: the platform and the shop's identifier there.
+//! Which shop a token is for: the platform and the shop's identifier there,
+//! validated by the broker's own rules (`shop_token_protocol::ids`).
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// The e-commerce platform a shop lives on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Platform {
-    /// Shoptet: the shop is an e-shop id (`eshopId`), e.g. `222651`.
-    Shoptet,
-    /// Shoprenter: the shop is its name, e.g. `demo-shop`.
-    Shoprenter,
-}
+use shop_token_protocol::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
 
-impl Platform {
-    /// The name the broker uses in routes and JSON: `shoptet` or `shoprenter`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Platform::Shoptet => "shoptet",
-            Platform::Shoprenter => "shoprenter",
-        }
-    }
+/// The e-commerce platform a shop lives on (the protocol's
+/// [`Platform`](shop_token_protocol::ids::Platform)).
+pub use shop_token_protocol::ids::Platform;
 
-    /// The longest life a token of this platform has (Shoptet API access
-    /// tokens 30 minutes, Shoprenter access tokens 1 hour): the broker
-    /// refuses a `min_ttl` of this or more.
-    pub const fn token_lifetime(self) -> Duration {
-        match self {
-            Platform::Shoptet => Duration::from_secs(1800),
-            Platform::Shoprenter => Duration::from_secs(3600),
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Platform {
-    type Err = InvalidShop;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "shoptet" => Ok(Platform::Shoptet),
-            "shoprenter" => Ok(Platform::Shoprenter),
-            _ => Err(InvalidShop::Platform),
-        }
-    }
-}
+/// Why a platform name or shop identifier was refused (the protocol's
+/// [`InvalidIdentifier`](shop_token_protocol::ids::InvalidIdentifier)).
+pub use shop_token_protocol::ids::InvalidIdentifier as InvalidShop;
 
 /// A shop on a platform, validated as the broker validates it: a Shoptet
 /// `eshopId` is a positive decimal number without leading zeros, a
@@ -82,15 +45,9 @@ pub struct Shop {
 impl Shop {
     /// A shop on `platform`, by the identifier the platform gives it.
     pub fn new(platform: Platform, id: &str) -> Result<Self, InvalidShop> {
-        let valid = match platform {
-            Platform::Shoptet => is_eshop_id(id),
-            Platform::Shoprenter => is_shop_name(id),
-        };
-        if !valid {
-            return Err(match platform {
-                Platform::Shoptet => InvalidShop::EshopId,
-                Platform::Shoprenter => InvalidShop::ShopName,
-            });
+        match platform {
+            Platform::Shoptet => id.parse::<ShoptetEshopId>().map(|_| ())?,
+            Platform::Shoprenter => id.parse::<ShoprenterShopName>().map(|_| ())?,
         }
         Ok(Self {
             platform,
@@ -100,7 +57,9 @@ impl Shop {
 
     /// A Shoptet e-shop by its `eshopId` (not 0).
     pub fn shoptet(eshop_id: u64) -> Result<Self, InvalidShop> {
-        Self::new(Platform::Shoptet, &eshop_id.to_string())
+        Ok(Self::from(&ShopRef::Shoptet(ShoptetEshopId::new(
+            eshop_id,
+        )?)))
     }
 
     /// A Shoprenter shop by its name (the `<name>` of `<name>.shoprenter.hu`).
@@ -116,6 +75,26 @@ impl Shop {
     /// The shop's identifier on its platform, as in the broker's routes.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The shop as the broker's protocol types it.
+    pub fn to_ref(&self) -> ShopRef {
+        ShopRef::parse(self.platform.as_str(), &self.id).expect("a Shop is valid")
+    }
+}
+
+impl From<&ShopRef> for Shop {
+    fn from(shop: &ShopRef) -> Self {
+        Self {
+            platform: shop.platform(),
+            id: Arc::from(shop.id()),
+        }
+    }
+}
+
+impl From<ShopRef> for Shop {
+    fn from(shop: ShopRef) -> Self {
+        Self::from(&shop)
     }
 }
 
@@ -141,51 +120,6 @@ impl FromStr for Shop {
         Shop::new(platform.parse()?, id)
     }
 }
-
-fn is_eshop_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 19
-        && id.bytes().all(|b| b.is_ascii_digit())
-        && !id.starts_with('0')
-        && id.parse::<u64>().is_ok()
-}
-
-fn is_shop_name(name: &str) -> bool {
-    (1..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-}
-
-/// Why a platform name or shop identifier was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum InvalidShop {
-    /// Not `shoptet` or `shoprenter` (or no `platform/` prefix).
-    Platform,
-    /// Not a Shoptet `eshopId`.
-    EshopId,
-    /// Not a Shoprenter shop name.
-    ShopName,
-}
-
-impl fmt::Display for InvalidShop {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            InvalidShop::Platform => "the platform is `shoptet` or `shoprenter`",
-            InvalidShop::EshopId => {
-                "a Shoptet eshopId is a positive decimal number without leading zeros"
-            }
-            InvalidShop::ShopName => {
-                "a Shoprenter shop name is 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen"
-            }
-        })
-    }
-}
-
-impl std::error::Error for InvalidShop {}
 
 #[cfg(test)]
 mod tests {
@@ -222,6 +156,7 @@ mod tests {
         for text in ["shoptet/222651", "shoprenter/demo-shop"] {
             let shop: Shop = text.parse().unwrap();
             assert_eq!(shop.to_string(), text);
+            assert_eq!(Shop::from(shop.to_ref()), shop);
         }
         assert_eq!("woo/1".parse::<Shop>().unwrap_err(), InvalidShop::Platform);
         assert_eq!("222651".parse::<Shop>().unwrap_err(), InvalidShop::Platform);

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use shop_token_protocol::answer::TokenResponse;
 
 use crate::error::{ClientError, TransportError};
 use crate::shop::{Platform, Shop};
 
-/// The token vendor's success answer, as every transport reads it:
+/// The token vendor's success answer, as every transport reads it (the
+/// protocol's [`TokenResponse`], with the tokens as [`SecretString`]s):
 ///
 /// ```json
 /// {"platform":"shoptet","shop":"222651","access_token":"…","expires_at":"2026-11-23T10:30:00Z",
@@ -18,8 +19,7 @@ use crate::shop::{Platform, Shop};
 ///  "api_base_url":"https://api.myshoptet.com/api"}
 /// ```
 ///
-/// Shoprenter answers also carry `scopes`. The tokens are [`SecretString`]s:
-/// `Debug` shows neither.
+/// Shoprenter answers also carry `scopes`. `Debug` shows neither token.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct VendAnswer {
@@ -43,26 +43,12 @@ pub struct VendAnswer {
     pub scopes: Option<Vec<String>>,
 }
 
-/// The wire shape; unknown fields are ignored (the broker may add some).
-#[derive(Deserialize)]
-struct WireAnswer {
-    platform: String,
-    shop: String,
-    access_token: String,
-    expires_at: String,
-    expires_in: u64,
-    header_name: String,
-    header_value: String,
-    api_base_url: String,
-    #[serde(default)]
-    scopes: Option<Vec<String>>,
-}
-
 impl VendAnswer {
-    /// Reads the broker's success JSON. On failure the error says where the
-    /// JSON went wrong, never what it held.
+    /// Reads the broker's success JSON (unknown fields are ignored: the
+    /// broker may add some). On failure the error says where the JSON went
+    /// wrong, never what it held.
     pub fn from_json(body: &[u8]) -> Result<Self, ClientError> {
-        let wire: WireAnswer = serde_json::from_slice(body).map_err(|error| {
+        let wire: TokenResponse = serde_json::from_slice(body).map_err(|error| {
             // serde's own message may quote a value, a token included.
             TransportError::new(format_args!(
                 "the broker's answer is not a token response ({:?} error at line {}, column {})",
@@ -71,12 +57,30 @@ impl VendAnswer {
                 error.column()
             ))
         })?;
-        let platform = wire
-            .platform
-            .parse()
-            .map_err(|_| TransportError::new("the broker's answer names an unknown platform"))?;
-        Ok(Self {
-            platform,
+        Ok(Self::from(wire))
+    }
+
+    /// The answer as the broker sent it, tokens in plain text: for passing
+    /// it on where that is the point (`shop-token token` prints it).
+    pub fn to_response(&self) -> TokenResponse {
+        TokenResponse {
+            platform: self.platform,
+            shop: self.shop.clone(),
+            access_token: self.access_token.expose_secret().to_owned(),
+            expires_at: self.expires_at.clone(),
+            expires_in: self.expires_in,
+            header_name: self.header_name.clone(),
+            header_value: self.header_value.expose_secret().to_owned(),
+            api_base_url: self.api_base_url.clone(),
+            scopes: self.scopes.clone(),
+        }
+    }
+}
+
+impl From<TokenResponse> for VendAnswer {
+    fn from(wire: TokenResponse) -> Self {
+        Self {
+            platform: wire.platform,
             shop: wire.shop,
             access_token: SecretString::from(wire.access_token),
             expires_at: wire.expires_at,
@@ -85,7 +89,7 @@ impl VendAnswer {
             header_value: SecretString::from(wire.header_value),
             api_base_url: wire.api_base_url,
             scopes: wire.scopes,
-        })
+        }
     }
 }
 
@@ -285,6 +289,19 @@ mod tests {
         let shop = Shop::shoprenter("other-shop").unwrap();
         let answer = VendAnswer::from_json(SHOPRENTER.as_bytes()).unwrap();
         let error = ShopToken::from_answer(&shop, answer, SystemTime::now()).unwrap_err();
+        assert!(matches!(error, ClientError::Transport(_)), "{error:?}");
+    }
+
+    #[test]
+    fn an_answer_reads_back_as_the_broker_sent_it() {
+        let answer = VendAnswer::from_json(SHOPRENTER.as_bytes()).unwrap();
+        let wire = answer.to_response();
+        assert_eq!(wire.access_token, "jwt-secret-value");
+        assert_eq!(wire.header_value, "Bearer jwt-secret-value");
+        let again = VendAnswer::from(wire.clone()).to_response();
+        assert_eq!(again, wire);
+        let unknown_platform = SHOPRENTER.replace("\"shoprenter\"", "\"woo\"");
+        let error = VendAnswer::from_json(unknown_platform.as_bytes()).unwrap_err();
         assert!(matches!(error, ClientError::Transport(_)), "{error:?}");
     }
 

@@ -5,7 +5,6 @@
 
 mod limits;
 
-use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,6 +14,7 @@ use reqwest::{Client, Method, StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use shop_token_protocol::loopback;
 use tokio::time::Instant;
 
 use self::limits::Gates;
@@ -435,24 +435,32 @@ impl fmt::Debug for ApiResponse {
 }
 
 /// Why a call to the platform's API returned no answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
     /// No token: the broker's refusal or failure.
-    Token(ClientError),
+    #[error("no token: {0}")]
+    Token(#[from] ClientError),
     /// Still 429 when the call's waits reached
     /// [`max_wait`](ApiClientBuilder::max_wait).
+    #[error(
+        "the platform is rate limiting this shop; retry after {} s",
+        .retry_after.as_secs_f64().ceil()
+    )]
     RateLimited {
         /// What the platform said to wait (1 s when it did not say).
         retry_after: Duration,
     },
     /// Still 423 (Shoptet's lock on the same write) when the call's waits
     /// reached [`max_wait`](ApiClientBuilder::max_wait).
+    #[error("the platform still holds the lock on this write")]
     Locked,
     /// The path would leave the shop's API, or the API's base URL is not
     /// one the client sends a token to (`https`, or `http` on loopback).
+    #[error("invalid URL: {0}")]
     InvalidUrl(String),
     /// A non-2xx answer, from [`ApiResponse::error_for_status`].
+    #[error("the platform answered {status}{}", ErrorCodes(.error_codes))]
     Status {
         /// The HTTP status.
         status: StatusCode,
@@ -460,56 +468,20 @@ pub enum ApiError {
         error_codes: Vec<String>,
     },
     /// The platform could not be reached, or its answer could not be read.
-    Transport(TransportError),
+    #[error("cannot call the platform: {0}")]
+    Transport(#[from] TransportError),
 }
 
-impl fmt::Display for ApiError {
+/// ` (code, code)`, or nothing.
+struct ErrorCodes<'a>(&'a [String]);
+
+impl fmt::Display for ErrorCodes<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Token(error) => write!(f, "no token: {error}"),
-            Self::RateLimited { retry_after } => write!(
-                f,
-                "the platform is rate limiting this shop; retry after {} s",
-                retry_after.as_secs_f64().ceil()
-            ),
-            Self::Locked => f.write_str("the platform still holds the lock on this write"),
-            Self::InvalidUrl(why) => write!(f, "invalid URL: {why}"),
-            Self::Status {
-                status,
-                error_codes,
-            } if error_codes.is_empty() => write!(f, "the platform answered {status}"),
-            Self::Status {
-                status,
-                error_codes,
-            } => write!(
-                f,
-                "the platform answered {status} ({})",
-                error_codes.join(", ")
-            ),
-            Self::Transport(error) => write!(f, "cannot call the platform: {error}"),
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            write!(f, " ({})", self.0.join(", "))
         }
-    }
-}
-
-impl Error for ApiError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            Self::Token(error) => Some(error),
-            Self::Transport(error) => Some(error),
-            _ => None,
-        }
-    }
-}
-
-impl From<ClientError> for ApiError {
-    fn from(error: ClientError) -> Self {
-        Self::Token(error)
-    }
-}
-
-impl From<TransportError> for ApiError {
-    fn from(error: TransportError) -> Self {
-        Self::Transport(error)
     }
 }
 
@@ -518,14 +490,7 @@ impl From<TransportError> for ApiError {
 fn request_url(token: &ShopToken, path: &str) -> Result<Url, ApiError> {
     let base = Url::parse(token.api_base_url())
         .map_err(|_| ApiError::InvalidUrl("the API base URL is not a URL".to_owned()))?;
-    let host = base.host_str().unwrap_or_default();
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if !(base.scheme() == "https" || (base.scheme() == "http" && loopback)) {
+    if !loopback::scheme_allowed(base.scheme(), base.host_str().unwrap_or_default()) {
         return Err(ApiError::InvalidUrl(
             "the API base URL must be https (http only on loopback)".to_owned(),
         ));
@@ -567,12 +532,7 @@ fn refuses_token(platform: Platform, response: &ApiResponse) -> bool {
 /// `Retry-After` as seconds or an HTTP-date (what Shoptet sends), as a wait
 /// from `now`; `None` without a readable one.
 fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or_default())
+    shop_token_protocol::retry_after::parse_bytes(headers.get(RETRY_AFTER)?.as_bytes(), now)
 }
 
 #[cfg(test)]

@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use shop_token_protocol::error::{ErrorBody, ErrorCode};
+use shop_token_protocol::retry_after;
 
 use super::{Transport, VendBody};
 use crate::error::{ClientError, TransportError};
@@ -165,9 +166,7 @@ impl HttpTransport {
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|value| retry_after::parse_bytes(value.as_bytes(), SystemTime::now()));
         let body = response
             .bytes()
             .await
@@ -206,24 +205,10 @@ impl fmt::Debug for HttpTransport {
     }
 }
 
-/// `{"error":{"code","message","upstream_code"?}}`
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    upstream_code: Option<String>,
-}
-
-/// The broker's error, or what an answer without one means.
+/// The broker's error (`{"error":{"code","message","upstream_code"?}}`),
+/// or what an answer without one means.
 fn error_answer(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> ClientError {
-    if let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) {
+    if let Some(ErrorBody { error }) = ErrorBody::from_json(body) {
         return ClientError::from_code(
             &error.code,
             &error.message,
@@ -238,7 +223,7 @@ fn error_answer(status: StatusCode, body: &[u8], retry_after: Option<Duration>) 
         },
         // API Gateway's own throttling.
         StatusCode::TOO_MANY_REQUESTS => {
-            ClientError::from_code("rate_limited", "", None, retry_after)
+            ClientError::from_code(ErrorCode::RateLimited.as_str(), "", None, retry_after)
         }
         _ => TransportError::new(format_args!(
             "the broker answered HTTP {status} without an error code"

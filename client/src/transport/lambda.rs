@@ -6,7 +6,7 @@ use aws_sdk_lambda::Client;
 use aws_sdk_lambda::error::SdkError;
 use aws_sdk_lambda::primitives::Blob;
 use secrecy::SecretString;
-use serde::Deserialize;
+use shop_token_protocol::error::FunctionError;
 
 use super::{Transport, VendBody};
 use crate::error::{ClientError, TransportError};
@@ -109,38 +109,16 @@ impl Transport for LambdaTransport {
     }
 }
 
-/// A function error's payload.
-#[derive(Deserialize)]
-struct FunctionError {
-    #[serde(rename = "errorType")]
-    error_type: String,
-    #[serde(rename = "errorMessage", default)]
-    error_message: String,
-}
-
-/// `{"errorType","errorMessage"}` as the broker's error. The vendor puts
-/// `(retry after N s)` at the end of a refusal's message that has one, and
-/// the platform's code in parentheses at the end of `upstream_rejected`'s.
+/// `{"errorType","errorMessage"}` as the broker's error, with the wait and
+/// the platform's code its message carries (see the protocol's
+/// [`FunctionError`]).
 fn function_error(body: &[u8]) -> Option<ClientError> {
-    let FunctionError {
-        error_type,
-        error_message,
-    } = serde_json::from_slice(body).ok()?;
-    let parenthesized = error_message
-        .strip_suffix(')')
-        .and_then(|rest| rest.rsplit_once('('))
-        .map(|(_, inside)| inside);
-    let retry_after = parenthesized
-        .and_then(|inside| inside.strip_prefix("retry after "))
-        .and_then(|rest| rest.strip_suffix(" s"))
-        .and_then(|seconds| seconds.parse().ok())
-        .map(Duration::from_secs);
-    let upstream_code = parenthesized.filter(|_| error_type == "upstream_rejected");
+    let error = FunctionError::from_json(body)?;
     Some(ClientError::from_code(
-        &error_type,
-        &error_message,
-        upstream_code,
-        retry_after,
+        &error.error_type,
+        &error.error_message,
+        error.upstream_code(),
+        error.retry_after(),
     ))
 }
 

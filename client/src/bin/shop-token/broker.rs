@@ -1,13 +1,11 @@
 //! The broker the command line names: broker-local or API Gateway over
 //! HTTP, or the token-vendor function invoked directly.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Serialize;
+use shop_token_client::protocol::loopback::is_loopback_host;
 use shop_token_client::{
-    ClientError, ExposeSecret, HttpTransport, LambdaTransport, SecretString, Shop, Transport,
-    VendAnswer,
+    ClientError, HttpTransport, LambdaTransport, SecretString, Shop, Transport, VendAnswer,
 };
 
 use crate::args::BrokerAt;
@@ -47,13 +45,7 @@ impl Broker {
                         .map_err(|error| crate::outcome::of_token_error(&error))?;
                     return Ok(Broker::Http(transport.with_sigv4(signer)));
                 }
-                let host = parsed.host_str().unwrap_or_default();
-                let loopback = host == "localhost"
-                    || host
-                        .trim_matches(['[', ']'])
-                        .parse::<IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback());
-                if loopback {
+                if is_loopback_host(parsed.host_str().unwrap_or_default()) {
                     Ok(Broker::Http(transport))
                 } else {
                     Err(usage(
@@ -82,29 +74,5 @@ impl Transport for Broker {
 /// The vendor's success JSON, as `token` prints it (the token included:
 /// that is what the command is for).
 pub fn answer_json(answer: &VendAnswer) -> String {
-    #[derive(Serialize)]
-    struct Printed<'a> {
-        platform: &'a str,
-        shop: &'a str,
-        access_token: &'a str,
-        expires_at: &'a str,
-        expires_in: u64,
-        header_name: &'a str,
-        header_value: &'a str,
-        api_base_url: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        scopes: Option<&'a [String]>,
-    }
-    serde_json::to_string(&Printed {
-        platform: answer.platform.as_str(),
-        shop: &answer.shop,
-        access_token: answer.access_token.expose_secret(),
-        expires_at: &answer.expires_at,
-        expires_in: answer.expires_in,
-        header_name: &answer.header_name,
-        header_value: answer.header_value.expose_secret(),
-        api_base_url: &answer.api_base_url,
-        scopes: answer.scopes.as_deref(),
-    })
-    .expect("strings and numbers serialize")
+    serde_json::to_string(&answer.to_response()).expect("strings and numbers serialize")
 }

@@ -10,15 +10,22 @@ use std::process::ExitCode;
 
 use shop_token_client::{ApiClient, ApiRequest, TokenClient, Transport};
 
-use crate::args::{Args, Command};
+use crate::args::{Args, Command, Parsed};
 use crate::broker::Broker;
 use crate::outcome::{Exit, Failure};
 
 fn main() -> ExitCode {
-    let args = match Args::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            print!("{}", args::USAGE);
+    let args = match Args::parse(std::env::args_os().skip(1)) {
+        Ok(Parsed::Run(args)) => args,
+        Ok(Parsed::Show(shown)) => {
+            args::show(&shown);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Completions(shell)) => {
+            // A closed pipe (`| head`) is not an error of ours.
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(&args::completions(shell));
             return ExitCode::SUCCESS;
         }
         Err(problem) => {
