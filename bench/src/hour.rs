@@ -857,7 +857,7 @@ pub async fn worker(args: WorkerArgs) -> Result<(), Error> {
     for (served, eshop_id) in shops.enumerate() {
         let served = served as u64 + 1;
         if let Err(error) = handler.vendor().vend(&request(&shoptet(eshop_id))).await {
-            *errors.entry(error.code()).or_default() += 1;
+            *errors.entry(error.code().as_str()).or_default() += 1;
         }
         if served.is_multiple_of(2_500) || served == args.sweep_shops + args.unknown_shops {
             let phase = if served <= args.sweep_shops {

@@ -176,7 +176,7 @@ async fn vend_storm(
                     source: vended.source,
                     after: started.elapsed(),
                 })
-                .map_err(|error| error.code().to_owned())
+                .map_err(|error| error.code().as_str().to_owned())
         });
     }
     let mut outcomes = Vec::with_capacity(callers);

@@ -1,14 +1,14 @@
 //! The install callback's errors, and how each is answered: JSON by the
 //! shared HTTP error contract, or a page on a browser route.
 
-use broker_domain::http::HttpError;
+use broker_domain::http::{ErrorCode, HttpError};
 use broker_domain::lazy_secret::SecretUnavailable;
 use broker_domain::storage::{self, StoreError};
 use broker_platforms::shoprenter::ShoprenterError;
 use broker_platforms::shoptet::ShoptetError;
 use broker_vending::VendError;
 use lambda_http::Request;
-use lambda_http::http::{HeaderValue, Response, StatusCode, header};
+use lambda_http::http::{HeaderValue, Response, header};
 
 use crate::browser;
 
@@ -38,30 +38,17 @@ pub enum InstallError {
 }
 
 impl HttpError for InstallError {
-    fn status(&self) -> StatusCode {
+    fn code(&self) -> ErrorCode {
         match self {
-            Self::NotFound | Self::UnknownInstallation => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Self::UpstreamRejected { .. } => StatusCode::BAD_GATEWAY,
-            Self::UpstreamUnavailable | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::InvalidCredentials => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::InvalidSignature => StatusCode::UNAUTHORIZED,
-            Self::NotConfigured(_) => StatusCode::NOT_FOUND,
-        }
-    }
-
-    fn code(&self) -> &'static str {
-        match self {
-            Self::NotFound | Self::UnknownInstallation => "not_found",
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::UpstreamRejected { .. } => "upstream_rejected",
-            Self::UpstreamUnavailable => "upstream_unavailable",
-            Self::StoreUnavailable => "store_unavailable",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::InvalidSignature => "invalid_signature",
-            Self::NotConfigured(_) => "not_configured",
+            Self::NotFound | Self::UnknownInstallation => ErrorCode::NotFound,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::UpstreamRejected { .. } => ErrorCode::UpstreamRejected,
+            Self::UpstreamUnavailable => ErrorCode::UpstreamUnavailable,
+            Self::StoreUnavailable => ErrorCode::StoreUnavailable,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::InvalidSignature => ErrorCode::InvalidSignature,
+            Self::NotConfigured(_) => ErrorCode::NotConfigured,
         }
     }
 
@@ -79,7 +66,7 @@ impl InstallError {
     /// for. A 405 lists the methods the route does answer (RFC 9110).
     pub(crate) fn render(&self, request: &Request, browser_route: bool) -> Response<String> {
         let mut response = if browser_route && !browser::wants_json(request) {
-            browser::error_page(self.status(), self.sentence(), self.code())
+            browser::error_page(self.status(), self.sentence(), self.code().as_str())
         } else {
             self.to_response()
         };

@@ -95,7 +95,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         let response = match result {
             Ok(response) => response,
             Err(error) => {
-                tracing::warn!(outcome = error.code(), %error, duration_ms, "request refused");
+                tracing::warn!(outcome = error.code().as_str(), %error, duration_ms, "request refused");
                 // A request that is no install attempt (no code, a bad
                 // body, a wrong method) is no install failure.
                 let attempted = !matches!(
@@ -104,7 +104,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
                 );
                 if let Some(platform) = installs.filter(|_| attempted) {
                     let dimensions =
-                        Dimensions::platform(platform).with(Dimension::Code, error.code());
+                        Dimensions::platform(platform).with(Dimension::Code, error.code().as_str());
                     self.metrics().event(Metric::InstallFailures, dimensions);
                 }
                 error.render(&request, browser)

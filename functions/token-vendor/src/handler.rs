@@ -5,20 +5,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use broker_domain::http::{HttpError, from_json_object, json_response};
-use broker_domain::ids::{Platform, ShopRef};
+use broker_domain::ids::ShopRef;
 use broker_domain::lazy_secret::LazySecret;
 use broker_domain::model::ShoprenterCredentials;
 use broker_domain::secret::{ApiAccessToken, ExposeSecret};
 use broker_domain::storage::{InstallationRegistry, InstallationStore, Stores, TokenCache};
 use broker_platforms::minting::PlatformMinter;
 use broker_platforms::shoprenter::{ShoprenterApiUrl, ShoprenterClient};
-use broker_platforms::shoptet::{API_TOKEN_HEADER, ShoptetClient, ShoptetConfig};
+use broker_platforms::shoptet::{ShoptetClient, ShoptetConfig};
 use broker_runtime::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
 use broker_vending::{Source, TokenVendor, VendError, VendRequest, Vended};
 use lambda_http::http::{Method, Response, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::config::VendorConfig;
@@ -31,25 +31,10 @@ pub struct ApiBases {
     pub shoprenter: ShoprenterApiUrl,
 }
 
-/// A vended token as HTTP and direct invocation both answer it; consumers
-/// deserialize the same shape. Tokens are secret types, so `Debug` never
-/// shows them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenResponse {
-    pub platform: Platform,
-    pub shop: String,
-    pub access_token: ApiAccessToken,
-    /// RFC 3339, whole seconds.
-    pub expires_at: String,
-    pub expires_in: u64,
-    /// The header the platform's API reads the token from, and its value.
-    pub header_name: String,
-    pub header_value: ApiAccessToken,
-    pub api_base_url: String,
-    /// What a Shoprenter token grants; absent for Shoptet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scopes: Option<Vec<String>>,
-}
+/// A vended token as HTTP and direct invocation both answer it: the
+/// protocol's answer, which consumers (`shop-token-client`) read with the
+/// same type. Its `Debug` never shows the token.
+pub use shop_token_protocol::answer::TokenResponse;
 
 /// Built by [`VendHandler::new`] (or `build_on_aws`); requests go to
 /// [`VendHandler::handle`].
@@ -246,9 +231,10 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
                 ))
             }
             Err(error) => {
-                let dimensions = Dimensions::platform(platform).with(Dimension::Code, error.code());
+                let dimensions =
+                    Dimensions::platform(platform).with(Dimension::Code, error.code().as_str());
                 self.metrics().count(Metric::VendErrors, dimensions);
-                tracing::warn!(%platform, %shop, outcome = error.code(), %error, duration_ms, "token not vended");
+                tracing::warn!(%platform, %shop, outcome = error.code().as_str(), %error, duration_ms, "token not vended");
                 Err(error)
             }
         }
@@ -257,23 +243,17 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
     /// Counts a request refused before it named a platform and shop.
     fn refused_before_vending(&self, error: VendError) -> VendError {
         let dimensions = Dimensions::of(Dimension::Platform, UNKNOWN_PLATFORM)
-            .with(Dimension::Code, error.code());
+            .with(Dimension::Code, error.code().as_str());
         self.metrics().count(Metric::VendErrors, dimensions);
         error
     }
 
     fn body(&self, shop: &ShopRef, vended: &Vended) -> TokenResponse {
         let token = &vended.token;
-        let (header_name, header_value, api_base_url, scopes) = match shop {
-            ShopRef::Shoptet(_) => (
-                API_TOKEN_HEADER,
-                token.access_token.clone(),
-                self.api_bases.shoptet.clone(),
-                None,
-            ),
+        let token_text = token.access_token.expose_secret();
+        let (api_base_url, scopes) = match shop {
+            ShopRef::Shoptet(_) => (self.api_bases.shoptet.clone(), None),
             ShopRef::Shoprenter(name) => (
-                "Authorization",
-                ApiAccessToken::new(format!("Bearer {}", token.access_token.expose_secret())),
                 self.api_bases.shoprenter.for_shop(name),
                 Some(token.scopes.clone()),
             ),
@@ -281,15 +261,15 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
         TokenResponse {
             platform: shop.platform(),
             shop: shop.id(),
-            access_token: token.access_token.clone(),
+            access_token: token_text.to_owned(),
             expires_at: humantime::format_rfc3339_seconds(token.expires_at).to_string(),
             expires_in: token
                 .expires_at
                 .duration_since(SystemTime::now())
                 .unwrap_or_default()
                 .as_secs(),
-            header_name: header_name.to_owned(),
-            header_value,
+            header_name: TokenResponse::header_name_for(shop.platform()).to_owned(),
+            header_value: TokenResponse::header_value_for(shop.platform(), token_text),
             api_base_url,
             scopes,
         }

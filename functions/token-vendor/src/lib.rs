@@ -27,16 +27,15 @@ pub fn build_on_aws(config: AwsVendorConfig, aws: &SdkConfig) -> AwsVendHandler 
     VendHandler::new(config.vendor, app_credentials, config.stores.open(aws))
 }
 
-/// A refusal as a Lambda function error over direct invocation: the stable
-/// code is the `errorType`, and the retry hint is in the message.
+/// A refusal as a Lambda function error over direct invocation, as the
+/// protocol writes it: the stable code is the `errorType`, and the retry
+/// hint ends the message.
 pub fn diagnostic(error: VendError) -> lambda_http::lambda_runtime::Diagnostic {
     use broker_domain::http::HttpError;
-    let message = match error.retry_after_seconds() {
-        Some(seconds) => format!("{error} (retry after {seconds} s)"),
-        None => error.to_string(),
-    };
+    let function_error =
+        shop_token_protocol::error::FunctionError::new(error.code(), &error, error.retry_after());
     lambda_http::lambda_runtime::Diagnostic {
-        error_type: error.code().to_owned(),
-        error_message: message,
+        error_type: function_error.error_type,
+        error_message: function_error.error_message,
     }
 }

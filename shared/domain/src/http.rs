@@ -1,35 +1,26 @@
-//! The one HTTP error contract of every endpoint of the broker, and the JSON
-//! bodies it answers with.
+//! The one HTTP error contract of every endpoint of the broker. The codes,
+//! their statuses and the JSON body are the protocol's
+//! (`shop-token-protocol`), which the client reads with the same types.
 
 use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 
-/// `{"error":{"code":"…","message":"…"}}`: `code` is stable and documented,
-/// `message` is for humans and never holds secret material.
-#[derive(Debug, Serialize)]
-pub struct ErrorBody<'a> {
-    pub error: ErrorDetail<'a>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ErrorDetail<'a> {
-    pub code: &'a str,
-    pub message: &'a str,
-    /// The platform's own error code, when an upstream refused.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream_code: Option<&'a str>,
-}
+pub use shop_token_protocol::error::{ErrorBody, ErrorCode, ErrorDetail};
 
 /// An error a broker endpoint answers with. Implementors say what it is;
 /// how it is rendered (status, JSON body, `Retry-After`) is decided here
 /// once. `Display` is the human message and must never hold a secret.
 pub trait HttpError: std::fmt::Display {
     /// The stable code callers match on.
-    fn code(&self) -> &'static str;
+    fn code(&self) -> ErrorCode;
 
-    fn status(&self) -> StatusCode;
+    /// The code's status, as the protocol documents it.
+    fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code().http_status())
+            .expect("the protocol's statuses are valid HTTP statuses")
+    }
 
     /// The platform's own error code, when an upstream refused.
     fn upstream_code(&self) -> Option<&str> {
@@ -44,21 +35,14 @@ pub trait HttpError: std::fmt::Display {
     /// Whole seconds, rounded up, so a caller never retries too early.
     fn retry_after_seconds(&self) -> Option<u64> {
         self.retry_after()
-            .map(|after| after.as_millis().div_ceil(1000).max(1) as u64)
+            .map(shop_token_protocol::retry_after::to_seconds)
     }
 
     fn to_response(&self) -> Response<String> {
         let message = self.to_string();
-        let mut response = json_response(
-            self.status(),
-            &ErrorBody {
-                error: ErrorDetail {
-                    code: self.code(),
-                    message: &message,
-                    upstream_code: self.upstream_code(),
-                },
-            },
-        );
+        let mut body = ErrorBody::new(self.code(), message.as_str());
+        body.error.upstream_code = self.upstream_code().map(Into::into);
+        let mut response = json_response(self.status(), &body);
         if let Some(seconds) = self.retry_after_seconds() {
             response
                 .headers_mut()
@@ -121,11 +105,8 @@ mod tests {
     struct Throttled(Duration);
 
     impl HttpError for Throttled {
-        fn code(&self) -> &'static str {
-            "throttled"
-        }
-        fn status(&self) -> StatusCode {
-            StatusCode::TOO_MANY_REQUESTS
+        fn code(&self) -> ErrorCode {
+            ErrorCode::RateLimited
         }
         fn retry_after(&self) -> Option<Duration> {
             Some(self.0)
@@ -141,7 +122,7 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(response.body()).unwrap();
         assert_eq!(
             body,
-            serde_json::json!({"error": {"code": "throttled", "message": "slow down"}})
+            serde_json::json!({"error": {"code": "rate_limited", "message": "slow down"}})
         );
     }
 

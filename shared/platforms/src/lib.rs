@@ -4,7 +4,7 @@
 //! and the readers of their configuration. Platform facts:
 //! `shared/spec/platforms.md` in the team handbook.
 
-use broker_domain::{ids, model, secret};
+use broker_domain::{ids, limits, model, secret};
 use broker_runtime::tls;
 
 pub mod config;

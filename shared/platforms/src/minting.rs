@@ -1,8 +1,6 @@
 //! The platforms behind the vending core's minting port, and what their
 //! failures mean to a caller.
 
-use std::time::Duration;
-
 use broker_vending::{Grant, MintError, Minter, Minting, VendError};
 
 use crate::ids::{Platform, ShoprenterShopName};
@@ -12,8 +10,7 @@ use crate::shoprenter::{ShoprenterClient, ShoprenterError};
 use crate::shoptet::{ShoptetClient, ShoptetError};
 use crate::upstream::UpstreamFailure;
 
-/// When a platform rate limits without saying for how long.
-pub const DEFAULT_RATE_LIMIT_RETRY: Duration = Duration::from_secs(1);
+use crate::limits::DEFAULT_RATE_LIMIT_RETRY;
 
 /// Both platforms' token endpoints.
 pub struct PlatformMinter {

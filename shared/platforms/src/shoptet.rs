@@ -15,7 +15,7 @@ use crate::secret::{ApiAccessToken, ClientSecret, ExposeSecret, InstallCode, OAu
 use crate::upstream::{self, UpstreamFailure, UpstreamResponse, UpstreamUrl};
 
 /// The header Shoptet's API reads the API access token from.
-pub const API_TOKEN_HEADER: &str = "Shoptet-Access-Token";
+pub use shop_token_protocol::answer::SHOPTET_TOKEN_HEADER as API_TOKEN_HEADER;
 
 /// Base of Shoptet's REST API.
 pub const DEFAULT_API_URL: &str = "https://api.myshoptet.com/api";

@@ -1,11 +1,11 @@
 //! Upstream HTTP: configured base URLs, timeouts, and the response facts both
 //! platform clients need (status, `Retry-After`, body).
 
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode, Url};
+use shop_token_protocol::loopback;
 
 /// Upstream responses larger than this are not OAuth answers; refusing them
 /// keeps a misbehaving upstream from exhausting a 128 MB Lambda.
@@ -32,7 +32,7 @@ impl UpstreamUrl {
         let url = Url::parse(raw.trim()).map_err(|_| InvalidUpstreamUrl::NotAUrl)?;
         match url.scheme() {
             "https" if url.host().is_some() => {}
-            "http" if is_loopback(&url) => {}
+            "http" if url.host_str().is_some_and(loopback::is_loopback_host) => {}
             _ => return Err(InvalidUpstreamUrl::InsecureScheme),
         }
         if !url.username().is_empty()
@@ -58,15 +58,6 @@ impl UpstreamUrl {
 
     pub fn as_str(&self) -> &str {
         self.0.as_str()
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
     }
 }
 
@@ -214,14 +205,9 @@ pub(crate) async fn send(request: RequestBuilder) -> Result<UpstreamResponse, Tr
 }
 
 /// `Retry-After` as either delay-seconds or an HTTP date (Shoptet's API sends
-/// a date-time).
+/// a date-time), read by the protocol's one rule.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or_default())
+    shop_token_protocol::retry_after::parse_bytes(headers.get(RETRY_AFTER)?.as_bytes(), now)
 }
 
 /// An upstream error code is kept only if it looks like one (`invalid_grant`,

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use broker_domain::ids::Platform;
+use shop_token_protocol::ids::Platform;
 
 use crate::env::{Env, optional};
 

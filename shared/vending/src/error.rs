@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use crate::http::HttpError;
+use crate::http::{ErrorCode, HttpError};
 use crate::lazy_secret::SecretUnavailable;
 use crate::storage::{self, StoreError};
-use http::StatusCode;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VendError {
@@ -32,30 +31,17 @@ pub enum VendError {
 }
 
 impl HttpError for VendError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::NotFound => "not_found",
-            Self::NotInstalled => "not_installed",
-            Self::AddonSuspended => "addon_suspended",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::TokenCapReached { .. } => "token_cap_reached",
-            Self::UpstreamRejected { .. } => "upstream_rejected",
-            Self::UpstreamUnavailable => "upstream_unavailable",
-            Self::StoreUnavailable => "store_unavailable",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Self::NotFound | Self::NotInstalled => StatusCode::NOT_FOUND,
-            Self::AddonSuspended => StatusCode::CONFLICT,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::UpstreamRejected { .. } => StatusCode::BAD_GATEWAY,
-            Self::TokenCapReached { .. } | Self::UpstreamUnavailable | Self::StoreUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::NotInstalled => ErrorCode::NotInstalled,
+            Self::AddonSuspended => ErrorCode::AddonSuspended,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::TokenCapReached { .. } => ErrorCode::TokenCapReached,
+            Self::UpstreamRejected { .. } => ErrorCode::UpstreamRejected,
+            Self::UpstreamUnavailable => ErrorCode::UpstreamUnavailable,
+            Self::StoreUnavailable => ErrorCode::StoreUnavailable,
         }
     }
 

@@ -670,7 +670,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                 VendError::UpstreamRejected { .. }
                 | VendError::UpstreamUnavailable
                 | VendError::RateLimited { .. } => {
-                    let code = platform().with(Dimension::Code, error.code());
+                    let code = platform().with(Dimension::Code, error.code().as_str());
                     self.metrics.event(Metric::MintFailures, code);
                 }
                 _ => {}
