@@ -11,7 +11,9 @@ use secrecy::{ExposeSecret, SecretString};
 use shop_token_protocol::error::{ErrorBody, ErrorCode};
 use shop_token_protocol::retry_after;
 
-use super::{Transport, VendBody};
+use super::port::{Transport, options_body};
+#[cfg(feature = "http")]
+use super::sigv4::SigV4Signer;
 use crate::error::{ClientError, TransportError};
 use crate::shop::Shop;
 use crate::token::VendAnswer;
@@ -51,7 +53,7 @@ enum Auth {
     None,
     Bearer(Arc<SecretString>),
     #[cfg(feature = "http")]
-    SigV4(Arc<super::SigV4Signer>),
+    SigV4(Arc<SigV4Signer>),
 }
 
 impl HttpTransport {
@@ -103,17 +105,17 @@ impl HttpTransport {
     /// Signs every request with `signer` (SigV4), as API Gateway's IAM
     /// authorization demands.
     #[cfg(feature = "http")]
-    pub fn with_sigv4(mut self, signer: super::SigV4Signer) -> Self {
+    pub fn with_sigv4(mut self, signer: SigV4Signer) -> Self {
         self.auth = Auth::SigV4(Arc::new(signer));
         self
     }
 
     /// The stack's HTTP API at `base_url`, every request signed with SigV4
     /// with the credentials and region of the standard AWS environment
-    /// (see [`SigV4Signer::from_env`](super::SigV4Signer::from_env)).
+    /// (see [`SigV4Signer::from_env`]).
     #[cfg(feature = "http")]
     pub async fn api_gateway(base_url: &str) -> Result<Self, ClientError> {
-        let signer = super::SigV4Signer::from_env().await?;
+        let signer = SigV4Signer::from_env().await?;
         Ok(Self::new(base_url)?.with_sigv4(signer))
     }
 
@@ -129,7 +131,7 @@ impl HttpTransport {
         stale_token: Option<&SecretString>,
     ) -> Result<VendAnswer, ClientError> {
         let url = format!("{}/tokens/{}/{}", self.base, shop.platform(), shop.id());
-        let body = VendBody::new(min_ttl, stale_token).to_bytes();
+        let body = options_body(min_ttl, stale_token);
         let failed = |what: &str, error: reqwest::Error| {
             ClientError::from(TransportError::with_cause(
                 format_args!("POST {url}: {what}"),

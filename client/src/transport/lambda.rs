@@ -8,7 +8,7 @@ use aws_sdk_lambda::primitives::Blob;
 use secrecy::SecretString;
 use shop_token_protocol::error::FunctionError;
 
-use super::{Transport, VendBody};
+use super::port::{Transport, direct_payload};
 use crate::error::{ClientError, TransportError};
 use crate::shop::Shop;
 use crate::token::VendAnswer;
@@ -68,7 +68,7 @@ impl Transport for LambdaTransport {
         min_ttl: Option<Duration>,
         stale_token: Option<&SecretString>,
     ) -> Result<VendAnswer, ClientError> {
-        let payload = VendBody::for_direct_invocation(shop, min_ttl, stale_token).to_bytes();
+        let payload = direct_payload(shop, min_ttl, stale_token);
         let result = self
             .client
             .invoke()

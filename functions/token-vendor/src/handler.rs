@@ -18,7 +18,9 @@ use broker_vending::{Source, TokenVendor, VendError, VendRequest, Vended};
 use lambda_http::http::{Method, Response, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
-use serde::Deserialize;
+// The optional body of `POST /tokens/{platform}/{shop}` and a direct
+// invocation's payload: the protocol's one request type.
+use shop_token_protocol::request::VendRequest as WireRequest;
 use tokio::time::Instant;
 
 use crate::config::VendorConfig;
@@ -41,24 +43,6 @@ pub use shop_token_protocol::answer::TokenResponse;
 pub struct VendHandler<S, C, R> {
     vendor: TokenVendor<S, C, R>,
     api_bases: ApiBases,
-}
-
-/// The optional body of `POST /tokens/{platform}/{shop}`.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Options {
-    min_ttl_seconds: Option<u64>,
-    stale_token: Option<ApiAccessToken>,
-}
-
-/// A direct invocation's payload.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DirectPayload {
-    platform: String,
-    shop: String,
-    min_ttl_seconds: Option<u64>,
-    stale_token: Option<ApiAccessToken>,
 }
 
 impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S, C, R> {
@@ -152,11 +136,13 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
         let [.., "tokens", platform, shop] = segments.as_slice() else {
             return Err(self.refused_before_vending(VendError::NotFound));
         };
-        let options: Options = match *request.method() {
-            Method::GET => Options::default(),
-            Method::POST if request.body().is_empty() => Options::default(),
-            // serde's message could quote the stale token: use our own.
+        let options: WireRequest = match *request.method() {
+            Method::GET => WireRequest::default(),
+            Method::POST if request.body().is_empty() => WireRequest::default(),
+            // serde's message could quote the stale token: use our own. The
+            // path names the shop, so the body may not.
             Method::POST => from_json_object(request.body())
+                .filter(|options: &WireRequest| !options.names_a_shop())
                 .ok_or_else(|| {
                     VendError::InvalidRequest(
                         "the body must be JSON {\"min_ttl_seconds\": N, \"stale_token\": \"…\"} (both optional)"
@@ -169,23 +155,27 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
                 return Err(self.refused_before_vending(error));
             }
         };
-        self.vend(platform, shop, options.min_ttl_seconds, options.stale_token)
+        let stale_token = options.stale_token.map(ApiAccessToken::new);
+        self.vend(platform, shop, options.min_ttl_seconds, stale_token)
             .await
     }
 
     async fn direct(&self, payload: &[u8]) -> Result<Response<String>, VendError> {
-        let payload: DirectPayload = from_json_object(payload).ok_or_else(|| {
+        let payload = from_json_object(payload)
+            .and_then(|payload: WireRequest| Some((payload.platform?, payload.shop?, payload.min_ttl_seconds, payload.stale_token)))
+            .ok_or_else(|| {
             VendError::InvalidRequest(
                 "the payload must be {\"platform\", \"shop\", \"min_ttl_seconds\"?, \"stale_token\"?}"
                     .into(),
             )
         })
         .map_err(|error| self.refused_before_vending(error))?;
+        let (platform, shop, min_ttl_seconds, stale_token) = payload;
         self.vend(
-            &payload.platform,
-            &payload.shop,
-            payload.min_ttl_seconds,
-            payload.stale_token,
+            &platform,
+            &shop,
+            min_ttl_seconds,
+            stale_token.map(ApiAccessToken::new),
         )
         .await
     }

@@ -2,7 +2,8 @@
 //! for both sides: what a shop is ([`ids`]), how long tokens live
 //! ([`lifetimes`]), the token vendor's answer ([`answer`]), its error codes
 //! and error body ([`error`]), `Retry-After` ([`retry_after`]) and where
-//! plain HTTP is acceptable ([`loopback`]).
+//! plain HTTP is acceptable ([`loopback`]), and what a caller asks
+//! ([`request`]).
 //!
 //! No I/O, no async runtime, no HTTP stack: the broker (AWS Lambda) and the
 //! client (`shop-token-client`) each bring their own.
@@ -25,4 +26,5 @@ pub mod error;
 pub mod ids;
 pub mod lifetimes;
 pub mod loopback;
+pub mod request;
 pub mod retry_after;
