@@ -10,9 +10,11 @@
 use broker_domain::{http, ids, lazy_secret, limits, model, secret, storage};
 use broker_runtime::metrics;
 
+mod attempt;
 mod clock;
 mod error;
 mod port;
+mod request;
 mod slot;
 mod timing;
 mod wait;
@@ -23,6 +25,7 @@ mod tests;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use error::VendError;
 pub use port::{Grant, MintError, Minter, Minting};
+pub use request::{Candidate, Confirmation, Source, VendRequest, Vended};
 pub use timing::{L1_TRUST, VendTiming};
 pub use wait::{PollSchedule, WaitCounts};
 
@@ -34,6 +37,9 @@ use std::time::{Duration, SystemTime};
 use lru::LruCache;
 use tokio::time::Instant;
 
+use crate::attempt::{
+    Admission, Purpose, Refusal, UnderLease, check_cap, grant_token, live_ledger,
+};
 use crate::http::HttpError;
 use crate::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
 use crate::lazy_secret::{LazySecret, SecretUnavailable};
@@ -42,7 +48,7 @@ use crate::model::{
     CacheEntry, CachedToken, InstallationStatus, Lease, Registration, ShoprenterCredentials,
     StatusChange,
 };
-use crate::secret::{ApiAccessToken, OAuthAccessToken};
+use crate::secret::OAuthAccessToken;
 use crate::slot::{Need, ShopSlot, locked};
 use crate::storage::{InstallationRegistry, InstallationStore, LeaseAttempt, Stores, TokenCache};
 
@@ -54,60 +60,6 @@ pub const REMEMBERED_SHOPS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
 /// the event: `eventCreated` has whole seconds, and the platform's clock is
 /// not ours.
 const CONFIRMATION_SLACK: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Clone)]
-pub struct VendRequest {
-    pub shop: ShopRef,
-    /// The least remaining life the caller needs (the refresh margin applies anyway).
-    pub min_ttl: Option<Duration>,
-    /// A token the platform just refused: never serve it again.
-    pub stale_token: Option<ApiAccessToken>,
-}
-
-/// Where a vended token came from, for logs, metrics and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    L1,
-    L2,
-    Minted,
-}
-
-impl Source {
-    /// The one spelling of a source: the `Vends` metric's `Source`
-    /// dimension (documented, on the dashboard), the `source` of the
-    /// vendor's log line, and the bench's reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::L1 => "L1",
-            Source::L2 => "L2",
-            Source::Minted => "Minted",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Vended {
-    pub token: CachedToken,
-    pub source: Source,
-}
-
-/// What the platform says about an installation, asked through the lease.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Confirmation {
-    /// A token was issued (or one issued after the event is cached).
-    Live,
-    Suspended,
-    Uninstalled,
-    /// We hold no installation for the shop: nothing to ask with.
-    Unknown,
-}
-
-/// Credentials to prove by minting with them, before they are stored.
-#[derive(Debug, Clone)]
-pub enum Candidate {
-    ShoptetOAuth(OAuthAccessToken),
-    Shoprenter(ShoprenterCredentials),
-}
 
 pub struct TokenVendor<S, C, R> {
     /// The platforms, behind the minting port.
@@ -130,48 +82,6 @@ pub struct TokenVendor<S, C, R> {
     /// recently served. A slot evicted during a refresh only costs a second
     /// L2 read for that shop; the lease still allows one mint.
     shops: Mutex<LruCache<ShopRef, Arc<ShopSlot>>>,
-}
-
-/// Why a token is asked for.
-#[derive(Clone, Copy)]
-enum Purpose<'a> {
-    /// A consumer's vend: the registry admits the shop, and what the
-    /// platform answers updates it.
-    Vend,
-    /// A lifecycle question: the registry is neither consulted nor updated
-    /// (the caller records what it learns).
-    Confirm,
-    /// Proof that credentials not yet stored work.
-    Verify(&'a Candidate),
-}
-
-/// A refusal, with what the platform said about the installation if it did.
-struct Refusal {
-    error: VendError,
-    verdict: Option<InstallationStatus>,
-}
-
-impl From<VendError> for Refusal {
-    fn from(error: VendError) -> Self {
-        Self {
-            error,
-            verdict: None,
-        }
-    }
-}
-
-impl From<crate::storage::StoreError> for Refusal {
-    fn from(error: crate::storage::StoreError) -> Self {
-        VendError::from(error).into()
-    }
-}
-
-/// What the registry lets a vend do.
-struct Admission {
-    /// Shoprenter: the app's own credentials serve only registered shops.
-    app_credentials: bool,
-    /// A due re-check of a suspended shop was claimed.
-    rechecking: bool,
 }
 
 impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S, C, R> {
@@ -799,74 +709,4 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             None => app?.cloned().ok_or(VendError::NotInstalled),
         }
     }
-}
-
-/// One mint under a held lease: everything it is decided on.
-#[derive(Clone, Copy)]
-struct UnderLease<'a> {
-    shop: &'a ShopRef,
-    slot: &'a ShopSlot,
-    owner: &'a str,
-    /// The cache entry as the lease found it (the ledger counts toward the cap).
-    entry: &'a CacheEntry,
-    need: &'a Need<'a>,
-    purpose: Purpose<'a>,
-    admitted: &'a Admission,
-}
-
-/// A platform's grant as a cached token, or the refusal with its verdict.
-fn grant_token(
-    shop: &ShopRef,
-    grant: Result<Grant, MintError>,
-    entry: &CacheEntry,
-    now: SystemTime,
-) -> Result<CachedToken, Refusal> {
-    let grant = grant.map_err(|error| {
-        let verdict = error.verdict();
-        let error = match error {
-            // Tokens minted outside the broker fill the cap: wait for ours to expire.
-            MintError::CapReached { retry_after } => VendError::TokenCapReached {
-                retry_after: retry_after
-                    .or_else(|| {
-                        let oldest_ours = live_ledger(entry, now).min()?;
-                        oldest_ours.duration_since(now).ok()
-                    })
-                    .unwrap_or(limits::DEFAULT_CAP_RETRY),
-            },
-            error => error.to_vend_error(),
-        };
-        Refusal { error, verdict }
-    })?;
-    let expires_at = match shop {
-        // `now` was taken before the request: see `minted_at`.
-        ShopRef::Shoptet(_) => grant
-            .expires_at
-            .min(now + limits::SHOPTET_API_TOKEN_LIFETIME),
-        ShopRef::Shoprenter(_) => grant.expires_at,
-    };
-    Ok(CachedToken {
-        access_token: grant.access_token,
-        expires_at,
-        scopes: grant.scopes,
-    })
-}
-
-fn live_ledger(entry: &CacheEntry, now: SystemTime) -> impl Iterator<Item = SystemTime> + '_ {
-    entry.ledger.iter().copied().filter(move |at| *at > now)
-}
-
-/// Never mint while Shoptet's cap of live tokens is reached: the caller
-/// retries once the oldest of them expires.
-fn check_cap(shop: &ShopRef, entry: &CacheEntry, now: SystemTime) -> Result<(), VendError> {
-    if !matches!(shop, ShopRef::Shoptet(_)) {
-        return Ok(());
-    }
-    let live: Vec<SystemTime> = live_ledger(entry, now).collect();
-    if live.len() < limits::SHOPTET_LIVE_TOKEN_CAP {
-        return Ok(());
-    }
-    let oldest = live.iter().min().copied().unwrap_or(now);
-    Err(VendError::TokenCapReached {
-        retry_after: oldest.duration_since(now).unwrap_or_default(),
-    })
 }
