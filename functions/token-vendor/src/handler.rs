@@ -161,16 +161,22 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
     }
 
     async fn direct(&self, payload: &[u8]) -> Result<Response<String>, VendError> {
-        let payload = from_json_object(payload)
-            .and_then(|payload: WireRequest| Some((payload.platform?, payload.shop?, payload.min_ttl_seconds, payload.stale_token)))
-            .ok_or_else(|| {
-            VendError::InvalidRequest(
+        // A direct invocation names the shop in the payload.
+        let named = |payload: WireRequest| match (payload.platform, payload.shop) {
+            (Some(platform), Some(shop)) => {
+                Some((platform, shop, payload.min_ttl_seconds, payload.stale_token))
+            }
+            _ => None,
+        };
+        let Some((platform, shop, min_ttl_seconds, stale_token)) =
+            from_json_object(payload).and_then(named)
+        else {
+            let error = VendError::InvalidRequest(
                 "the payload must be {\"platform\", \"shop\", \"min_ttl_seconds\"?, \"stale_token\"?}"
                     .into(),
-            )
-        })
-        .map_err(|error| self.refused_before_vending(error))?;
-        let (platform, shop, min_ttl_seconds, stale_token) = payload;
+            );
+            return Err(self.refused_before_vending(error));
+        };
         self.vend(
             &platform,
             &shop,
