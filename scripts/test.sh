@@ -25,7 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Cheap checks first; the long release build and the end-to-end run before
 # `test`, so that the output still ends with cargo test's summary.
-DEFAULT_STEPS="fmt crate_graph module_cycles cost_doc sam_lint sam_validate clippy client_doc lambda_build lambda_sizes e2e conformance test"
+DEFAULT_STEPS="fmt crate_graph module_cycles cost_doc sam_lint sam_validate clippy client_doc publish_dry_run lambda_build lambda_sizes e2e conformance test"
 # The Lambda functions' binaries (BuildProperties.Binary in template.yaml).
 LAMBDA_BINS="install-callback token-vendor"
 LAMBDA_TARGET="aarch64-unknown-linux-gnu"
@@ -59,6 +59,13 @@ step_client_doc() {
     log "cargo doc -p shop-token-client (RUSTDOCFLAGS=-D warnings)"
     RUSTDOCFLAGS="-D warnings" cargo doc --quiet -p shop-token-client --no-deps
     RUSTDOCFLAGS="-D warnings" cargo doc --quiet -p shop-token-client --no-deps --all-features
+}
+
+# The protocol and client crates are published: both must package and build
+# from what `cargo package` includes, with complete metadata.
+step_publish_dry_run() {
+    log "cargo publish --dry-run -p shop-token-protocol -p shop-token-client"
+    cargo publish --dry-run --quiet --allow-dirty -p shop-token-protocol -p shop-token-client
 }
 
 step_sam_lint() {
