@@ -25,7 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Cheap checks first; the long release build and the end-to-end run before
 # `test`, so that the output still ends with cargo test's summary.
-DEFAULT_STEPS="fmt crate_graph module_cycles cost_doc sam_lint sam_validate clippy client_doc publish_dry_run lambda_build lambda_sizes e2e conformance test"
+DEFAULT_STEPS="fmt advisories crate_graph module_cycles cost_doc sam_lint sam_validate clippy client_doc publish_dry_run lambda_build lambda_sizes e2e conformance test"
 # The Lambda functions' binaries (BuildProperties.Binary in template.yaml).
 LAMBDA_BINS="install-callback token-vendor"
 LAMBDA_TARGET="aarch64-unknown-linux-gnu"
@@ -160,6 +160,17 @@ step_crate_graph() {
     ! grep -Eq '^aws-(sdk|config|smithy|types|sigv4)' <<<"$tree" \
         || die "broker-vending depends on the AWS SDK: $(grep -E '^aws-' <<<"$tree" | sort -u | tr '\n' ' ')"
     log "cargo tree -p broker-vending: no aws-sdk-*"
+}
+
+# Cargo.lock against the RustSec advisory database, offline: the snapshot in
+# the team handbook beside the checkout (ADVISORY_DB to point elsewhere; see
+# README for refreshing it). Fails on any advisory that applies.
+step_advisories() {
+    local db="${ADVISORY_DB:-$REPO_ROOT/../shared/advisory-db}"
+    [[ -d "$db/crates" ]] || die "no RustSec advisory snapshot at $db (expected its crates/ folder)"
+    [[ -x "$VENV/bin/cargo-audit" ]] || die ".venv/bin/cargo-audit missing (scripts/requirements-test.txt)"
+    log "cargo-audit audit --no-fetch --db ${db#"$REPO_ROOT"/}"
+    "$VENV/bin/cargo-audit" audit --no-fetch --db "$db" --file "$REPO_ROOT/Cargo.lock"
 }
 
 # No two files import each other, directly or around a loop, in any crate
