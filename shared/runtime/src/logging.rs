@@ -1,10 +1,15 @@
 //! Log set-up for every binary: Lambda's advanced logging controls
-//! (`AWS_LAMBDA_LOG_LEVEL`, `AWS_LAMBDA_LOG_FORMAT=JSON`) or `RUST_LOG`, and
-//! a hard stop on TRACE events from the HTTP stack and the AWS SDK, and
-//! no colour codes unless a terminal reads the logs.
+//! (`AWS_LAMBDA_LOG_LEVEL`, `AWS_LAMBDA_LOG_FORMAT=JSON`) or `RUST_LOG`, an
+//! allow-list of what may log below INFO, and no colour codes unless a
+//! terminal reads the logs.
 //!
-//! At TRACE the SDK logs every raw HTTP response body, GetSecretValue's and
-//! GetItem's included, i.e. OAuth and API tokens. No log level may reach that.
+//! Below INFO, dependencies log what they carry: at TRACE the SDK logs every
+//! raw HTTP response body (GetSecretValue's and GetItem's, i.e. OAuth and API
+//! tokens), and `lambda_runtime` every raw event it receives (install codes,
+//! Shoprenter hmacs, webhook signatures, client secrets in credential PUTs,
+//! stale tokens). No log level may reach that: only the workspace's own
+//! crates, which never log a secret, log at DEBUG and TRACE; every other
+//! crate is capped at [`DEPENDENCY_CEILING`], whatever the level asked for.
 
 use std::io::IsTerminal;
 
@@ -14,27 +19,25 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, fmt};
 
-/// Targets that log request and response bodies at TRACE.
-const BODY_LOGGING_TARGETS: &[&str] = &[
-    "aws_smithy",
-    "aws_sdk_",
-    "aws_config",
-    "aws_runtime",
-    "hyper",
-    "reqwest",
-    "h2",
-    "rustls",
-];
+/// The most any dependency may log: INFO and above carry no request or
+/// response body and no raw event in any crate the functions link.
+pub const DEPENDENCY_CEILING: Level = Level::INFO;
 
-fn logs_bodies(metadata: &Metadata<'_>) -> bool {
-    *metadata.level() == Level::TRACE
-        && BODY_LOGGING_TARGETS
-            .iter()
-            .any(|target| metadata.target().starts_with(target))
+/// The workspace's own crates (their targets are their module paths): they
+/// log at whatever level is asked for, and never a secret.
+const OWN_TARGETS: &[&str] = &["broker_", "install_callback", "token_vendor", "shop_token"];
+
+fn is_own(target: &str) -> bool {
+    OWN_TARGETS.iter().any(|own| target.starts_with(own))
+}
+
+/// Whether an event or span may be logged at all, whatever the directives.
+fn allowed(metadata: &Metadata<'_>) -> bool {
+    *metadata.level() <= DEPENDENCY_CEILING || is_own(metadata.target())
 }
 
 /// A subscriber writing to `writer` with `directives` (`RUST_LOG` syntax),
-/// minus the body-logging TRACE events. Text lines carry ANSI colours only
+/// minus everything a dependency logs below [`DEPENDENCY_CEILING`]. Text lines carry ANSI colours only
 /// when `colours` says so (see [`colours_for`]).
 pub fn subscriber<W>(
     writer: W,
@@ -48,7 +51,7 @@ where
     let levels = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .parse_lossy(directives);
-    let filter = levels.and(filter_fn(|metadata| !logs_bodies(metadata)));
+    let filter = levels.and(filter_fn(allowed));
     let format = fmt::layer()
         .with_target(false)
         .without_time()
@@ -104,6 +107,48 @@ mod tests {
         assert!(plain.contains("hello"), "{plain:?}");
         assert!(!plain.contains('\x1b'), "{plain:?}");
         assert!(text_line(true).contains('\x1b'));
+    }
+
+    const SECRET: &str = "s3cr3t-code-0123456789";
+
+    fn logged_at(directives: &str, emit: impl FnOnce()) -> String {
+        let captured = test_support::CapturedLogs::default();
+        let writer = captured.clone();
+        let subscriber = subscriber(move || writer.clone(), directives, true, false);
+        tracing::subscriber::with_default(subscriber, emit);
+        captured.text()
+    }
+
+    #[test]
+    fn at_trace_no_dependency_logs_below_info_and_our_own_crates_do() {
+        for directives in [
+            "trace",
+            "debug",
+            "trace,lambda_runtime=trace,aws_smithy_runtime=trace",
+        ] {
+            let logged = logged_at(directives, || {
+                tracing::trace!(target: "lambda_runtime::layers::api_response", "raw JSON event received from Lambda: {SECRET}");
+                tracing::debug!(target: "lambda_runtime::layers::api_response", "event: {SECRET}");
+                tracing::trace!(target: "aws_smithy_runtime::client::http", "response body: {SECRET}");
+                tracing::debug!(target: "hyper_util::client", "body: {SECRET}");
+                tracing::info!(target: "lambda_runtime", "a dependency's info line");
+                tracing::debug!(target: "broker_vending", "our own debug line");
+                tracing::trace!(target: "token_vendor::handler", "our own trace line");
+            });
+            test_support::LeakScanner::new([SECRET]).assert_absent(directives, &logged);
+            assert!(
+                logged.contains("a dependency's info line"),
+                "{directives}: {logged}"
+            );
+            assert!(
+                logged.contains("our own debug line"),
+                "{directives}: {logged}"
+            );
+            assert_eq!(
+                logged.contains("our own trace line"),
+                directives.starts_with("trace")
+            );
+        }
     }
 
     #[test]
