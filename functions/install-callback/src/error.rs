@@ -98,7 +98,7 @@ impl From<StoreError> for InstallError {
     }
 }
 
-/// Already logged with its variable; the next request reads again.
+/// Already logged with its variable; a request after the back-off reads again.
 impl From<SecretUnavailable> for InstallError {
     fn from(_: SecretUnavailable) -> Self {
         Self::StoreUnavailable

@@ -31,6 +31,12 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         started: Instant,
     ) -> Result<Response<String>, InstallError> {
         let body: &[u8] = request.body();
+        // Size first: an oversized body costs neither a secret read nor an HMAC.
+        if body.len() > shoptet_webhook::MAX_BODY {
+            return Err(InstallError::InvalidRequest(
+                "the body is too large for an event",
+            ));
+        }
         if let Some(key) = self.lifecycle().webhook_key.get().await? {
             let signature = request
                 .headers()
@@ -40,11 +46,6 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             if !shoptet_webhook::signature_matches(key, body, signature) {
                 return Err(InstallError::InvalidSignature);
             }
-        }
-        if body.len() > shoptet_webhook::MAX_BODY {
-            return Err(InstallError::InvalidRequest(
-                "the body is too large for an event",
-            ));
         }
         let now = SystemTime::now();
         let event = AddonEvent::parse(body, now).map_err(|_| {

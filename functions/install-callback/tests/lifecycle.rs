@@ -132,6 +132,25 @@ async fn a_bad_or_missing_signature_is_refused_with_no_change_and_no_upstream_ca
 }
 
 #[tokio::test]
+async fn an_oversized_webhook_body_is_refused_before_its_signature_is_checked() {
+    let broker = Lifecycle::start(Setup {
+        webhook_key: true,
+        ..Setup::default()
+    })
+    .await;
+    let padding = "x".repeat(broker_platforms::shoptet_webhook::MAX_BODY);
+    let body = format!(r#"{{"eshopId": 7004, "event": "addon:uninstall", "pad": "{padding}"}}"#);
+
+    let (status, answer) = broker.webhook_signed(&body, Some("forged")).await;
+
+    // Size first: refused as too large (400), not as badly signed (401),
+    // so an oversized flood costs no key read and no HMAC over its bytes.
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(error_code(&answer), "invalid_request");
+    assert_eq!(broker.double.total_calls(), 0);
+}
+
+#[tokio::test]
 async fn a_confirmed_uninstall_retires_the_shop_until_a_reinstall_restores_its_secret() {
     let broker = Lifecycle::start(Setup::default()).await;
     common::lifecycle::uninstall_then_reinstall(&broker, 7004, &mut Secrets::default()).await;

@@ -9,7 +9,8 @@ use common::{APP_CLIENT_ID, APP_CLIENT_SECRET, Fleet, http};
 use lambda_http::http::StatusCode;
 
 #[tokio::test]
-async fn an_app_secret_that_cannot_be_read_fails_the_request_not_the_start_and_is_read_again() {
+async fn an_app_secret_that_cannot_be_read_fails_the_request_not_the_start_and_is_read_after_the_back_off()
+ {
     let fleet = Fleet::start().await;
     // Named but not created yet: a start-up read would have refused to start.
     let late_secret_id = format!("{}late-app-secret", fleet.secret_prefix);
@@ -36,6 +37,10 @@ async fn an_app_secret_that_cannot_be_read_fails_the_request_not_the_start_and_i
     fleet
         .create_secret("late-app-secret", APP_CLIENT_SECRET)
         .await;
+    // Within the back-off after the failed read, requests fail without one.
+    let (status, _, _) = http(&instance, "GET", "/tokens/shoprenter/app-shop", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    tokio::time::sleep(broker_domain::lazy_secret::FIRST_BACK_OFF).await;
     let (status, _, vended) = http(&instance, "GET", "/tokens/shoprenter/app-shop", None).await;
 
     assert_eq!(status, StatusCode::OK, "{vended}");

@@ -5,17 +5,28 @@
 //! need. Configuration that can be checked without a network is still checked
 //! at start-up (see `broker_runtime::env`); only the read itself waits for the
 //! first request that needs the value. A failed read is not kept: that request
-//! fails with `store_unavailable`, the log names the variable, and the next
-//! request tries again.
+//! fails with `store_unavailable` and the log names the variable. Requests
+//! in the next [`FIRST_BACK_OFF`] (doubling per failure, up to
+//! [`MAX_BACK_OFF`]) fail the same way without a read, so a flood of
+//! requests (anonymous ones included) while the store fails costs one read
+//! per back-off, not one per request; the first request after it reads again.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 
 use crate::storage::StoreError;
+
+/// How long requests fail without a read after a failed read.
+pub const FIRST_BACK_OFF: Duration = Duration::from_secs(1);
+
+/// The longest back-off, however many reads failed in a row.
+pub const MAX_BACK_OFF: Duration = Duration::from_secs(30);
 
 type Load<T> =
     Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>> + Send + Sync>;
@@ -33,6 +44,9 @@ enum State<T> {
         variable: &'static str,
         load: Load<T>,
         value: OnceCell<T>,
+        /// The last failed read: until when no read is tried, and the
+        /// back-off it set.
+        failed: Mutex<Option<(Instant, Duration)>>,
     },
 }
 
@@ -65,6 +79,7 @@ impl<T> LazySecret<T> {
             variable,
             load,
             value: OnceCell::new(),
+            failed: Mutex::new(None),
         }))
     }
 
@@ -92,19 +107,43 @@ impl<T> LazySecret<T> {
                 variable,
                 load,
                 value,
-            } => value
-                .get_or_try_init(|| async {
-                    load().await.map_err(|error| {
-                        tracing::error!(
-                            variable,
-                            %error,
-                            "a configured secret could not be read; the next request tries again"
-                        );
-                        SecretUnavailable { variable }
+                failed,
+            } => {
+                if let Some(value) = value.get() {
+                    return Ok(Some(value));
+                }
+                let failed_lock = || failed.lock().unwrap_or_else(PoisonError::into_inner);
+                let backing_off = failed_lock().is_some_and(|(until, _)| Instant::now() < until);
+                if backing_off {
+                    return Err(SecretUnavailable { variable });
+                }
+                value
+                    .get_or_try_init(|| async {
+                        let read = load().await;
+                        let mut failed = failed_lock();
+                        match read {
+                            Ok(value) => {
+                                *failed = None;
+                                Ok(value)
+                            }
+                            Err(error) => {
+                                let back_off = failed.map_or(FIRST_BACK_OFF, |(_, last)| {
+                                    (last * 2).min(MAX_BACK_OFF)
+                                });
+                                *failed = Some((Instant::now() + back_off, back_off));
+                                tracing::error!(
+                                    variable,
+                                    %error,
+                                    back_off_ms = back_off.as_millis() as u64,
+                                    "a configured secret could not be read; requests fail without a read until the back-off ends"
+                                );
+                                Err(SecretUnavailable { variable })
+                            }
+                        }
                     })
-                })
-                .await
-                .map(Some),
+                    .await
+                    .map(Some)
+            }
         }
     }
 }
@@ -193,14 +232,41 @@ mod tests {
         assert_eq!(reads.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
-    async fn a_failed_read_names_the_variable_and_the_next_use_tries_again() {
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_read_names_the_variable_and_the_first_use_after_the_back_off_reads_again() {
         let (secret, reads) = counted(1);
         let error = secret.get().await.unwrap_err();
         assert_eq!(error.variable, "SHOPTET_CLIENT_SECRET_ID");
         assert!(!secret.is_loaded());
+        for _ in 0..100 {
+            assert_eq!(secret.get().await.unwrap_err(), error);
+        }
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            1,
+            "no read during the back-off"
+        );
+        tokio::time::advance(FIRST_BACK_OFF).await;
         assert!(secret.get().await.unwrap().is_some());
         assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_back_off_doubles_per_failure_up_to_its_maximum() {
+        let (secret, reads) = counted(usize::MAX);
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            secret.get().await.unwrap_err();
+            let read_at = reads.load(Ordering::SeqCst);
+            let started = Instant::now();
+            while reads.load(Ordering::SeqCst) == read_at {
+                tokio::time::advance(Duration::from_millis(250)).await;
+                secret.get().await.unwrap_err();
+            }
+            waits.push(started.elapsed());
+        }
+        let seconds: Vec<u64> = waits.iter().map(|wait| wait.as_secs()).collect();
+        assert_eq!(seconds, [1, 2, 4, 8, 16, 30, 30, 30]);
     }
 
     #[tokio::test]

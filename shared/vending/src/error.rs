@@ -70,7 +70,8 @@ impl From<StoreError> for VendError {
 }
 
 /// A configured secret that could not be read is a store failure to the
-/// caller (already logged with its variable); the next request reads again.
+/// caller (already logged with its variable); a request after the back-off
+/// reads again.
 impl From<SecretUnavailable> for VendError {
     fn from(_: SecretUnavailable) -> Self {
         Self::StoreUnavailable
