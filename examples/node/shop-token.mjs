@@ -94,6 +94,9 @@ export async function sendHttp(method, token, path, body) {
     method,
     headers: { [token.header_name]: token.header_value, "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
+    // Never follow a redirect: the token header would go along to whatever
+    // host the answer names. The redirect is answered as it came.
+    redirect: "manual",
     signal: AbortSignal.timeout(30_000),
   });
   const text = await response.text();

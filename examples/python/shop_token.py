@@ -89,6 +89,17 @@ def is_refused_token(platform, status, answer):
     return any(e.get("errorCode") in ("expired-token", "invalid-token") for e in errors)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follows a redirect: urllib would re-send the token header to
+    whatever host the answer names. The redirect is answered as it came."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def send_http(method, token, path, body=None):
     """One request to the platform API with the token's header."""
     request = urllib.request.Request(
@@ -98,7 +109,7 @@ def send_http(method, token, path, body=None):
         headers={token["header_name"]: token["header_value"], "Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with _OPENER.open(request, timeout=30) as response:
             status, text = response.status, response.read()
     except urllib.error.HTTPError as error:
         status, text = error.code, error.read()

@@ -108,8 +108,77 @@ def install(shop, code):
     print(f"PASS {what}: 200, installed", flush=True)
 
 
+class Elsewhere(BaseHTTPRequestHandler):
+    """Another host: counts whatever reaches it (a token must never)."""
+
+    reached = []
+
+    def do_GET(self):  # noqa: N802 (the stdlib's naming)
+        Elsewhere.reached.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+def redirecting_to(target):
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(307)
+            self.send_header("Location", target + self.path)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    return Redirect
+
+
+def check_redirects():
+    """Each example's API call answers a 307 to another host as it came: the
+    token header never reaches that host."""
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)]
+    other = f"http://127.0.0.1:{servers[0].server_address[1]}"
+    servers.append(ThreadingHTTPServer(("127.0.0.1", 0), redirecting_to(other)))
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = {
+        "api_base_url": f"http://127.0.0.1:{servers[1].server_address[1]}",
+        "header_name": "Shoptet-Access-Token",
+        "header_value": "e2e-redirect-token",
+    }
+    python = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import shop_token; "
+        "print(shop_token.send_http('GET', json.loads(sys.argv[2]), '/eshop')[0])"
+    )
+    node = (
+        # The token first: the example runs its own check when argv[1] is its path.
+        "const { sendHttp } = await import(process.argv[2]); "
+        "console.log((await sendHttp('GET', JSON.parse(process.argv[1]), '/eshop')).status)"
+    )
+    checks = {
+        "python": [sys.executable, "-c", python, str(ROOT / "examples/python"), json.dumps(token)],
+        "node": ["node", "--input-type=module", "-e", node, json.dumps(token), str(ROOT / "examples/node/shop-token.mjs")],
+    }
+    failed = []
+    for name, command in checks.items():
+        answer = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        status = answer.stdout.strip()
+        if answer.returncode or status != "307" or Elsewhere.reached:
+            failed.append(f"{name}: status {status!r}, reached {Elsewhere.reached}, {answer.stderr[-400:]}")
+        Elsewhere.reached.clear()
+    for server in servers:
+        server.shutdown()
+    if failed:
+        sys.exit("examples: a redirect was followed: " + "; ".join(failed))
+    print("examples: no redirect followed (python, node)", flush=True)
+
+
 def main():
     required("E2E_WATCH_URL")
+    check_redirects()
     shop = required("E2E_EXAMPLES_ESHOP_ID")
     install(shop, required("E2E_EXAMPLES_INSTALL_CODE"))
 

@@ -119,6 +119,9 @@ impl<T: Transport> ApiClientBuilder<T> {
     }
 
     /// Sends the requests with `client` (its timeouts, proxies, TLS roots).
+    /// Build it with `.redirect(reqwest::redirect::Policy::none())`: the
+    /// default client follows no redirect, so a token never reaches a host
+    /// the platform's answer names.
     pub fn http_client(mut self, client: Client) -> Self {
         self.http = Some(client);
         self
@@ -131,6 +134,10 @@ impl<T: Transport> ApiClientBuilder<T> {
             None => Client::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
                 .timeout(REQUEST_TIMEOUT)
+                // The token travels in a header reqwest does not drop on a
+                // redirect to another host (`Shoptet-Access-Token`): follow
+                // none, and answer the redirect as it came.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|error| {
                     TransportError::with_cause("cannot build the HTTP client", &error.without_url())

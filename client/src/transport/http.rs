@@ -78,6 +78,9 @@ impl HttpTransport {
         let client = Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
+            // A redirect would re-send a POST's stale token (307/308), and
+            // SigV4 signs one exact request: the broker never redirects.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| {
                 TransportError::with_cause("cannot build the HTTP client", &error.without_url())
