@@ -166,6 +166,25 @@ async fn a_429_longer_than_the_bound_is_a_typed_rate_limit_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_after_beyond_any_clock_is_a_rate_limit_error_not_a_panic() {
+    let broker = LocalBroker::start(Setup::default()).await;
+    broker.install(ESHOP).await;
+    let (api, _) = api(&broker).await;
+    broker.double.inject(
+        Some(Endpoint::ShoptetApi),
+        Fault::RateLimited {
+            retry_after_secs: u64::MAX,
+        },
+        1,
+    );
+
+    let error = api.get(&eshop(), "/eshop").await.unwrap_err();
+
+    assert!(matches!(error, ApiError::RateLimited { .. }), "{error:?}");
+    assert_eq!(api_calls(&broker), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_bucket_is_waited_out_and_every_call_succeeds() {
     let broker = LocalBroker::start(Setup {
         double: DoubleConfig {

@@ -224,7 +224,11 @@ impl<T: Transport> ApiClient<T> {
                 _ => return Ok(response),
             };
             let pause = wait.duration().max(MIN_WAIT);
-            if Instant::now() + pause > deadline {
+            // A Retry-After beyond any clock (`u64::MAX` seconds) is past the bound too.
+            if Instant::now()
+                .checked_add(pause)
+                .is_none_or(|at| at > deadline)
+            {
                 return Err(wait.into_error());
             }
             tokio::time::sleep(pause).await;

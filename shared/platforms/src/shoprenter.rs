@@ -165,7 +165,7 @@ impl ShoprenterClient {
         let parsed: TokenResponse =
             serde_json::from_slice(&response.body).map_err(|_| malformed.clone())?;
         let claims = JwtClaims::decode(&parsed.access_token).ok_or_else(|| malformed.clone())?;
-        let by_expires_in = sent_at + Duration::from_secs(parsed.expires_in);
+        let by_expires_in = upstream::expiry_after(sent_at, parsed.expires_in);
         let expires_at = match claims.expires_at {
             Some(exp) => exp.min(by_expires_in),
             None => by_expires_in,
@@ -204,7 +204,9 @@ impl JwtClaims {
         let expires_at = payload
             .get("exp")
             .and_then(Value::as_u64)
-            .map(|exp| UNIX_EPOCH + Duration::from_secs(exp));
+            // Past what a clock can hold: no usable expiry, so `expires_in`
+            // decides. Negative or fractional values are no `u64`: the same.
+            .and_then(|exp| UNIX_EPOCH.checked_add(Duration::from_secs(exp)));
         // Seen as an array (`scopes`) and, in other OAuth servers, as a
         // space-separated string (`scope`).
         let scopes = match (payload.get("scopes"), payload.get("scope")) {

@@ -176,7 +176,7 @@ impl ShoptetClient {
         }
         Ok(ApiTokenGrant {
             access_token: parsed.access_token,
-            expires_at: sent_at + Duration::from_secs(parsed.expires_in),
+            expires_at: upstream::expiry_after(sent_at, parsed.expires_in),
         })
     }
 

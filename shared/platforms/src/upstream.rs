@@ -210,6 +210,20 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     shop_token_protocol::retry_after::parse_bytes(headers.get(RETRY_AFTER)?.as_bytes(), now)
 }
 
+/// The longest `expires_in` taken from a platform as it is: a day. No
+/// platform documents a longer token life, and the vending core clamps a
+/// token's life to its platform's documented one anyway; the bound keeps
+/// time arithmetic on an upstream number from overflowing (`u64::MAX`).
+pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(86_400);
+
+/// When a token the platform says lives `expires_in` seconds expires,
+/// counted from `sent_at` (before the request, so never later than the
+/// platform's own idea), with `expires_in` clamped to [`MAX_EXPIRES_IN`].
+pub fn expiry_after(sent_at: SystemTime, expires_in: u64) -> SystemTime {
+    let lifetime = Duration::from_secs(expires_in).min(MAX_EXPIRES_IN);
+    sent_at.checked_add(lifetime).unwrap_or(sent_at)
+}
+
 /// An upstream error code is kept only if it looks like one (`invalid_grant`,
 /// `expired-token`): letters and `_-.`, no digits. Tokens always carry digits,
 /// so nothing an upstream echoes back reaches our logs or bodies.
@@ -237,6 +251,14 @@ mod tests {
 
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn an_upstream_lifetime_is_clamped_and_never_overflows() {
+        let now = SystemTime::now();
+        assert_eq!(expiry_after(now, 1800), now + Duration::from_secs(1800));
+        assert_eq!(expiry_after(now, u64::MAX), now + MAX_EXPIRES_IN);
+        assert_eq!(expiry_after(now, 0), now);
+    }
 
     #[test]
     fn https_is_accepted_everywhere_and_http_only_on_loopback() {

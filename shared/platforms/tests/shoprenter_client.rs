@@ -286,6 +286,21 @@ fn a_padded_jwt_with_a_space_separated_scope_string_is_decoded() {
 }
 
 #[test]
+fn an_exp_beyond_any_clock_or_not_a_whole_number_is_no_expiry_and_no_panic() {
+    for payload in [
+        r#"{"exp":18446744073709551615,"scopes":["a"]}"#,
+        r#"{"exp":-1,"scopes":["a"]}"#,
+        r#"{"exp":1700000000.5,"scopes":["a"]}"#,
+        r#"{"exp":"1700000000","scopes":["a"]}"#,
+        r#"{"scopes":["a"]}"#,
+    ] {
+        let claims = JwtClaims::decode(&hand_built_jwt(payload, false)).expect(payload);
+        assert_eq!(claims.expires_at, None, "{payload}");
+        assert_eq!(claims.scopes, ["a"], "{payload}");
+    }
+}
+
+#[test]
 fn an_unpadded_jwt_with_a_scopes_array_is_decoded() {
     let jwt = hand_built_jwt(r#"{"exp":1700000000,"scopes":["a","b"]}"#, false);
 

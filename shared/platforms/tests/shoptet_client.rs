@@ -473,6 +473,50 @@ async fn a_resource_outside_the_tokens_rights_gets_token_has_no_rights() {
 }
 
 #[tokio::test]
+async fn an_expires_in_beyond_any_clock_or_not_a_whole_number_never_panics() {
+    let mut fx = Fixture::start().await;
+    let installation = fx.install().await;
+    let huge =
+        r#"{"access_token": "api-token-huge-0123456789", "expires_in": 18446744073709551615}"#;
+    fx.double.inject(
+        Some(Endpoint::ShoptetGetAccessToken),
+        Fault::Answer(huge),
+        1,
+    );
+
+    let before = SystemTime::now();
+    let grant = fx
+        .client
+        .mint_api_token(&installation.oauth_access_token)
+        .await
+        .expect("a huge lifetime is clamped, not a failure");
+    assert!(
+        grant.expires_at
+            <= before + broker_platforms::upstream::MAX_EXPIRES_IN + Duration::from_secs(1)
+    );
+
+    for odd in [
+        r#"{"access_token": "api-token-odd-0123456789", "expires_in": -1}"#,
+        r#"{"access_token": "api-token-odd-0123456789", "expires_in": 1800.5}"#,
+        r#"{"access_token": "api-token-odd-0123456789", "expires_in": "1800"}"#,
+        r#"{"access_token": "api-token-odd-0123456789"}"#,
+    ] {
+        fx.double
+            .inject(Some(Endpoint::ShoptetGetAccessToken), Fault::Answer(odd), 1);
+        let error = fx
+            .client
+            .mint_api_token(&installation.oauth_access_token)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error,
+            ShoptetError::Upstream(UpstreamFailure::MalformedResponse { status: 200 }),
+            "{odd}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn minted_expiry_is_counted_from_sending_so_it_is_never_late() {
     let mut fx = Fixture::start().await;
     let installation = fx.install().await;

@@ -38,6 +38,9 @@ pub enum Fault {
     Drop,
     /// Answer 200 with the truncated JSON body `{"access_token": `.
     MalformedJson,
+    /// Answer 200 with this JSON body as it is (e.g. a token answer whose
+    /// `expires_in` is `u64::MAX`, negative, fractional or missing).
+    Answer(&'static str),
 }
 
 /// Marker put in a response's extensions to make the connection layer close
@@ -98,6 +101,12 @@ impl Fault {
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],
                 "{\"access_token\": ",
+            )
+                .into_response(),
+            Fault::Answer(body) => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
             )
                 .into_response(),
         }
