@@ -31,6 +31,9 @@ pub enum InstallError {
     StoreUnavailable,
     #[error("the platform refused these credentials")]
     InvalidCredentials,
+    /// Valid credentials, but of another shop than the path names.
+    #[error("the OAuth access token belongs to another e-shop than the path names")]
+    ShopMismatch,
     #[error("the signature does not match")]
     InvalidSignature,
     #[error("{0}")]
@@ -46,7 +49,7 @@ impl HttpError for InstallError {
             Self::UpstreamRejected { .. } => ErrorCode::UpstreamRejected,
             Self::UpstreamUnavailable => ErrorCode::UpstreamUnavailable,
             Self::StoreUnavailable => ErrorCode::StoreUnavailable,
-            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::InvalidCredentials | Self::ShopMismatch => ErrorCode::InvalidCredentials,
             Self::InvalidSignature => ErrorCode::InvalidSignature,
             Self::NotConfigured(_) => ErrorCode::NotConfigured,
         }

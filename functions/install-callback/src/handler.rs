@@ -11,8 +11,8 @@ use broker_domain::http::from_json_object;
 use broker_domain::ids::{ShopRef, ShoprenterShopName};
 use broker_domain::lazy_secret::LazySecret;
 use broker_domain::model::{
-    InstallationStatus, Registration, ShoprenterCredentials, ShoptetInstallationRecord,
-    StatusChange,
+    CachedToken, InstallationStatus, Registration, ShoprenterCredentials,
+    ShoptetInstallationRecord, StatusChange,
 };
 use broker_domain::secret::{ClientSecret, ExposeSecret, InstallCode, WebhookKey};
 use broker_domain::storage::{
@@ -142,6 +142,11 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
     }
 
     /// Platform-facing routes answer within this.
+    /// Shoptet's OAuth server and API.
+    pub(crate) fn shoptet(&self) -> &ShoptetClient {
+        &self.shoptet
+    }
+
     pub(crate) fn deadline(&self) -> Duration {
         self.deadline
     }
@@ -282,14 +287,14 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         &self,
         shop: &ShopRef,
         candidate: &Candidate,
-    ) -> Result<(), InstallError> {
-        timeout_at(
+    ) -> Result<CachedToken, InstallError> {
+        let token = timeout_at(
             Instant::now() + self.deadline,
             self.vendor.verify(shop, candidate),
         )
         .await
         .map_err(|_| InstallError::UpstreamUnavailable)??;
-        Ok(())
+        Ok(token)
     }
 
     /// Marks the shop installed now; the registration it replaced.

@@ -5,12 +5,14 @@
 use std::num::NonZeroUsize;
 use std::time::SystemTime;
 
+use tokio::time::{Instant, timeout_at};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use broker_domain::http::{from_json_object, json_response};
 use broker_domain::ids::{Platform, ShopRef, ShoptetEshopId};
 use broker_domain::model::{
-    InstallationStatus, Registration, ShoptetInstallation, ShoptetInstallationRecord,
+    CachedToken, InstallationStatus, Registration, ShoptetInstallation, ShoptetInstallationRecord,
 };
 use broker_domain::secret::{ExposeSecret, OAuthAccessToken};
 use broker_domain::storage::{
@@ -94,7 +96,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         }
         let shop = ShopRef::Shoptet(eshop_id);
         let candidate = Candidate::ShoptetOAuth(body.oauth_access_token.clone());
-        self.verify_in_time(&shop, &candidate).await?;
+        let token = self.verify_in_time(&shop, &candidate).await?;
+        self.bound_to(&shop, eshop_id, &token).await?;
         let record = ShoptetInstallationRecord {
             installation: ShoptetInstallation {
                 oauth_access_token: body.oauth_access_token,
@@ -114,6 +117,38 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             SaveOutcome::Replaced => StatusCode::OK,
         };
         Ok(Stored::response(status, StoredStatus::Installed, &shop))
+    }
+
+    /// Whether the token verified for `shop` is that e-shop's: `GET
+    /// /api/eshop` names the e-shop a token belongs to
+    /// (`data.contactInformation.eshopId`). Otherwise shop A's OAuth token
+    /// stored as shop B would serve B's consumers A's data. On a mismatch
+    /// (or an answer that names no e-shop) nothing is stored and what the
+    /// verification cached is dropped: 422.
+    async fn bound_to(
+        &self,
+        shop: &ShopRef,
+        eshop_id: ShoptetEshopId,
+        token: &CachedToken,
+    ) -> Result<(), InstallError> {
+        let answer = timeout_at(
+            Instant::now() + self.deadline(),
+            self.shoptet().get_api(&token.access_token, &["eshop"]),
+        )
+        .await
+        .map_err(|_| InstallError::UpstreamUnavailable)?;
+        let named = match answer {
+            Ok(data) => ShoptetEshopId::from_json(&data["contactInformation"]["eshopId"]),
+            Err(error) if error.is_transient() => return Err(InstallError::UpstreamUnavailable),
+            Err(_) => None,
+        };
+        if named == Some(eshop_id) {
+            return Ok(());
+        }
+        tracing::warn!(platform = "shoptet", shop = %eshop_id, "import refused: the token belongs to another e-shop");
+        self.vendor().forget_locally(shop);
+        self.stores().tokens.forget(shop).await?;
+        Err(InstallError::ShopMismatch)
     }
 
     /// `PUT /shoprenter/{shop}/installation`: an app installation that

@@ -34,7 +34,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         let candidate = Candidate::Shoprenter(app);
         let verify = self.vendor().verify(&shop, &candidate);
         match timeout_at(started + self.deadline(), verify).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(_token)) => {}
             Ok(Err(error)) => {
                 tracing::warn!(platform = "shoprenter", shop = %shop.id(), %error, "installed, but no token with the app credentials yet")
             }

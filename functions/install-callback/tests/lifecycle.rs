@@ -425,6 +425,40 @@ async fn an_app_url_elsewhere_never_becomes_the_redirect_target() {
 }
 
 #[tokio::test]
+async fn an_import_of_another_eshops_token_is_refused_and_stores_nothing() {
+    let broker = Lifecycle::start(Setup::default()).await;
+    let secrets = &mut Secrets::default();
+    broker.install_shoptet(7021, secrets).await;
+    // A valid OAuth token, but e-shop 7021's, imported as e-shop 7022's.
+    let theirs = json!({"oauth_access_token": broker.double.oauth_access_token(7021).unwrap()});
+
+    let (status, body) = broker
+        .send(
+            "PUT",
+            "/shoptet/7022/installation",
+            Body::from(theirs.to_string()),
+        )
+        .await;
+
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_credentials"),
+        "{body}"
+    );
+    assert_eq!(
+        broker.secret_state("shoptet", "7022").await,
+        SecretState::Absent
+    );
+    assert_eq!(broker.registry_status("shoptet", "7022").await, None);
+    // Nothing the verification cached serves e-shop 7022's consumers.
+    let (status, refused) = vend(&broker.vendor().await, "shoptet", "7022").await;
+    assert_eq!(
+        (status, error_code(&refused)),
+        (StatusCode::NOT_FOUND, "not_installed")
+    );
+}
+
+#[tokio::test]
 async fn operators_import_list_show_and_delete_installations_without_seeing_secrets() {
     let broker = Lifecycle::start(Setup::default()).await;
     let secrets = &mut Secrets::default();

@@ -234,8 +234,13 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
 
     /// Mints with credentials before they are stored: the proof they work.
     /// The token is cached (and, for Shoptet, counted in the ledger) like
-    /// any other, so the first vend after it costs no second mint.
-    pub async fn verify(&self, shop: &ShopRef, candidate: &Candidate) -> Result<(), VendError> {
+    /// any other, so the first vend after it costs no second mint; it is
+    /// returned for a caller that checks more with it (whose e-shop it is).
+    pub async fn verify(
+        &self,
+        shop: &ShopRef,
+        candidate: &Candidate,
+    ) -> Result<CachedToken, VendError> {
         let need = Need {
             remaining: self.timing.refresh_margin,
             not: None,
@@ -244,7 +249,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         };
         self.serve(shop, &need, Purpose::Verify(candidate))
             .await
-            .map(|_| ())
+            .map(|vended| vended.token)
             .map_err(|refusal| refusal.error)
     }
 

@@ -357,6 +357,7 @@ impl ShoptetState {
         Json(json!({
             "data": {
                 "contactInformation": {
+                    "eshopId": eshop_id,
                     "eshopName": format!("Double e-shop {eshop_id}"),
                     "url": eshop_url(eshop_id),
                     "email": format!("owner-{eshop_id}@example.test"),
