@@ -228,4 +228,25 @@ mod tests {
         let other_half = shoprenter_app(&env(&[("SHOPRENTER_CLIENT_SECRET_ID", "s")])).unwrap_err();
         assert_eq!(other_half.variable, "SHOPRENTER_CLIENT_ID");
     }
+
+    #[test]
+    fn a_secret_prefix_must_end_in_a_slash() {
+        for (prefix, accepted) in [
+            ("acme/", true),
+            ("a/b/", true),
+            ("shop", false),
+            ("acme/x", false),
+            ("", false),
+        ] {
+            let vars: &'static [(&'static str, &'static str)] =
+                Box::leak(Box::new([("SECRET_PREFIX", prefix)]));
+            // An empty value counts as unset: the default prefix.
+            let expected = accepted || prefix.is_empty();
+            assert_eq!(
+                installation_backend(&env(vars)).is_ok(),
+                expected,
+                "{prefix:?}"
+            );
+        }
+    }
 }

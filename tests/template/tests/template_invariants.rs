@@ -374,8 +374,14 @@ fn actions(statement: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-fn secret_prefix_arn() -> Value {
-    json!({"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}*"})
+/// The installations' secrets only: `<prefix>shoptet/*` and
+/// `<prefix>shoprenter/*`, never a client secret or anything else under the
+/// prefix.
+fn installation_secret_arns() -> Value {
+    json!([
+        {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}shoptet/*"},
+        {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}shoprenter/*"},
+    ])
 }
 
 /// What one statement grants: (effect, actions, resource).
@@ -444,7 +450,7 @@ fn install_role_manages_prefixed_secrets_the_registry_and_the_shared_leases() {
                     "secretsmanager:DescribeSecret",
                     "secretsmanager:GetSecretValue",
                 ],
-                secret_prefix_arn(),
+                installation_secret_arns(),
             ),
         ),
         (
@@ -454,12 +460,12 @@ fn install_role_manages_prefixed_secrets_the_registry_and_the_shared_leases() {
                     "secretsmanager:DeleteSecret",
                     "secretsmanager:RestoreSecret",
                 ],
-                secret_prefix_arn(),
+                installation_secret_arns(),
             ),
         ),
         (
             "NeverForceDeleteInstallationSecrets",
-            deny(&["secretsmanager:DeleteSecret"], secret_prefix_arn()),
+            deny(&["secretsmanager:DeleteSecret"], installation_secret_arns()),
         ),
         (
             "CacheTokensAndLeases",
@@ -560,17 +566,17 @@ fn vendor_role_reads_only_prefixed_secrets_and_uses_only_its_tables() {
         ),
         (
             "ReadInstallationSecrets",
-            allow(&["secretsmanager:GetSecretValue"], secret_prefix_arn()),
+            allow(
+                &["secretsmanager:GetSecretValue"],
+                installation_secret_arns(),
+            ),
         ),
         (
+            // The vendor reads, leases, stores and releases by UpdateItem
+            // only; dropping a shop's entry is the install callback's.
             "CacheTokensAndLeases",
             allow(
-                &[
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                ],
+                &["dynamodb:GetItem", "dynamodb:UpdateItem"],
                 get_att(TABLE, "Arn"),
             ),
         ),
@@ -701,10 +707,11 @@ fn deleting_and_restoring_secrets_is_granted_only_to_the_install_callback_under_
                 "{action} allowed outside the install callback's role: {document}"
             );
             let resources = as_list(statement, "Resource");
+            let installations = installation_secret_arns();
             assert_eq!(
                 resources,
-                vec![&secret_prefix_arn()],
-                "{action} only on secrets under the prefix: {statement}"
+                installations.as_array().unwrap().iter().collect::<Vec<_>>(),
+                "{action} only on installation secrets: {statement}"
             );
         }
     }
@@ -2133,4 +2140,19 @@ fn the_dashboard_shows_every_alarm_and_the_outputs_lead_to_it_and_the_topic() {
         url.ends_with("#dashboards:name=${BrokerDashboard}"),
         "{url}"
     );
+}
+
+/// `SecretPrefix` must end in `/`, as the code requires: the grants are
+/// `<prefix>shoptet/*` and `<prefix>shoprenter/*`, so a prefix like `shop`
+/// could never reach `shopify-db-password`'s neighbours' names by accident.
+#[test]
+fn the_secret_prefix_must_end_in_a_slash_and_the_default_does() {
+    let template = load_template();
+    let parameter = &template["Parameters"]["SecretPrefix"];
+    let pattern = parameter["AllowedPattern"].as_str().unwrap();
+    assert_eq!(pattern, "^[A-Za-z0-9/_+=.@-]*/$");
+    let default = parameter["Default"].as_str().unwrap();
+    assert!(default.ends_with('/'), "{default}");
+    assert!(broker_aws::storage::SecretNames::new(default).is_ok());
+    assert!(broker_aws::storage::SecretNames::new("shop").is_err());
 }

@@ -260,8 +260,13 @@ pub const DEFAULT_SECRET_PREFIX: &str = "shop-token-broker/";
 
 impl SecretNames {
     /// Secrets Manager allows letters, digits and `/_+=.@-` in names.
+    /// It must end in `/`: the functions' grants are `<prefix>shoptet/*` and
+    /// `<prefix>shoprenter/*`, and a prefix such as `shop` would otherwise
+    /// share its names with any secret starting `shop…` (the template's
+    /// `SecretPrefix` has the same rule).
     pub fn new(prefix: &str) -> Result<Self, &'static str> {
         let valid = prefix.len() <= 256
+            && prefix.ends_with('/')
             && prefix
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b));
@@ -270,7 +275,7 @@ impl SecretNames {
                 prefix: prefix.to_owned(),
             })
         } else {
-            Err("letters, digits and /_+=.@- only, at most 256 characters")
+            Err("letters, digits and /_+=.@- only, ending in /, at most 256 characters")
         }
     }
 
