@@ -119,6 +119,11 @@ impl<T> LazySecret<T> {
                 }
                 value
                     .get_or_try_init(|| async {
+                        // Callers that queued behind a read that just failed
+                        // find the back-off here, not another read each.
+                        if failed_lock().is_some_and(|(until, _)| Instant::now() < until) {
+                            return Err(SecretUnavailable { variable });
+                        }
                         let read = load().await;
                         let mut failed = failed_lock();
                         match read {
@@ -249,6 +254,31 @@ mod tests {
         tokio::time::advance(FIRST_BACK_OFF).await;
         assert!(secret.get().await.unwrap().is_some());
         assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_concurrent_uses_while_the_store_fails_makes_one_read() {
+        // A read that takes a while: every use arrives while it is in flight.
+        let reads = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&reads);
+        let secret =
+            LazySecret::<ClientSecret>::on_first_use("SHOPTET_CLIENT_SECRET_ID", move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Err(StoreError::Unavailable("throttled".to_owned()))
+                }
+            });
+        let uses: Vec<_> = (0..50)
+            .map(|_| {
+                let secret = secret.clone();
+                tokio::spawn(async move { secret.get().await.map(|_| ()) })
+            })
+            .collect();
+        for using in uses {
+            assert!(using.await.unwrap().is_err());
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(start_paused = true)]
