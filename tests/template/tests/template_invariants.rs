@@ -2156,3 +2156,56 @@ fn the_secret_prefix_must_end_in_a_slash_and_the_default_does() {
     assert!(broker_aws::storage::SecretNames::new(default).is_ok());
     assert!(broker_aws::storage::SecretNames::new("shop").is_err());
 }
+
+/// An anonymous flood stays at API Gateway: the four public routes are
+/// throttled per route (parameters with defaults), and the install callback
+/// reserves (and is capped at) its own concurrency, so it can never take the
+/// vendor's or the account's capacity.
+#[test]
+fn the_public_routes_are_throttled_and_the_install_callback_reserves_its_concurrency() {
+    let template = load_template();
+    let events = template["Resources"][INSTALL_FUNCTION]["Properties"]["Events"]
+        .as_object()
+        .unwrap();
+    let throttle = json!({
+        "ThrottlingRateLimit": {"Ref": "PublicRouteRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "PublicRouteBurstLimit"},
+    });
+    let mut public = Vec::new();
+    for (name, event) in events {
+        let properties = &event["Properties"];
+        if properties["Auth"]["Authorizer"] == "NONE" {
+            assert_eq!(properties["RouteSettings"], throttle, "{name}");
+            public.push(properties["Path"].as_str().unwrap().to_owned());
+        }
+    }
+    public.sort();
+    assert_eq!(
+        public,
+        [
+            "/shoprenter/install",
+            "/shoprenter/uninstall",
+            "/shoptet/install",
+            "/shoptet/webhook"
+        ]
+    );
+    let parameters = &template["Parameters"];
+    assert_eq!(parameters["PublicRouteRateLimit"]["Default"], 10);
+    assert_eq!(parameters["PublicRouteBurstLimit"]["Default"], 20);
+    assert_eq!(
+        parameters["InstallCallbackReservedConcurrency"]["Default"],
+        10
+    );
+    assert_eq!(
+        template["Resources"][INSTALL_FUNCTION]["Properties"]["ReservedConcurrentExecutions"],
+        json!({"Fn::If": [
+            "ReservesInstallCallbackConcurrency",
+            {"Ref": "InstallCallbackReservedConcurrency"},
+            {"Ref": "AWS::NoValue"}
+        ]})
+    );
+    assert_eq!(
+        template["Conditions"]["ReservesInstallCallbackConcurrency"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "InstallCallbackReservedConcurrency"}, 0]}]})
+    );
+}
