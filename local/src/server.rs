@@ -11,7 +11,7 @@ use broker_domain::storage::{InstallationRegistry, InstallationStore, TokenCache
 use broker_runtime::metrics::{DEFAULT_NAMESPACE, Metrics, Service};
 use install_callback::InstallCallback;
 use lambda_http::Body;
-use lambda_http::http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use lambda_http::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use subtle::{Choice, ConstantTimeEq};
 use token_vendor::VendHandler;
 use tokio::net::TcpListener;
@@ -73,19 +73,35 @@ where
         request: Request<AxumBody>,
     ) -> Response<AxumBody> {
         let (parts, body) = request.into_parts();
-        let body = match to_bytes(body, usize::MAX).await {
-            Ok(bytes) => bytes,
-            Err(_) => return plain(StatusCode::BAD_REQUEST),
-        };
-        let request = Request::from_parts(parts, Body::from(body.to_vec()));
-        let path = request.uri().path();
-        if path == OPENAPI_PATH {
-            return openapi(request.method());
+        // Decided before any body is read: who may ask, and from where.
+        if broker.bearer_token.is_none() && !loopback_host(&parts.headers) {
+            // Without a bearer the server answers loopback only; a page in a
+            // browser that rebinds its own name to 127.0.0.1 still sends its
+            // own Host.
+            return plain(StatusCode::MISDIRECTED_REQUEST);
         }
-        if !is_public(path) && !broker.authorized(&request) {
+        let path = parts.uri.path();
+        if path == OPENAPI_PATH {
+            return openapi(&parts.method);
+        }
+        if !is_public(path) && !broker.authorized(&parts.headers) {
             return plain(StatusCode::UNAUTHORIZED);
         }
-        let response = if path.starts_with("/tokens/") {
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > MAX_BODY as u64) {
+            return plain(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        // A chunked body is cut off at the same size while it is read.
+        let body = match to_bytes(body, MAX_BODY).await {
+            Ok(bytes) => bytes,
+            Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE),
+        };
+        let to_vendor = path.starts_with("/tokens/");
+        let request = Request::from_parts(parts, Body::from(body.to_vec()));
+        let response = if to_vendor {
             match broker.vendor.handle(request).await {
                 Ok(response) => response,
                 Err(error) => error.to_response().map(Body::from),
@@ -96,18 +112,38 @@ where
         response.map(|body| AxumBody::from(body.to_vec()))
     }
 
-    fn authorized(&self, request: &Request<Body>) -> bool {
+    fn authorized(&self, headers: &HeaderMap) -> bool {
         let Some(expected) = &self.bearer_token else {
             return true;
         };
-        let presented = request
-            .headers()
+        let presented = headers
             .get("authorization")
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .unwrap_or_default();
         bearer_matches(presented, expected)
     }
+}
+
+/// The most a request body may hold: every route's body is a small JSON
+/// document or an event of at most 4 KiB.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Whether the request names a loopback host (`localhost`, `127.0.0.1`,
+/// `[::1]`, any port) in `Host`.
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let name = match host.rsplit_once(':') {
+        // `[::1]:8787`, `127.0.0.1:8787`, `localhost:8787`; a bare `[::1]`.
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() => name,
+        _ => host,
+    };
+    shop_token_protocol::loopback::is_loopback_host(name)
 }
 
 fn is_public(path: &str) -> bool {

@@ -366,3 +366,58 @@ fn the_api_description_is_served_without_the_bearer_and_marks_exactly_the_platfo
     );
     drop(server);
 }
+
+/// One raw HTTP/1.1 request whose head claims `content_length` bytes but
+/// whose body is never sent: the status line the server answers with,
+/// within 5 s (a server that waited for the body would answer nothing).
+fn status_before_the_body(broker_url: &str, head: &str, content_length: usize) -> String {
+    use std::io::{Read, Write};
+    let address = broker_url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    write!(stream, "{head}Content-Length: {content_length}\r\n\r\n").unwrap();
+    let mut answer = [0u8; 64];
+    let read = stream.read(&mut answer).unwrap_or(0);
+    String::from_utf8_lossy(&answer[..read])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn a_foreign_host_an_unauthorised_caller_and_an_oversized_body_are_refused_before_a_body_is_read() {
+    let (_dir, db) = fresh_db();
+    let server = Server::start(&db);
+    let url = server.broker_url().to_owned();
+    let authority = url.trim_start_matches("http://").to_owned();
+
+    // A page whose name rebinds to 127.0.0.1 still sends its own Host.
+    let foreign = "POST /shoptet/webhook HTTP/1.1\r\nHost: attacker.example\r\n";
+    assert_eq!(
+        status_before_the_body(&url, foreign, 10_000_000),
+        "HTTP/1.1 421 Misdirected Request"
+    );
+    // Loopback, but a body over 64 KiB (the head says so: nothing is read).
+    let oversized = format!("POST /shoptet/webhook HTTP/1.1\r\nHost: {authority}\r\n");
+    assert_eq!(
+        status_before_the_body(&url, &oversized, 65 * 1024),
+        "HTTP/1.1 413 Payload Too Large"
+    );
+    drop(server);
+
+    let bearer = "a-bearer-token-of-at-least-32-characters";
+    let server = Server::start_with(&db, &["--allow-remote"], &[("BROKER_BEARER_TOKEN", bearer)]);
+    let url = server.broker_url().to_owned();
+    let authority = url.trim_start_matches("http://").to_owned();
+    // An operator route without the bearer: refused before its body.
+    let unauthorised =
+        format!("PUT /shoptet/222651/installation HTTP/1.1\r\nHost: {authority}\r\n");
+    assert_eq!(
+        status_before_the_body(&url, &unauthorised, 10_000_000),
+        "HTTP/1.1 401 Unauthorized"
+    );
+    drop(server);
+}

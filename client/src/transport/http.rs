@@ -57,21 +57,24 @@ enum Auth {
 }
 
 impl HttpTransport {
-    /// The broker at `base_url` (`http` or `https`, no credentials, query
-    /// or fragment; a path such as an API stage is kept), without
-    /// authentication.
+    /// The broker at `base_url` (`https`, or `http` to a loopback host
+    /// such as `broker-local`; no credentials, query or fragment; a path
+    /// such as an API stage is kept), without authentication.
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
         let url = Url::parse(base_url)
             .map_err(|error| TransportError::with_cause("the broker URL is not a URL", &error))?;
-        let acceptable = matches!(url.scheme(), "http" | "https")
-            && url.has_host()
+        // Tokens and stale tokens travel in these answers and requests:
+        // plain http only where nothing but this machine can read them.
+        let acceptable = url
+            .host_str()
+            .is_some_and(|host| shop_token_protocol::loopback::scheme_allowed(url.scheme(), host))
             && url.username().is_empty()
             && url.password().is_none()
             && url.query().is_none()
             && url.fragment().is_none();
         if !acceptable {
             return Err(TransportError::new(
-                "the broker URL must be http(s)://host[:port][/path] without credentials, query or fragment",
+                "the broker URL must be https://host[:port][/path] (http:// only to a loopback host) without credentials, query or fragment",
             )
             .into());
         }
@@ -240,6 +243,26 @@ fn error_answer(status: StatusCode, body: &[u8], retry_after: Option<Duration>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_is_accepted_only_to_a_loopback_broker() {
+        for accepted in [
+            "https://broker.example",
+            "http://127.0.0.1:8787",
+            "http://localhost:8787",
+            "http://[::1]:8787",
+        ] {
+            assert!(HttpTransport::new(accepted).is_ok(), "{accepted}");
+        }
+        for refused in [
+            "http://broker.example",
+            "http://192.168.1.20:8787",
+            "ftp://127.0.0.1",
+            "https://user:pass@broker.example",
+        ] {
+            assert!(HttpTransport::new(refused).is_err(), "{refused}");
+        }
+    }
 
     #[test]
     fn the_base_url_loses_its_trailing_slash_and_keeps_a_stage() {
