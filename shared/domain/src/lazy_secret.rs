@@ -113,15 +113,15 @@ impl<T> LazySecret<T> {
                     return Ok(Some(value));
                 }
                 let failed_lock = || failed.lock().unwrap_or_else(PoisonError::into_inner);
-                let backing_off = failed_lock().is_some_and(|(until, _)| Instant::now() < until);
-                if backing_off {
+                let backing_off = || failed_lock().is_some_and(|(until, _)| Instant::now() < until);
+                if backing_off() {
                     return Err(SecretUnavailable { variable });
                 }
                 value
                     .get_or_try_init(|| async {
                         // Callers that queued behind a read that just failed
                         // find the back-off here, not another read each.
-                        if failed_lock().is_some_and(|(until, _)| Instant::now() < until) {
+                        if backing_off() {
                             return Err(SecretUnavailable { variable });
                         }
                         let read = load().await;

@@ -6,9 +6,4 @@ pub use shop_token_protocol::lifetimes::{
     SHOPTET_API_TOKEN_LIFETIME, SHOPTET_LIVE_TOKEN_CAP,
 };
 
-use crate::ids::Platform;
-
-/// The longest life a platform's tokens have: no caller can ask for more.
-pub fn token_lifetime(platform: Platform) -> std::time::Duration {
-    platform.token_lifetime()
-}
+// A platform's longest token life is the protocol's `Platform::token_lifetime`.

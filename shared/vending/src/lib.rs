@@ -177,7 +177,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
     pub async fn vend(&self, request: &VendRequest) -> Result<Vended, VendError> {
         let platform = request.shop.platform();
         let min_ttl = request.min_ttl.unwrap_or_default();
-        let lifetime = limits::token_lifetime(platform);
+        let lifetime = platform.token_lifetime();
         if min_ttl >= lifetime {
             return Err(VendError::InvalidRequest(format!(
                 "min_ttl_seconds must be below {} for {platform} tokens",
