@@ -13,13 +13,14 @@ use broker_domain::secret::WebhookKey;
 use broker_platforms::shoptet_webhook;
 use broker_runtime::metrics::{Metrics, Service};
 use install_callback::{AwsInstallCallback, AwsInstallConfig};
-use lambda_http::Body;
 use lambda_http::http::{Request, StatusCode};
+use lambda_http::{Body, RequestExt};
 use platform_double::DoubleConfig;
 use token_vendor::{AwsVendHandler, Source};
 
 use crate::Error;
 use crate::fleet::{Fleet, request, shoptet};
+use test_support::front_door::iam_http_api_context;
 use test_support::request_counting::{RequestCounter, RequestCounts, counting};
 
 const REDIRECT_URI: &str = "https://broker.example/shoptet/install";
@@ -194,7 +195,10 @@ async fn get(install: &AwsInstallCallback, path_and_query: &str) -> StatusCode {
         .method("GET")
         .uri(format!("https://broker.example{path_and_query}"))
         .body(Body::Empty)
-        .expect("a valid request");
+        .expect("a valid request")
+        // An operator's SigV4 request, as API Gateway vouches for it (the
+        // platform callbacks ignore it).
+        .with_request_context(iam_http_api_context());
     install.handle(request).await.status()
 }
 

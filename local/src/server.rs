@@ -9,7 +9,7 @@ use axum::extract::State;
 use broker_domain::http::HttpError;
 use broker_domain::storage::{InstallationRegistry, InstallationStore, TokenCache};
 use broker_runtime::metrics::{DEFAULT_NAMESPACE, Metrics, Service};
-use install_callback::InstallCallback;
+use install_callback::{InstallCallback, OperatorGate};
 use lambda_http::Body;
 use lambda_http::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use subtle::{Choice, ConstantTimeEq};
@@ -61,10 +61,17 @@ where
     }
 
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+        // This server decides who reaches the operator routes (`route`: a
+        // loopback Host or the bearer), as API Gateway's IAM does on AWS;
+        // its requests carry no IAM identity for the handler to check.
+        let broker = Self {
+            install: self.install.with_operator_gate(OperatorGate::DecidedByHost),
+            ..self
+        };
         // One fallback: the routing is the handlers' own, as behind API Gateway.
         let app = Router::new()
             .fallback(Self::route)
-            .with_state(Arc::new(self));
+            .with_state(Arc::new(broker));
         axum::serve(listener, app).await
     }
 

@@ -16,6 +16,9 @@ use crate::browser;
 pub enum InstallError {
     #[error("no such route")]
     NotFound,
+    /// An operator route without an IAM identity in the event.
+    #[error("operator routes need an IAM-authorised caller")]
+    Forbidden,
     #[error("the broker knows no installation of this shop")]
     UnknownInstallation,
     /// `allow`: the route's methods, for the `Allow` header.
@@ -44,6 +47,7 @@ impl HttpError for InstallError {
     fn code(&self) -> ErrorCode {
         match self {
             Self::NotFound | Self::UnknownInstallation => ErrorCode::NotFound,
+            Self::Forbidden => ErrorCode::Forbidden,
             Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::UpstreamRejected { .. } => ErrorCode::UpstreamRejected,

@@ -28,6 +28,7 @@ use lambda_http::http::{Response, StatusCode};
 use serde::Deserialize;
 use tokio::time::{Instant, timeout_at};
 
+use crate::caller::OperatorGate;
 use crate::config::{AppEntryUrl, InstallConfig};
 use crate::error::InstallError;
 use crate::outcome::{EventOutcome, InstallOutcome, LifecycleEvent, Stored, StoredStatus};
@@ -72,6 +73,7 @@ pub struct InstallCallback<S, C, R> {
     lifecycle: Lifecycle,
     /// Platform-facing routes answer within this (Shoptet gives up at 4-5 s).
     deadline: Duration,
+    operator_gate: OperatorGate,
 }
 
 impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallback<S, C, R> {
@@ -111,6 +113,17 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
                 app_entry_url: config.shoprenter_app_entry_url,
             },
             deadline: config.install_deadline,
+            operator_gate: OperatorGate::default(),
+        }
+    }
+
+    /// Who admits callers to the operator routes; by default the IAM
+    /// identity in the event (see [`OperatorGate`]). Only a host that
+    /// authorises callers itself (`broker-local`) sets another.
+    pub fn with_operator_gate(self, operator_gate: OperatorGate) -> Self {
+        Self {
+            operator_gate,
+            ..self
         }
     }
 
@@ -135,6 +148,10 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
 
     pub(crate) fn stores(&self) -> &Stores<S, C, R> {
         self.vendor.stores()
+    }
+
+    pub(crate) fn operator_gate(&self) -> OperatorGate {
+        self.operator_gate
     }
 
     pub(crate) fn lifecycle(&self) -> &Lifecycle {

@@ -2,6 +2,7 @@
 //! `main.rs` only wires; the local server hosts the same handler.
 
 mod browser;
+pub mod caller;
 pub mod config;
 pub mod error;
 pub mod handler;
@@ -18,6 +19,7 @@ use broker_aws::storage::dynamodb::DynamoTokenCache;
 use broker_aws::storage::dynamodb_registry::DynamoRegistry;
 use broker_domain::secret::{ExposeSecret, WebhookKey};
 
+pub use caller::OperatorGate;
 pub use config::{AwsInstallConfig, InstallConfig};
 pub use error::InstallError;
 pub use handler::{InstallCallback, InstallSecrets};

@@ -11,6 +11,7 @@ use lambda_http::http::{Method, Response};
 use lambda_http::{Body, Request};
 use tokio::time::Instant;
 
+use crate::caller;
 use crate::error::InstallError;
 use crate::handler::InstallCallback;
 
@@ -73,6 +74,19 @@ impl Route<'_> {
         }
     }
 
+    /// Everything but the four platform callbacks is the operator's: served
+    /// only to a caller the [`OperatorGate`](crate::caller::OperatorGate)
+    /// admits.
+    fn is_operator(&self) -> bool {
+        !matches!(
+            self,
+            Self::ShoptetInstall
+                | Self::ShoptetWebhook
+                | Self::ShoprenterAppInstall
+                | Self::ShoprenterAppUninstall
+        )
+    }
+
     /// Browser routes answer errors as a short HTML page.
     fn is_browser(&self) -> bool {
         matches!(
@@ -120,6 +134,16 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         request: &Request,
         started: Instant,
     ) -> Result<Response<String>, InstallError> {
+        // Before the method, the body or the store: an unadmitted caller
+        // learns nothing but 403.
+        if route.as_ref().is_some_and(Route::is_operator) {
+            if !self.operator_gate().admits(request) {
+                return Err(InstallError::Forbidden);
+            }
+            if let Some(arn) = caller::iam_caller(request) {
+                tracing::info!(caller = arn, method = %request.method(), path = request.uri().path(), "operator request");
+            }
+        }
         match (route, request.method()) {
             (Some(Route::ShoptetInstall), &Method::GET) => {
                 self.install_shoptet(request, started).await

@@ -35,6 +35,10 @@ pub enum ErrorCode {
     /// `invalid_signature` (401): a platform's signature is missing or does
     /// not match; nothing changed.
     InvalidSignature,
+    /// `forbidden` (403): an operator route reached without an IAM
+    /// identity vouched for by the front door (API Gateway or a Function
+    /// URL with IAM authorisation); nothing was read or changed.
+    Forbidden,
     /// `not_found` (404): no such route, or no such installation.
     NotFound,
     /// `not_installed` (404): the shop has no valid installation (never
@@ -68,9 +72,10 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of their HTTP statuses.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidSignature,
+        ErrorCode::Forbidden,
         ErrorCode::NotFound,
         ErrorCode::NotInstalled,
         ErrorCode::NotConfigured,
@@ -89,6 +94,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::InvalidSignature => "invalid_signature",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::NotInstalled => "not_installed",
             ErrorCode::NotConfigured => "not_configured",
@@ -113,6 +119,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidRequest => 400,
             ErrorCode::InvalidSignature => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::NotFound | ErrorCode::NotInstalled | ErrorCode::NotConfigured => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::AddonSuspended => 409,
@@ -377,6 +384,7 @@ mod tests {
             [
                 ("invalid_request", 400, false),
                 ("invalid_signature", 401, false),
+                ("forbidden", 403, false),
                 ("not_found", 404, false),
                 ("not_installed", 404, false),
                 ("not_configured", 404, false),

@@ -8,6 +8,7 @@
 //! Every helper refuses endpoints that are not on the loopback interface, so a
 //! test can never create or delete resources in a real AWS account.
 
+pub mod front_door;
 pub mod request_counting;
 
 use std::net::{IpAddr, TcpListener};

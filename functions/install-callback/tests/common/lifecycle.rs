@@ -8,10 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use broker_domain::secret::{ClientSecret, WebhookKey};
 use broker_platforms::{shoprenter_app, shoptet_webhook};
 use install_callback::{AwsInstallCallback, AwsInstallConfig, build_on_aws};
-use lambda_http::Body;
 use lambda_http::http::{Request, Response, StatusCode};
+use lambda_http::{Body, RequestExt};
 use platform_double::{DoubleConfig, Endpoint, InstallationState};
 use serde_json::Value;
+use test_support::front_door::iam_http_api_context;
 use test_support::{TestWorld, into_json};
 use token_vendor::{AwsVendHandler, AwsVendorConfig};
 
@@ -155,7 +156,13 @@ impl Lifecycle {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        self.install.handle(request.body(body).unwrap()).await
+        // As an operator's SigV4 request arrives through our HTTP API; the
+        // platform callbacks ignore the identity.
+        let request = request
+            .body(body)
+            .unwrap()
+            .with_request_context(iam_http_api_context());
+        self.install.handle(request).await
     }
 
     pub async fn send(

@@ -9,11 +9,12 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use install_callback::{AwsInstallCallback, AwsInstallConfig, build_on_aws};
-use lambda_http::Body;
 use lambda_http::http::{Request, StatusCode};
+use lambda_http::{Body, RequestExt};
 use platform_double::DoubleConfig;
 use serde_json::Value;
 use test_support::TestWorld;
+use test_support::front_door::iam_http_api_context;
 pub use test_support::into_json;
 
 /// The handler with its metric lines in a buffer the test reads, instead
@@ -137,11 +138,14 @@ impl Broker {
         path_and_query: &str,
         body: Body,
     ) -> (StatusCode, Value) {
+        // Signed by an operator, as API Gateway's IAM authorisation
+        // vouches on every route of ours that needs it.
         let request = Request::builder()
             .method(method)
             .uri(format!("https://broker.example{path_and_query}"))
             .body(body)
-            .unwrap();
+            .unwrap()
+            .with_request_context(iam_http_api_context());
         into_json(self.handler.handle(request).await)
     }
 
