@@ -12,6 +12,8 @@ use broker_platforms::upstream::{HttpSettings, UpstreamUrl};
 use broker_runtime::env::{self, ConfigError, Env};
 use broker_vending::VendTiming;
 
+use crate::caller::SourceAllowlist;
+
 /// Shoptet gives up on an install callback after 5 s.
 const SHOPTET_INSTALL_LIMIT: Duration = Duration::from_secs(5);
 
@@ -26,6 +28,8 @@ pub struct InstallConfig {
     /// The install URL registered with Shoptet. Unset: the URL the install
     /// request arrived at (API Gateway's own host), which is what Shoptet called.
     pub shoptet_redirect_uri: Option<String>,
+    /// Where Shoptet's install calls may come from; `None`: anywhere.
+    pub shoptet_install_sources: Option<SourceAllowlist>,
     pub shoprenter_oauth_url: UpstreamUrl,
     pub shoprenter_hmac_max_age: Duration,
     /// Where the merchant's browser goes after a Shoprenter install
@@ -80,6 +84,10 @@ impl InstallConfig {
             },
             shoptet_client_id: env::required(env, "SHOPTET_CLIENT_ID")?,
             shoptet_redirect_uri: env::optional(env, "SHOPTET_REDIRECT_URI"),
+            shoptet_install_sources: SourceAllowlist::parse(
+                &env::optional(env, "SHOPTET_INSTALL_SOURCE_CIDRS").unwrap_or_default(),
+            )
+            .map_err(|problem| ConfigError::new("SHOPTET_INSTALL_SOURCE_CIDRS", problem))?,
             shoprenter_oauth_url: platform_config::shoprenter_oauth_url(env)?,
             shoprenter_hmac_max_age: env::parsed(
                 env,
@@ -168,6 +176,7 @@ mod tests {
         );
         assert_eq!(config.install.install_deadline, Duration::from_millis(4000));
         assert_eq!(config.install.shoptet_redirect_uri, None);
+        assert_eq!(config.install.shoptet_install_sources, None);
         assert_eq!(config.install.uninstall_recovery, RecoveryWindow::DEFAULT);
         assert_eq!(
             config.install.shoprenter_hmac_max_age,
@@ -208,6 +217,14 @@ mod tests {
             (
                 [&MINIMAL[..], &[("SECRET_PREFIX", "no spaces")]].concat(),
                 "SECRET_PREFIX",
+            ),
+            (
+                [
+                    &MINIMAL[..],
+                    &[("SHOPTET_INSTALL_SOURCE_CIDRS", "78.24.15.64/26,shoptet")],
+                ]
+                .concat(),
+                "SHOPTET_INSTALL_SOURCE_CIDRS",
             ),
             (
                 [&MINIMAL[..], &[("UNINSTALL_RECOVERY_DAYS", "6")]].concat(),

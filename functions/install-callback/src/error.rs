@@ -19,6 +19,9 @@ pub enum InstallError {
     /// An operator route without an IAM identity in the event.
     #[error("operator routes need an IAM-authorised caller")]
     Forbidden,
+    /// A Shoptet install call from outside `SHOPTET_INSTALL_SOURCE_CIDRS`.
+    #[error("install calls are accepted only from the configured networks")]
+    SourceNotAllowed,
     #[error("the broker knows no installation of this shop")]
     UnknownInstallation,
     /// `allow`: the route's methods, for the `Allow` header.
@@ -47,7 +50,7 @@ impl HttpError for InstallError {
     fn code(&self) -> ErrorCode {
         match self {
             Self::NotFound | Self::UnknownInstallation => ErrorCode::NotFound,
-            Self::Forbidden => ErrorCode::Forbidden,
+            Self::Forbidden | Self::SourceNotAllowed => ErrorCode::Forbidden,
             Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::UpstreamRejected { .. } => ErrorCode::UpstreamRejected,

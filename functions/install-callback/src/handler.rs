@@ -28,7 +28,7 @@ use lambda_http::http::{Response, StatusCode};
 use serde::Deserialize;
 use tokio::time::{Instant, timeout_at};
 
-use crate::caller::OperatorGate;
+use crate::caller::{self, OperatorGate, SourceAllowlist};
 use crate::config::{AppEntryUrl, InstallConfig};
 use crate::error::InstallError;
 use crate::outcome::{EventOutcome, InstallOutcome, LifecycleEvent, Stored, StoredStatus};
@@ -67,6 +67,7 @@ pub struct InstallCallback<S, C, R> {
     addon_client_secret: LazySecret<ClientSecret>,
     /// `None`: derived from the request (see `InstallConfig`).
     redirect_uri: Option<String>,
+    install_sources: Option<SourceAllowlist>,
     /// Confirmations and verifications mint through the vendor's lease and
     /// ledger; it also holds the stores.
     vendor: TokenVendor<S, C, R>,
@@ -105,6 +106,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             addon_client_id: config.shoptet_client_id,
             addon_client_secret: secrets.shoptet_client_secret,
             redirect_uri: config.shoptet_redirect_uri,
+            install_sources: config.shoptet_install_sources,
             vendor,
             lifecycle: Lifecycle {
                 webhook_key: secrets.webhook_key,
@@ -194,6 +196,14 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         started: Instant,
     ) -> Result<Response<String>, InstallError> {
         let deadline = started + self.deadline;
+        // Before the code is read: a call from elsewhere costs nothing.
+        if let Some(sources) = &self.install_sources
+            && !sources.admits(request)
+        {
+            let source = caller::source_ip(request);
+            tracing::warn!(source = ?source, "install call from outside SHOPTET_INSTALL_SOURCE_CIDRS refused; if Shoptet's installs fail, check the list");
+            return Err(InstallError::SourceNotAllowed);
+        }
         let code = install_code(request.uri().query())?;
         let redirect_uri = match &self.redirect_uri {
             Some(configured) => configured.clone(),

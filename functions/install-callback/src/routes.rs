@@ -111,10 +111,13 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             Err(error) => {
                 tracing::warn!(outcome = error.code().as_str(), %error, duration_ms, "request refused");
                 // A request that is no install attempt (no code, a bad
-                // body, a wrong method) is no install failure.
+                // body, a wrong method, a source outside the allowlist) is
+                // no install failure.
                 let attempted = !matches!(
                     error,
-                    InstallError::InvalidRequest(_) | InstallError::MethodNotAllowed { .. }
+                    InstallError::InvalidRequest(_)
+                        | InstallError::MethodNotAllowed { .. }
+                        | InstallError::SourceNotAllowed
                 );
                 if let Some(platform) = installs.filter(|_| attempted) {
                     let dimensions =

@@ -169,3 +169,44 @@ async fn the_platform_callbacks_are_served_without_an_identity_on_every_door() {
         }
     }
 }
+
+#[tokio::test]
+async fn with_a_source_allowlist_an_install_call_from_elsewhere_is_refused_before_its_code_is_used()
+{
+    // The fixtures' events come from 203.0.113.7.
+    let broker = Broker::start_with_env(&[(
+        "SHOPTET_INSTALL_SOURCE_CIDRS",
+        "78.24.15.64/26,93.185.110.117/28",
+    )])
+    .await;
+    let code = broker.double.issue_install_code(31_200);
+    let path = format!("/shoptet/install?code={code}");
+    for door in EVERY_DOOR {
+        let (status, body) = send(&broker, door, Caller::Anonymous, "GET", &path, "").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{door:?}: {body}");
+        assert_eq!(error_code(&body), "forbidden");
+    }
+    assert_eq!(
+        broker.double.total_calls(),
+        0,
+        "the code was never exchanged"
+    );
+    assert!(broker.secret("shoptet", "31200").await.is_none());
+
+    // The same code from inside the list installs.
+    let allowed =
+        Broker::start_with_env(&[("SHOPTET_INSTALL_SOURCE_CIDRS", "203.0.113.0/24")]).await;
+    let code = allowed.double.issue_install_code(31_201);
+    let path = format!("/shoptet/install?code={code}");
+    let (status, body) = send(
+        &allowed,
+        FrontDoor::HttpApi,
+        Caller::Anonymous,
+        "GET",
+        &path,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(allowed.secret("shoptet", "31201").await.is_some());
+}

@@ -90,6 +90,7 @@ const INSTALL_ENV: &[&str] = &[
     "SHOPTET_CLIENT_ID",
     "SHOPTET_CLIENT_SECRET_ID",
     "SHOPTET_REDIRECT_URI",
+    "SHOPTET_INSTALL_SOURCE_CIDRS",
     "SHOPTET_WEBHOOK_KEY_SECRET_ID",
     "SHOPRENTER_OAUTH_URL",
     "SHOPRENTER_CLIENT_ID",
@@ -2207,5 +2208,29 @@ fn the_public_routes_are_throttled_and_the_install_callback_reserves_its_concurr
     assert_eq!(
         template["Conditions"]["ReservesInstallCallbackConcurrency"],
         json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "InstallCallbackReservedConcurrency"}, 0]}]})
+    );
+}
+
+#[test]
+fn the_shoptet_install_source_allowlist_is_a_parameter_that_is_off_by_default() {
+    let template = load_template();
+    let parameter = &template["Parameters"]["ShoptetInstallSourceCidrs"];
+    assert_eq!(parameter["Type"], "String");
+    assert_eq!(
+        parameter["Default"], "",
+        "never on by default: a wrong list fails every install"
+    );
+    let description = parameter["Description"].as_str().unwrap();
+    for range in ["78.24.15.64/26", "93.185.110.117/28", "185.184.254.0/24"] {
+        assert!(
+            description.contains(range),
+            "both published sources name {range}"
+        );
+    }
+    assert!(description.contains("unconfirmed"));
+    assert_eq!(parameter["AllowedPattern"], "^[0-9a-fA-F:./, ]*$");
+    assert_eq!(
+        properties(&template, INSTALL_FUNCTION)["Environment"]["Variables"]["SHOPTET_INSTALL_SOURCE_CIDRS"],
+        json!({"Ref": "ShoptetInstallSourceCidrs"})
     );
 }

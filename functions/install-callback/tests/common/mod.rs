@@ -62,14 +62,20 @@ impl Broker {
     /// Like `start`, but the handler talks to `store` (e.g. a closed port)
     /// while the test inspects `aws`.
     pub async fn start_with_store(aws: SdkConfig, store: SdkConfig) -> Self {
-        Self::start_inner(aws, store, Some(REDIRECT_URI), REDIRECT_URI).await
+        Self::start_inner(aws, store, Some(REDIRECT_URI), REDIRECT_URI, &[]).await
+    }
+
+    /// Like `start`, with more (or other) environment variables.
+    pub async fn start_with_env(vars: &[(&'static str, &str)]) -> Self {
+        let aws = test_support::emulator_sdk_config().await;
+        Self::start_inner(aws.clone(), aws, Some(REDIRECT_URI), REDIRECT_URI, vars).await
     }
 
     /// A broker without `SHOPTET_REDIRECT_URI`, whose Shoptet registered
     /// `registered` as the install URL.
     pub async fn start_deriving_redirect_uri(registered: &str) -> Self {
         let aws = test_support::emulator_sdk_config().await;
-        Self::start_inner(aws.clone(), aws, None, registered).await
+        Self::start_inner(aws.clone(), aws, None, registered, &[]).await
     }
 
     async fn start_inner(
@@ -77,6 +83,7 @@ impl Broker {
         store: SdkConfig,
         configured_redirect: Option<&str>,
         registered_redirect: &str,
+        vars: &[(&'static str, &str)],
     ) -> Self {
         // With an unreachable store the add-on's client secret cannot be read
         // at start-up, so that broker runs as an add-on without one.
@@ -117,6 +124,9 @@ impl Broker {
         }
         if let Some(redirect) = configured_redirect {
             env.insert("SHOPTET_REDIRECT_URI", redirect.to_owned());
+        }
+        for (name, value) in vars {
+            env.insert(name, (*value).to_owned());
         }
         let config = AwsInstallConfig::from_env(&|name: &str| env.get(name).cloned()).unwrap();
         let (handler, metrics) = with_captured_metrics(build_on_aws(config, &store));
