@@ -90,7 +90,7 @@ impl InMemoryPlatforms {
         }
         let oauth = oauth.expose_secret().to_owned();
         let Some(live) = state.installations.get_mut(&oauth) else {
-            return Err(MintError::Revoked);
+            return Err(MintError::Revoked(crate::Revocation::ErrorCode));
         };
         live.retain(|expires_at| *expires_at > now);
         if live.len() >= SHOPTET_LIVE_TOKEN_CAP {
