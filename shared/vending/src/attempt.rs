@@ -152,10 +152,19 @@ pub(crate) fn check_cap(
 /// and served, so consumers mint less in turn.
 pub const CONFIRMATION_MINT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// At most this many of the shop's tokens live after an unsigned
+/// confirmation's mint. A forged stream then holds the shop at two live
+/// tokens; a consumer's ordinary refresh takes a third, and two slots stay
+/// free for tokens reported stale. (Allowing more only makes the stream's
+/// tokens outlive the cached one, so the consumers' refresh lands on the
+/// last slot.)
+pub const UNSIGNED_CONFIRMATION_LIVE_LIMIT: usize = 2;
+
 /// Whether a confirmation may mint now, decided on the shop's ledger (the
-/// entry as read, and again as the lease finds it). Any confirmation keeps
-/// one of Shoptet's five slots free for consumers; an unsigned one also
-/// waits [`CONFIRMATION_MINT_INTERVAL`] after the shop's newest mint.
+/// entry as read, and again as the lease finds it). A signed one keeps the
+/// last of Shoptet's five slots free for consumers; an unsigned one mints
+/// only up to [`UNSIGNED_CONFIRMATION_LIVE_LIMIT`] live tokens and no
+/// sooner than [`CONFIRMATION_MINT_INTERVAL`] after the shop's newest mint.
 /// Shoprenter has no cap and no lifecycle webhooks: nothing to budget.
 pub(crate) fn confirmation_budget(
     shop: &ShopRef,
@@ -167,9 +176,12 @@ pub(crate) fn confirmation_budget(
         return Ok(());
     }
     let live: Vec<SystemTime> = live_ledger(entry, now).collect();
-    // After this mint at least one slot must still be free.
-    if live.len() + 1 >= limits::SHOPTET_LIVE_TOKEN_CAP {
-        return Err(Doubt::LastFreeSlot);
+    let limit = match provenance {
+        Provenance::Signed => limits::SHOPTET_LIVE_TOKEN_CAP - 1,
+        Provenance::Unsigned => UNSIGNED_CONFIRMATION_LIVE_LIMIT,
+    };
+    if live.len() + 1 > limit {
+        return Err(Doubt::ConsumerReserve);
     }
     let newest_mint = live
         .iter()

@@ -22,7 +22,7 @@ mod wait;
 #[cfg(test)]
 mod tests;
 
-pub use attempt::CONFIRMATION_MINT_INTERVAL;
+pub use attempt::{CONFIRMATION_MINT_INTERVAL, UNSIGNED_CONFIRMATION_LIVE_LIMIT};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use error::VendError;
 pub use port::{Grant, MintError, Minter, Minting, Revocation};
@@ -262,7 +262,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         match refusal {
             // A signed event met a full ledger: Shoptet retries it later.
             Refusal {
-                doubt: Some(Doubt::LastFreeSlot),
+                doubt: Some(Doubt::ConsumerReserve),
                 error,
                 ..
             } if !unsigned => Err(error),

@@ -71,8 +71,10 @@ pub enum Doubt {
     /// Unsigned: a token was minted for the shop within
     /// [`crate::CONFIRMATION_MINT_INTERVAL`], so no confirmation mints now.
     MintedRecently,
-    /// A mint now would leave no free slot of Shoptet's cap for consumers.
-    LastFreeSlot,
+    /// A mint now would eat into the slots of Shoptet's cap kept for
+    /// consumers ([`crate::UNSIGNED_CONFIRMATION_LIVE_LIMIT`]; signed: the
+    /// last free one).
+    ConsumerReserve,
     /// Unsigned: the platform refused the OAuth token with a bare 401.
     UnexplainedRefusal,
     /// Unsigned: the platform itself refused to issue more tokens.
@@ -84,7 +86,7 @@ impl Doubt {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::MintedRecently => "minted_recently",
-            Self::LastFreeSlot => "last_free_slot",
+            Self::ConsumerReserve => "consumer_reserve",
             Self::UnexplainedRefusal => "unexplained_refusal",
             Self::CapReached => "cap_reached",
         }
