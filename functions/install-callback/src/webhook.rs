@@ -1,6 +1,14 @@
 //! `POST /shoptet/webhook`: Shoptet's add-on system events. Nothing changes
 //! on the body's word: the OAuth server confirms the state first, through
-//! the vendor's lease and ledger.
+//! the vendor's lease and ledger (whose budget bounds what an unsigned
+//! event may mint).
+//!
+//! Without a signature key anyone can send events, so every well-formed
+//! one gets the same answer, `{"status":"received"}`, whatever became of
+//! it: sequential eshopIds must not tell which shops installed the add-on,
+//! nor their state. The real outcome still goes to the log line and the
+//! `LifecycleEvents` metric, for the operator. Signed, verified deliveries
+//! get the detailed outcome.
 
 use std::time::SystemTime;
 
@@ -9,7 +17,7 @@ use broker_domain::ids::ShopRef;
 use broker_domain::model::{InstallationStatus, StatusChange};
 use broker_domain::storage::{InstallationRegistry, InstallationStore, TokenCache};
 use broker_platforms::shoptet_webhook::{self, AddonEvent, AddonEventKind, SIGNATURE_HEADER};
-use broker_vending::Confirmation;
+use broker_vending::{Confirmation, Provenance};
 use lambda_http::Request;
 use lambda_http::http::{Response, StatusCode};
 use serde::Serialize;
@@ -19,9 +27,22 @@ use crate::error::InstallError;
 use crate::handler::InstallCallback;
 use crate::outcome::{EventOutcome, LifecycleEvent};
 
+/// The body of a 200: the outcome for a verified sender, one fixed word
+/// for anyone else.
 #[derive(Serialize)]
-struct Answer {
-    status: EventOutcome,
+#[serde(untagged)]
+enum Answer {
+    Verified { status: EventOutcome },
+    Unverified { status: &'static str },
+}
+
+impl Answer {
+    fn to(provenance: Provenance, outcome: EventOutcome) -> Self {
+        match provenance {
+            Provenance::Signed => Self::Verified { status: outcome },
+            Provenance::Unsigned => Self::Unverified { status: "received" },
+        }
+    }
 }
 
 impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallback<S, C, R> {
@@ -37,16 +58,20 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
                 "the body is too large for an event",
             ));
         }
-        if let Some(key) = self.lifecycle().webhook_key.get().await? {
-            let signature = request
-                .headers()
-                .get(SIGNATURE_HEADER)
-                .map(|value| value.as_bytes())
-                .unwrap_or_default();
-            if !shoptet_webhook::signature_matches(key, body, signature) {
-                return Err(InstallError::InvalidSignature);
+        let provenance = match self.lifecycle().webhook_key.get().await? {
+            Some(key) => {
+                let signature = request
+                    .headers()
+                    .get(SIGNATURE_HEADER)
+                    .map(|value| value.as_bytes())
+                    .unwrap_or_default();
+                if !shoptet_webhook::signature_matches(key, body, signature) {
+                    return Err(InstallError::InvalidSignature);
+                }
+                Provenance::Signed
             }
-        }
+            None => Provenance::Unsigned,
+        };
         let now = SystemTime::now();
         let event = AddonEvent::parse(body, now).map_err(|_| {
             InstallError::InvalidRequest(
@@ -60,7 +85,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
                 let created = event.created.unwrap_or(now);
                 timeout_at(
                     started + self.deadline(),
-                    self.apply(&shop, kind, created, now),
+                    self.apply(&shop, kind, created, now, provenance),
                 )
                 .await
                 .map_err(|_| InstallError::UpstreamUnavailable)??
@@ -72,11 +97,15 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             platform = "shoptet",
             shop = %event.eshop_id,
             event = kind.as_str(),
-            outcome = ?outcome,
+            outcome = outcome.as_str(),
+            ?provenance,
             duration_ms = started.elapsed().as_millis() as u64,
             "add-on event handled"
         );
-        Ok(json_response(StatusCode::OK, &Answer { status: outcome }))
+        Ok(json_response(
+            StatusCode::OK,
+            &Answer::to(provenance, outcome),
+        ))
     }
 
     async fn apply(
@@ -85,9 +114,13 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         kind: AddonEventKind,
         created: SystemTime,
         received: SystemTime,
+        provenance: Provenance,
     ) -> Result<EventOutcome, InstallError> {
         use AddonEventKind::{Approve, Suspend, Terminate, Uninstall};
-        let confirmation = self.vendor().confirm(shop, created, received).await?;
+        let confirmation = self
+            .vendor()
+            .confirm(shop, created, received, provenance)
+            .await?;
         let registry = &self.stores().registry;
         let now = SystemTime::now();
         let outcome = match (kind, confirmation) {

@@ -69,7 +69,12 @@ async fn installs_and_their_failures_are_counted_by_outcome_and_code_as_each_req
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_events_are_counted_by_event_and_outcome() {
-    let lifecycle = Lifecycle::start(Setup::default()).await;
+    // Signed, so the scenarios' genuine events are settled (see lifecycle.rs).
+    let lifecycle = Lifecycle::start(Setup {
+        webhook_key: true,
+        ..Setup::default()
+    })
+    .await;
     let mut secrets = Secrets::default();
     common::lifecycle::uninstall_then_reinstall(&lifecycle, 910011, &mut secrets).await;
     let written = lines(&lifecycle.metrics.text());

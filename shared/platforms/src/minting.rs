@@ -1,7 +1,7 @@
 //! The platforms behind the vending core's minting port, and what their
 //! failures mean to a caller.
 
-use broker_vending::{Grant, MintError, Minter, Minting, VendError};
+use broker_vending::{Grant, MintError, Minter, Minting, Revocation, VendError};
 
 use crate::ids::{Platform, ShoprenterShopName};
 use crate::model::{InstallationStatus, ShoprenterCredentials};
@@ -75,7 +75,8 @@ impl Minter for PlatformMinter {
 impl From<ShoptetError> for MintError {
     fn from(error: ShoptetError) -> Self {
         match error {
-            ShoptetError::InstallationRevoked => Self::Revoked,
+            ShoptetError::InstallationRevoked => Self::Revoked(Revocation::ErrorCode),
+            ShoptetError::UnexplainedUnauthorized => Self::Revoked(Revocation::StatusOnly),
             ShoptetError::AddonNotInstalled => Self::Verdict(InstallationStatus::Uninstalled),
             ShoptetError::AddonSuspended | ShoptetError::AddonNotApproved => {
                 Self::Verdict(InstallationStatus::Suspended)
@@ -104,9 +105,9 @@ impl From<UpstreamFailure> for VendError {
 impl From<ShoptetError> for VendError {
     fn from(error: ShoptetError) -> Self {
         match error {
-            ShoptetError::InstallationRevoked | ShoptetError::AddonNotInstalled => {
-                Self::NotInstalled
-            }
+            ShoptetError::InstallationRevoked
+            | ShoptetError::UnexplainedUnauthorized
+            | ShoptetError::AddonNotInstalled => Self::NotInstalled,
             ShoptetError::AddonSuspended | ShoptetError::AddonNotApproved => Self::AddonSuspended,
             ShoptetError::Upstream(failure) => failure.into(),
             error => Self::UpstreamRejected {

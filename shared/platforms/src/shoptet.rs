@@ -72,6 +72,11 @@ pub enum ShoptetError {
     AddonNotApproved,
     #[error("the installation's OAuth access token is no longer valid (uninstalled)")]
     InstallationRevoked,
+    /// getAccessToken answered 401 without an error code we know: most
+    /// likely the same as [`Self::InstallationRevoked`], but a proxy or an
+    /// outage answers that too.
+    #[error("the OAuth server answered 401 without an error code")]
+    UnexplainedUnauthorized,
     #[error("Shoptet {0}")]
     Upstream(#[from] UpstreamFailure),
 }
@@ -95,6 +100,7 @@ impl ShoptetError {
             Self::AddonNotInstalled => "addon_not_installed",
             Self::AddonNotApproved => "addon_not_approved",
             Self::InstallationRevoked => "installation_revoked",
+            Self::UnexplainedUnauthorized => "unauthorized",
             Self::Upstream(failure) => failure.upstream_code(),
         }
     }
@@ -284,8 +290,14 @@ fn classify_failure(response: &UpstreamResponse, call: Call) -> ShoptetError {
         _ => {}
     }
     // A 401 from getAccessToken means the OAuth access token itself is dead.
+    // OAuth's `invalid_token` (RFC 6750) says so; a bare 401 only suggests
+    // it. Which code Shoptet sends with it is *(unconfirmed)*: code that
+    // acts on a bare one must be able to wait for better evidence.
     if call == Call::GetAccessToken && status == StatusCode::UNAUTHORIZED {
-        return ShoptetError::InstallationRevoked;
+        return match code {
+            Some("invalid_token") => ShoptetError::InstallationRevoked,
+            _ => ShoptetError::UnexplainedUnauthorized,
+        };
     }
     UpstreamFailure::from_status(response, code).into()
 }

@@ -346,6 +346,24 @@ async fn an_uninstalled_addon_gets_installation_revoked() {
 }
 
 #[tokio::test]
+async fn a_bare_401_from_get_access_token_is_unexplained_not_a_revocation() {
+    let mut fx = Fixture::start().await;
+    let installation = fx.install().await;
+    // A 401 with an HTML body (a proxy's, say): no `invalid_token` code.
+    fx.double.inject(
+        Some(Endpoint::ShoptetGetAccessToken),
+        Fault::ServerError(401),
+        1,
+    );
+
+    let error = fx.mint(&installation.oauth_access_token).await.unwrap_err();
+
+    assert_eq!(error, ShoptetError::UnexplainedUnauthorized);
+    assert!(!error.is_transient());
+    fx.assert_leaks_nothing(&error);
+}
+
+#[tokio::test]
 async fn rate_limiting_is_reported_with_its_retry_after() {
     let mut fx = Fixture::start().await;
     let installation = fx.install().await;

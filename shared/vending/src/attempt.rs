@@ -4,15 +4,15 @@
 //! turn a platform's grant or refusal into what the caller sees, never past
 //! Shoptet's cap of live tokens.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::VendError;
 use crate::ids::ShopRef;
 use crate::limits;
 use crate::model::{CacheEntry, CachedToken, InstallationStatus};
-use crate::port::{Grant, MintError};
-use crate::request::Candidate;
-use crate::slot::{Need, ShopSlot};
+use crate::port::{Grant, MintError, Revocation};
+use crate::request::{Candidate, Doubt, Provenance};
+use crate::slot::{Need, ShopSlot, minted_at};
 
 /// Why a token is asked for.
 #[derive(Clone, Copy)]
@@ -21,8 +21,9 @@ pub(crate) enum Purpose<'a> {
     /// platform answers updates it.
     Vend,
     /// A lifecycle question: the registry is neither consulted nor updated
-    /// (the caller records what it learns).
-    Confirm,
+    /// (the caller records what it learns). Its mints are budgeted
+    /// ([`confirmation_budget`]).
+    Confirm(Provenance),
     /// Proof that credentials not yet stored work.
     Verify(&'a Candidate),
 }
@@ -31,6 +32,9 @@ pub(crate) enum Purpose<'a> {
 pub(crate) struct Refusal {
     pub(crate) error: VendError,
     pub(crate) verdict: Option<InstallationStatus>,
+    /// Why the verdict (or the lack of one) settles no lifecycle question:
+    /// a bare 401, or a confirmation mint its budget withheld.
+    pub(crate) doubt: Option<Doubt>,
 }
 
 impl From<VendError> for Refusal {
@@ -38,6 +42,7 @@ impl From<VendError> for Refusal {
         Self {
             error,
             verdict: None,
+            doubt: None,
         }
     }
 }
@@ -78,6 +83,8 @@ pub(crate) fn grant_token(
 ) -> Result<CachedToken, Refusal> {
     let grant = grant.map_err(|error| {
         let verdict = error.verdict();
+        let doubt = matches!(error, MintError::Revoked(Revocation::StatusOnly))
+            .then_some(Doubt::UnexplainedRefusal);
         let error = match error {
             // Tokens minted outside the broker fill the cap: wait for ours to expire.
             MintError::CapReached { retry_after } => VendError::TokenCapReached {
@@ -90,7 +97,11 @@ pub(crate) fn grant_token(
             },
             error => error.to_vend_error(),
         };
-        Refusal { error, verdict }
+        Refusal {
+            error,
+            verdict,
+            doubt,
+        }
     })?;
     let expires_at = match shop {
         // `now` was taken before the request: see `minted_at`.
@@ -131,4 +142,59 @@ pub(crate) fn check_cap(
     Err(VendError::TokenCapReached {
         retry_after: oldest.duration_since(now).unwrap_or_default(),
     })
+}
+
+/// How often a confirmation asked by an unsigned event may mint for one
+/// shop: never within this long after any mint recorded in the shop's
+/// ledger (shared by every instance through the token table). A stream of
+/// forged, freshly dated events therefore costs at most one
+/// `getAccessToken` per shop per minute, and the token it mints is cached
+/// and served, so consumers mint less in turn.
+pub const CONFIRMATION_MINT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// At most this many of the shop's tokens live after an unsigned
+/// confirmation's mint. A forged stream then holds the shop at two live
+/// tokens; a consumer's ordinary refresh takes a third, and two slots stay
+/// free for tokens reported stale. (Allowing more only makes the stream's
+/// tokens outlive the cached one, so the consumers' refresh lands on the
+/// last slot.)
+pub const UNSIGNED_CONFIRMATION_LIVE_LIMIT: usize = 2;
+
+/// Whether a confirmation may mint now, decided on the shop's ledger (the
+/// entry as read, and again as the lease finds it). A signed one keeps the
+/// last of Shoptet's five slots free for consumers; an unsigned one mints
+/// only up to [`UNSIGNED_CONFIRMATION_LIVE_LIMIT`] live tokens and no
+/// sooner than [`CONFIRMATION_MINT_INTERVAL`] after the shop's newest mint.
+/// Shoprenter has no cap and no lifecycle webhooks: nothing to budget.
+pub(crate) fn confirmation_budget(
+    shop: &ShopRef,
+    entry: &CacheEntry,
+    provenance: Provenance,
+    now: SystemTime,
+) -> Result<(), Doubt> {
+    if !matches!(shop, ShopRef::Shoptet(_)) {
+        return Ok(());
+    }
+    let live: Vec<SystemTime> = live_ledger(entry, now).collect();
+    let limit = match provenance {
+        Provenance::Signed => limits::SHOPTET_LIVE_TOKEN_CAP - 1,
+        Provenance::Unsigned => UNSIGNED_CONFIRMATION_LIVE_LIMIT,
+    };
+    if live.len() + 1 > limit {
+        return Err(Doubt::ConsumerReserve);
+    }
+    let newest_mint = live
+        .iter()
+        .max()
+        .map(|expires_at| *expires_at - limits::SHOPTET_API_TOKEN_LIFETIME);
+    // The cached token's own mint time counts too (a ledger written by an
+    // older version may lack it).
+    let cached_mint = entry.token.as_ref().map(minted_at);
+    let newest_mint = newest_mint.max(cached_mint);
+    if provenance == Provenance::Unsigned
+        && newest_mint.is_some_and(|at| at + CONFIRMATION_MINT_INTERVAL > now)
+    {
+        return Err(Doubt::MintedRecently);
+    }
+    Ok(())
 }

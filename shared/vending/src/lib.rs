@@ -22,10 +22,11 @@ mod wait;
 #[cfg(test)]
 mod tests;
 
+pub use attempt::{CONFIRMATION_MINT_INTERVAL, UNSIGNED_CONFIRMATION_LIVE_LIMIT};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use error::VendError;
-pub use port::{Grant, MintError, Minter, Minting};
-pub use request::{Candidate, Confirmation, Source, VendRequest, Vended};
+pub use port::{Grant, MintError, Minter, Minting, Revocation};
+pub use request::{Candidate, Confirmation, Doubt, Provenance, Source, VendRequest, Vended};
 pub use timing::{L1_TRUST, VendTiming};
 pub use wait::{PollSchedule, WaitCounts};
 
@@ -38,7 +39,8 @@ use lru::LruCache;
 use tokio::time::Instant;
 
 use crate::attempt::{
-    Admission, Purpose, Refusal, UnderLease, check_cap, grant_token, live_ledger,
+    Admission, Purpose, Refusal, UnderLease, check_cap, confirmation_budget, grant_token,
+    live_ledger,
 };
 use crate::http::HttpError;
 use crate::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
@@ -138,6 +140,32 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
         }
     }
 
+    /// A confirmation's mint withheld by its budget: a refusal that carries
+    /// the doubt (and, for a full ledger, the cap's retry time).
+    fn confirmation_budgeted(
+        &self,
+        shop: &ShopRef,
+        entry: &CacheEntry,
+        purpose: Purpose<'_>,
+        now: SystemTime,
+    ) -> Result<(), Refusal> {
+        let Purpose::Confirm(provenance) = purpose else {
+            return Ok(());
+        };
+        confirmation_budget(shop, entry, provenance, now).map_err(|doubt| {
+            tracing::info!(platform = %shop.platform(), shop = %shop.id(), ?provenance, doubt = doubt.as_str(), "confirmation mint withheld");
+            let retry_after = live_ledger(entry, now)
+                .min()
+                .and_then(|oldest| oldest.duration_since(now).ok())
+                .unwrap_or(limits::DEFAULT_CAP_RETRY);
+            Refusal {
+                error: VendError::TokenCapReached { retry_after },
+                verdict: None,
+                doubt: Some(doubt),
+            }
+        })
+    }
+
     /// Counts a refusal to mint because Shoptet's cap of live tokens is
     /// reached (ours, or the platform's answer).
     fn cap_checked<T>(
@@ -198,15 +226,27 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
     /// Asks Shoptet whether the installation is live now, as of an event
     /// created at `created` (the platform's clock) and received at
     /// `received` (ours): a cached token minted after it answers without an
-    /// upstream call; otherwise one `getAccessToken` under the lease (never
-    /// past the cap), whose token is cached. Concurrent confirmations share
-    /// that one mint: a token minted after an event's receipt is newer than
-    /// the event whatever the clocks say.
+    /// upstream call; otherwise one `getAccessToken` under the lease, whose
+    /// token is cached. Concurrent confirmations share that one mint: a
+    /// token minted after an event's receipt is newer than the event
+    /// whatever the clocks say.
+    ///
+    /// The mint is budgeted ([`CONFIRMATION_MINT_INTERVAL`] for unsigned
+    /// events, and never the last free slot of the cap): when the budget
+    /// withholds it, or an unsigned event meets a bare 401, the answer is
+    /// [`Confirmation::Inconclusive`] and nothing may change.
+    ///
+    /// Why not ask the API with the cached token instead of minting: that
+    /// call spends the shop's leaky bucket and one of the token's three
+    /// connections, both shared with consumers, so a forged stream would
+    /// cost them rate instead of slots; and a paused add-on's answer to it
+    /// is not documented.
     pub async fn confirm(
         &self,
         shop: &ShopRef,
         created: SystemTime,
         received: SystemTime,
+        provenance: Provenance,
     ) -> Result<Confirmation, VendError> {
         let need = Need {
             remaining: self.timing.refresh_margin,
@@ -214,21 +254,44 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             minted_after: Some((created + CONFIRMATION_SLACK).min(received)),
             fresh: false,
         };
-        match self.serve(shop, &need, Purpose::Confirm).await {
-            Ok(_) => Ok(Confirmation::Live),
-            Err(Refusal {
+        let refusal = match self.serve(shop, &need, Purpose::Confirm(provenance)).await {
+            Ok(_) => return Ok(Confirmation::Live),
+            Err(refusal) => refusal,
+        };
+        let unsigned = provenance == Provenance::Unsigned;
+        match refusal {
+            // A signed event met a full ledger: Shoptet retries it later.
+            Refusal {
+                doubt: Some(Doubt::ConsumerReserve),
+                error,
+                ..
+            } if !unsigned => Err(error),
+            // A bare 401 settles a signed event (the platform's own word
+            // plus a refused token), never an unsigned one.
+            Refusal {
+                doubt: Some(doubt), ..
+            } if unsigned || doubt != Doubt::UnexplainedRefusal => {
+                Ok(Confirmation::Inconclusive(doubt))
+            }
+            // Tokens minted outside the broker fill the cap: an unsigned
+            // event gets no 503 that only installed shops could cause.
+            Refusal {
+                error: VendError::TokenCapReached { .. },
+                ..
+            } if unsigned => Ok(Confirmation::Inconclusive(Doubt::CapReached)),
+            Refusal {
                 verdict: Some(InstallationStatus::Uninstalled),
                 ..
-            }) => Ok(Confirmation::Uninstalled),
-            Err(Refusal {
+            } => Ok(Confirmation::Uninstalled),
+            Refusal {
                 verdict: Some(InstallationStatus::Suspended),
                 ..
-            }) => Ok(Confirmation::Suspended),
-            Err(Refusal {
+            } => Ok(Confirmation::Suspended),
+            Refusal {
                 error: VendError::NotInstalled,
                 ..
-            }) => Ok(Confirmation::Unknown),
-            Err(refusal) => Err(refusal.error),
+            } => Ok(Confirmation::Unknown),
+            refusal => Err(refusal.error),
         }
     }
 
@@ -322,11 +385,12 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             let admitted = match (&admission, purpose) {
                 (Some(admitted), _) => admitted,
                 (None, Purpose::Vend) => admission.insert(self.admit(shop, now).await?),
-                (None, Purpose::Confirm | Purpose::Verify(_)) => admission.insert(Admission {
+                (None, Purpose::Confirm(_) | Purpose::Verify(_)) => admission.insert(Admission {
                     app_credentials: false,
                     rechecking: false,
                 }),
             };
+            self.confirmation_budgeted(shop, &entry, purpose, now)?;
             self.cap_checked(shop, check_cap(shop, &entry, now))?;
             let owner = format!(
                 "{}-{}",
@@ -512,6 +576,12 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             self.stores.tokens.release(shop, owner).await?;
             return Ok((token.clone(), Source::L2));
         }
+        // The ledger as the lease found it decides, so instances that read
+        // the same old entry cannot both spend the budget.
+        if let Err(withheld) = self.confirmation_budgeted(shop, entry, attempt.purpose, now) {
+            self.stores.tokens.release(shop, owner).await?;
+            return Err(withheld);
+        }
         let minted = match self.cap_checked(shop, check_cap(shop, entry, now)) {
             Ok(()) => {
                 let started = Instant::now();
@@ -660,14 +730,14 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             None => self.read_oauth_token(eshop_id, slot).await?,
         };
         let mut grant = self.minter.mint_shoptet(&oauth).await;
-        if remembered.is_some() && matches!(grant, Err(MintError::Revoked)) {
+        if remembered.is_some() && matches!(grant, Err(MintError::Revoked(_))) {
             // A reinstall may have replaced the token we remember: re-read once.
             let fresh = self.read_oauth_token(eshop_id, slot).await?;
             if fresh != oauth {
                 grant = self.minter.mint_shoptet(&fresh).await;
             }
         }
-        if matches!(grant, Err(MintError::Revoked)) {
+        if matches!(grant, Err(MintError::Revoked(_))) {
             slot.remembered().oauth = None;
         }
         grant_token(&ShopRef::Shoptet(eshop_id), grant, entry, now)

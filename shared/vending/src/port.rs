@@ -27,7 +27,7 @@ pub struct Grant {
 pub enum MintError {
     /// Shoptet: the installation's OAuth access token is no longer valid.
     /// A reinstall may have replaced it, so the core re-reads it once.
-    Revoked,
+    Revoked(Revocation),
     /// The platform's word on the installation: `Uninstalled` or `Suspended`
     /// (the registry learns it).
     Verdict(InstallationStatus),
@@ -41,7 +41,7 @@ impl MintError {
     /// What the caller sees.
     pub fn to_vend_error(&self) -> VendError {
         match self {
-            Self::Revoked | Self::Verdict(InstallationStatus::Uninstalled) => {
+            Self::Revoked(_) | Self::Verdict(InstallationStatus::Uninstalled) => {
                 VendError::NotInstalled
             }
             Self::Verdict(_) => VendError::AddonSuspended,
@@ -55,11 +55,22 @@ impl MintError {
     /// What the refusal says about the installation, if anything.
     pub fn verdict(&self) -> Option<InstallationStatus> {
         match self {
-            Self::Revoked => Some(InstallationStatus::Uninstalled),
+            Self::Revoked(_) => Some(InstallationStatus::Uninstalled),
             Self::Verdict(status) => Some(*status),
             _ => None,
         }
     }
+}
+
+/// How sure a refusal of the OAuth token is: a vend acts on either, but a
+/// lifecycle change asked for by an unsigned event only on the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// The platform said so with an error code (`invalid_token`).
+    ErrorCode,
+    /// A bare 401 (no error code we know): a proxy or an outage can answer
+    /// that too.
+    StatusOnly,
 }
 
 /// A mint in flight: boxed so that the vendor holds any minter behind one

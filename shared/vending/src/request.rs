@@ -51,6 +51,46 @@ pub enum Confirmation {
     Uninstalled,
     /// We hold no installation for the shop: nothing to ask with.
     Unknown,
+    /// Not asked, or the answer does not settle it for this event: nothing
+    /// may change on it.
+    Inconclusive(Doubt),
+}
+
+/// Whether the event that asks was verified as the platform's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    /// Signed with the configured key and verified: the platform's word.
+    Signed,
+    /// No key configured: anyone may have sent it.
+    Unsigned,
+}
+
+/// Why a confirmation settled nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doubt {
+    /// Unsigned: a token was minted for the shop within
+    /// [`crate::CONFIRMATION_MINT_INTERVAL`], so no confirmation mints now.
+    MintedRecently,
+    /// A mint now would eat into the slots of Shoptet's cap kept for
+    /// consumers ([`crate::UNSIGNED_CONFIRMATION_LIVE_LIMIT`]; signed: the
+    /// last free one).
+    ConsumerReserve,
+    /// Unsigned: the platform refused the OAuth token with a bare 401.
+    UnexplainedRefusal,
+    /// Unsigned: the platform itself refused to issue more tokens.
+    CapReached,
+}
+
+impl Doubt {
+    /// For logs and metric dimensions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MintedRecently => "minted_recently",
+            Self::ConsumerReserve => "consumer_reserve",
+            Self::UnexplainedRefusal => "unexplained_refusal",
+            Self::CapReached => "cap_reached",
+        }
+    }
 }
 
 /// Credentials to prove by minting with them, before they are stored.

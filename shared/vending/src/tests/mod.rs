@@ -385,3 +385,159 @@ async fn tokens_are_served_from_l2_to_a_new_instance_and_refreshed_before_they_e
     assert_eq!(refreshed.source, Source::Minted);
     assert_eq!(world.platforms.mints(), 2);
 }
+
+mod confirmations {
+    use super::*;
+    use crate::limits::SHOPTET_LIVE_TOKEN_CAP;
+    use crate::{CONFIRMATION_MINT_INTERVAL, Confirmation, Doubt, Provenance};
+
+    /// A freshly dated event, as a forger sends it, received now.
+    async fn confirm_fresh(
+        instance: &Vendor,
+        world: &World,
+        provenance: Provenance,
+    ) -> Confirmation {
+        let now = world.now();
+        instance
+            .confirm(&shop(), now, now, provenance)
+            .await
+            .unwrap()
+    }
+
+    async fn live_in_ledger(world: &World) -> usize {
+        let entry = world
+            .stores
+            .tokens
+            .load(&shop())
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        let now = world.now();
+        entry.ledger.iter().filter(|at| **at > now).count()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forged_unsigned_events_every_second_for_two_hours_mint_at_most_once_a_minute_and_never_fill_the_cap()
+     {
+        let world = World::with_installed_shop().await;
+        let (webhooks, consumers) = (world.instance(), world.instance());
+        let seconds = 2 * 3600;
+        let mut most_live = 0;
+        for second in 0..seconds {
+            confirm_fresh(&webhooks, &world, Provenance::Unsigned).await;
+            if second % 10 == 0 {
+                consumers
+                    .vend(&vend_request())
+                    .await
+                    .expect("consumers are served during the stream");
+            }
+            most_live = most_live.max(live_in_ledger(&world).await);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+
+        let bound = seconds / CONFIRMATION_MINT_INTERVAL.as_secs() as usize + 1;
+        assert!(
+            world.platforms.mints() <= bound,
+            "{} mints",
+            world.platforms.mints()
+        );
+        assert!(
+            most_live <= SHOPTET_LIVE_TOKEN_CAP - 2,
+            "two slots stay free for stale reports: {most_live} live"
+        );
+        assert_eq!(world.platforms.cap_refusals(), 0);
+        // A consumer that reports its token stale still gets a new one.
+        let vended = consumers.vend(&vend_request()).await.unwrap();
+        let replaced = consumers.vend(&reporting_stale(&vended)).await.unwrap();
+        assert_eq!(replaced.source, Source::Minted);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unsigned_confirmation_right_after_a_mint_asks_nothing_and_settles_nothing() {
+        let world = World::with_installed_shop().await;
+        let instance = world.instance();
+        instance.vend(&vend_request()).await.unwrap();
+
+        tokio::time::advance(CONFIRMATION_MINT_INTERVAL - Duration::from_secs(1)).await;
+        let within = confirm_fresh(&world.instance(), &world, Provenance::Unsigned).await;
+        assert_eq!(within, Confirmation::Inconclusive(Doubt::MintedRecently));
+        assert_eq!(world.platforms.mints(), 1);
+
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let after = confirm_fresh(&world.instance(), &world, Provenance::Unsigned).await;
+        assert_eq!(after, Confirmation::Live);
+        assert_eq!(world.platforms.mints(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signed_confirmation_mints_at_once_but_never_takes_the_last_free_slot() {
+        let world = World::with_installed_shop().await;
+        let instance = world.instance();
+        let mut vended = instance.vend(&vend_request()).await.unwrap();
+        let signed = confirm_fresh(&world.instance(), &world, Provenance::Signed).await;
+        assert_eq!(signed, Confirmation::Live);
+        assert_eq!(
+            world.platforms.mints(),
+            2,
+            "no interval for a verified event"
+        );
+
+        // Consumers replace their token until four are live.
+        while live_in_ledger(&world).await < 4 {
+            vended = instance.vend(&reporting_stale(&vended)).await.unwrap();
+        }
+        tokio::time::advance(CONFIRMATION_MINT_INTERVAL).await;
+
+        let unsigned = confirm_fresh(&world.instance(), &world, Provenance::Unsigned).await;
+        assert_eq!(unsigned, Confirmation::Inconclusive(Doubt::ConsumerReserve));
+        let now = world.now();
+        let signed = world
+            .instance()
+            .confirm(&shop(), now, now, Provenance::Signed)
+            .await;
+        assert!(
+            matches!(signed, Err(VendError::TokenCapReached { .. })),
+            "a signed event is worth Shoptet's retry: {signed:?}"
+        );
+        assert_eq!(world.platforms.mints(), 4);
+        // The free slot is the consumers'.
+        let fifth = instance.vend(&reporting_stale(&vended)).await.unwrap();
+        assert_eq!(fifth.source, Source::Minted);
+        assert_eq!(world.platforms.cap_refusals(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bare_401_settles_a_signed_uninstall_but_never_an_unsigned_one() {
+        let world = World::with_installed_shop().await;
+        world.platforms.answer_bare_401(1);
+
+        let unsigned = confirm_fresh(&world.instance(), &world, Provenance::Unsigned).await;
+        assert_eq!(
+            unsigned,
+            Confirmation::Inconclusive(Doubt::UnexplainedRefusal)
+        );
+
+        world.platforms.answer_bare_401(1);
+        let signed = confirm_fresh(&world.instance(), &world, Provenance::Signed).await;
+        assert_eq!(signed, Confirmation::Uninstalled);
+        // Neither touched the registry: the caller records what it learns.
+        let registration = world.stores.registry.registration(&shop()).await.unwrap();
+        assert_eq!(registration.unwrap().status, InstallationStatus::Active);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unsigned_confirmations_for_a_shop_without_an_installation_mint_nothing() {
+        let world = World::with_installed_shop().await;
+        let stranger = ShopRef::Shoptet(ShoptetEshopId::new(424_242).unwrap());
+        let instance = world.instance();
+        for _ in 0..100 {
+            let now = world.now();
+            let answer = instance
+                .confirm(&stranger, now, now, Provenance::Unsigned)
+                .await
+                .unwrap();
+            assert_eq!(answer, Confirmation::Unknown);
+        }
+        assert_eq!(world.platforms.mints(), 0);
+    }
+}

@@ -28,6 +28,8 @@ struct State {
     installations: HashMap<String, Vec<SystemTime>>,
     mints_by_oauth: HashMap<String, usize>,
     suspended: bool,
+    /// The next getAccessToken calls answered with a bare 401.
+    bare_401s: usize,
 }
 
 impl InMemoryPlatforms {
@@ -50,6 +52,12 @@ impl InMemoryPlatforms {
 
     pub fn revoke_installation(&self, oauth: &str) {
         self.state().installations.remove(oauth);
+    }
+
+    /// The next `times` getAccessToken calls answer a 401 without an error
+    /// code (as a proxy might).
+    pub fn answer_bare_401(&self, times: usize) {
+        self.state().bare_401s = times;
     }
 
     pub fn suspend(&self) {
@@ -85,12 +93,16 @@ impl InMemoryPlatforms {
         tokio::time::sleep(took).await;
         let now = self.clock.now();
         let mut state = self.state();
+        if state.bare_401s > 0 {
+            state.bare_401s -= 1;
+            return Err(MintError::Revoked(crate::Revocation::StatusOnly));
+        }
         if state.suspended {
             return Err(MintError::Verdict(InstallationStatus::Suspended));
         }
         let oauth = oauth.expose_secret().to_owned();
         let Some(live) = state.installations.get_mut(&oauth) else {
-            return Err(MintError::Revoked);
+            return Err(MintError::Revoked(crate::Revocation::ErrorCode));
         };
         live.retain(|expires_at| *expires_at > now);
         if live.len() >= SHOPTET_LIVE_TOKEN_CAP {
