@@ -55,6 +55,8 @@ FUNCTIONS="install-callback token-vendor"
 export E2E_ESHOP_ID=314159 E2E_UNKNOWN_ESHOP_ID=271828 E2E_EXAMPLES_ESHOP_ID=161803
 CHECKS=(cargo test --quiet -p broker-e2e --test lambda_watch)
 EXAMPLES=("$VENV/bin/python" tests/e2e/examples.py)
+# Last in each pass: the function logs against every secret the pass used.
+LEAK_SCAN=(cargo test --quiet -p broker-e2e --test function_logs)
 NODE_EXAMPLE="$REPO_ROOT/examples/node"
 WORK="" DOUBLE_PID="" WATCH_PID="" CHECKS_PID=""
 
@@ -103,7 +105,10 @@ wait_for() {
 # template.yaml) and the client-secret secret e2e-ID-shoptet-client-secret;
 # for STORE DynamoDB also the installation table e2e-installations-ID (as
 # template.yaml's InstallationTable) and a KMS key (as InstallationKey).
-# Prints the secret's ARN, then the key's id (an empty line without one).
+# Also the webhook signature key's secret e2e-ID-shoptet-webhook-key (its
+# value e2e-webhook-signature-key-ID): signed webhooks are the recommended
+# setup. Prints the client secret's ARN, then the key's id (an empty line
+# without one), then the webhook key secret's ARN.
 create_aws_resources() {
     "$VENV/bin/python" - "$1" "$2" <<'PY'
 import sys, boto3
@@ -140,6 +145,8 @@ secrets = boto3.client("secretsmanager")
 print(secrets.create_secret(Name=f"e2e-{run}-shoptet-client-secret",
                             SecretString="double-client-secret")["ARN"])
 print(key_id)
+print(secrets.create_secret(Name=f"e2e-{run}-shoptet-webhook-key",
+                            SecretString=f"e2e-webhook-signature-key-{run}")["ARN"])
 PY
 }
 
@@ -176,12 +183,12 @@ ensure_node_example() {
     cp "$NODE_EXAMPLE/package-lock.json" "$stamp"
 }
 
-# start_watch SECRET_ARN ID STORE KEY_ID: starts `cargo lambda watch` on a
+# start_watch SECRET_ARN ID STORE KEY_ID WEBHOOK_KEY_ARN: starts `cargo lambda watch` on a
 # free port with both functions' env (the AWS_* env pointing at moto is
 # inherited), the installation store's as template.yaml sets it; exports its
 # URL.
 start_watch() {
-    local secret_arn="$1" id="$2" store="$3" key_id="$4" attempt port
+    local secret_arn="$1" id="$2" store="$3" key_id="$4" webhook_key_arn="$5" attempt port
     local store_env=("INSTALLATION_STORE=$store")
     case "$store" in
         SecretsManager) store_env+=("SECRET_PREFIX=e2e-$id/") ;;
@@ -194,6 +201,7 @@ start_watch() {
         "SHOPTET_API_URL=$E2E_DOUBLE_URL/api"
         "SHOPTET_CLIENT_ID=double-client-id"
         "SHOPTET_CLIENT_SECRET_ID=$secret_arn"
+        "SHOPTET_WEBHOOK_KEY_SECRET_ID=$webhook_key_arn"
         "SHOPTET_REDIRECT_URI=https://abc123.execute-api.eu-central-1.amazonaws.com/shoptet/install"
         "SHOPRENTER_OAUTH_URL=$E2E_DOUBLE_URL/shoprenter"
         "SHOPRENTER_API_URL=$E2E_DOUBLE_URL/shoprenter-api/{shop}/api"
@@ -201,6 +209,9 @@ start_watch() {
         "REGISTRY_TABLE=e2e-registry-$id"
         # As Lambda sets it for LoggingConfig.LogFormat JSON (template.yaml).
         "AWS_LAMBDA_LOG_FORMAT=JSON"
+        # As Lambda sets it for ApplicationLogLevel: the most a deployer can
+        # turn on; step leak_scan reads every line it writes.
+        "AWS_LAMBDA_LOG_LEVEL=$E2E_LOG_LEVEL"
     )
     for attempt in 1 2 3; do
         port="$(free_port)"
@@ -257,7 +268,7 @@ run_checks() {
 # own, which it stops when done; the SecretsManager pass runs the examples
 # too.
 run_pass() {
-    local store="$1" start=$SECONDS name id resources secret_arn key_id
+    local store="$1" start=$SECONDS name id resources secret_arn key_id webhook_key_arn
     name="$(tr '[:upper:]' '[:lower:]' <<<"$store")"
     WATCH_LOG="$REPO_ROOT/target/e2e-watch-$name.log"
     DOUBLE_LOG="$REPO_ROOT/target/e2e-double-$name.log"
@@ -266,7 +277,17 @@ run_pass() {
         || die "creating the tables, key and secret in moto failed"
     secret_arn="$(sed -n 1p <<<"$resources")"
     key_id="$(sed -n 2p <<<"$resources")"
+    webhook_key_arn="$(sed -n 3p <<<"$resources")"
     export E2E_INSTALLATION_STORE="$store" E2E_SECRET_PREFIX="" E2E_INSTALLATION_TABLE=""
+    # Each pass at one of the two levels that write the most; every secret
+    # the pass used is then looked for in every line the functions wrote.
+    export E2E_LOG_LEVEL E2E_WATCH_LOG="$WATCH_LOG" E2E_WEBHOOK_KEY="e2e-webhook-signature-key-$id"
+    export E2E_KNOWN_SECRETS="$WORK/known-secrets-$name"
+    : >"$E2E_KNOWN_SECRETS"
+    case "$store" in
+        SecretsManager) E2E_LOG_LEVEL=TRACE ;;
+        *) E2E_LOG_LEVEL=DEBUG ;;
+    esac
     if [[ "$store" == DynamoDB ]]; then
         E2E_INSTALLATION_TABLE="e2e-installations-$id"
         log "moto ($store pass): tables e2e-tokens-$id, e2e-registry-$id and $E2E_INSTALLATION_TABLE, KMS key $key_id, secret e2e-$id-shoptet-client-secret"
@@ -275,10 +296,11 @@ run_pass() {
         log "moto ($store pass): tables e2e-tokens-$id and e2e-registry-$id, secret e2e-$id-shoptet-client-secret"
     fi
     start_double
-    start_watch "$secret_arn" "$id" "$store" "$key_id"
+    start_watch "$secret_arn" "$id" "$store" "$key_id" "$webhook_key_arn"
 
     if ! run_checks "${CHECKS[@]}" -- --nocapture \
-        || { [[ "$store" == SecretsManager ]] && ! run_checks "${EXAMPLES[@]}"; }; then
+        || { [[ "$store" == SecretsManager ]] && ! run_checks "${EXAMPLES[@]}"; } \
+        || ! run_checks "${LEAK_SCAN[@]}" -- --nocapture; then
         watch_log_tail 40
         die "e2e: FAILED: the checks above failed on InstallationStore=$store ($((SECONDS - start)) s)"
     fi
@@ -319,6 +341,7 @@ main() {
     export E2E_SHOP_TOKEN_BIN="$BIN_DIR/shop-token"
     log "${CHECKS[*]} --no-run"
     "${CHECKS[@]}" --no-run
+    "${LEAK_SCAN[@]}" --no-run
     [[ " $STORES " != *" SecretsManager "* ]] || ensure_node_example
 
     for store in $STORES; do

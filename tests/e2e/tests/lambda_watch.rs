@@ -22,6 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use broker_domain::secret::WebhookKey;
+use broker_platforms::shoptet_webhook;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
@@ -54,6 +56,12 @@ struct Env {
     timeout: Duration,
     /// Where the functions keep installations.
     store: Store,
+    /// The functions' Shoptet webhook signature key (signed webhooks are
+    /// the recommended setup).
+    webhook_key: String,
+    /// Where the checks note secrets the double never sees (signatures),
+    /// for tests/function_logs.rs to look for.
+    known_secrets: String,
 }
 
 /// The installation store the functions were started with
@@ -97,6 +105,8 @@ impl Env {
             shop_token: required("E2E_SHOP_TOKEN_BIN"),
             timeout: Duration::from_secs(timeout),
             store: Store::from_process(),
+            webhook_key: required("E2E_WEBHOOK_KEY"),
+            known_secrets: required("E2E_KNOWN_SECRETS"),
         }
     }
 }
@@ -110,6 +120,16 @@ fn required(name: &str) -> String {
              starts; run scripts/e2e.sh instead of `cargo test -p broker-e2e`"
         ),
     }
+}
+
+/// Appends `secret` to the file of secrets only the checks know.
+fn note_secret(path: &str, secret: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|error| panic!("E2E_KNOWN_SECRETS={path}: {error}"));
+    writeln!(file, "{secret}").expect("noting a secret");
 }
 
 /// A fixture of tests/events/ with each `__NAME__` replaced by its value.
@@ -762,8 +782,18 @@ async fn lambda_functions_under_cargo_lambda_watch() {
     let event = format!(
         r#"{{"eshopId":{eshop},"event":"addon:uninstall","eventCreated":"{created}","eventInstance":"{eshop}"}}"#
     );
+    let signature = shoptet_webhook::sign(&WebhookKey::new(&env.webhook_key), event.as_bytes());
+    note_secret(&env.known_secrets, &signature);
     let url = format!("{}/lambda-url/install-callback/shoptet/webhook", env.watch);
-    let answer = checks.post(&url, event, what).await;
+    let response = checks
+        .client
+        .post(&url)
+        .header(shoptet_webhook::SIGNATURE_HEADER, &signature)
+        .body(event)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("{what}: POST {url}: {error}"));
+    let answer = Answer::read(response, what).await;
     let body = url_json(&answer, StatusCode::OK, what);
     assert_eq!(body["status"], "processed", "{what}: {body}");
     println!("PASS {what}: 200 processed");

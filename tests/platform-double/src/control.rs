@@ -112,6 +112,27 @@ pub(crate) async fn shoptet_installation(
     .into_response()
 }
 
+/// `GET /_double/secrets`: every secret the double issued or was given,
+/// for a test in another process to scan logs for.
+pub(crate) async fn secrets(State(shared): State<Arc<Shared>>) -> Response {
+    let state = shared.lock();
+    let config = &shared.config;
+    let secrets: Vec<&str> = state
+        .shoptet
+        .issued_secrets()
+        .chain(state.shoprenter.issued_secrets())
+        .chain(config.shoptet_client_secret.as_deref())
+        .chain(config.shoptet_webhook_key.as_deref())
+        .chain(
+            config
+                .shoprenter_app
+                .as_ref()
+                .map(|app| app.client_secret.as_str()),
+        )
+        .collect();
+    Json(json!({ "secrets": secrets })).into_response()
+}
+
 /// `GET /_double/shoprenter/{shop}/{install|uninstall}`
 pub(crate) async fn shoprenter(
     State(shared): State<Arc<Shared>>,

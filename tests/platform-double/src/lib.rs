@@ -85,6 +85,10 @@
 //!   access token currently valid for the e-shop (`null` when none), as
 //!   [`PlatformDouble::installation_state`] and
 //!   [`PlatformDouble::oauth_access_token`] tell a test in the same process.
+//! - `GET /_double/secrets`: `{"secrets": […]}`, every install code, OAuth
+//!   access token and API token the double issued, every Shoprenter client
+//!   secret and token, and the configured client secret and webhook key: what
+//!   a test in another process scans logs for.
 //! - `GET /_double/shoprenter/{shop}/{install|uninstall}`: installs
 //!   (registers the client of [`DoubleConfig::shoprenter_app`] for the shop)
 //!   or uninstalls (removes it and revokes the tokens it got for the shop)

@@ -30,6 +30,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/{*rest}", any(shoptet::api))
         .route("/shoprenter/{shop}/app/token", post(shoprenter::token))
         .route("/shoprenter-api/{shop}/api/{*rest}", any(shoprenter::api))
+        .route("/_double/secrets", get(control::secrets))
         .route(
             "/_double/shoptet/{eshop_id}",
             get(control::shoptet_installation),

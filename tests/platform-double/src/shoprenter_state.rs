@@ -43,6 +43,15 @@ pub(crate) struct ShoprenterState {
 }
 
 impl ShoprenterState {
+    /// Every client secret registered and every token issued.
+    pub(crate) fn issued_secrets(&self) -> impl Iterator<Item = &str> {
+        self.clients
+            .values()
+            .flat_map(HashMap::values)
+            .map(|client| client.secret.as_str())
+            .chain(self.tokens.keys().map(String::as_str))
+    }
+
     pub(crate) fn register_client(
         &mut self,
         shop: &str,

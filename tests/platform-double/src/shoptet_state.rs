@@ -79,6 +79,15 @@ impl ShoptetState {
         code
     }
 
+    /// Every code, OAuth access token and API token the double issued.
+    pub(crate) fn issued_secrets(&self) -> impl Iterator<Item = &str> {
+        self.codes
+            .keys()
+            .chain(self.oauth_tokens.keys())
+            .chain(self.api_tokens.keys())
+            .map(String::as_str)
+    }
+
     pub(crate) fn oauth_access_token(&self, eshop_id: u64) -> Option<String> {
         self.installations.get(&eshop_id)?.oauth_token.clone()
     }
