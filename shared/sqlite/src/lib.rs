@@ -491,7 +491,8 @@ impl SignedRedirects for SqliteStore {
         let key = shop.key();
         let offered = redirect.clone();
         self.run(move |connection| {
-            let acceptance = write(connection, |tx| {
+            // A corrupt record is reported, and nothing is written.
+            write(connection, |tx| {
                 let current = read_redirect(tx, &key)?;
                 let acceptance = match current.map(raw_redirect).transpose() {
                     Ok(current) => redirect_acceptance(current.as_ref(), &offered),
@@ -501,8 +502,7 @@ impl SignedRedirects for SqliteStore {
                     upsert_redirect(tx, &key, &offered)?;
                 }
                 Ok(Ok(acceptance))
-            })?;
-            acceptance
+            })?
         })
         .await
     }
