@@ -7,7 +7,9 @@ use axum::Router;
 use axum::body::{Body as AxumBody, to_bytes};
 use axum::extract::State;
 use broker_domain::http::HttpError;
-use broker_domain::storage::{InstallationRegistry, InstallationStore, TokenCache};
+use broker_domain::storage::{
+    InstallationRegistry, InstallationStore, SignedRedirects, TokenCache,
+};
 use broker_runtime::metrics::{DEFAULT_NAMESPACE, Metrics, Service};
 use install_callback::{InstallCallback, OperatorGate};
 use lambda_http::Body;
@@ -43,7 +45,7 @@ pub struct Broker<S1, C1, R1, S2, C2, R2> {
 impl<S1, C1, R1, S2, C2, R2> Broker<S1, C1, R1, S2, C2, R2>
 where
     S1: InstallationStore + 'static,
-    C1: TokenCache + 'static,
+    C1: TokenCache + SignedRedirects + 'static,
     R1: InstallationRegistry + 'static,
     S2: InstallationStore + 'static,
     C2: TokenCache + 'static,

@@ -42,6 +42,11 @@ pub enum InstallError {
     ShopMismatch,
     #[error("the signature does not match")]
     InvalidSignature,
+    /// A signed redirect already acted on (or overtaken by a newer one) that
+    /// does not describe the shop's state: answered like a bad signature,
+    /// and nothing changed.
+    #[error("this signed redirect was already used")]
+    RedirectUsed,
     #[error("{0}")]
     NotConfigured(&'static str),
 }
@@ -57,7 +62,7 @@ impl HttpError for InstallError {
             Self::UpstreamUnavailable => ErrorCode::UpstreamUnavailable,
             Self::StoreUnavailable => ErrorCode::StoreUnavailable,
             Self::InvalidCredentials | Self::ShopMismatch => ErrorCode::InvalidCredentials,
-            Self::InvalidSignature => ErrorCode::InvalidSignature,
+            Self::InvalidSignature | Self::RedirectUsed => ErrorCode::InvalidSignature,
             Self::NotConfigured(_) => ErrorCode::NotConfigured,
         }
     }
@@ -94,6 +99,7 @@ impl InstallError {
             Self::InvalidSignature => {
                 "This link is not signed by Shoprenter, or it has expired. Start again from the shop's admin."
             }
+            Self::RedirectUsed => "This link was already used. Start again from the shop's admin.",
             Self::InvalidRequest(_) => "This link is incomplete.",
             Self::NotConfigured(_) => "This app is not set up to be installed yet.",
             _ => "Something went wrong. Please try again in a minute.",

@@ -5,7 +5,9 @@
 
 use broker_domain::http::HttpError;
 use broker_domain::ids::Platform;
-use broker_domain::storage::{InstallationRegistry, InstallationStore, TokenCache};
+use broker_domain::storage::{
+    InstallationRegistry, InstallationStore, SignedRedirects, TokenCache,
+};
 use broker_runtime::metrics::{Dimension, Dimensions, Metric};
 use lambda_http::http::{Method, Response};
 use lambda_http::{Body, Request};
@@ -96,7 +98,9 @@ impl Route<'_> {
     }
 }
 
-impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallback<S, C, R> {
+impl<S: InstallationStore, C: TokenCache + SignedRedirects, R: InstallationRegistry>
+    InstallCallback<S, C, R>
+{
     /// Every request gets an answer: the route's, or its error rendered.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();

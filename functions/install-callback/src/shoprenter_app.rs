@@ -1,15 +1,32 @@
 //! `GET /shoprenter/install` and `GET /shoprenter/uninstall`: Shoprenter
 //! sends the merchant's browser here with a signed query. Browser routes:
 //! answers and errors are short HTML pages (`browser`; JSON when asked for).
+//!
+//! Install and uninstall are signed alike, so a signed query is acted on
+//! once, on whichever route it arrives first, and only if it is signed
+//! later than the last one acted on for the shop ([`SignedRedirects`]): a
+//! replayed install cannot uninstall, a replayed uninstall cannot
+//! reinstall, an uninstall signed before the shop's install is ignored,
+//! and a replay mints nothing. A repeat answers the merchant's reload with
+//! the page of the shop's current state when it is the state the redirect
+//! asked for, else `RedirectUsed`.
+//!
+//! Shoprenter documents no way to ask whether an app is still installed in
+//! a shop (no status endpoint; whether its client-credentials token
+//! endpoint refuses an uninstalled shop is not documented), so an
+//! uninstall is not confirmed upstream: the signature, its timestamp and
+//! this ordering are all there is.
 
 use broker_domain::ids::ShopRef;
-use broker_domain::model::{InstallationStatus, ShoprenterCredentials};
-use broker_domain::storage::{InstallationRegistry, InstallationStore, TokenCache};
+use broker_domain::model::{AcceptedRedirect, InstallationStatus, ShoprenterCredentials};
+use broker_domain::storage::{
+    InstallationRegistry, InstallationStore, RedirectAcceptance, SignedRedirects, TokenCache,
+};
 use broker_platforms::shoprenter_app::{AppRedirect, RedirectRefused};
 use broker_vending::Candidate;
 use lambda_http::Request;
 use lambda_http::http::Response;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tokio::time::{Instant, timeout_at};
 
 use crate::browser;
@@ -17,7 +34,14 @@ use crate::error::InstallError;
 use crate::handler::InstallCallback;
 use crate::outcome::{EventOutcome, InstallOutcome, LifecycleEvent};
 
-impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallback<S, C, R> {
+/// How long an accepted redirect is remembered at least: the template's cap
+/// on `ShoprenterHmacMaxAgeSeconds`, so that raising the window later
+/// cannot revive a redirect whose record has gone.
+const REMEMBERED_AT_LEAST: Duration = Duration::from_secs(3600);
+
+impl<S: InstallationStore, C: TokenCache + SignedRedirects, R: InstallationRegistry>
+    InstallCallback<S, C, R>
+{
     pub(crate) async fn shoprenter_app_install(
         &self,
         request: &Request,
@@ -25,8 +49,28 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
     ) -> Result<Response<String>, InstallError> {
         let (redirect, app) = self.verified_redirect(request).await?;
         let shop = ShopRef::Shoprenter(redirect.shop.clone());
+        let target = match &self.lifecycle().app_entry_url {
+            Some(entry) => Some(entry.for_shop(redirect.shop.as_str())),
+            None => redirect.shop_admin_url(),
+        };
+        let (accepted, previous) = match self.accept_once(&shop, &redirect).await? {
+            RedirectAcceptance::Accepted { previous } => (self.remembered(&redirect), previous),
+            RedirectAcceptance::Repeat | RedirectAcceptance::Outdated => {
+                // A reload of the install page: nothing is done again, no
+                // token is fetched; the merchant still gets to the app if
+                // the shop is installed.
+                tracing::info!(platform = "shoprenter", shop = %shop.id(), "a signed redirect already used (or overtaken) sent to install: nothing done");
+                return match self.status_of(&shop).await? {
+                    Some(InstallationStatus::Active) => Ok(browser::installed(target.as_deref())),
+                    _ => Err(InstallError::RedirectUsed),
+                };
+            }
+        };
         // The signed redirect is Shoprenter's own word: the shop is installed.
-        self.activate(&shop).await?;
+        if let Err(error) = self.activate(&shop).await {
+            self.withdraw(&shop, &accepted, previous.as_ref()).await;
+            return Err(error);
+        }
         self.vendor().forget_locally(&shop);
         // One token with the app's credentials proves they work for this
         // shop, and is cached for its first vend. A failure is logged, not
@@ -45,10 +89,6 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         let outcome = InstallOutcome::Installed;
         self.installed(&shop, outcome);
         tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = outcome.as_str(), "app installed");
-        let target = match &self.lifecycle().app_entry_url {
-            Some(entry) => Some(entry.for_shop(redirect.shop.as_str())),
-            None => redirect.shop_admin_url(),
-        };
         Ok(browser::installed(target.as_deref()))
     }
 
@@ -57,13 +97,84 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         request: &Request,
     ) -> Result<Response<String>, InstallError> {
         let (redirect, _) = self.verified_redirect(request).await?;
-        let shop = ShopRef::Shoprenter(redirect.shop);
+        let shop = ShopRef::Shoprenter(redirect.shop.clone());
+        let (accepted, previous) = match self.accept_once(&shop, &redirect).await? {
+            RedirectAcceptance::Accepted { previous } => (self.remembered(&redirect), previous),
+            // An install's query replayed here, the same uninstall again, or
+            // one signed before the shop's latest (re)install: nothing
+            // changes. A reload of the uninstall page still says so.
+            RedirectAcceptance::Repeat | RedirectAcceptance::Outdated => {
+                self.lifecycle_event(
+                    &shop,
+                    LifecycleEvent::ShoprenterAppUninstall,
+                    EventOutcome::Ignored,
+                );
+                return match self.status_of(&shop).await? {
+                    Some(InstallationStatus::Uninstalled) => Ok(browser::uninstalled()),
+                    _ => Err(InstallError::RedirectUsed),
+                };
+            }
+        };
         // A shop's own credentials secret, if it has one, is scheduled for
         // deletion with the same recovery window.
-        let (_, was) = self.retire(&shop).await?;
+        let (_, was) = match self.retire(&shop).await {
+            Ok(retired) => retired,
+            Err(error) => {
+                self.withdraw(&shop, &accepted, previous.as_ref()).await;
+                return Err(error);
+            }
+        };
         let outcome = EventOutcome::of_change(was, InstallationStatus::Uninstalled);
         self.lifecycle_event(&shop, LifecycleEvent::ShoprenterAppUninstall, outcome);
         Ok(browser::uninstalled())
+    }
+
+    /// What is remembered of an accepted redirect, and until when: past
+    /// the end of its acceptance window (and never shorter than
+    /// [`REMEMBERED_AT_LEAST`]).
+    fn remembered(&self, redirect: &AppRedirect) -> AcceptedRedirect {
+        AcceptedRedirect {
+            signed_at: redirect.signed_at,
+            digest: redirect.signature,
+            expires_at: redirect.signed_at + self.lifecycle().hmac_max_age.max(REMEMBERED_AT_LEAST),
+        }
+    }
+
+    async fn accept_once(
+        &self,
+        shop: &ShopRef,
+        redirect: &AppRedirect,
+    ) -> Result<RedirectAcceptance, InstallError> {
+        let offered = self.remembered(redirect);
+        Ok(self.stores().tokens.accept_once(shop, &offered).await?)
+    }
+
+    /// The action on an accepted redirect failed: forget the acceptance, so
+    /// a retry of the same redirect is acted on. If even that fails, the
+    /// merchant starts again from the shop's admin (a new signed redirect).
+    async fn withdraw(
+        &self,
+        shop: &ShopRef,
+        accepted: &AcceptedRedirect,
+        previous: Option<&AcceptedRedirect>,
+    ) {
+        if let Err(error) = self
+            .stores()
+            .tokens
+            .withdraw(shop, accepted, previous)
+            .await
+        {
+            broker_domain::storage::log_failure(&error);
+        }
+    }
+
+    async fn status_of(&self, shop: &ShopRef) -> Result<Option<InstallationStatus>, InstallError> {
+        Ok(self
+            .stores()
+            .registry
+            .registration(shop)
+            .await?
+            .map(|registration| registration.status))
     }
 
     async fn verified_redirect(

@@ -489,6 +489,168 @@ async fn a_shoprenter_redirect_with_a_bad_hmac_or_stale_timestamp_installs_nothi
     );
 }
 
+fn page_of(response: lambda_http::Response<Body>) -> (StatusCode, String) {
+    let status = response.status();
+    (
+        status,
+        String::from_utf8(response.into_body().to_vec()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_replayed_shoprenter_install_url_neither_uninstalls_nor_mints_again() {
+    let broker = Lifecycle::start(Setup::default()).await;
+    let secrets = &mut Secrets::default();
+    let signed_at = unix_now();
+    let install = broker
+        .shoprenter_redirect("install", APP_SHOP, signed_at, "", None, secrets)
+        .await;
+    assert_eq!(install.status(), StatusCode::OK);
+    assert_eq!(broker.double.calls_to(Endpoint::ShoprenterToken), 1);
+    broker.double.reset_counters();
+
+    // The merchant reloads the install page twice: still the installed
+    // page, and nothing is done again.
+    for _ in 0..2 {
+        let (status, page) = page_of(
+            broker
+                .shoprenter_redirect("install", APP_SHOP, signed_at, "", None, secrets)
+                .await,
+        );
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page.contains("The app is installed"), "{page}");
+    }
+    // The same signed query sent to the uninstall route (from the browser
+    // history, a proxy's log, a screen share): refused, nothing changes.
+    let (status, page) = page_of(
+        broker
+            .shoprenter_redirect("uninstall", APP_SHOP, signed_at, "", None, secrets)
+            .await,
+    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+    assert!(page.contains("already used"), "{page}");
+    assert!(page.contains("invalid_signature"), "{page}");
+
+    assert_eq!(
+        broker.double.total_calls(),
+        0,
+        "no token request after the first"
+    );
+    assert_eq!(
+        broker
+            .registry_status("shoprenter", APP_SHOP)
+            .await
+            .as_deref(),
+        Some("active")
+    );
+    let (status, body) = vend(&broker.vendor().await, "shoprenter", APP_SHOP).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        broker.double.calls_to(Endpoint::ShoprenterToken),
+        0,
+        "the install's one token is still the one served"
+    );
+}
+
+#[tokio::test]
+async fn an_old_uninstall_url_replayed_to_install_changes_nothing() {
+    let broker = Lifecycle::start(Setup::default()).await;
+    let secrets = &mut Secrets::default();
+    let installed_at = unix_now();
+    let uninstalled_at = installed_at + 1;
+    broker
+        .shoprenter_redirect("install", APP_SHOP, installed_at, "", None, secrets)
+        .await;
+    let (status, page) = page_of(
+        broker
+            .shoprenter_redirect("uninstall", APP_SHOP, uninstalled_at, "", None, secrets)
+            .await,
+    );
+    assert_eq!(status, StatusCode::OK, "{page}");
+    broker.double.reset_counters();
+
+    // The uninstall's query, and the install's older one, sent to install:
+    // neither re-activates the shop nor asks for a token.
+    for signed_at in [uninstalled_at, installed_at] {
+        let (status, page) = page_of(
+            broker
+                .shoprenter_redirect("install", APP_SHOP, signed_at, "", None, secrets)
+                .await,
+        );
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{signed_at}: {page}");
+        assert!(page.contains("already used"), "{page}");
+    }
+    // A reload of the uninstall page still says it is uninstalled.
+    let (status, page) = page_of(
+        broker
+            .shoprenter_redirect("uninstall", APP_SHOP, uninstalled_at, "", None, secrets)
+            .await,
+    );
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("The app is uninstalled"), "{page}");
+
+    assert_eq!(broker.double.total_calls(), 0);
+    assert_eq!(
+        broker
+            .registry_status("shoprenter", APP_SHOP)
+            .await
+            .as_deref(),
+        Some("uninstalled")
+    );
+    let (status, body) = vend(&broker.vendor().await, "shoprenter", APP_SHOP).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(error_code(&body), "not_installed");
+}
+
+#[tokio::test]
+async fn an_uninstall_signed_before_the_shops_install_is_ignored() {
+    let broker = Lifecycle::start(Setup::default()).await;
+    let secrets = &mut Secrets::default();
+    let installed_at = unix_now();
+    broker
+        .shoprenter_redirect("install", APP_SHOP, installed_at, "", None, secrets)
+        .await;
+    broker.double.reset_counters();
+
+    // Never seen before, signed and fresh, but older than the install (say
+    // the uninstall of a previous installation, held back by a proxy).
+    let (status, page) = page_of(
+        broker
+            .shoprenter_redirect("uninstall", APP_SHOP, installed_at - 10, "", None, secrets)
+            .await,
+    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+    assert_eq!(
+        broker
+            .registry_status("shoprenter", APP_SHOP)
+            .await
+            .as_deref(),
+        Some("active")
+    );
+    let (status, body) = vend(&broker.vendor().await, "shoprenter", APP_SHOP).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        broker.double.total_calls(),
+        0,
+        "the install's token is served"
+    );
+
+    // A later uninstall is acted on.
+    let (status, page) = page_of(
+        broker
+            .shoprenter_redirect("uninstall", APP_SHOP, installed_at + 1, "", None, secrets)
+            .await,
+    );
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(
+        broker
+            .registry_status("shoprenter", APP_SHOP)
+            .await
+            .as_deref(),
+        Some("uninstalled")
+    );
+}
+
 #[tokio::test]
 async fn an_app_url_elsewhere_never_becomes_the_redirect_target() {
     let broker = Lifecycle::start(Setup::default()).await;

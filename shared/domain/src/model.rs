@@ -144,3 +144,49 @@ impl StatusChange {
         }
     }
 }
+
+/// A one-way digest (SHA-256) of a signed redirect's signature: what the
+/// broker remembers of a redirect it accepted. The signature itself is
+/// never stored or logged; the digest names the redirect without being one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SignatureDigest([u8; 32]);
+
+impl SignatureDigest {
+    pub fn new(digest: [u8; 32]) -> Self {
+        Self(digest)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lowercase hex, as the table adapters store it.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(text, &mut digest).ok()?;
+        Some(Self(digest))
+    }
+}
+
+impl std::fmt::Debug for SignatureDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SignatureDigest({})", self.to_hex())
+    }
+}
+
+/// A signed lifecycle redirect the broker accepted for a shop (Shoprenter's
+/// install and uninstall): the platform's signed time and the digest of its
+/// signature. No route: the same signed query is the same redirect on either.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedRedirect {
+    /// The redirect's own signed `timestamp` (whole seconds).
+    pub signed_at: SystemTime,
+    pub digest: SignatureDigest,
+    /// When the backend may forget it: once its timestamp is outside any
+    /// acceptance window, so a redirect it orders can no longer verify.
+    pub expires_at: SystemTime,
+}

@@ -5,9 +5,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::ids::ShoprenterShopName;
+use crate::model::SignatureDigest;
 use crate::secret::{ClientSecret, ExposeSecret};
 
 /// How far `timestamp` may be from now by default.
@@ -20,6 +21,12 @@ pub struct AppRedirect {
     /// Where Shoprenter suggests sending the merchant; only ever followed
     /// when it is the verified shop's own admin (see [`AppRedirect::shop_admin_url`]).
     pub app_url: Option<String>,
+    /// The signed `timestamp`: when Shoprenter issued the redirect. Orders
+    /// a shop's installs and uninstalls.
+    pub signed_at: SystemTime,
+    /// SHA-256 of the `hmac`: names this very redirect (so it is acted on
+    /// once, whichever route it is sent to) without keeping the signature.
+    pub signature: SignatureDigest,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -121,7 +128,12 @@ impl AppRedirect {
         if skew > max_age {
             return Err(RedirectRefused::Stale);
         }
-        Ok(Self { shop, app_url })
+        Ok(Self {
+            shop,
+            app_url,
+            signed_at,
+            signature: SignatureDigest::new(Sha256::digest(&claimed).into()),
+        })
     }
 
     /// `app_url` when it is `https://<shopname>.shoprenter.hu/…` of this
@@ -179,6 +191,26 @@ mod tests {
         let redirect = AppRedirect::verify(&query, &secret(), at(1100), DEFAULT_MAX_AGE).unwrap();
         assert_eq!(redirect.shop.as_str(), "demo");
         assert_eq!(redirect.app_url, None);
+        assert_eq!(redirect.signed_at, at(1000));
+    }
+
+    #[test]
+    fn a_redirect_is_named_by_a_digest_of_its_signature_never_the_signature() {
+        let hmac = sign(&secret(), "shopname=demo&code=abc&timestamp=1000");
+        let query = format!("shopname=demo&code=abc&timestamp=1000&hmac={hmac}");
+        let redirect = AppRedirect::verify(&query, &secret(), at(1000), DEFAULT_MAX_AGE).unwrap();
+        let upper = format!(
+            "shopname=demo&code=abc&timestamp=1000&hmac={}",
+            hmac.to_uppercase()
+        );
+        let again = AppRedirect::verify(&upper, &secret(), at(1000), DEFAULT_MAX_AGE).unwrap();
+        // Upper- or lowercase hex: the same signature, the same redirect.
+        assert_eq!(redirect.signature, again.signature);
+        assert_ne!(redirect.signature.to_hex(), hmac);
+        assert!(!format!("{redirect:?}").contains(&hmac));
+        let other = signed("shopname=demo&code=abd&timestamp=1000", "");
+        let other = AppRedirect::verify(&other, &secret(), at(1000), DEFAULT_MAX_AGE).unwrap();
+        assert_ne!(redirect.signature, other.signature);
     }
 
     #[test]
@@ -255,6 +287,8 @@ mod tests {
             let redirect = AppRedirect {
                 shop: "demo".parse().unwrap(),
                 app_url: Some(app_url.to_owned()),
+                signed_at: at(1000),
+                signature: SignatureDigest::new([0; 32]),
             };
             assert_eq!(redirect.shop_admin_url().is_some(), followed, "{app_url}");
         }

@@ -21,14 +21,16 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 
 use broker_domain::ids::ShopRef;
 use broker_domain::model::{
-    CacheEntry, CachedToken, InstallationStatus, Registration, StatusChange,
+    AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Registration, SignatureDigest,
+    StatusChange,
 };
 use broker_domain::secret::ExposeSecret;
-use broker_domain::storage::raw::{RawEntry, RawRegistration, millis};
+use broker_domain::storage::raw::{RawEntry, RawRegistration, from_millis, millis};
 use broker_domain::storage::{
     EXPIRY_GRACE, InstallationInventory, InstallationRegistry, InstallationStore, InventoryCursor,
-    InventoryPage, InventoryQuery, LeaseAttempt, RecoveryWindow, RegistryPage, RegistryQuery,
-    SaveOutcome, StoreError, TokenCache, entry_expiry, key_after, page_limit, shop_of_key,
+    InventoryPage, InventoryQuery, LeaseAttempt, RecoveryWindow, RedirectAcceptance, RegistryPage,
+    RegistryQuery, SaveOutcome, SignedRedirects, StoreError, TokenCache, entry_expiry, key_after,
+    page_limit, redirect_acceptance, shop_of_key,
 };
 
 /// The schema this code writes (`PRAGMA user_version`): the number of
@@ -40,7 +42,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Each step takes the schema from version `index` to `index + 1`; a file
 /// of an older version gets the steps it lacks when it is opened.
-const MIGRATIONS: [&str; 2] = [SCHEMA_V1, REGISTRY_V2];
+const MIGRATIONS: [&str; 3] = [SCHEMA_V1, REGISTRY_V2, SIGNED_REDIRECTS_V3];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE secrets (
@@ -71,6 +73,19 @@ CREATE TABLE registry (
     installed_at INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
     recheck_at  INTEGER
+) STRICT;
+";
+
+/// Per shop, the newest signed lifecycle redirect accepted (Shoprenter's
+/// install and uninstall): its signed time in epoch milliseconds and the
+/// SHA-256 of its signature in hex. A table of its own: no listing of
+/// installations or registrations reads it.
+const SIGNED_REDIRECTS_V3: &str = "
+CREATE TABLE signed_redirects (
+    shop         TEXT    PRIMARY KEY NOT NULL,
+    signed_at    INTEGER NOT NULL,
+    digest       TEXT    NOT NULL,
+    expires_at   INTEGER NOT NULL
 ) STRICT;
 ";
 
@@ -462,6 +477,104 @@ impl TokenCache for SqliteStore {
         })
         .await
     }
+}
+
+/// Decided inside one `BEGIN IMMEDIATE` transaction, like the lease. Rows
+/// are kept past `expires_at` (one per shop): a redirect they order fails
+/// its timestamp check by then, so dropping them is only housekeeping.
+impl SignedRedirects for SqliteStore {
+    async fn accept_once(
+        &self,
+        shop: &ShopRef,
+        redirect: &AcceptedRedirect,
+    ) -> Result<RedirectAcceptance, StoreError> {
+        let key = shop.key();
+        let offered = redirect.clone();
+        self.run(move |connection| {
+            // A corrupt record is reported, and nothing is written.
+            write(connection, |tx| {
+                let current = read_redirect(tx, &key)?;
+                let acceptance = match current.map(raw_redirect).transpose() {
+                    Ok(current) => redirect_acceptance(current.as_ref(), &offered),
+                    Err(corrupt) => return Ok(Err(corrupt)),
+                };
+                if let RedirectAcceptance::Accepted { .. } = acceptance {
+                    upsert_redirect(tx, &key, &offered)?;
+                }
+                Ok(Ok(acceptance))
+            })?
+        })
+        .await
+    }
+
+    async fn withdraw(
+        &self,
+        shop: &ShopRef,
+        redirect: &AcceptedRedirect,
+        previous: Option<&AcceptedRedirect>,
+    ) -> Result<(), StoreError> {
+        let key = shop.key();
+        let ours = redirect.clone();
+        let previous = previous.cloned();
+        self.run(move |connection| {
+            write(connection, |tx| {
+                let still_ours = tx.execute(
+                    "DELETE FROM signed_redirects
+                     WHERE shop = ?1 AND signed_at = ?2 AND digest = ?3",
+                    params![key, millis(ours.signed_at), ours.digest.to_hex()],
+                )? == 1;
+                if let (true, Some(previous)) = (still_ours, previous) {
+                    upsert_redirect(tx, &key, &previous)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+type RedirectRow = (i64, String, i64);
+
+fn read_redirect(connection: &Connection, key: &str) -> rusqlite::Result<Option<RedirectRow>> {
+    connection
+        .query_row(
+            "SELECT signed_at, digest, expires_at FROM signed_redirects WHERE shop = ?1",
+            [key],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()
+}
+
+fn raw_redirect(
+    (signed_ms, digest, expires_ms): RedirectRow,
+) -> Result<AcceptedRedirect, StoreError> {
+    let bad = || StoreError::Corrupt("a signed redirect's record is unreadable".into());
+    Ok(AcceptedRedirect {
+        signed_at: from_millis(signed_ms).ok_or_else(bad)?,
+        digest: SignatureDigest::from_hex(&digest).ok_or_else(bad)?,
+        expires_at: from_millis(expires_ms).ok_or_else(bad)?,
+    })
+}
+
+fn upsert_redirect(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+    redirect: &AcceptedRedirect,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO signed_redirects (shop, signed_at, digest, expires_at)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (shop) DO UPDATE SET
+             signed_at = excluded.signed_at,
+             digest = excluded.digest,
+             expires_at = excluded.expires_at",
+        params![
+            key,
+            millis(redirect.signed_at),
+            redirect.digest.to_hex(),
+            millis(redirect.expires_at)
+        ],
+    )
 }
 
 /// The row's columns as stored; scopes and ledger are JSON arrays. Turned

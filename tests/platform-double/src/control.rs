@@ -165,10 +165,12 @@ pub(crate) async fn shoprenter(
         _ => return refused(StatusCode::NOT_FOUND, "the action is install or uninstall"),
     };
     let code = random::lower_alnum(32);
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
-        .to_string();
+    let timestamp = next_redirect_timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs()),
+    )
+    .to_string();
     // Shoprenter signs exactly these three fields, in this order.
     let message = format!("shopname={shop}&code={code}&timestamp={timestamp}");
     let hmac = redirect_hmac(&app.client_secret, &message);
@@ -275,6 +277,21 @@ fn state_name(state: InstallationState) -> &'static str {
 
 fn refused(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// The `timestamp` of the next signed redirect: now, but always after the
+/// previous one. A real merchant's install and uninstall are seconds apart;
+/// the double plays both within one second, and the broker acts only on a
+/// redirect signed later than the shop's last one.
+fn next_redirect_timestamp(now: u64) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let previous = LAST
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(now);
+    now.max(previous + 1)
 }
 
 #[cfg(test)]

@@ -13,13 +13,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker_domain::ids::{Platform, ShopRef, ShoprenterShopName, ShoptetEshopId};
 use broker_domain::model::{
-    CacheEntry, CachedToken, InstallationStatus, Lease, Registration, ShoprenterCredentials,
-    ShoptetInstallation, ShoptetInstallationRecord, StatusChange,
+    AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Lease, Registration,
+    ShoprenterCredentials, ShoptetInstallation, ShoptetInstallationRecord, SignatureDigest,
+    StatusChange,
 };
 use broker_domain::secret::{ApiAccessToken, ClientSecret, OAuthAccessToken};
 use broker_domain::storage::{
     InstallationInventory, InstallationRegistry, InstallationStore, InventoryQuery, LeaseAttempt,
-    RecoveryWindow, RegistryQuery, SaveOutcome, TokenCache,
+    RecoveryWindow, RedirectAcceptance, RegistryQuery, SaveOutcome, SignedRedirects, TokenCache,
 };
 use tokio::sync::Barrier;
 
@@ -40,7 +41,8 @@ trait InstallsHarness: Sized + Send + Sync + 'static {
 
 /// A fresh, isolated store of every port of one adapter.
 trait Harness: InstallsHarness {
-    type Cache: TokenCache + 'static;
+    /// The token cache, and the accepted signed redirects kept beside it.
+    type Cache: TokenCache + SignedRedirects + 'static;
     type Registry: InstallationRegistry + 'static;
 
     fn cache(&self) -> &Arc<Self::Cache>;
@@ -128,6 +130,24 @@ mod dynamodb_harness {
         installs: SecretsManagerStore,
         cache: Arc<DynamoTokenCache>,
         registry: Arc<DynamoRegistry>,
+    }
+
+    impl Dynamo {
+        /// Every item of the token table, as stored.
+        pub async fn token_table_items(
+            &self,
+        ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>
+        {
+            self.dynamo
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("scanning the token table")
+                .items
+                .unwrap_or_default()
+        }
     }
 
     impl InstallsHarness for Dynamo {
@@ -1830,6 +1850,134 @@ async fn sqlite_registry_pages_are_full_and_in_key_order() {
 }
 
 // ---------------------------------------------------------------------------
+// Signed redirects, accepted once and in order
+
+fn app_shop() -> ShopRef {
+    ShopRef::Shoprenter(shoprenter_shop("demo"))
+}
+
+/// A redirect signed at `seconds`, named by `digest_byte`, remembered for
+/// an hour (whole seconds: DynamoDB's TTL keeps seconds).
+fn redirect(seconds: u64, digest_byte: u8) -> AcceptedRedirect {
+    AcceptedRedirect {
+        signed_at: UNIX_EPOCH + Duration::from_secs(seconds),
+        digest: SignatureDigest::new([digest_byte; 32]),
+        expires_at: UNIX_EPOCH + Duration::from_secs(seconds + 3600),
+    }
+}
+
+async fn a_signed_redirect_is_accepted_once_and_then_is_a_repeat<H: Harness>() {
+    let h = H::new().await;
+    let first = redirect(1_700_000_000, 1);
+    assert_eq!(
+        h.cache().accept_once(&app_shop(), &first).await,
+        Ok(RedirectAcceptance::Accepted { previous: None })
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            h.cache().accept_once(&app_shop(), &first).await,
+            Ok(RedirectAcceptance::Repeat)
+        );
+    }
+    // Kept beside the shop's cache entry, never as it.
+    assert_eq!(h.cache().load(&app_shop()).await, Ok(None));
+    let later = redirect(1_700_000_060, 2);
+    assert_eq!(
+        h.cache().accept_once(&app_shop(), &later).await,
+        Ok(RedirectAcceptance::Accepted {
+            previous: Some(first.clone())
+        })
+    );
+    // Another shop's redirects are its own.
+    let other = ShopRef::Shoprenter(shoprenter_shop("other"));
+    assert_eq!(
+        h.cache().accept_once(&other, &first).await,
+        Ok(RedirectAcceptance::Accepted { previous: None })
+    );
+}
+
+async fn a_redirect_signed_no_later_than_the_last_accepted_is_outdated<H: Harness>() {
+    let h = H::new().await;
+    let accepted = redirect(1_700_000_000, 1);
+    h.cache().accept_once(&app_shop(), &accepted).await.unwrap();
+    for older in [redirect(1_699_999_999, 2), redirect(1_700_000_000, 3)] {
+        assert_eq!(
+            h.cache().accept_once(&app_shop(), &older).await,
+            Ok(RedirectAcceptance::Outdated)
+        );
+    }
+    // Nothing was overwritten: the accepted one is still the repeat.
+    assert_eq!(
+        h.cache().accept_once(&app_shop(), &accepted).await,
+        Ok(RedirectAcceptance::Repeat)
+    );
+}
+
+async fn a_withdrawn_acceptance_restores_the_previous_record<H: Harness>() {
+    let h = H::new().await;
+    let first = redirect(1_700_000_000, 1);
+    let second = redirect(1_700_000_060, 2);
+    h.cache().accept_once(&app_shop(), &first).await.unwrap();
+    h.cache().accept_once(&app_shop(), &second).await.unwrap();
+    h.cache()
+        .withdraw(&app_shop(), &second, Some(&first))
+        .await
+        .unwrap();
+    // The failed one is accepted again on retry; the first stays a repeat
+    // until then.
+    assert_eq!(
+        h.cache().accept_once(&app_shop(), &first).await,
+        Ok(RedirectAcceptance::Repeat)
+    );
+    assert_eq!(
+        h.cache().accept_once(&app_shop(), &second).await,
+        Ok(RedirectAcceptance::Accepted {
+            previous: Some(first.clone())
+        })
+    );
+    // Withdrawing one that is no longer the record changes nothing.
+    h.cache().withdraw(&app_shop(), &first, None).await.unwrap();
+    assert_eq!(
+        h.cache().accept_once(&app_shop(), &second).await,
+        Ok(RedirectAcceptance::Repeat)
+    );
+    // Withdrawing the only one leaves no record.
+    let lone = ShopRef::Shoprenter(shoprenter_shop("lone"));
+    h.cache().accept_once(&lone, &first).await.unwrap();
+    h.cache().withdraw(&lone, &first, None).await.unwrap();
+    assert_eq!(
+        h.cache().accept_once(&lone, &first).await,
+        Ok(RedirectAcceptance::Accepted { previous: None })
+    );
+}
+
+async fn exactly_one_of_concurrent_offers_of_a_redirect_is_accepted<H: Harness>() {
+    let h = H::new().await;
+    let offered = redirect(1_700_000_000, 7);
+    let barrier = Arc::new(Barrier::new(8));
+    let mut offers = Vec::new();
+    for _ in 0..8 {
+        // Each offer through a handle of its own, as separate instances.
+        let cache = h.another_cache().await;
+        let barrier = Arc::clone(&barrier);
+        let offered = offered.clone();
+        offers.push(tokio::spawn(async move {
+            barrier.wait().await;
+            cache.accept_once(&app_shop(), &offered).await.unwrap()
+        }));
+    }
+    let mut accepted = 0;
+    for offer in offers {
+        match offer.await.unwrap() {
+            RedirectAcceptance::Accepted { .. } => accepted += 1,
+            RedirectAcceptance::Repeat => {}
+            RedirectAcceptance::Outdated => panic!("the same redirect is a repeat"),
+        }
+    }
+    assert_eq!(accepted, 1);
+}
+
+// ---------------------------------------------------------------------------
 // Every case against every adapter
 
 macro_rules! contract {
@@ -1931,7 +2079,41 @@ contract! {
         exactly_one_of_concurrent_uninstalls_sees_the_shop_installed,
         listing_pages_through_every_registration_once,
         listing_filters_by_platform_and_status,
+        a_signed_redirect_is_accepted_once_and_then_is_a_repeat,
+        a_redirect_signed_no_later_than_the_last_accepted_is_outdated,
+        a_withdrawn_acceptance_restores_the_previous_record,
+        exactly_one_of_concurrent_offers_of_a_redirect_is_accepted,
     ],
+}
+
+// ---------------------------------------------------------------------------
+// What only the token table promises about accepted redirects: an item of
+// its own with a TTL, holding a digest and a time, nothing a shop's cache
+// entry or the registry meets.
+
+mod dynamodb_redirects_only {
+    use super::dynamodb_harness::Dynamo;
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_accepted_redirect_is_an_item_of_its_own_with_a_ttl() {
+        let h = Dynamo::new().await;
+        let accepted = redirect(1_700_000_000, 0xab);
+        h.cache().accept_once(&app_shop(), &accepted).await.unwrap();
+        let items = h.token_table_items().await;
+        assert_eq!(items.len(), 1);
+        let item = &items[0];
+        assert_eq!(
+            item["pk"].as_s().unwrap(),
+            &format!("signed-redirect#{}", app_shop().key())
+        );
+        assert_eq!(item["ttl"].as_n().unwrap(), "1700003600");
+        assert_eq!(item["signed_at"].as_n().unwrap(), "1700000000000");
+        assert_eq!(item["signature_digest"].as_s().unwrap(), &"ab".repeat(32));
+        // Neither the shop's cache entry nor its registration.
+        assert_eq!(h.cache().load(&app_shop()).await, Ok(None));
+        assert_eq!(h.registry().registration(&app_shop()).await, Ok(None));
+    }
 }
 
 // ---------------------------------------------------------------------------

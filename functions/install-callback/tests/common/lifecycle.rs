@@ -482,8 +482,10 @@ pub async fn shoprenter_app_install_then_uninstall(broker: &Lifecycle, secrets: 
         "the install's JWT is the one vended, not a second"
     );
 
+    // Signed a second after the install: a redirect signed no later than
+    // the last one acted on for the shop is not acted on.
     let response = broker
-        .shoprenter_redirect("uninstall", APP_SHOP, unix_now(), "", None, secrets)
+        .shoprenter_redirect("uninstall", APP_SHOP, unix_now() + 1, "", None, secrets)
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     broker.double.reset_counters();

@@ -58,3 +58,13 @@ pub(super) fn is_conditional_failure<R>(error: &SdkError<UpdateItemError, R>) ->
         .as_service_error()
         .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
 }
+
+/// The item as it was when a condition failed (`ReturnValuesOnConditionCheckFailure`).
+pub(super) fn conditional_failure_item<R>(error: &SdkError<UpdateItemError, R>) -> Option<Item> {
+    match error.as_service_error()? {
+        UpdateItemError::ConditionalCheckFailedException(failure) => {
+            Some(failure.item().cloned().unwrap_or_default())
+        }
+        _ => None,
+    }
+}

@@ -7,12 +7,12 @@
 use std::time::SystemTime;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::aws_errors::summary;
-use super::dynamo_item::{Item, consistent_get, epoch_seconds, is_conditional_failure, millis};
+use super::dynamo_item::{
+    Item, conditional_failure_item, consistent_get, epoch_seconds, is_conditional_failure, millis,
+};
 use crate::ids::ShopRef;
 use crate::model::{CacheEntry, CachedToken};
 use crate::secret::ExposeSecret;
@@ -30,8 +30,8 @@ const LEASE_UNTIL: &str = "lease_until";
 
 #[derive(Clone)]
 pub struct DynamoTokenCache {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
 }
 
 impl DynamoTokenCache {
@@ -173,16 +173,6 @@ impl TokenCache for DynamoTokenCache {
             .await
             .map_err(|error| StoreError::Unavailable(summary(&error)))?;
         Ok(())
-    }
-}
-
-/// The item as it was when a condition failed (`ReturnValuesOnConditionCheckFailure`).
-fn conditional_failure_item<R>(error: &SdkError<UpdateItemError, R>) -> Option<Item> {
-    match error.as_service_error()? {
-        UpdateItemError::ConditionalCheckFailedException(failure) => {
-            Some(failure.item().cloned().unwrap_or_default())
-        }
-        _ => None,
     }
 }
 

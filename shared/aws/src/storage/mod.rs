@@ -7,6 +7,7 @@ pub mod aws_installations;
 mod dynamo_item;
 pub mod dynamodb;
 pub mod dynamodb_installations;
+mod dynamodb_redirects;
 pub mod dynamodb_registry;
 pub mod secrets_manager;
 mod stores;

@@ -10,12 +10,14 @@ use std::time::SystemTime;
 
 use super::{
     InstallationInventory, InstallationRegistry, InstallationStore, InventoryCursor, InventoryPage,
-    InventoryQuery, LeaseAttempt, RecoveryWindow, RegistryPage, RegistryQuery, SaveOutcome,
-    StoreError, TokenCache, key_after, page_limit, shop_of_key,
+    InventoryQuery, LeaseAttempt, RecoveryWindow, RedirectAcceptance, RegistryPage, RegistryQuery,
+    SaveOutcome, SignedRedirects, StoreError, TokenCache, key_after, page_limit,
+    redirect_acceptance, shop_of_key,
 };
 use crate::ids::ShopRef;
 use crate::model::{
-    CacheEntry, CachedToken, InstallationStatus, Lease, Registration, StatusChange,
+    AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Lease, Registration,
+    StatusChange,
 };
 
 /// Documents by [`ShopRef::key`], in key order (the order the inventory
@@ -159,9 +161,11 @@ impl InstallationRegistry for MemoryRegistry {
 
 /// The token cache in process memory, with the same conditional semantics
 /// as the DynamoDB adapter (one lock stands in for conditional writes).
+/// Like the token table, it also keeps the accepted signed redirects.
 #[derive(Clone, Default)]
 pub struct MemoryTokenCache {
     entries: Arc<Mutex<HashMap<String, CacheEntry>>>,
+    redirects: Arc<Mutex<HashMap<String, AcceptedRedirect>>>,
 }
 
 impl TokenCache for MemoryTokenCache {
@@ -223,6 +227,42 @@ impl TokenCache for MemoryTokenCache {
 
     async fn forget(&self, shop: &ShopRef) -> Result<(), StoreError> {
         locked(&self.entries).remove(&shop.key());
+        Ok(())
+    }
+}
+
+/// Records are kept past `expires_at`: a stale redirect fails its
+/// timestamp check before it gets here, so forgetting is only housekeeping.
+impl SignedRedirects for MemoryTokenCache {
+    async fn accept_once(
+        &self,
+        shop: &ShopRef,
+        redirect: &AcceptedRedirect,
+    ) -> Result<RedirectAcceptance, StoreError> {
+        let mut redirects = locked(&self.redirects);
+        let acceptance = redirect_acceptance(redirects.get(&shop.key()), redirect);
+        if let RedirectAcceptance::Accepted { .. } = acceptance {
+            redirects.insert(shop.key(), redirect.clone());
+        }
+        Ok(acceptance)
+    }
+
+    async fn withdraw(
+        &self,
+        shop: &ShopRef,
+        redirect: &AcceptedRedirect,
+        previous: Option<&AcceptedRedirect>,
+    ) -> Result<(), StoreError> {
+        let mut redirects = locked(&self.redirects);
+        let still_ours = redirects.get(&shop.key()).is_some_and(|current| {
+            current.signed_at == redirect.signed_at && current.digest == redirect.digest
+        });
+        if still_ours {
+            match previous {
+                Some(previous) => redirects.insert(shop.key(), previous.clone()),
+                None => redirects.remove(&shop.key()),
+            };
+        }
         Ok(())
     }
 }

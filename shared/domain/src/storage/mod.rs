@@ -13,8 +13,8 @@ use std::num::NonZeroUsize;
 
 use crate::ids::{Platform, ShopRef, ShoprenterShopName, ShoptetEshopId};
 use crate::model::{
-    CacheEntry, CachedToken, InstallationStatus, Registration, ShoprenterCredentials,
-    ShoptetInstallationRecord, StatusChange,
+    AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Registration,
+    ShoprenterCredentials, ShoptetInstallationRecord, StatusChange,
 };
 pub mod memory;
 pub mod raw;
@@ -349,6 +349,71 @@ pub trait TokenCache: Send + Sync {
 
     /// Drops whatever is cached for the shop (its credentials changed).
     fn forget(&self, shop: &ShopRef) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// What became of a signed redirect offered to [`SignedRedirects::accept_once`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectAcceptance {
+    /// Newer than anything accepted for the shop: act on it. `previous` is
+    /// the record it replaced, for [`SignedRedirects::withdraw`].
+    Accepted { previous: Option<AcceptedRedirect> },
+    /// The very redirect accepted last (same signed time, same signature),
+    /// on whichever route: a reload or a replay. Nothing to do.
+    Repeat,
+    /// Signed no later than the redirect accepted last, and not it: an old
+    /// query (replayed, or overtaken by a newer one). Nothing to do.
+    Outdated,
+}
+
+/// Signed lifecycle redirects accepted once, shared by every instance: per
+/// shop, the newest accepted redirect. Accepting is one conditional write
+/// (the redirect must be signed strictly later than the one recorded), so
+/// of concurrent or repeated offers exactly one is accepted, and an older
+/// redirect never undoes a newer one. A record may be forgotten after its
+/// `expires_at` (DynamoDB's TTL): by then every redirect it orders fails
+/// the timestamp check anyway.
+pub trait SignedRedirects: Send + Sync {
+    fn accept_once(
+        &self,
+        shop: &ShopRef,
+        redirect: &AcceptedRedirect,
+    ) -> impl Future<Output = Result<RedirectAcceptance, StoreError>> + Send;
+
+    /// Undoes an acceptance whose action failed, so the platform's retry
+    /// (or the merchant's reload) is accepted: puts `previous` back (none:
+    /// no record), only while `redirect` is still the shop's record.
+    fn withdraw(
+        &self,
+        shop: &ShopRef,
+        redirect: &AcceptedRedirect,
+        previous: Option<&AcceptedRedirect>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The decision every adapter makes, given the shop's current record.
+pub fn redirect_acceptance(
+    current: Option<&AcceptedRedirect>,
+    offered: &AcceptedRedirect,
+) -> RedirectAcceptance {
+    match current {
+        None => RedirectAcceptance::Accepted { previous: None },
+        Some(current) if current.signed_at < offered.signed_at => RedirectAcceptance::Accepted {
+            previous: Some(current.clone()),
+        },
+        Some(current)
+            if current.signed_at == offered.signed_at && current.digest == offered.digest =>
+        {
+            RedirectAcceptance::Repeat
+        }
+        Some(_) => RedirectAcceptance::Outdated,
+    }
+}
+
+/// The key under which a table adapter keeps a shop's accepted redirect,
+/// beside (never equal to) [`ShopRef::key`], so no shop listing or lookup
+/// of the token table meets it.
+pub fn redirect_key(shop: &ShopRef) -> String {
+    format!("signed-redirect#{}", shop.key())
 }
 
 /// Cache items outlive their newest token by this much before the backend's
