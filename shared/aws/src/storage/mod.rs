@@ -8,8 +8,10 @@ mod dynamo_item;
 pub mod dynamodb;
 pub mod dynamodb_installations;
 pub mod dynamodb_registry;
+mod envelope;
 pub mod secrets_manager;
 mod stores;
 
+pub use envelope::KmsKeyId;
 pub use secrets_manager::{DEFAULT_SECRET_PREFIX, SecretNames};
 pub use stores::{AwsStoreNames, AwsStores, InstallationBackend};
