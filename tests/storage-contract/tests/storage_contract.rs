@@ -2019,6 +2019,15 @@ mod dynamodb_token_cache_only {
         minted
     }
 
+    /// The token the cache serves for `shop`, if any.
+    async fn token_of<C: TokenCache>(cache: &C, shop: &ShopRef) -> Option<CachedToken> {
+        cache
+            .load(shop)
+            .await
+            .unwrap()
+            .and_then(|entry| entry.token)
+    }
+
     /// Every attribute's bytes, as a reader with `dynamodb:GetItem` alone
     /// sees them (strings as they are, binaries as raw bytes, lossily).
     fn readable_text(item: &Item) -> String {
@@ -2056,14 +2065,7 @@ mod dynamodb_token_cache_only {
             );
         }
         // The key holder (the functions) reads it back whole.
-        assert_eq!(
-            h.cache()
-                .load(&shop())
-                .await
-                .unwrap()
-                .and_then(|entry| entry.token),
-            Some(minted)
-        );
+        assert_eq!(token_of(&**h.cache(), &shop()).await, Some(minted));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -2110,21 +2112,11 @@ mod dynamodb_token_cache_only {
         )
         .await;
         assert_ne!(refreshed, other_minted);
-        assert_eq!(
-            h.cache()
-                .load(&other)
-                .await
-                .unwrap()
-                .and_then(|entry| entry.token),
-            Some(refreshed)
-        );
+        assert_eq!(token_of(&**h.cache(), &other).await, Some(refreshed));
         // The victim's own item still opens.
         assert_eq!(
-            h.cache()
-                .load(&victim)
+            token_of(&**h.cache(), &victim)
                 .await
-                .unwrap()
-                .and_then(|entry| entry.token)
                 .map(|token| token.access_token),
             Some(ApiAccessToken::new(SECRET_TOKEN))
         );
@@ -2214,14 +2206,7 @@ mod dynamodb_token_cache_only {
             item.keys()
         );
         LeakScanner::new([SECRET_TOKEN]).assert_absent("the raw item", &readable_text(&item));
-        assert_eq!(
-            h.cache()
-                .load(&shop())
-                .await
-                .unwrap()
-                .and_then(|entry| entry.token),
-            Some(minted)
-        );
+        assert_eq!(token_of(&**h.cache(), &shop()).await, Some(minted));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
