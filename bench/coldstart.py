@@ -99,6 +99,7 @@ def environment(api_port, aws_port):
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{aws_port}",
         # Both functions' configuration (template.yaml), every secret named.
         "TOKEN_TABLE": "tokens",
+        "TOKEN_KEY_ID": "alias/coldstart/tokens",
         "REGISTRY_TABLE": "registry",
         "SECRET_PREFIX": "shop-token-broker/",
         "SHOPTET_OAUTH_URL": "https://12345.myshoptet.com",

@@ -83,6 +83,7 @@ ASSUMPTIONS = {
                     "item sizes: each write <= 1 KB is 1 WRU, each consistent read <= 4 KB 1 RRU; the registry's by-platform index projects ALL (template lines 247-255): +1 WRU per registry write and a second copy stored"),
     "registry_writes": a({"install": 1, "webhook": 1}, "registry writes per operation when the counts do not name tables"),
     "platform_secrets": a(2, "Secrets Manager secrets in either store: the Shoptet webhook key and one add-on/app client secret"),
+    "token_key_requests": a({"per_instance": 4}, "the token cache's KMS requests per new instance (shared/aws/src/storage/dynamodb.rs), in both stores: one GenerateDataKey on its first write, one Decrypt per other instance whose sealed tokens it reads (about the 3 warm instances), never per vend (functions/token-vendor/tests/cold_vend.rs); the counts file's vends are counted warm"),
     "kms_rotations": a(2, "EnableKeyRotation: true (line 307), yearly: from year three the key costs $3/month, the cap ($1 in year one)"),
     "cw_fixed": a({"metrics": 40, "alarms": 6, "dashboards": 1}, "~40 EMF metric series (two dimension sets each, shared/runtime/src/metrics.rs), 6 alarms and 1 dashboard (template lines 804-944)"),
 }
@@ -161,6 +162,7 @@ def month(counts, store, cached, n, prices, free):
     gb_s = sum(per_op[op] * V["billed_ms"][op] for op in OPS) / 1000 * gb
     gb_s += invocations * V["cold_start"]["share"] * V["cold_start"]["init_ms"] / 1000 * gb
     q = units(counts, store, per_op)
+    q["kms"] += invocations * V["cold_start"]["share"] * V["token_key_requests"]["per_instance"]
     size = V["item_bytes"]
     item = size["tokens"] + 2 * size["registry"] + 3 * size["overhead"]
     if store == "DynamoDB":
@@ -179,7 +181,8 @@ def month(counts, store, cached, n, prices, free):
         q["rru"] * price("ddb_rru"),
         q["wru"] * price("ddb_wru"),
         less(stored_gb, "ddb_gb") * price("ddb_storage") + stored_gb * price("ddb_pitr"),
-        (1 + V["kms_rotations"]) * price("kms_key") if store == "DynamoDB" else 0.0,
+        # The token key in both stores, the installation key with DynamoDB.
+        (1 + V["kms_rotations"]) * price("kms_key") * (2 if store == "DynamoDB" else 1),
         less(q["kms"], "kms_request") * price("kms_request"),
         secrets * price("sm_secret"),
         q["sm"] * price("sm_api"),

@@ -102,13 +102,15 @@ wait_for() {
 
 # create_aws_resources ID STORE: creates the token table e2e-tokens-ID and
 # the registry table e2e-registry-ID (keys, index and TTL as in
-# template.yaml) and the client-secret secret e2e-ID-shoptet-client-secret;
-# for STORE DynamoDB also the installation table e2e-installations-ID (as
+# template.yaml), a KMS key for the cached tokens (as TokenKey, with either
+# store) and the client-secret secret e2e-ID-shoptet-client-secret; for STORE
+# DynamoDB also the installation table e2e-installations-ID (as
 # template.yaml's InstallationTable) and a KMS key (as InstallationKey).
-# Also the webhook signature key's secret e2e-ID-shoptet-webhook-key (its
-# value e2e-webhook-signature-key-ID): signed webhooks are the recommended
-# setup. Prints the client secret's ARN, then the key's id (an empty line
-# without one), then the webhook key secret's ARN.
+# Prints the client secret's ARN, then the installation key's id (an empty
+# line without one), then the token key's id. Also the webhook signature
+# key's secret e2e-ID-shoptet-webhook-key (its value
+# e2e-webhook-signature-key-ID; signed webhooks are the recommended setup):
+# its ARN is printed last.
 create_aws_resources() {
     "$VENV/bin/python" - "$1" "$2" <<'PY'
 import sys, boto3
@@ -130,11 +132,15 @@ tables = with_ttl + [keyed_table(
         "KeySchema": [{"AttributeName": "platform", "KeyType": "HASH"},
                       {"AttributeName": "pk", "KeyType": "RANGE"}],
         "Projection": {"ProjectionType": "ALL"}}])]
+kms = boto3.client("kms")
+token_key_id = kms.create_key(
+    KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT",
+    Description=f"e2e {run}: token data keys")["KeyMetadata"]["KeyId"]
 key_id = ""
 if store == "DynamoDB":
     with_ttl.append(keyed_table(f"e2e-installations-{run}"))
     tables.append(with_ttl[-1])
-    key_id = boto3.client("kms").create_key(
+    key_id = kms.create_key(
         KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT",
         Description=f"e2e {run}: installation data keys")["KeyMetadata"]["KeyId"]
 for name in tables:
@@ -145,6 +151,7 @@ secrets = boto3.client("secretsmanager")
 print(secrets.create_secret(Name=f"e2e-{run}-shoptet-client-secret",
                             SecretString="double-client-secret")["ARN"])
 print(key_id)
+print(token_key_id)
 print(secrets.create_secret(Name=f"e2e-{run}-shoptet-webhook-key",
                             SecretString=f"e2e-webhook-signature-key-{run}")["ARN"])
 PY
@@ -183,12 +190,12 @@ ensure_node_example() {
     cp "$NODE_EXAMPLE/package-lock.json" "$stamp"
 }
 
-# start_watch SECRET_ARN ID STORE KEY_ID WEBHOOK_KEY_ARN: starts `cargo lambda watch` on a
+# start_watch SECRET_ARN ID STORE KEY_ID TOKEN_KEY_ID WEBHOOK_KEY_ARN: starts `cargo lambda watch` on a
 # free port with both functions' env (the AWS_* env pointing at moto is
 # inherited), the installation store's as template.yaml sets it; exports its
 # URL.
 start_watch() {
-    local secret_arn="$1" id="$2" store="$3" key_id="$4" webhook_key_arn="$5" attempt port
+    local secret_arn="$1" id="$2" store="$3" key_id="$4" token_key_id="$5" webhook_key_arn="$6" attempt port
     local store_env=("INSTALLATION_STORE=$store")
     case "$store" in
         SecretsManager) store_env+=("SECRET_PREFIX=e2e-$id/") ;;
@@ -206,6 +213,7 @@ start_watch() {
         "SHOPRENTER_OAUTH_URL=$E2E_DOUBLE_URL/shoprenter"
         "SHOPRENTER_API_URL=$E2E_DOUBLE_URL/shoprenter-api/{shop}/api"
         "TOKEN_TABLE=e2e-tokens-$id"
+        "TOKEN_KEY_ID=$token_key_id"
         "REGISTRY_TABLE=e2e-registry-$id"
         # As Lambda sets it for LoggingConfig.LogFormat JSON (template.yaml).
         "AWS_LAMBDA_LOG_FORMAT=JSON"
@@ -268,7 +276,7 @@ run_checks() {
 # own, which it stops when done; the SecretsManager pass runs the examples
 # too.
 run_pass() {
-    local store="$1" start=$SECONDS name id resources secret_arn key_id webhook_key_arn
+    local store="$1" start=$SECONDS name id resources secret_arn key_id token_key_id webhook_key_arn
     name="$(tr '[:upper:]' '[:lower:]' <<<"$store")"
     WATCH_LOG="$REPO_ROOT/target/e2e-watch-$name.log"
     DOUBLE_LOG="$REPO_ROOT/target/e2e-double-$name.log"
@@ -277,7 +285,8 @@ run_pass() {
         || die "creating the tables, key and secret in moto failed"
     secret_arn="$(sed -n 1p <<<"$resources")"
     key_id="$(sed -n 2p <<<"$resources")"
-    webhook_key_arn="$(sed -n 3p <<<"$resources")"
+    token_key_id="$(sed -n 3p <<<"$resources")"
+    webhook_key_arn="$(sed -n 4p <<<"$resources")"
     export E2E_INSTALLATION_STORE="$store" E2E_SECRET_PREFIX="" E2E_INSTALLATION_TABLE=""
     # Each pass at one of the two levels that write the most; every secret
     # the pass used is then looked for in every line the functions wrote.
@@ -296,7 +305,7 @@ run_pass() {
         log "moto ($store pass): tables e2e-tokens-$id and e2e-registry-$id, secret e2e-$id-shoptet-client-secret"
     fi
     start_double
-    start_watch "$secret_arn" "$id" "$store" "$key_id" "$webhook_key_arn"
+    start_watch "$secret_arn" "$id" "$store" "$key_id" "$token_key_id" "$webhook_key_arn"
 
     if ! run_checks "${CHECKS[@]}" -- --nocapture \
         || { [[ "$store" == SecretsManager ]] && ! run_checks "${EXAMPLES[@]}"; } \

@@ -6,8 +6,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::SystemTime;
 
 use aws_config::SdkConfig;
-use broker_aws::storage::AwsStores;
 use broker_aws::storage::dynamodb::DynamoTokenCache;
+use broker_aws::storage::{AwsStores, KmsKeyId};
 use broker_domain::ids::ShopRef;
 use broker_domain::model::ShoptetInstallationRecord;
 use broker_domain::secret::{ApiAccessToken, ClientSecret, ExposeSecret, InstallCode};
@@ -26,6 +26,8 @@ pub struct Target {
     /// `http://127.0.0.1:PORT` of the platform double.
     pub double_url: String,
     pub table: String,
+    /// The KMS key the token cache's data keys are wrapped under.
+    pub token_key: String,
     pub secret_prefix: String,
     /// `InstallationStore=DynamoDB`: the installation table and the KMS key;
     /// `None`: Secrets Manager under `secret_prefix` (the default).
@@ -52,6 +54,7 @@ impl Target {
             ),
             ("SECRET_PREFIX", self.secret_prefix.clone()),
             ("TOKEN_TABLE", self.table.clone()),
+            ("TOKEN_KEY_ID", self.token_key.clone()),
             ("REGISTRY_TABLE", self.registry_table()),
         ]);
         if let Some(installations) = &self.installations {
@@ -116,11 +119,13 @@ impl Fleet {
         let double = PlatformDouble::start_with(double).await;
         let table = test_support::unique_name("bench-tokens");
         test_support::create_token_table(&aws, &table).await;
+        let token_key = test_support::create_kms_key(&aws).await;
         test_support::create_registry_table(&aws, &format!("{table}-registry")).await;
         let secret_prefix = format!("{}/", test_support::unique_name("bench"));
         let mut target = Target {
             double_url: double.base_url(),
             table,
+            token_key,
             secret_prefix,
             installations: None,
         };
@@ -183,7 +188,9 @@ impl Fleet {
     pub async fn stored_token_hash(&self, shop: &ShopRef) -> Result<Option<u64>, Error> {
         let cache = DynamoTokenCache::new(
             aws_sdk_dynamodb::Client::new(&self.aws),
+            aws_sdk_kms::Client::new(&self.aws),
             self.target.table.clone(),
+            KmsKeyId::new(self.target.token_key.clone()),
         );
         let entry = cache.load(shop).await?;
         Ok(entry

@@ -342,6 +342,7 @@ fn spawn_worker(
         .arg(WORKER_FLAG)
         .arg(&target.double_url)
         .arg(&target.table)
+        .arg(&target.token_key)
         .arg(&target.secret_prefix)
         .arg(schedule)
         .arg(args.compress.to_string())
@@ -705,24 +706,25 @@ pub fn parse_worker(args: &[String]) -> Result<WorkerArgs, String> {
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| format!("fleet worker: argument {i} is not a number"))
     };
-    if args.len() != 8 && args.len() != 10 {
-        return Err("fleet worker: 8 or 10 arguments".into());
+    if args.len() != 9 && args.len() != 11 {
+        return Err("fleet worker: 9 or 11 arguments".into());
     }
     Ok(WorkerArgs {
         target: Target {
             double_url: args[0].clone(),
             table: args[1].clone(),
-            secret_prefix: args[2].clone(),
-            installations: (args.len() == 10).then(|| DynamoInstallations {
-                table: args[8].clone(),
-                key_id: args[9].clone(),
+            token_key: args[2].clone(),
+            secret_prefix: args[3].clone(),
+            installations: (args.len() == 11).then(|| DynamoInstallations {
+                table: args[9].clone(),
+                key_id: args[10].clone(),
             }),
         },
-        schedule: PathBuf::from(&args[3]),
-        compress: number(4)? as u32,
-        raw_every: number(5)? as usize,
-        sweep_shops: number(6)?,
-        unknown_shops: number(7)?,
+        schedule: PathBuf::from(&args[4]),
+        compress: number(5)? as u32,
+        raw_every: number(6)? as usize,
+        sweep_shops: number(7)?,
+        unknown_shops: number(8)?,
     })
 }
 

@@ -66,7 +66,14 @@ const COUNTS_USAGE: &str = "usage: broker-bench counts [--json FILE]";
 
 /// The options of each mode; every one takes a value.
 const BENCH_OPTIONS: &[&str] = &["rounds", "process-rounds", "l1-iterations", "l2-samples"];
-const WORKER_OPTIONS: &[&str] = &["double-url", "table", "secret-prefix", "shop", "callers"];
+const WORKER_OPTIONS: &[&str] = &[
+    "double-url",
+    "table",
+    "token-key",
+    "secret-prefix",
+    "shop",
+    "callers",
+];
 
 fn parse_args(args: &[String]) -> Result<Mode, String> {
     use lexopt::Arg::{Long, Short, Value};
@@ -110,6 +117,7 @@ fn parse_args(args: &[String]) -> Result<Mode, String> {
             target: Target {
                 double_url: required("double-url")?,
                 table: required("table")?,
+                token_key: required("token-key")?,
                 secret_prefix: required("secret-prefix")?,
                 installations: None,
             },
@@ -475,6 +483,8 @@ mod tests {
             "http://127.0.0.1:1234",
             "--table",
             "tokens",
+            "--token-key",
+            "alias/bench/tokens",
             "--secret-prefix",
             "bench/",
             "--shop",
@@ -486,6 +496,7 @@ mod tests {
         };
         assert_eq!(args.target.double_url, "http://127.0.0.1:1234");
         assert_eq!(args.target.table, "tokens");
+        assert_eq!(args.target.token_key, "alias/bench/tokens");
         assert_eq!(args.target.secret_prefix, "bench/");
         assert_eq!(args.eshop_id.to_string(), "20001");
         assert_eq!(args.callers, 32);
@@ -514,6 +525,7 @@ mod tests {
             WORKER_FLAG,
             "--double-url=u",
             "--table=t",
+            "--token-key=k",
             "--secret-prefix=p",
         ];
         assert_eq!(problem(&partial), "--shop is required");

@@ -221,6 +221,7 @@ impl Worker {
             .arg(WORKER_FLAG)
             .args(["--double-url", &target.double_url])
             .args(["--table", &target.table])
+            .args(["--token-key", &target.token_key])
             .args(["--secret-prefix", &target.secret_prefix])
             .args(["--shop", &eshop_id.to_string()])
             .args(["--callers", &callers.to_string()])

@@ -158,10 +158,11 @@ mod tests {
         AwsInstallConfig::from_env(&env)
     }
 
-    const MINIMAL: [(&str, &str); 4] = [
+    const MINIMAL: [(&str, &str); 5] = [
         ("SHOPTET_OAUTH_URL", "https://12345.myshoptet.com"),
         ("SHOPTET_CLIENT_ID", "client"),
         ("TOKEN_TABLE", "tokens"),
+        ("TOKEN_KEY_ID", "alias/broker/tokens"),
         ("REGISTRY_TABLE", "registry"),
     ];
 
@@ -198,6 +199,7 @@ mod tests {
             (without("SHOPTET_OAUTH_URL"), "SHOPTET_OAUTH_URL"),
             (without("SHOPTET_CLIENT_ID"), "SHOPTET_CLIENT_ID"),
             (without("TOKEN_TABLE"), "TOKEN_TABLE"),
+            (without("TOKEN_KEY_ID"), "TOKEN_KEY_ID"),
             (
                 [
                     &MINIMAL[..],

@@ -73,6 +73,7 @@ mod tests {
         let env = |name: &str| {
             [
                 ("TOKEN_TABLE", "tokens"),
+                ("TOKEN_KEY_ID", "alias/broker/tokens"),
                 ("REGISTRY_TABLE", "registry"),
                 ("SHOPRENTER_CLIENT_ID", "app"),
             ]

@@ -5,12 +5,14 @@ use broker_runtime::env::{ConfigError, Env, optional, required, together};
 
 use crate::storage::{AwsStoreNames, DEFAULT_SECRET_PREFIX, InstallationBackend, SecretNames};
 
-/// The installations' store ([`installation_backend`]), `TOKEN_TABLE` and
-/// `REGISTRY_TABLE`.
+/// The installations' store ([`installation_backend`]), `TOKEN_TABLE`,
+/// `TOKEN_KEY_ID` (the KMS key the cached tokens are sealed under: both
+/// installation stores have one) and `REGISTRY_TABLE`.
 pub fn aws_store_names(env: &impl Env) -> Result<AwsStoreNames, ConfigError> {
     Ok(AwsStoreNames {
         installations: installation_backend(env)?,
         token_table: required(env, "TOKEN_TABLE")?,
+        token_key_id: required(env, "TOKEN_KEY_ID")?,
         registry_table: required(env, "REGISTRY_TABLE")?,
     })
 }
@@ -90,7 +92,7 @@ mod tests {
     }
 
     #[test]
-    fn store_names_need_a_table_and_a_valid_prefix() {
+    fn store_names_need_the_tables_the_token_key_and_a_valid_prefix() {
         assert_eq!(
             aws_store_names(&env(&[])).unwrap_err().variable,
             "TOKEN_TABLE"
@@ -99,10 +101,21 @@ mod tests {
             aws_store_names(&env(&[("TOKEN_TABLE", "tokens")]))
                 .unwrap_err()
                 .variable,
+            "TOKEN_KEY_ID"
+        );
+        assert_eq!(
+            aws_store_names(&env(&[("TOKEN_TABLE", "tokens"), ("TOKEN_KEY_ID", "k")]))
+                .unwrap_err()
+                .variable,
             "REGISTRY_TABLE"
         );
-        let names =
-            aws_store_names(&env(&[("TOKEN_TABLE", "tokens"), ("REGISTRY_TABLE", "r")])).unwrap();
+        let names = aws_store_names(&env(&[
+            ("TOKEN_TABLE", "tokens"),
+            ("TOKEN_KEY_ID", "alias/stack/tokens"),
+            ("REGISTRY_TABLE", "r"),
+        ]))
+        .unwrap();
+        assert_eq!(names.token_key_id, "alias/stack/tokens");
         assert_eq!(
             names.installations,
             InstallationBackend::SecretsManager {
@@ -112,6 +125,7 @@ mod tests {
         assert_eq!(
             aws_store_names(&env(&[
                 ("TOKEN_TABLE", "t"),
+                ("TOKEN_KEY_ID", "k"),
                 ("REGISTRY_TABLE", "r"),
                 ("SECRET_PREFIX", "a b")
             ]))

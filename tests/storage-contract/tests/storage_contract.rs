@@ -111,17 +111,23 @@ mod memory_harness {
 
 mod dynamodb_harness {
     use super::*;
+    use broker_aws::storage::KmsKeyId;
     use broker_aws::storage::SecretNames;
     use broker_aws::storage::dynamodb::DynamoTokenCache;
     use broker_aws::storage::dynamodb_registry::DynamoRegistry;
     use broker_aws::storage::secrets_manager::SecretsManagerStore;
     use test_support::{
-        create_registry_table, create_token_table, emulator_sdk_config, unique_name,
+        create_kms_key, create_registry_table, create_token_table, emulator_sdk_config, unique_name,
     };
 
     pub struct Dynamo {
-        dynamo: aws_sdk_dynamodb::Client,
-        table: String,
+        /// The clients and names behind `cache`, for looking at the items and
+        /// the key themselves.
+        pub dynamo: aws_sdk_dynamodb::Client,
+        pub kms: aws_sdk_kms::Client,
+        pub table: String,
+        /// The KMS key the token cache's data keys are wrapped under.
+        pub token_key: KmsKeyId,
         registry_table: String,
         /// The client and names behind `installs`, for looking at the
         /// secrets themselves.
@@ -159,20 +165,30 @@ mod dynamodb_harness {
             let config = emulator_sdk_config().await;
             let table = unique_name("contract");
             let registry_table = unique_name("contract-registry");
-            tokio::join!(
+            let ((), (), token_key) = tokio::join!(
                 create_token_table(&config, &table),
                 create_registry_table(&config, &registry_table),
+                create_kms_key(&config),
             );
+            let token_key = KmsKeyId::new(token_key);
             let names = SecretNames::new(&format!("{}/", unique_name("contract")))
                 .expect("unique names are valid secret prefixes");
             let secrets = aws_sdk_secretsmanager::Client::new(&config);
             let installs = SecretsManagerStore::new(secrets.clone(), names.clone());
             let dynamo = aws_sdk_dynamodb::Client::new(&config);
-            let cache = Arc::new(DynamoTokenCache::new(dynamo.clone(), &table));
+            let kms = aws_sdk_kms::Client::new(&config);
+            let cache = Arc::new(DynamoTokenCache::new(
+                dynamo.clone(),
+                kms.clone(),
+                &table,
+                token_key.clone(),
+            ));
             let registry = Arc::new(DynamoRegistry::new(dynamo.clone(), &registry_table));
             Self {
                 dynamo,
+                kms,
                 table,
+                token_key,
                 registry_table,
                 secrets,
                 names,
@@ -205,9 +221,17 @@ mod dynamodb_harness {
         }
 
         async fn another_cache(&self) -> Arc<Self::Cache> {
-            // A client of its own, as another instance would build.
+            // Clients of its own, and so a data key of its own, as another
+            // instance would build: it reads the first one's tokens only by
+            // unwrapping that instance's data key.
             let client = aws_sdk_dynamodb::Client::from_conf(self.dynamo.config().clone());
-            Arc::new(DynamoTokenCache::new(client, &self.table))
+            let kms = aws_sdk_kms::Client::from_conf(self.kms.config().clone());
+            Arc::new(DynamoTokenCache::new(
+                client,
+                kms,
+                &self.table,
+                self.token_key.clone(),
+            ))
         }
     }
 }
@@ -2117,6 +2141,304 @@ mod dynamodb_redirects_only {
 }
 
 // ---------------------------------------------------------------------------
+// What only the DynamoDB token cache promises: a reader of the table without
+// the KMS key gets no usable token
+
+mod dynamodb_token_cache_only {
+    use super::dynamodb_harness::Dynamo;
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use broker_aws::storage::dynamodb::DynamoTokenCache;
+    use std::collections::HashMap;
+    use test_support::LeakScanner;
+    use test_support::request_counting::{TableRoles, counting};
+
+    type Item = HashMap<String, AttributeValue>;
+
+    /// A token as long as Shoptet's, so a leak of part of it shows.
+    const SECRET_TOKEN: &str = "api-token-0123456789abcdefghijklmnopqrstuvwxyz-sealed";
+
+    async fn raw_item(h: &Dynamo, shop: &ShopRef) -> Item {
+        h.dynamo
+            .get_item()
+            .table_name(&h.table)
+            .key("pk", AttributeValue::S(shop.key()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("reading the raw item")
+            .item
+            .expect("the shop has an item")
+    }
+
+    async fn put_raw_item(h: &Dynamo, item: Item) {
+        h.dynamo
+            .put_item()
+            .table_name(&h.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("writing a raw item");
+    }
+
+    /// Stores `value` for `shop` the way the vendor does: lease, store,
+    /// release.
+    async fn cache_token<C: TokenCache>(
+        cache: &C,
+        shop: &ShopRef,
+        value: &str,
+        now: SystemTime,
+    ) -> CachedToken {
+        acquire(cache, shop, "writer", now, now + Duration::from_secs(30)).await;
+        let minted = token(value, now + Duration::from_secs(1800), &["orders"]);
+        let ledger = vec![now + Duration::from_secs(1800)];
+        assert_eq!(
+            cache
+                .store_and_release(shop, "writer", &minted, &ledger)
+                .await,
+            Ok(true)
+        );
+        minted
+    }
+
+    /// The token the cache serves for `shop`, if any.
+    async fn token_of<C: TokenCache>(cache: &C, shop: &ShopRef) -> Option<CachedToken> {
+        cache
+            .load(shop)
+            .await
+            .unwrap()
+            .and_then(|entry| entry.token)
+    }
+
+    /// Every attribute's bytes, as a reader with `dynamodb:GetItem` alone
+    /// sees them (strings as they are, binaries as raw bytes, lossily).
+    fn readable_text(item: &Item) -> String {
+        fn text(value: &AttributeValue) -> String {
+            match value {
+                AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
+                AttributeValue::B(b) => String::from_utf8_lossy(b.as_ref()).into_owned(),
+                AttributeValue::L(list) => list.iter().map(text).collect::<Vec<_>>().join(" "),
+                other => format!("{other:?}"),
+            }
+        }
+        item.iter()
+            .map(|(name, value)| format!("{name}={}", text(value)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_reader_of_the_raw_item_finds_no_token_in_any_attribute() {
+        let h = Dynamo::new().await;
+        let minted = cache_token(&**h.cache(), &shop(), SECRET_TOKEN, now()).await;
+
+        let item = raw_item(&h, &shop()).await;
+        LeakScanner::new([SECRET_TOKEN]).assert_absent("the raw item", &readable_text(&item));
+        LeakScanner::new([SECRET_TOKEN]).assert_absent("the raw item", &format!("{item:?}"));
+        assert!(
+            !item.contains_key("token"),
+            "no plaintext attribute: {:?}",
+            item.keys()
+        );
+        for sealed in ["token_sealed", "token_nonce", "token_data_key"] {
+            assert!(
+                item.get(sealed).is_some_and(|value| value.is_b()),
+                "{sealed} is stored as binary"
+            );
+        }
+        // The key holder (the functions) reads it back whole.
+        assert_eq!(token_of(&**h.cache(), &shop()).await, Some(minted));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_ciphertext_copied_to_another_shops_item_reads_as_a_miss() {
+        let h = Dynamo::new().await;
+        let now = now();
+        let victim = shop();
+        let other = ShopRef::Shoptet(eshop(333777));
+        cache_token(&**h.cache(), &victim, SECRET_TOKEN, now).await;
+        let other_minted = cache_token(
+            &**h.cache(),
+            &other,
+            "api-token-of-the-other-shop-000000",
+            now,
+        )
+        .await;
+
+        // Everything of the victim's item under the other shop's key: the
+        // same data key, nonce, ciphertext and expiry.
+        let mut copied = raw_item(&h, &victim).await;
+        copied.insert("pk".into(), AttributeValue::S(other.key()));
+        put_raw_item(&h, copied).await;
+
+        for cache in [h.cache().clone(), h.another_cache().await] {
+            let entry = cache
+                .load(&other)
+                .await
+                .unwrap()
+                .expect("the item is there");
+            assert_eq!(entry.token, None, "a miss: neither shop's token");
+            assert_eq!(
+                entry.ledger,
+                vec![now + Duration::from_secs(1800)],
+                "the ledger stays"
+            );
+        }
+        // The refusal is a miss, not a failure: the vendor leases, mints and
+        // stores over it.
+        let refreshed = cache_token(
+            &**h.cache(),
+            &other,
+            "api-token-minted-again-1111111111",
+            now,
+        )
+        .await;
+        assert_ne!(refreshed, other_minted);
+        assert_eq!(token_of(&**h.cache(), &other).await, Some(refreshed));
+        // The victim's own item still opens.
+        assert_eq!(
+            token_of(&**h.cache(), &victim)
+                .await
+                .map(|token| token.access_token),
+            Some(ApiAccessToken::new(SECRET_TOKEN))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_ciphertext_given_another_expiry_reads_as_a_miss() {
+        let h = Dynamo::new().await;
+        let now = now();
+        cache_token(&**h.cache(), &shop(), SECRET_TOKEN, now).await;
+
+        let mut item = raw_item(&h, &shop()).await;
+        let later = now + Duration::from_secs(86_400);
+        let later_ms = later.duration_since(UNIX_EPOCH).unwrap().as_millis();
+        item.insert(
+            "token_expires_at".into(),
+            AttributeValue::N(later_ms.to_string()),
+        );
+        put_raw_item(&h, item).await;
+
+        let entry = h
+            .cache()
+            .load(&shop())
+            .await
+            .unwrap()
+            .expect("the item is there");
+        assert_eq!(entry.token, None);
+    }
+
+    // A data key wrapped by another KMS key is not tested here: AWS answers
+    // IncorrectKeyException (a miss, like a foreign context), moto answers
+    // AccessDeniedException (which the cache rightly reports as KMS being
+    // unavailable).
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_plaintext_item_from_before_sealing_is_a_miss_and_the_next_write_removes_it() {
+        let h = Dynamo::new().await;
+        let now = now();
+        let expires_ms = (now + Duration::from_secs(1800))
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            .to_string();
+        // As the previous version wrote it.
+        put_raw_item(
+            &h,
+            Item::from([
+                ("pk".into(), AttributeValue::S(shop().key())),
+                ("token".into(), AttributeValue::S(SECRET_TOKEN.into())),
+                (
+                    "token_expires_at".into(),
+                    AttributeValue::N(expires_ms.clone()),
+                ),
+                ("scopes".into(), AttributeValue::L(vec![])),
+                (
+                    "ledger".into(),
+                    AttributeValue::L(vec![AttributeValue::N(expires_ms)]),
+                ),
+            ]),
+        )
+        .await;
+
+        let entry = h
+            .cache()
+            .load(&shop())
+            .await
+            .unwrap()
+            .expect("the item is there");
+        assert_eq!(entry.token, None, "the plaintext token is not served");
+        assert_eq!(
+            entry.ledger.len(),
+            1,
+            "its mint still counts against the cap"
+        );
+
+        let minted = cache_token(
+            &**h.cache(),
+            &shop(),
+            "api-token-sealed-after-upgrade-22",
+            now,
+        )
+        .await;
+        let item = raw_item(&h, &shop()).await;
+        assert!(
+            !item.contains_key("token"),
+            "the plaintext is gone: {:?}",
+            item.keys()
+        );
+        LeakScanner::new([SECRET_TOKEN]).assert_absent("the raw item", &readable_text(&item));
+        assert_eq!(token_of(&**h.cache(), &shop()).await, Some(minted));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn kms_is_asked_once_per_instance_and_writer_not_per_token() {
+        let h = Dynamo::new().await;
+        let now = now();
+        let roles = TableRoles::default().with(&h.table, "tokens");
+        let config = test_support::emulator_sdk_config().await;
+        let (aws, counter) = counting(&config, broker_aws::sdk_http::http_client(), roles);
+        let instance = |aws: &aws_config::SdkConfig| {
+            DynamoTokenCache::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                aws_sdk_kms::Client::new(aws),
+                &h.table,
+                h.token_key.clone(),
+            )
+        };
+        let (writer, reader) = (instance(&aws), instance(&aws));
+        let shops: Vec<ShopRef> = (1..=3)
+            .map(|id| ShopRef::Shoptet(eshop(700 + id)))
+            .collect();
+
+        for shop in &shops {
+            cache_token(&writer, shop, SECRET_TOKEN, now).await;
+            writer.load(shop).await.unwrap();
+        }
+        for _ in 0..2 {
+            for shop in &shops {
+                assert!(reader.load(shop).await.unwrap().unwrap().token.is_some());
+            }
+        }
+
+        let kms: Vec<_> = counter
+            .snapshot()
+            .0
+            .into_iter()
+            .filter(|(kind, _)| kind.starts_with("kms:"))
+            .collect();
+        assert_eq!(
+            kms,
+            vec![
+                ("kms:Decrypt".to_owned(), 1),
+                ("kms:GenerateDataKey".to_owned(), 1)
+            ],
+            "the writer made one data key; the reader unwrapped it once"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
 // What only the Secrets Manager adapter promises: the recovery window
 
 mod secrets_manager_only {
@@ -2331,6 +2653,7 @@ mod dynamodb_installations_only {
             },
             // Not touched: only the installation port is exercised here.
             token_table: "unused-token-table".into(),
+            token_key_id: "unused-token-key".into(),
             registry_table: "unused-registry-table".into(),
         };
         let stores = names.open(&test_support::emulator_sdk_config().await);

@@ -255,14 +255,15 @@ pub async fn create_installation_table(config: &SdkConfig, name: &str) {
     create_token_table(config, name).await;
 }
 
-/// Creates a symmetric KMS key (AES-256, encrypt and decrypt) for the DynamoDB
-/// installation store's data keys and returns its id; panics on failure.
+/// Creates a symmetric KMS key (AES-256, encrypt and decrypt) for data keys
+/// (the DynamoDB installation store's, the token cache's) and returns its id;
+/// panics on failure.
 pub async fn create_kms_key(config: &SdkConfig) -> String {
     let created = aws_sdk_kms::Client::new(config)
         .create_key()
         .key_spec(aws_sdk_kms::types::KeySpec::SymmetricDefault)
         .key_usage(aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
-        .description("shop-token-broker test: installation data keys")
+        .description("shop-token-broker test: data keys")
         .send()
         .await
         .unwrap_or_else(|e| panic!("creating a KMS key: {e:?}"));
@@ -432,12 +433,15 @@ impl std::io::Write for CapturedLogs {
 // One world per test: the emulator, the platform double, a table and a prefix
 
 /// What every broker test stands on: SDK configuration for the emulator, a
-/// platform double, and a token table, a registry table and a secret prefix
-/// of its own (so tests never see each other's data).
+/// platform double, and a token table (with the KMS key its tokens are sealed
+/// under), a registry table and a secret prefix of its own (so tests never
+/// see each other's data).
 pub struct TestWorld {
     pub aws: SdkConfig,
     pub double: platform_double::PlatformDouble,
     pub table: String,
+    /// The KMS key id of the token cache's data keys (`TOKEN_KEY_ID`).
+    pub token_key: String,
     pub registry_table: String,
     /// Ends with `/`.
     pub secret_prefix: String,
@@ -449,14 +453,16 @@ impl TestWorld {
         let double = platform_double::PlatformDouble::start_with(double).await;
         let table = unique_name("tokens");
         let registry_table = unique_name("registry");
-        tokio::join!(
+        let (_, _, token_key) = tokio::join!(
             create_token_table(&aws, &table),
             create_registry_table(&aws, &registry_table),
+            create_kms_key(&aws),
         );
         Self {
             aws,
             double,
             table,
+            token_key,
             registry_table,
             secret_prefix: format!("{}/", unique_name("broker")),
         }
@@ -475,6 +481,7 @@ impl TestWorld {
             ),
             ("SECRET_PREFIX", self.secret_prefix.clone()),
             ("TOKEN_TABLE", self.table.clone()),
+            ("TOKEN_KEY_ID", self.token_key.clone()),
             ("REGISTRY_TABLE", self.registry_table.clone()),
         ])
     }

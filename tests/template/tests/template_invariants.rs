@@ -2,9 +2,11 @@
 //! least privilege, which routes are public, the tables' keys, index and TTL,
 //! that the functions get exactly the environment their code reads, that the
 //! vendor's Timeout covers the lease wait its code derives, that every
-//! failure an operator must act on has an alarm on the alarm topic, and that
+//! failure an operator must act on has an alarm on the alarm topic, that
 //! the installation store's KMS key exists, and may be used, only with
-//! `InstallationStore=DynamoDB`.
+//! `InstallationStore=DynamoDB`, and that the token cache's KMS key exists
+//! with either store and only the two functions use it, under the token
+//! cache's encryption context.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use broker_aws::config::installation_backend;
 use broker_aws::storage::InstallationBackend;
-use broker_aws::storage::dynamodb::{PARTITION_KEY, TTL_ATTRIBUTE};
+use broker_aws::storage::dynamodb::{PARTITION_KEY, TOKEN_KEY_CONTEXT, TTL_ATTRIBUTE};
 use broker_aws::storage::dynamodb_registry::{
     PARTITION_KEY as REGISTRY_PARTITION_KEY, PLATFORM as REGISTRY_PLATFORM, PLATFORM_INDEX,
 };
@@ -36,11 +38,17 @@ const INSTALL_ROLE: &str = "InstallCallbackRole";
 const VENDOR_ROLE: &str = "TokenVendorRole";
 const INSTALLATION_TABLE: &str = "InstallationTable";
 const INSTALLATION_KEY: &str = "InstallationKey";
+const TOKEN_KEY: &str = "TokenKey";
 /// Holds when the `InstallationStore` parameter is `DynamoDB`.
 const DYNAMODB_STORE: &str = "UseDynamoDBInstallations";
-/// The key policy, checked on its own: a key policy's `Resource` is always
-/// `*` (the key itself).
+/// The key policies, checked on their own: a key policy's `Resource` is
+/// always `*` (the key itself).
 const KEY_POLICY: &str = "/Resources/InstallationKey/Properties/KeyPolicy";
+const TOKEN_KEY_POLICY: &str = "/Resources/TokenKey/Properties/KeyPolicy";
+
+fn is_key_policy(document: &str) -> bool {
+    document == KEY_POLICY || document == TOKEN_KEY_POLICY
+}
 
 /// The values of the `InstallationStore` parameter: where installations and
 /// per-shop credentials live.
@@ -98,6 +106,7 @@ const INSTALL_ENV: &[&str] = &[
     "SHOPRENTER_HMAC_MAX_AGE_SECONDS",
     "SHOPRENTER_APP_ENTRY_URL",
     "TOKEN_TABLE",
+    "TOKEN_KEY_ID",
     "REGISTRY_TABLE",
     "UNINSTALL_RECOVERY_DAYS",
     "REFRESH_MARGIN_SECONDS",
@@ -115,6 +124,7 @@ const INSTALL_ENV: &[&str] = &[
 /// store's variables ([`Store::env`]).
 const VENDOR_ENV: &[&str] = &[
     "TOKEN_TABLE",
+    "TOKEN_KEY_ID",
     "REGISTRY_TABLE",
     "SHOPTET_OAUTH_URL",
     "SHOPTET_API_URL",
@@ -135,6 +145,7 @@ const VENDOR_ENV: &[&str] = &[
 /// platform endpoints and the refresh leases.
 const SHARED_ENV: &[&str] = &[
     "TOKEN_TABLE",
+    "TOKEN_KEY_ID",
     "REGISTRY_TABLE",
     "INSTALLATION_STORE",
     "SECRET_PREFIX",
@@ -258,8 +269,9 @@ fn no_policy_statement_allows_a_wildcard_resource_or_action() {
         statements.len()
     );
     for (document, statement) in statements {
-        if document == KEY_POLICY {
-            // the_installation_key_rotates_and_only_the_account_administers_it
+        if is_key_policy(&document) {
+            // the_installation_key_rotates_and_only_the_account_administers_it,
+            // the_token_key_exists_with_either_store_rotates_and_only_the_account_administers_it
             continue;
         }
         let context = format!("statement {statement} in {document}");
@@ -480,6 +492,13 @@ fn install_role_manages_prefixed_secrets_the_registry_and_the_shared_leases() {
             ),
         ),
         (
+            "SealAndOpenCachedTokens",
+            allow(
+                &["kms:GenerateDataKey", "kms:Decrypt"],
+                get_att(TOKEN_KEY, "Arn"),
+            ),
+        ),
+        (
             "KeepInstallationRegistry",
             allow(
                 &["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
@@ -579,6 +598,13 @@ fn vendor_role_reads_only_prefixed_secrets_and_uses_only_its_tables() {
             allow(
                 &["dynamodb:GetItem", "dynamodb:UpdateItem"],
                 get_att(TABLE, "Arn"),
+            ),
+        ),
+        (
+            "SealAndOpenCachedTokens",
+            allow(
+                &["kms:GenerateDataKey", "kms:Decrypt"],
+                get_att(TOKEN_KEY, "Arn"),
             ),
         ),
         (
@@ -1017,6 +1043,7 @@ fn outputs_name_every_url_the_platforms_call_the_vendor_and_the_tables() {
         reference(VENDOR_FUNCTION)
     );
     assert_eq!(outputs["TokenTableName"]["Value"], reference(TABLE));
+    assert_eq!(outputs["TokenKeyArn"]["Value"], get_att(TOKEN_KEY, "Arn"));
     assert_eq!(outputs["RegistryTableName"]["Value"], reference(REGISTRY));
     assert!(outputs["TokenConsumerPolicyArn"]["Value"].is_object());
 }
@@ -1154,7 +1181,7 @@ fn encryption_context_condition() -> Value {
 fn permissions_on(template: &Value, id: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (document, statement) in policy_statements(template) {
-        if document == KEY_POLICY {
+        if is_key_policy(&document) {
             continue;
         }
         let names_it = as_list(statement, "Resource")
@@ -1310,15 +1337,13 @@ fn the_installation_key_rotates_and_only_the_account_administers_it() {
         .collect();
     assert_eq!(key_documents, BTreeSet::from([KEY_POLICY]));
 
-    let aliases = resources_of_type(&template, "AWS::KMS::Alias");
+    let aliases: Vec<_> = resources_of_type(&template, "AWS::KMS::Alias")
+        .into_iter()
+        .filter(|(_, alias)| alias["Properties"]["TargetKeyId"] == reference(INSTALLATION_KEY))
+        .collect();
     assert_eq!(aliases.len(), 1, "{aliases:?}");
     let (id, alias) = aliases[0];
     assert_eq!(alias["Condition"], DYNAMODB_STORE, "{id}");
-    assert_eq!(
-        alias["Properties"]["TargetKeyId"],
-        reference(INSTALLATION_KEY),
-        "{id}"
-    );
     let name = alias["Properties"]["AliasName"]["Fn::Sub"].as_str();
     assert!(
         name.is_some_and(|name| name.starts_with("alias/${AWS::StackName}/")),
@@ -1330,19 +1355,28 @@ fn the_installation_key_rotates_and_only_the_account_administers_it() {
 }
 
 #[test]
-fn the_default_store_has_no_kms_permission_no_key_and_no_installation_table() {
+fn the_default_store_uses_kms_only_for_the_token_key_and_has_no_installation_table() {
     let template = Store::SecretsManager.template(&load_template());
     for (document, statement) in policy_statements(&template) {
-        for action in actions(statement) {
-            assert!(
-                !action.starts_with("kms:"),
-                "{document}: {action} with the default store: {statement}"
+        if is_key_policy(&document) {
+            continue;
+        }
+        if actions(statement)
+            .iter()
+            .any(|action| action.starts_with("kms:"))
+        {
+            assert_eq!(
+                statement["Resource"],
+                get_att(TOKEN_KEY, "Arn"),
+                "{document}: KMS with the default store only on the token key: {statement}"
             );
         }
     }
-    for kind in ["AWS::KMS::Key", "AWS::KMS::Alias"] {
-        assert!(resources_of_type(&template, kind).is_empty(), "{kind}");
-    }
+    let keys: Vec<&str> = resources_of_type(&template, "AWS::KMS::Key")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(keys, vec![TOKEN_KEY]);
     for section in ["Resources", "Outputs"] {
         let text = template[section].to_string();
         for id in [INSTALLATION_TABLE, INSTALLATION_KEY] {
@@ -1372,7 +1406,8 @@ fn only_the_two_functions_use_the_key_and_only_under_an_encryption_context_namin
     );
     let mut checked = 0;
     for (document, statement) in policy_statements(&template) {
-        if document == KEY_POLICY {
+        if is_key_policy(&document) || statement["Resource"] == get_att(TOKEN_KEY, "Arn") {
+            // only_the_two_functions_use_the_token_key_and_only_under_the_token_cache_context
             continue;
         }
         let uses_kms = actions(statement)
@@ -1428,6 +1463,92 @@ fn only_the_two_functions_touch_the_installation_table_and_only_the_install_call
             variables["INSTALLATION_KEY_ID"],
             reference(INSTALLATION_KEY)
         );
+    }
+}
+
+/// What every statement that uses the token key must require: the token
+/// cache's encryption context (as the code spells it) and nothing else.
+fn token_cache_context_condition() -> Value {
+    let (name, value) = TOKEN_KEY_CONTEXT;
+    json!({
+        "StringEquals": {format!("kms:EncryptionContext:{name}"): value},
+        "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": [name]},
+    })
+}
+
+#[test]
+fn the_token_key_exists_with_either_store_rotates_and_only_the_account_administers_it() {
+    for store in Store::ALL {
+        let template = store.template(&load_template());
+        let declaration = resource(&template, TOKEN_KEY);
+        assert_eq!(declaration["Type"], "AWS::KMS::Key", "{store:?}");
+        assert!(declaration.get("Condition").is_none(), "{store:?}");
+        // It guards tokens that expire within the hour: nothing to keep.
+        for field in ["DeletionPolicy", "UpdateReplacePolicy"] {
+            assert_eq!(declaration[field], "Delete", "{store:?}: {field}");
+        }
+        let key = &declaration["Properties"];
+        assert_eq!(key["EnableKeyRotation"], true);
+        assert_eq!(key["KeySpec"], "SYMMETRIC_DEFAULT");
+        assert_eq!(key["KeyUsage"], "ENCRYPT_DECRYPT");
+        assert_eq!(key["PendingWindowInDays"], 7);
+        // As the installation key: the account's administrators (through
+        // IAM) and no service, no other account, no grant here.
+        assert_eq!(
+            key["KeyPolicy"],
+            resource(&load_template(), INSTALLATION_KEY)["Properties"]["KeyPolicy"]
+        );
+        let aliases: Vec<_> = resources_of_type(&template, "AWS::KMS::Alias")
+            .into_iter()
+            .filter(|(_, alias)| alias["Properties"]["TargetKeyId"] == reference(TOKEN_KEY))
+            .collect();
+        assert_eq!(aliases.len(), 1, "{store:?}: {aliases:?}");
+        assert_eq!(
+            aliases[0].1["Properties"]["AliasName"],
+            json!({"Fn::Sub": "alias/${AWS::StackName}/tokens"})
+        );
+        for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
+            assert_eq!(
+                environment(&template, function)["TOKEN_KEY_ID"],
+                reference(TOKEN_KEY),
+                "{store:?}: {function}"
+            );
+        }
+    }
+}
+
+#[test]
+fn only_the_two_functions_use_the_token_key_and_only_under_the_token_cache_context() {
+    for store in Store::ALL {
+        let template = store.template(&load_template());
+        // Both mint through the shared leases, so both seal and open.
+        let both = names(&["kms:GenerateDataKey", "kms:Decrypt"]);
+        assert_eq!(
+            permissions_on(&template, TOKEN_KEY),
+            BTreeMap::from([
+                (INSTALL_ROLE.to_owned(), both.clone()),
+                (VENDOR_ROLE.to_owned(), both),
+            ]),
+            "{store:?}"
+        );
+        let mut checked = 0;
+        for (document, statement) in policy_statements(&template) {
+            if is_key_policy(&document) || !statement["Resource"].to_string().contains(TOKEN_KEY) {
+                continue;
+            }
+            assert_eq!(
+                as_list(statement, "Resource"),
+                vec![&get_att(TOKEN_KEY, "Arn")],
+                "{document}: {statement}"
+            );
+            assert_eq!(
+                statement["Condition"],
+                token_cache_context_condition(),
+                "{document}: {statement}"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 2, "{store:?}: one statement per function");
     }
 }
 
@@ -1734,6 +1855,7 @@ fn sample(variable: &str) -> Option<&'static str> {
             "https://abc123.execute-api.eu-central-1.amazonaws.com/shoptet/install"
         }
         "TOKEN_TABLE" => "stack-TokenTable-ABC",
+        "TOKEN_KEY_ID" => "5678abcd-12ab-34cd-56ef-1234567890ab",
         "REGISTRY_TABLE" => "stack-RegistryTable-ABC",
         "INSTALLATION_TABLE" => "stack-InstallationTable-ABC",
         "INSTALLATION_KEY_ID" => "1234abcd-12ab-34cd-56ef-1234567890ab",

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_config::SdkConfig;
-use broker_aws::storage::SecretNames;
 use broker_aws::storage::dynamodb::DynamoTokenCache;
 use broker_aws::storage::secrets_manager::SecretsManagerStore;
+use broker_aws::storage::{KmsKeyId, SecretNames};
 use broker_domain::ids::ShopRef;
 use broker_domain::model::{CacheEntry, ShoprenterCredentials, ShoptetInstallationRecord};
 use broker_domain::secret::{ApiAccessToken, ClientSecret, InstallCode};
@@ -96,7 +96,12 @@ impl Fleet {
     }
 
     pub fn cache(&self) -> DynamoTokenCache {
-        DynamoTokenCache::new(aws_sdk_dynamodb::Client::new(&self.aws), self.table.clone())
+        DynamoTokenCache::new(
+            aws_sdk_dynamodb::Client::new(&self.aws),
+            aws_sdk_kms::Client::new(&self.aws),
+            self.table.clone(),
+            KmsKeyId::new(self.token_key.clone()),
+        )
     }
 
     pub async fn install_shoptet(&self, eshop_id: u64) {

@@ -19,9 +19,7 @@
 
 use std::time::SystemTime;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use aws_sdk_kms::types::DataKeySpec;
 use aws_smithy_types::Blob;
 use zeroize::Zeroizing;
 
@@ -29,6 +27,7 @@ use super::aws_errors::summary;
 use super::dynamo_item::{
     Item, PARTITION_KEY, consistent_get, epoch_seconds, is_conditional_failure, millis,
 };
+use super::envelope::{DataKey, Kms, KmsFailure};
 use crate::ids::ShopRef;
 use broker_domain::storage::{
     InstallationInventory, InstallationStore, InventoryCursor, InventoryPage, InventoryQuery,
@@ -57,25 +56,13 @@ const SAVED_AT: &str = "saved_at";
 const DELETE_AT: &str = "delete_at";
 
 /// The KMS key that wraps the data keys: a key id, ARN or alias.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KmsKeyId(String);
-
-impl KmsKeyId {
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+pub use super::envelope::KmsKeyId;
 
 #[derive(Debug, Clone)]
 pub struct DynamoInstallationStore {
     dynamo: aws_sdk_dynamodb::Client,
-    kms: aws_sdk_kms::Client,
+    kms: Kms,
     table: String,
-    key: KmsKeyId,
 }
 
 impl DynamoInstallationStore {
@@ -87,79 +74,37 @@ impl DynamoInstallationStore {
     ) -> Self {
         Self {
             dynamo,
-            kms,
+            kms: Kms::new(kms, key),
             table: table.into(),
-            key,
         }
     }
 
-    /// A fresh data key for `shop`: the plaintext (wiped on drop) and the
-    /// KMS-encrypted copy to store.
-    async fn generate_data_key(
-        &self,
-        shop: &ShopRef,
-    ) -> Result<(Zeroizing<Vec<u8>>, Blob), StoreError> {
+    /// A fresh data key for `shop` and the KMS-wrapped copy to store.
+    async fn generate_data_key(&self, shop: &ShopRef) -> Result<(DataKey, Blob), StoreError> {
         let (platform, id) = encryption_context(shop);
-        let mut output = self
-            .kms
-            .generate_data_key()
-            .key_id(self.key.as_str())
-            .key_spec(DataKeySpec::Aes256)
-            .encryption_context("platform", platform)
-            .encryption_context("shop", id)
-            .send()
+        self.kms
+            .generate_data_key(&[("platform", platform), ("shop", &id)])
             .await
-            .map_err(|error| StoreError::Unavailable(format!("kms: {}", summary(&error))))?;
-        let plaintext = output
-            .plaintext
-            .take()
-            .map(|key| Zeroizing::new(key.into_inner()));
-        match (plaintext, output.ciphertext_blob.take()) {
-            (Some(plaintext), Some(encrypted)) => Ok((plaintext, encrypted)),
-            _ => Err(StoreError::Unavailable(
-                "kms: GenerateDataKey answered without a key".into(),
-            )),
-        }
+            .map_err(|failure| kms_error(shop, failure))
     }
 
     /// The data key of `shop`'s item. KMS checks the encryption context: a
     /// key generated for another shop is refused (InvalidCiphertext), and so
     /// is one wrapped by another KMS key (IncorrectKey): both mean the item
     /// is not this shop's, never that the store is down.
-    async fn decrypt_data_key(
-        &self,
-        shop: &ShopRef,
-        encrypted: Blob,
-    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    async fn decrypt_data_key(&self, shop: &ShopRef, wrapped: Blob) -> Result<DataKey, StoreError> {
         let (platform, id) = encryption_context(shop);
-        let decrypted = self
-            .kms
-            .decrypt()
-            // Only our key may open it, whatever an item claims.
-            .key_id(self.key.as_str())
-            .ciphertext_blob(encrypted)
-            .encryption_context("platform", platform)
-            .encryption_context("shop", id)
-            .send()
-            .await;
-        let mut output = match decrypted {
-            Ok(output) => output,
-            Err(error)
-                if error.as_service_error().is_some_and(|e| {
-                    e.is_invalid_ciphertext_exception() || e.is_incorrect_key_exception()
-                }) =>
-            {
-                return Err(undecryptable(shop));
-            }
-            Err(error) => {
-                return Err(StoreError::Unavailable(format!("kms: {}", summary(&error))));
-            }
-        };
-        output
-            .plaintext
-            .take()
-            .map(|key| Zeroizing::new(key.into_inner()))
-            .ok_or_else(|| StoreError::Unavailable("kms: Decrypt answered without a key".into()))
+        self.kms
+            .decrypt_data_key(&[("platform", platform), ("shop", &id)], wrapped)
+            .await
+            .map_err(|failure| kms_error(shop, failure))
+    }
+}
+
+fn kms_error(shop: &ShopRef, failure: KmsFailure) -> StoreError {
+    match failure {
+        KmsFailure::Refused => undecryptable(shop),
+        KmsFailure::Unavailable(why) => StoreError::Unavailable(why),
     }
 }
 
@@ -202,21 +147,13 @@ fn binary(shop: &ShopRef, item: &Item, attribute: &str) -> Result<Blob, StoreErr
 impl InstallationStore for DynamoInstallationStore {
     async fn save_document(&self, shop: &ShopRef, json: String) -> Result<SaveOutcome, StoreError> {
         let (data_key, encrypted_key) = self.generate_data_key(shop).await?;
-        let sealing = RandomizedNonceKey::new(&AES_256_GCM, &data_key)
-            .map_err(|_| StoreError::Unavailable("kms: the data key is not AES-256".into()))?;
-        drop(data_key);
-        // Sealed in place, in a buffer with room for the tag (growing it
-        // would leave a copy of the plaintext behind); the caller's copy is
-        // wiped on drop.
+        // The caller's copy is wiped on drop.
         let json = Zeroizing::new(json);
-        let mut sealed = Zeroizing::new(Vec::with_capacity(json.len() + AES_256_GCM.tag_len()));
-        sealed.extend_from_slice(json.as_bytes());
+        let sealed = data_key
+            .seal(shop.key().as_bytes(), json.as_bytes())
+            .ok_or_else(|| StoreError::Unavailable("sealing the record failed".into()))?;
         drop(json);
-        let nonce = sealing
-            .seal_in_place_append_tag(Aad::from(shop.key().as_bytes()), &mut *sealed)
-            .map_err(|_| StoreError::Unavailable("sealing the record failed".into()))?;
-        // Ciphertext from here on: nothing left to wipe.
-        let sealed = std::mem::take(&mut *sealed);
+        let (nonce, sealed) = (sealed.nonce, sealed.ciphertext);
 
         let now = SystemTime::now();
         // One put replaces the whole item: a reinstall drops any scheduled
@@ -229,7 +166,7 @@ impl InstallationStore for DynamoInstallationStore {
             .item(PLATFORM, AttributeValue::S(shop.platform().as_str().into()))
             .item(FORMAT, AttributeValue::N(FORMAT_AES_256_GCM.into()))
             .item(DATA_KEY, AttributeValue::B(encrypted_key))
-            .item(NONCE, AttributeValue::B(Blob::new(nonce.as_ref().to_vec())))
+            .item(NONCE, AttributeValue::B(Blob::new(nonce.to_vec())))
             .item(SEALED, AttributeValue::B(Blob::new(sealed)))
             .item(SAVED_AT, millis(now))
             .return_values(ReturnValue::AllOld)
@@ -264,25 +201,19 @@ impl InstallationStore for DynamoInstallationStore {
             _ => return Err(malformed(shop, FORMAT)),
         }
         let nonce = binary(shop, &item, NONCE)?;
-        let nonce = <[u8; NONCE_LEN]>::try_from(nonce.as_ref())
-            .map(Nonce::assume_unique_for_key)
-            .map_err(|_| malformed(shop, NONCE))?;
-        // Wiped on drop: a failed open may leave part of the plaintext here.
-        let mut sealed = Zeroizing::new(binary(shop, &item, SEALED)?.into_inner());
+        if nonce.as_ref().len() != aws_lc_rs::aead::NONCE_LEN {
+            return Err(malformed(shop, NONCE));
+        }
+        let sealed = binary(shop, &item, SEALED)?.into_inner();
         let data_key = self
             .decrypt_data_key(shop, binary(shop, &item, DATA_KEY)?)
             .await?;
-        let opening =
-            RandomizedNonceKey::new(&AES_256_GCM, &data_key).map_err(|_| undecryptable(shop))?;
-        drop(data_key);
         // The AAD is this shop's key: a document sealed for another shop
         // fails here even with the right data key.
-        let len = opening
-            .open_in_place(nonce, Aad::from(shop.key().as_bytes()), &mut sealed)
-            .map_err(|_| undecryptable(shop))?
-            .len();
-        sealed.truncate(len);
-        String::from_utf8(std::mem::take(&mut *sealed))
+        let mut opened = data_key
+            .open(nonce.as_ref(), shop.key().as_bytes(), sealed)
+            .ok_or_else(|| undecryptable(shop))?;
+        String::from_utf8(std::mem::take(&mut *opened))
             .map(Some)
             .map_err(|error| {
                 // The bytes are plaintext: wipe them before they are dropped.

@@ -9,8 +9,10 @@ pub mod dynamodb;
 pub mod dynamodb_installations;
 mod dynamodb_redirects;
 pub mod dynamodb_registry;
+mod envelope;
 pub mod secrets_manager;
 mod stores;
 
+pub use envelope::KmsKeyId;
 pub use secrets_manager::{DEFAULT_SECRET_PREFIX, SecretNames};
 pub use stores::{AwsStoreNames, AwsStores, InstallationBackend};

@@ -4,15 +4,19 @@
 use broker_domain::storage::Stores;
 
 use super::aws_installations::AwsInstallationStore;
+use super::envelope::KmsKeyId;
 use super::secrets_manager::{SecretNames, SecretsManagerStore};
 use super::{dynamodb, dynamodb_installations, dynamodb_registry};
 
 /// Where the broker keeps its data on AWS: the installations' store, the
-/// token table and the registry table, configured alike for every function.
+/// token table (and the KMS key its tokens are sealed under) and the registry
+/// table, configured alike for every function.
 #[derive(Debug, Clone)]
 pub struct AwsStoreNames {
     pub installations: InstallationBackend,
     pub token_table: String,
+    /// The KMS key (id, ARN or alias) that wraps the token cache's data keys.
+    pub token_key_id: String,
     pub registry_table: String,
 }
 
@@ -33,9 +37,15 @@ impl AwsStoreNames {
     /// the registry in DynamoDB. The clients are built once, here.
     pub fn open(&self, aws: &aws_types::SdkConfig) -> AwsStores {
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+        let kms = aws_sdk_kms::Client::new(aws);
         Stores {
-            installations: self.installations.open_with(aws, &dynamodb),
-            tokens: dynamodb::DynamoTokenCache::new(dynamodb.clone(), self.token_table.clone()),
+            installations: self.installations.open_with(aws, &dynamodb, &kms),
+            tokens: dynamodb::DynamoTokenCache::new(
+                dynamodb.clone(),
+                kms,
+                self.token_table.clone(),
+                KmsKeyId::new(self.token_key_id.clone()),
+            ),
             registry: dynamodb_registry::DynamoRegistry::new(dynamodb, self.registry_table.clone()),
         }
     }
@@ -44,14 +54,20 @@ impl AwsStoreNames {
 impl InstallationBackend {
     /// The installation store alone (the migration command opens two).
     pub fn open(&self, aws: &aws_types::SdkConfig) -> AwsInstallationStore {
-        self.open_with(aws, &aws_sdk_dynamodb::Client::new(aws))
+        self.open_with(
+            aws,
+            &aws_sdk_dynamodb::Client::new(aws),
+            &aws_sdk_kms::Client::new(aws),
+        )
     }
 
-    /// On the DynamoDB client the other ports use, if it is the table.
+    /// On the DynamoDB and KMS clients the other ports use, if it is the
+    /// table.
     fn open_with(
         &self,
         aws: &aws_types::SdkConfig,
         dynamodb: &aws_sdk_dynamodb::Client,
+        kms: &aws_sdk_kms::Client,
     ) -> AwsInstallationStore {
         match self {
             InstallationBackend::SecretsManager { secrets } => {
@@ -63,9 +79,9 @@ impl InstallationBackend {
             InstallationBackend::DynamoDb { table, key_id } => AwsInstallationStore::DynamoDb(
                 dynamodb_installations::DynamoInstallationStore::new(
                     dynamodb.clone(),
-                    aws_sdk_kms::Client::new(aws),
+                    kms.clone(),
                     table.clone(),
-                    dynamodb_installations::KmsKeyId::new(key_id.clone()),
+                    KmsKeyId::new(key_id.clone()),
                 ),
             ),
         }
