@@ -2,7 +2,7 @@
 
 broker-local's sandbox verifies the platform callbacks like the real stack
 does: Shoptet webhooks need an HMAC-SHA1 signature, Shoprenter redirects an
-HMAC-SHA256 `hmac` and a fresh `timestamp`. Unsigned, every generated request
+HMAC-SHA256 `hmac` and a fresh `timestamp`, later than the shop's last. Unsigned, every generated request
 would stop at 401. So a generated request that carries no signature of its
 own is signed here with the sandbox's public, not-for-production secrets
 (`local/src/sandbox.rs`). Only what the schema allows is added (the
@@ -36,6 +36,8 @@ REDIRECTS = ("/shoprenter/install", "/shoprenter/uninstall")
 # "METHOD /path" -> {"status": count}, and how many requests were signed here.
 STATUSES = collections.defaultdict(collections.Counter)
 SIGNED = set()
+# Shop name -> the last timestamp a redirect for it was signed with here.
+LAST_SIGNED = {}
 
 
 def _label(case):
@@ -65,7 +67,13 @@ def _sign_redirect(case):
     shopname, code = query.get("shopname"), query.get("code", "")
     if not isinstance(shopname, str) or not isinstance(code, str):
         return False
-    timestamp = str(int(time.time()))
+    # The broker acts on a signed redirect once, and only on one signed
+    # later than the shop's last: each shop's next signature is a second
+    # after its previous one, as real redirects (seconds apart) would be.
+    shop = shopname.strip().lower()
+    signed_at = max(int(time.time()), LAST_SIGNED.get(shop, 0) + 1)
+    LAST_SIGNED[shop] = signed_at
+    timestamp = str(signed_at)
     # Shoprenter's documented message; the broker also accepts it when more
     # parameters (app_url) arrive.
     message = f"shopname={shopname}&code={code}&timestamp={timestamp}"
