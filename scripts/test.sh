@@ -28,6 +28,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DEFAULT_STEPS="fmt advisories crate_graph module_cycles cost_doc sam_lint sam_validate clippy client_doc publish_dry_run lambda_build lambda_sizes e2e conformance test"
 # The Lambda functions' binaries (BuildProperties.Binary in template.yaml).
 LAMBDA_BINS="install-callback token-vendor"
+# Their functions in template.yaml (sam build's output folders).
+LAMBDA_FUNCTIONS="InstallCallbackFunction TokenVendorFunction"
 LAMBDA_TARGET="aarch64-unknown-linux-gnu"
 
 step_fmt() {
@@ -116,31 +118,35 @@ step_sam_validate() {
     log "sam validate took $((SECONDS - start)) s"
 }
 
-# What `sam build` runs per function, for both at once: Graviton (arm64)
-# release binaries in target/lambda/<bin>/bootstrap.
+# The user's build path, as README's "Build and deploy" has them run it:
+# `sam build` from the checkout, with no terminal (nothing may prompt),
+# cargo-lambda found on PATH the way README says (.venv/bin), and
+# samconfig.toml's build settings. SAM runs `cargo lambda build --release
+# --arm64 --bin <binary>` per function and copies each bootstrap to
+# .aws-sam/build/<Function>/.
 step_lambda_build() {
     ensure_deploy_tools
     ensure_rust_target "$LAMBDA_TARGET"
-    local start=$SECONDS bin args=()
-    for bin in $LAMBDA_BINS; do
-        args+=(--bin "$bin")
-    done
-    log "$(echo cargo lambda build --release --arm64 "${args[@]}")"
-    cargo lambda build --release --arm64 "${args[@]}"
-    log "cargo lambda build took $((SECONDS - start)) s"
+    local start=$SECONDS
+    log "sam build (SAM CLI $(sam --version | awk '{print $NF}'), no terminal)"
+    SAM_CLI_TELEMETRY=0 sam build --template-file template.yaml </dev/null
+    log "sam build took $((SECONDS - start)) s"
 }
 
-# Prints each bootstrap's size; fails unless it is an aarch64 ELF executable.
+# What `sam build` left for `sam deploy`: each function's bootstrap, an
+# aarch64 ELF executable (Graviton), with no SQLite linked in; prints its size.
 step_lambda_sizes() {
-    local bin file bytes
-    for bin in $LAMBDA_BINS; do
-        file="target/lambda/$bin/bootstrap"
+    local function file bytes
+    for function in $LAMBDA_FUNCTIONS; do
+        file=".aws-sam/build/$function/bootstrap"
         [[ -f "$file" ]] || die "$file missing (run STEPS=lambda_build first)"
         # ELF magic, then e_machine (offset 18) 183 = EM_AARCH64.
         [[ "$(head -c 4 "$file" | od -An -c | tr -d ' ')" == '177ELF' ]] || die "$file is not an ELF binary"
         [[ "$(od -An -tu2 -j18 -N2 "$file" | tr -d ' ')" == 183 ]] || die "$file is not an arm64 binary"
+        # SQLite's own file-header string: present in any binary linking it.
+        ! grep -aq 'SQLite format 3' "$file" || die "$file links SQLite"
         bytes="$(stat -c %s "$file")"
-        log "$(printf '%-40s %10d bytes (%s MiB)' "$file" "$bytes" "$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')")"
+        log "$(printf '%-50s %10d bytes (%s MiB), no SQLite' "$file" "$bytes" "$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')")"
     done
 }
 
