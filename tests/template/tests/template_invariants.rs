@@ -856,8 +856,10 @@ fn assert_conditional(template: &Value, role: &str, sid: &str, condition: &str) 
 fn consumer_policy_allows_only_the_vendor_and_the_token_routes() {
     let template = load_template();
     let policies = resources_of_type(&template, "AWS::IAM::ManagedPolicy");
-    assert_eq!(policies.len(), 1, "{policies:?}");
-    let (id, policy) = policies[0];
+    let (id, policy) = *policies
+        .iter()
+        .find(|(id, _)| *id == "TokenConsumerPolicy")
+        .expect("TokenConsumerPolicy");
     let statements = policy_statements(&policy["Properties"]["PolicyDocument"]);
     let granted: Vec<(BTreeSet<String>, Vec<&Value>)> = statements
         .iter()
@@ -885,6 +887,49 @@ fn consumer_policy_allows_only_the_vendor_and_the_token_routes() {
     assert_eq!(
         template["Outputs"]["TokenConsumerPolicyArn"]["Value"],
         reference(id)
+    );
+}
+
+#[test]
+fn the_operator_policy_allows_exactly_the_install_callbacks_iam_routes() {
+    let template = load_template();
+    let policies = resources_of_type(&template, "AWS::IAM::ManagedPolicy");
+    let ids: BTreeSet<String> = policies.iter().map(|(id, _)| (*id).to_owned()).collect();
+    assert_eq!(ids, names(&["OperatorPolicy", "TokenConsumerPolicy"]));
+    let (_, policy) = *policies
+        .iter()
+        .find(|(id, _)| *id == "OperatorPolicy")
+        .unwrap();
+    let statements = policy_statements(&policy["Properties"]["PolicyDocument"]);
+    assert_eq!(statements.len(), 1);
+    let (_, statement) = &statements[0];
+    assert_eq!(actions(statement), names(&["execute-api:Invoke"]));
+    let granted: BTreeSet<String> = as_list(statement, "Resource")
+        .into_iter()
+        .map(|resource| resource["Fn::Sub"].as_str().unwrap().to_owned())
+        .collect();
+    // Every IAM route of the install callback, its path parameters as `*`,
+    // and nothing else (the token routes are the consumers').
+    let wanted: BTreeSet<String> = routes(&template)
+        .into_iter()
+        .filter(|route| route.function == INSTALL_FUNCTION && route.authorizer.is_none())
+        .map(|route| {
+            let path: Vec<&str> = route
+                .path
+                .split('/')
+                .map(|segment| if segment.starts_with('{') { "*" } else { segment })
+                .collect();
+            format!(
+                "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{HTTP_API}}}/*/{}{}",
+                route.method,
+                path.join("/")
+            )
+        })
+        .collect();
+    assert_eq!(granted, wanted);
+    assert_eq!(
+        template["Outputs"]["OperatorPolicyArn"]["Value"],
+        reference("OperatorPolicy")
     );
 }
 
