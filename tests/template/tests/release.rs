@@ -9,7 +9,9 @@ use serde_json::Value;
 use template_tests::load_template;
 
 fn repository_file(path: &str) -> String {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
+    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path);
     std::fs::read_to_string(&full).unwrap_or_else(|error| panic!("reading {path}: {error}"))
 }
 

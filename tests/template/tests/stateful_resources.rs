@@ -50,7 +50,8 @@ const STATEFUL_TYPES: &[(&str, &[&str], &str)] = &[
 
 /// Attributes that decide what happens to the old resource on replacement
 /// and on deletion, and the condition it exists under.
-const RESOURCE_ATTRIBUTES: &[&str] = &["Type", "Condition", "DeletionPolicy", "UpdateReplacePolicy"];
+const RESOURCE_ATTRIBUTES: &[&str] =
+    &["Type", "Condition", "DeletionPolicy", "UpdateReplacePolicy"];
 
 fn table(key_schema: Value, attributes: Value) -> Value {
     json!({ "KeySchema": key_schema, "AttributeDefinitions": attributes })
@@ -98,7 +99,11 @@ fn pinned() -> Vec<(&'static str, Value, Value)> {
         all
     };
     vec![
-        ("TokenTable", with("AWS::DynamoDB::Table", &deleted), pk_only()),
+        (
+            "TokenTable",
+            with("AWS::DynamoDB::Table", &deleted),
+            pk_only(),
+        ),
         (
             "RegistryTable",
             with("AWS::DynamoDB::Table", &deleted),
