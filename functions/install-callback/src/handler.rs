@@ -180,7 +180,6 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
     }
 
     /// Platform-facing routes answer within this.
-
     pub(crate) fn deadline(&self) -> Duration {
         self.deadline
     }

@@ -2392,8 +2392,16 @@ fn each_platforms_settings_default_to_empty_and_shoptets_go_together() {
     );
 }
 
-/// The parameters of each kind of stack, as a deployer fills them in.
-fn platform_variants() -> [(&'static str, Vec<(&'static str, &'static str)>, bool, bool); 3] {
+/// One kind of stack: its parameters as a deployer fills them in, and what
+/// the functions must then serve.
+struct PlatformVariant {
+    name: &'static str,
+    parameters: Vec<(&'static str, &'static str)>,
+    serves_shoptet: bool,
+    has_shoprenter_app: bool,
+}
+
+fn platform_variants() -> [PlatformVariant; 3] {
     let shoptet = [
         ("ShoptetOAuthUrl", "https://12345.myshoptet.com"),
         ("ShoptetClientId", "client-id"),
@@ -2406,21 +2414,25 @@ fn platform_variants() -> [(&'static str, Vec<(&'static str, &'static str)>, boo
             "arn:aws:secretsmanager:eu-central-1:123456789012:secret:app-AbCdEf",
         ),
     ];
-    // (name, parameters, serves Shoptet, has a Shoprenter app)
     [
-        ("Shoptet-only", shoptet.to_vec(), true, false),
-        (
-            "Shoprenter-only",
-            [&no_shoptet[..], &shoprenter[..]].concat(),
-            false,
-            true,
-        ),
-        (
-            "both platforms",
-            [&shoptet[..], &shoprenter[..]].concat(),
-            true,
-            true,
-        ),
+        PlatformVariant {
+            name: "Shoptet-only",
+            parameters: shoptet.to_vec(),
+            serves_shoptet: true,
+            has_shoprenter_app: false,
+        },
+        PlatformVariant {
+            name: "Shoprenter-only",
+            parameters: [&no_shoptet[..], &shoprenter[..]].concat(),
+            serves_shoptet: false,
+            has_shoprenter_app: true,
+        },
+        PlatformVariant {
+            name: "both platforms",
+            parameters: [&shoptet[..], &shoprenter[..]].concat(),
+            serves_shoptet: true,
+            has_shoprenter_app: true,
+        },
     ]
 }
 
@@ -2429,7 +2441,13 @@ fn platform_variants() -> [(&'static str, Vec<(&'static str, &'static str)>, boo
 /// starts, and serves exactly the platforms configured.
 #[test]
 fn config_loaders_accept_a_shoptet_only_a_shoprenter_only_and_a_two_platform_stack() {
-    for (variant, parameters, serves_shoptet, has_app) in platform_variants() {
+    for PlatformVariant {
+        name: variant,
+        parameters,
+        serves_shoptet,
+        has_shoprenter_app: has_app,
+    } in platform_variants()
+    {
         for store in Store::ALL {
             let template = store.template(&load_template());
             let context = format!("{variant} stack with {store:?}");
