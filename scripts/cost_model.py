@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""USD per month of the shop token broker on AWS, from measured request counts (issue 13).
+"""USD per month of the shop token broker on AWS, from measured request counts.
 
     python3 scripts/cost_model.py --counts docs/cost-counts.json             # totals
     python3 scripts/cost_model.py --counts docs/cost-counts.json --markdown  # report (docs/cost.md)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Finds files that import each other, directly or around a loop, in every
-crate of the workspace (issue 19: "no two files import each other").
+crate of the workspace: no two files may import each other.
 
 For each crate target (lib, bins, tests, benches) the module tree is read by
 following `mod name;` declarations from the target's root file. A file F

@@ -22,14 +22,9 @@ const SHOPTET_INSTALL_LIMIT: Duration = Duration::from_secs(5);
 /// tests over SQLite need no AWS names.
 #[derive(Debug, Clone)]
 pub struct InstallConfig {
-    /// The partner e-shop's OAuth server (required) and the API.
-    pub shoptet: ShoptetConfig,
-    pub shoptet_client_id: String,
-    /// The install URL registered with Shoptet. Unset: the URL the install
-    /// request arrived at (API Gateway's own host), which is what Shoptet called.
-    pub shoptet_redirect_uri: Option<String>,
-    /// Where Shoptet's install calls may come from; `None`: anywhere.
-    pub shoptet_install_sources: Option<SourceAllowlist>,
+    /// The Shoptet add-on; `None` on a Shoprenter-only stack, whose Shoptet
+    /// routes then answer `not_configured`.
+    pub shoptet: Option<ShoptetAddon>,
     pub shoprenter_oauth_url: UpstreamUrl,
     pub shoprenter_hmac_max_age: Duration,
     /// Where the merchant's browser goes after a Shoprenter install
@@ -43,6 +38,46 @@ pub struct InstallConfig {
     pub install_deadline: Duration,
     /// The CloudWatch namespace of the EMF metrics (`METRICS_NAMESPACE`).
     pub metrics_namespace: String,
+}
+
+/// The Shoptet add-on this stack installs: its partner e-shop's OAuth server
+/// and client ID (`SHOPTET_OAUTH_URL`, `SHOPTET_CLIENT_ID`, set together or
+/// not at all) and what only matters with them. Exists only whole.
+#[derive(Debug, Clone)]
+pub struct ShoptetAddon {
+    /// The partner e-shop's OAuth server and the API.
+    pub endpoints: ShoptetConfig,
+    pub client_id: String,
+    /// The install URL registered with Shoptet. Unset: the URL the install
+    /// request arrived at (API Gateway's own host), which is what Shoptet called.
+    pub redirect_uri: Option<String>,
+    /// Where Shoptet's install calls may come from; `None`: anywhere.
+    pub install_sources: Option<SourceAllowlist>,
+}
+
+impl ShoptetAddon {
+    /// `None` when neither `SHOPTET_OAUTH_URL` nor `SHOPTET_CLIENT_ID` is
+    /// set; only one of them is an error naming the other.
+    pub fn from_env(env: &impl Env) -> Result<Option<Self>, ConfigError> {
+        let Some((_, client_id)) = env::together(env, "SHOPTET_OAUTH_URL", "SHOPTET_CLIENT_ID")?
+        else {
+            return Ok(None);
+        };
+        let oauth_url = platform_config::shoptet_oauth_url(env)?
+            .ok_or_else(|| ConfigError::new("SHOPTET_OAUTH_URL", "is required but not set"))?;
+        Ok(Some(Self {
+            endpoints: ShoptetConfig {
+                oauth_url,
+                api_url: platform_config::shoptet_api_url(env)?,
+            },
+            client_id,
+            redirect_uri: env::optional(env, "SHOPTET_REDIRECT_URI"),
+            install_sources: SourceAllowlist::parse(
+                &env::optional(env, "SHOPTET_INSTALL_SOURCE_CIDRS").unwrap_or_default(),
+            )
+            .map_err(|problem| ConfigError::new("SHOPTET_INSTALL_SOURCE_CIDRS", problem))?,
+        }))
+    }
 }
 
 /// `SHOPRENTER_APP_ENTRY_URL`: https (http only for loopback), `{shop}`
@@ -75,19 +110,8 @@ impl InstallConfig {
                 "must be under 5000 (Shoptet's limit) and above UPSTREAM_TIMEOUT_MS",
             ));
         }
-        let oauth_url = platform_config::shoptet_oauth_url(env)?
-            .ok_or_else(|| ConfigError::new("SHOPTET_OAUTH_URL", "is required but not set"))?;
         Ok(Self {
-            shoptet: ShoptetConfig {
-                oauth_url,
-                api_url: platform_config::shoptet_api_url(env)?,
-            },
-            shoptet_client_id: env::required(env, "SHOPTET_CLIENT_ID")?,
-            shoptet_redirect_uri: env::optional(env, "SHOPTET_REDIRECT_URI"),
-            shoptet_install_sources: SourceAllowlist::parse(
-                &env::optional(env, "SHOPTET_INSTALL_SOURCE_CIDRS").unwrap_or_default(),
-            )
-            .map_err(|problem| ConfigError::new("SHOPTET_INSTALL_SOURCE_CIDRS", problem))?,
+            shoptet: ShoptetAddon::from_env(env)?,
             shoprenter_oauth_url: platform_config::shoprenter_oauth_url(env)?,
             shoprenter_hmac_max_age: env::parsed(
                 env,
@@ -176,14 +200,49 @@ mod tests {
             }
         );
         assert_eq!(config.install.install_deadline, Duration::from_millis(4000));
-        assert_eq!(config.install.shoptet_redirect_uri, None);
-        assert_eq!(config.install.shoptet_install_sources, None);
+        let shoptet = config.install.shoptet.as_ref().unwrap();
+        assert_eq!(shoptet.redirect_uri, None);
+        assert_eq!(shoptet.install_sources, None);
+        assert!(config.shoprenter_app.is_none());
         assert_eq!(config.install.uninstall_recovery, RecoveryWindow::DEFAULT);
         assert_eq!(
             config.install.shoprenter_hmac_max_age,
             Duration::from_secs(300)
         );
         assert_eq!(config.install.timing, VendTiming::default());
+    }
+
+    /// What a Shoprenter-only stack sets: no Shoptet variable at all.
+    const SHOPRENTER_ONLY: [(&str, &str); 5] = [
+        ("SHOPRENTER_CLIENT_ID", "app"),
+        (
+            "SHOPRENTER_CLIENT_SECRET_ID",
+            "arn:aws:secretsmanager:eu-central-1:123456789012:secret:app-AbCdEf",
+        ),
+        ("TOKEN_TABLE", "tokens"),
+        ("TOKEN_KEY_ID", "alias/broker/tokens"),
+        ("REGISTRY_TABLE", "registry"),
+    ];
+
+    #[test]
+    fn a_shoprenter_only_stack_starts_without_any_shoptet_setting() {
+        let config = load(&SHOPRENTER_ONLY).unwrap();
+        assert!(config.install.shoptet.is_none());
+        assert!(config.shoprenter_app.is_some());
+    }
+
+    #[test]
+    fn empty_shoptet_settings_are_no_shoptet_addon() {
+        // CloudFormation passes an empty parameter as an empty string.
+        let config = load(
+            &[
+                &SHOPRENTER_ONLY[..],
+                &[("SHOPTET_OAUTH_URL", ""), ("SHOPTET_CLIENT_ID", " ")],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert!(config.install.shoptet.is_none());
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub enum InstallError {
     NotConfigured(&'static str),
 }
 
+/// Why a Shoptet route answers `not_configured` on a Shoprenter-only stack.
+pub(crate) const SHOPTET_NOT_CONFIGURED: &str =
+    "no Shoptet add-on is configured (SHOPTET_OAUTH_URL, SHOPTET_CLIENT_ID)";
+
 impl HttpError for InstallError {
     fn code(&self) -> ErrorCode {
         match self {
@@ -153,6 +157,7 @@ impl From<VendError> for InstallError {
             VendError::UpstreamUnavailable
             | VendError::RateLimited { .. }
             | VendError::TokenCapReached { .. } => Self::UpstreamUnavailable,
+            VendError::NotConfigured => Self::NotConfigured(SHOPTET_NOT_CONFIGURED),
             VendError::NotInstalled
             | VendError::AddonSuspended
             | VendError::UpstreamRejected { .. }

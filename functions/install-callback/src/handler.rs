@@ -20,7 +20,7 @@ use broker_domain::storage::{
 };
 use broker_platforms::minting::PlatformMinter;
 use broker_platforms::shoprenter::ShoprenterClient;
-use broker_platforms::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
+use broker_platforms::shoptet::{AddonCredentials, ShoptetClient};
 use broker_runtime::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
 use broker_vending::{Candidate, REMEMBERED_SHOPS, TokenVendor};
 use lambda_http::Request;
@@ -30,7 +30,7 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::caller::{self, OperatorGate, SourceAllowlist};
 use crate::config::{AppEntryUrl, InstallConfig};
-use crate::error::InstallError;
+use crate::error::{InstallError, SHOPTET_NOT_CONFIGURED};
 use crate::outcome::{EventOutcome, InstallOutcome, LifecycleEvent, Stored, StoredStatus};
 
 /// Shoptet documents codes of 255 characters; anything far longer is not one.
@@ -59,15 +59,21 @@ pub(crate) struct Lifecycle {
     pub(crate) app_entry_url: Option<AppEntryUrl>,
 }
 
+/// The Shoptet add-on's client and credentials.
+struct Addon {
+    client: ShoptetClient,
+    client_id: String,
+    client_secret: LazySecret<ClientSecret>,
+    /// `None`: derived from the request (see `ShoptetAddon`).
+    redirect_uri: Option<String>,
+    install_sources: Option<SourceAllowlist>,
+}
+
 /// Built by [`InstallCallback::new`] (or `build_on_aws`); requests go to
 /// [`InstallCallback::handle`].
 pub struct InstallCallback<S, C, R> {
-    shoptet: ShoptetClient,
-    addon_client_id: String,
-    addon_client_secret: LazySecret<ClientSecret>,
-    /// `None`: derived from the request (see `InstallConfig`).
-    redirect_uri: Option<String>,
-    install_sources: Option<SourceAllowlist>,
+    /// `None` on a Shoprenter-only stack: Shoptet's routes are `not_configured`.
+    shoptet: Option<Addon>,
     /// Confirmations and verifications mint through the vendor's lease and
     /// ledger; it also holds the stores.
     vendor: TokenVendor<S, C, R>,
@@ -81,13 +87,12 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
     /// The handler over any storage adapters, with its secrets already read.
     pub fn new(config: InstallConfig, secrets: InstallSecrets, stores: Stores<S, C, R>) -> Self {
         let http = config.http.build_client();
-        let shoptet_config = ShoptetConfig {
-            oauth_url: config.shoptet.oauth_url.clone(),
-            api_url: config.shoptet.api_url.clone(),
-        };
         let vendor = TokenVendor::new(
             PlatformMinter::new(
-                Some(ShoptetClient::new(http.clone(), shoptet_config)),
+                config
+                    .shoptet
+                    .as_ref()
+                    .map(|addon| ShoptetClient::new(http.clone(), addon.endpoints.clone())),
                 ShoprenterClient::new(http.clone(), config.shoprenter_oauth_url),
             ),
             secrets.shoprenter_app,
@@ -102,11 +107,13 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
                 .with_flush_interval(Duration::ZERO),
         ));
         Self {
-            shoptet: ShoptetClient::new(http, config.shoptet),
-            addon_client_id: config.shoptet_client_id,
-            addon_client_secret: secrets.shoptet_client_secret,
-            redirect_uri: config.shoptet_redirect_uri,
-            install_sources: config.shoptet_install_sources,
+            shoptet: config.shoptet.map(|addon| Addon {
+                client: ShoptetClient::new(http, addon.endpoints),
+                client_id: addon.client_id,
+                client_secret: secrets.shoptet_client_secret,
+                redirect_uri: addon.redirect_uri,
+                install_sources: addon.install_sources,
+            }),
             vendor,
             lifecycle: Lifecycle {
                 webhook_key: secrets.webhook_key,
@@ -160,12 +167,19 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         &self.lifecycle
     }
 
-    /// Platform-facing routes answer within this.
-    /// Shoptet's OAuth server and API.
-    pub(crate) fn shoptet(&self) -> &ShoptetClient {
-        &self.shoptet
+    /// Shoptet's OAuth server and API; `not_configured` on a
+    /// Shoprenter-only stack.
+    pub(crate) fn shoptet(&self) -> Result<&ShoptetClient, InstallError> {
+        self.addon().map(|addon| &addon.client)
     }
 
+    fn addon(&self) -> Result<&Addon, InstallError> {
+        self.shoptet
+            .as_ref()
+            .ok_or(InstallError::NotConfigured(SHOPTET_NOT_CONFIGURED))
+    }
+
+    /// Platform-facing routes answer within this.
     pub(crate) fn deadline(&self) -> Duration {
         self.deadline
     }
@@ -196,8 +210,9 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         started: Instant,
     ) -> Result<Response<String>, InstallError> {
         let deadline = started + self.deadline;
+        let addon = self.addon()?;
         // Before the code is read: a call from elsewhere costs nothing.
-        if let Some(sources) = &self.install_sources
+        if let Some(sources) = &addon.install_sources
             && !sources.admits(request)
         {
             let source = caller::source_ip(request);
@@ -205,18 +220,20 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             return Err(InstallError::SourceNotAllowed);
         }
         let code = install_code(request.uri().query())?;
-        let redirect_uri = match &self.redirect_uri {
+        let redirect_uri = match &addon.redirect_uri {
             Some(configured) => configured.clone(),
             None => arrival_url(request)?,
         };
-        let addon = AddonCredentials {
-            client_id: self.addon_client_id.clone(),
-            client_secret: timeout_at(deadline, self.addon_client_secret.get())
+        let credentials = AddonCredentials {
+            client_id: addon.client_id.clone(),
+            client_secret: timeout_at(deadline, addon.client_secret.get())
                 .await
                 .map_err(|_| InstallError::StoreUnavailable)??
                 .cloned(),
         };
-        let exchange = self.shoptet.exchange_code(&code, &addon, &redirect_uri);
+        let exchange = addon
+            .client
+            .exchange_code(&code, &credentials, &redirect_uri);
         let installation = timeout_at(deadline, exchange)
             .await
             .map_err(|_| InstallError::UpstreamUnavailable)??;

@@ -81,6 +81,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             contact_email: Option<String>,
         }
 
+        // Before the body is read: without the add-on there is nothing to verify with.
+        self.shoptet()?;
         let eshop_id: ShoptetEshopId = eshop_id.parse().map_err(|_| {
             InstallError::InvalidRequest("the eshopId is not a valid Shoptet e-shop id")
         })?;
@@ -133,7 +135,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
     ) -> Result<(), InstallError> {
         let answer = timeout_at(
             Instant::now() + self.deadline(),
-            self.shoptet().get_api(&token.access_token, &["eshop"]),
+            self.shoptet()?.get_api(&token.access_token, &["eshop"]),
         )
         .await
         .map_err(|_| InstallError::UpstreamUnavailable)?;

@@ -115,13 +115,15 @@ impl<S: InstallationStore, C: TokenCache + SignedRedirects, R: InstallationRegis
             Err(error) => {
                 tracing::warn!(outcome = error.code().as_str(), %error, duration_ms, "request refused");
                 // A request that is no install attempt (no code, a bad
-                // body, a wrong method, a source outside the allowlist) is
-                // no install failure.
+                // body, a wrong method, a source outside the allowlist, a
+                // platform the stack is not configured for) is no install
+                // failure.
                 let attempted = !matches!(
                     error,
                     InstallError::InvalidRequest(_)
                         | InstallError::MethodNotAllowed { .. }
                         | InstallError::SourceNotAllowed
+                        | InstallError::NotConfigured(_)
                 );
                 if let Some(platform) = installs.filter(|_| attempted) {
                     let dimensions =

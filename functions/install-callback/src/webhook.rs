@@ -51,6 +51,8 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         request: &Request,
         started: Instant,
     ) -> Result<Response<String>, InstallError> {
+        // Without the add-on no event can be confirmed upstream.
+        self.shoptet()?;
         let body: &[u8] = request.body();
         // Size first: an oversized body costs neither a secret read nor an HMAC.
         if body.len() > shoptet_webhook::MAX_BODY {

@@ -16,7 +16,8 @@ pub use broker_vending::{REMEMBERED_SHOPS, VendTiming};
 /// over SQLite need no AWS names.
 #[derive(Debug, Clone)]
 pub struct VendorConfig {
-    /// The partner e-shop; without it Shoptet shops are `not_installed`.
+    /// The partner e-shop; without it (a Shoprenter-only stack) a Shoptet
+    /// vend is `not_configured`.
     pub shoptet_oauth_url: Option<UpstreamUrl>,
     pub shoptet_api_url: UpstreamUrl,
     pub shoprenter_oauth_url: UpstreamUrl,

@@ -1,8 +1,8 @@
 //! The platforms as the broker speaks to them: Shoptet's and Shoprenter's
 //! OAuth and API clients, their lifecycle signatures (Shoptet's webhooks,
 //! Shoprenter's signed redirects), the upstream HTTP settings they share,
-//! and the readers of their configuration. Platform facts:
-//! `shared/spec/platforms.md` in the team handbook.
+//! and the readers of their configuration. Platform facts, with sources:
+//! `docs/platforms.md` in this repository.
 
 use broker_domain::{ids, limits, model, secret};
 use broker_runtime::tls;

@@ -41,7 +41,7 @@ impl Minter for PlatformMinter {
             let client = self
                 .shoptet
                 .as_ref()
-                .ok_or(MintError::Refused(VendError::NotInstalled))?;
+                .ok_or(MintError::Refused(VendError::NotConfigured))?;
             let grant = client.mint_api_token(oauth).await?;
             Ok(Grant {
                 access_token: grant.access_token,

@@ -1,6 +1,6 @@
 //! Shoprenter's platform-app lifecycle: the signed browser redirects to the
-//! app's RedirectUri (install) and UninstallUri. Platform facts:
-//! `../shared/spec/platforms.md`.
+//! app's RedirectUri (install) and UninstallUri. Platform facts, with
+//! sources: `docs/platforms.md`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

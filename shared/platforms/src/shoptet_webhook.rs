@@ -1,5 +1,5 @@
 //! Shoptet's add-on system webhooks: the four lifecycle events, their body,
-//! and the signature header. Platform facts: `../shared/spec/platforms.md`.
+//! and the signature header. Platform facts, with sources: `docs/platforms.md`.
 
 use std::time::{Duration, SystemTime};
 

@@ -16,6 +16,10 @@ pub enum VendError {
     NotFound,
     #[error("the shop has no valid installation or credentials")]
     NotInstalled,
+    /// The broker is deployed without this platform's settings (a
+    /// single-platform stack): none of its shops can be served.
+    #[error("this broker is not configured for the shop's platform")]
+    NotConfigured,
     #[error("the add-on is suspended (or not approved) in this shop")]
     AddonSuspended,
     #[error("the platform is rate limiting token requests")]
@@ -36,6 +40,7 @@ impl HttpError for VendError {
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::NotFound => ErrorCode::NotFound,
             Self::NotInstalled => ErrorCode::NotInstalled,
+            Self::NotConfigured => ErrorCode::NotConfigured,
             Self::AddonSuspended => ErrorCode::AddonSuspended,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::TokenCapReached { .. } => ErrorCode::TokenCapReached,

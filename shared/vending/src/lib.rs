@@ -204,6 +204,11 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
 
     pub async fn vend(&self, request: &VendRequest) -> Result<Vended, VendError> {
         let platform = request.shop.platform();
+        // Before any store is read: a platform this stack is not configured
+        // for has no shop to look up.
+        if !self.minter.serves(platform) {
+            return Err(VendError::NotConfigured);
+        }
         let min_ttl = request.min_ttl.unwrap_or_default();
         let lifetime = platform.token_lifetime();
         if min_ttl >= lifetime {
@@ -691,7 +696,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             ..
         } = *attempt;
         if !self.minter.serves(shop.platform()) {
-            return Err(VendError::NotInstalled.into());
+            return Err(VendError::NotConfigured.into());
         }
         match (shop, purpose) {
             (ShopRef::Shoptet(_), Purpose::Verify(Candidate::ShoptetOAuth(oauth))) => {

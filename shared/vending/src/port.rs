@@ -80,7 +80,8 @@ pub type Minting<'a> = Pin<Box<dyn Future<Output = Result<Grant, MintError>> + S
 /// Mints API tokens on the platforms.
 pub trait Minter: Send + Sync {
     /// Whether this platform can be asked at all (Shoptet needs a partner
-    /// e-shop configured): a shop of a platform not served is not installed.
+    /// e-shop configured): a vend for a platform not served is
+    /// `not_configured`.
     fn serves(&self, platform: Platform) -> bool;
 
     /// Shoptet's `getAccessToken` with the installation's OAuth token.

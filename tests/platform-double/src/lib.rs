@@ -100,7 +100,7 @@
 
 #![warn(missing_docs)]
 
-// No two modules use each other, directly or around a loop (issue 19).
+// No two modules use each other, directly or around a loop.
 // Lowest first: `config`, `endpoint`, `random`; `limits`; `shoptet_state`,
 // `shoprenter_state` (each platform's rules and data); `faults`; `state`
 // (what every handler shares); the HTTP handlers `shoptet`, `shoprenter`,

@@ -2401,3 +2401,135 @@ fn the_shoptet_install_source_allowlist_is_a_parameter_that_is_off_by_default() 
         json!({"Ref": "ShoptetInstallSourceCidrs"})
     );
 }
+
+// ---- single-platform stacks
+
+/// Each platform's settings are optional: an agency with only Shoptet
+/// add-ons or only Shoprenter apps deploys without the other's.
+#[test]
+fn each_platforms_settings_default_to_empty_and_shoptets_go_together() {
+    let template = load_template();
+    for parameter in [
+        "ShoptetOAuthUrl",
+        "ShoptetClientId",
+        "ShoprenterClientId",
+        "ShoprenterClientSecretArn",
+    ] {
+        let declaration = &template["Parameters"][parameter];
+        assert_eq!(declaration["Default"], "", "{parameter}");
+        assert!(declaration.get("MinLength").is_none(), "{parameter}");
+        if let Some(pattern) = declaration["AllowedPattern"].as_str() {
+            assert!(
+                pattern.starts_with("^$|"),
+                "{parameter}: {pattern} refuses the empty default"
+            );
+        }
+    }
+    let empty = |parameter: &str| json!({"Fn::Equals": [reference(parameter), ""]});
+    let set = |parameter: &str| json!({"Fn::Not": [empty(parameter)]});
+    let (url, id) = ("ShoptetOAuthUrl", "ShoptetClientId");
+    assert_eq!(
+        template["Rules"]["ShoptetAddonSettingsGoTogether"]["Assertions"][0]["Assert"],
+        json!({"Fn::Or": [
+            {"Fn::And": [empty(url), empty(id)]},
+            {"Fn::And": [set(url), set(id)]},
+        ]})
+    );
+}
+
+/// One kind of stack: its parameters as a deployer fills them in, and what
+/// the functions must then serve.
+struct PlatformVariant {
+    name: &'static str,
+    parameters: Vec<(&'static str, &'static str)>,
+    serves_shoptet: bool,
+    has_shoprenter_app: bool,
+}
+
+fn platform_variants() -> [PlatformVariant; 3] {
+    let shoptet = [
+        ("ShoptetOAuthUrl", "https://12345.myshoptet.com"),
+        ("ShoptetClientId", "client-id"),
+    ];
+    let no_shoptet = [("ShoptetOAuthUrl", ""), ("ShoptetClientId", "")];
+    let shoprenter = [
+        ("ShoprenterClientId", "app-client-id"),
+        (
+            "ShoprenterClientSecretArn",
+            "arn:aws:secretsmanager:eu-central-1:123456789012:secret:app-AbCdEf",
+        ),
+    ];
+    [
+        PlatformVariant {
+            name: "Shoptet-only",
+            parameters: shoptet.to_vec(),
+            serves_shoptet: true,
+            has_shoprenter_app: false,
+        },
+        PlatformVariant {
+            name: "Shoprenter-only",
+            parameters: [&no_shoptet[..], &shoprenter[..]].concat(),
+            serves_shoptet: false,
+            has_shoprenter_app: true,
+        },
+        PlatformVariant {
+            name: "both platforms",
+            parameters: [&shoptet[..], &shoprenter[..]].concat(),
+            serves_shoptet: true,
+            has_shoprenter_app: true,
+        },
+    ]
+}
+
+/// Runs both functions' real configuration loaders on the template's
+/// environment for each kind of stack and either installation store: each
+/// starts, and serves exactly the platforms configured.
+#[test]
+fn config_loaders_accept_a_shoptet_only_a_shoprenter_only_and_a_two_platform_stack() {
+    for PlatformVariant {
+        name: variant,
+        parameters,
+        serves_shoptet,
+        has_shoprenter_app: has_app,
+    } in platform_variants()
+    {
+        for store in Store::ALL {
+            let template = store.template(&load_template());
+            let context = format!("{variant} stack with {store:?}");
+            let with_overrides = |function: &str| {
+                let mut env = TemplateEnv::new(&template, function);
+                env.overrides
+                    .insert("InstallationStore".to_owned(), store.parameter().to_owned());
+                for (parameter, value) in &parameters {
+                    env.overrides
+                        .insert((*parameter).to_owned(), (*value).to_owned());
+                }
+                env
+            };
+            let env = with_overrides(INSTALL_FUNCTION);
+            let install =
+                install_callback::AwsInstallConfig::from_env(&|variable: &str| env.get(variable))
+                    .unwrap_or_else(|error| {
+                        panic!("the install callback does not start on a {context}: {error}")
+                    });
+            assert_eq!(
+                install.install.shoptet.is_some(),
+                serves_shoptet,
+                "{context}"
+            );
+            assert_eq!(install.shoprenter_app.is_some(), has_app, "{context}");
+            let env = with_overrides(VENDOR_FUNCTION);
+            let vendor =
+                token_vendor::AwsVendorConfig::from_env(&|variable: &str| env.get(variable))
+                    .unwrap_or_else(|error| {
+                        panic!("the vendor does not start on a {context}: {error}")
+                    });
+            assert_eq!(
+                vendor.vendor.shoptet_oauth_url.is_some(),
+                serves_shoptet,
+                "{context}"
+            );
+            assert_eq!(vendor.shoprenter_app.is_some(), has_app, "{context}");
+        }
+    }
+}

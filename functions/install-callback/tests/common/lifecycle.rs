@@ -47,6 +47,19 @@ pub struct Setup {
     pub webhook_key: bool,
     pub app_entry_url: bool,
     pub suspended_recheck_seconds: Option<u64>,
+    pub platforms: Platforms,
+}
+
+/// Which platforms the stack is configured for: their variables are set,
+/// the other's are absent, as a single-platform stack's template leaves them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Platforms {
+    #[default]
+    Both,
+    /// No Shoprenter app (its shops may still bring their own credentials).
+    ShoptetOnly,
+    /// No Shoptet add-on: no `SHOPTET_*` variable at all.
+    ShoprenterOnly,
 }
 
 impl Lifecycle {
@@ -69,20 +82,28 @@ impl Lifecycle {
             .create_secret("app-client-secret", SHOPRENTER_CLIENT_SECRET)
             .await;
         let mut shared = world.env();
-        shared.insert("SHOPRENTER_CLIENT_ID", SHOPRENTER_CLIENT_ID.to_owned());
-        shared.insert("SHOPRENTER_CLIENT_SECRET_ID", app_secret);
+        let shoptet = setup.platforms != Platforms::ShoprenterOnly;
+        if setup.platforms != Platforms::ShoptetOnly {
+            shared.insert("SHOPRENTER_CLIENT_ID", SHOPRENTER_CLIENT_ID.to_owned());
+            shared.insert("SHOPRENTER_CLIENT_SECRET_ID", app_secret);
+        }
+        if !shoptet {
+            shared.retain(|name, _| !name.starts_with("SHOPTET_"));
+        }
         if let Some(seconds) = setup.suspended_recheck_seconds {
             shared.insert("SUSPENDED_RECHECK_SECONDS", seconds.to_string());
         }
         let vendor_env = shared.clone();
         let mut env = shared;
         env.remove("SHOPRENTER_API_URL");
-        env.insert(
-            "SHOPTET_CLIENT_ID",
-            double.config().shoptet_client_id.clone(),
-        );
-        env.insert("SHOPTET_CLIENT_SECRET_ID", addon_secret);
-        env.insert("SHOPTET_REDIRECT_URI", super::REDIRECT_URI.to_owned());
+        if shoptet {
+            env.insert(
+                "SHOPTET_CLIENT_ID",
+                double.config().shoptet_client_id.clone(),
+            );
+            env.insert("SHOPTET_CLIENT_SECRET_ID", addon_secret);
+            env.insert("SHOPTET_REDIRECT_URI", super::REDIRECT_URI.to_owned());
+        }
         let webhook_key = if setup.webhook_key {
             let id = world.create_secret("webhook-key", WEBHOOK_KEY).await;
             env.insert("SHOPTET_WEBHOOK_KEY_SECRET_ID", id);

@@ -298,6 +298,21 @@ async fn l1_is_trusted_for_thirty_seconds_then_the_shared_state_is_read_again() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_shop_of_a_platform_the_stack_does_not_serve_is_not_configured() {
+    // The in-memory platforms serve Shoptet only, as a Shoptet-only stack.
+    let world = World::with_installed_shop().await;
+    let request = VendRequest {
+        shop: ShopRef::Shoprenter("demo-shop".parse().unwrap()),
+        ..vend_request()
+    };
+
+    let refused = world.instance().vend(&request).await.unwrap_err();
+
+    assert_eq!(refused, VendError::NotConfigured);
+    assert_eq!(world.platforms.mints(), 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_registry_refuses_uninstalled_shops_without_asking_the_platform() {
     let world = World::with_installed_shop().await;
     world
