@@ -123,7 +123,9 @@ impl<S: InstallationStore, C: TokenCache + SignedRedirects, R: InstallationRegis
         let deadline = request
             .lambda_context_ref()
             .and_then(|context| faults::lambda_deadline(context.deadline));
-        faults::watch_deadline(self.metrics(), deadline, self.answer(request)).await
+        // Boxed: the answer is a large future, and this keeps it off the
+        // caller's stack.
+        faults::watch_deadline(self.metrics(), deadline, Box::pin(self.answer(request))).await
     }
 
     async fn answer(&self, request: Request) -> Response<Body> {

@@ -54,8 +54,7 @@ pub async fn watch_deadline<F: Future>(
         .duration_since(SystemTime::now())
         .unwrap_or_default()
         .saturating_sub(DEADLINE_MARGIN);
-    let work = std::pin::pin!(work);
-    let mut work = work;
+    let mut work = std::pin::pin!(work);
     tokio::select! {
         biased;
         output = &mut work => output,
