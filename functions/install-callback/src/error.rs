@@ -79,7 +79,60 @@ impl HttpError for InstallError {
     }
 }
 
+/// What a refused call on an install route says about installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallRefusal {
+    /// No install at all: a wrong method, or a caller the source
+    /// allowlist or the operator gate turned away (403). Not counted.
+    NoAttempt,
+    /// A call no platform started, as anyone can send it: malformed, a bad
+    /// or stale signature, a replay, a Shoptet code the OAuth server does
+    /// not know, an app this broker is not set up for. `InstallRejects`,
+    /// which pages no one.
+    Rejected,
+    /// An install a platform started that failed on our side: the
+    /// platform refused our configuration (client credentials, redirect
+    /// URI), a store failed, or an upstream or the deadline ran out.
+    /// `InstallFailures`, which pages.
+    Failed,
+}
+
+/// Shoptet's answer to a code it does not know (unknown, expired, already
+/// used): RFC 6749's `invalid_grant`. Any other refusal of the code
+/// exchange (`invalid_client`, `unauthorized_client`, `invalid_request`,
+/// which is what the platform double answers to a redirect URI other than
+/// the registered one) points at our configuration. Which code Shoptet
+/// sends for a redirect mismatch is *(unconfirmed)*: RFC 6749 allows
+/// `invalid_grant` for it, and then a misconfigured redirect URI shows as
+/// `InstallRejects` with code `invalid_grant` on every install, not as
+/// `InstallFailures` (docs/runbooks.md says to watch for that).
+const UNKNOWN_CODE: &str = "invalid_grant";
+
 impl InstallError {
+    /// How a refusal on an install route is counted (see
+    /// [`InstallRefusal`]).
+    pub fn install_refusal(&self) -> InstallRefusal {
+        match self {
+            Self::MethodNotAllowed { .. } | Self::SourceNotAllowed | Self::Forbidden => {
+                InstallRefusal::NoAttempt
+            }
+            Self::NotFound
+            | Self::InvalidRequest(_)
+            | Self::InvalidSignature
+            | Self::RedirectUsed
+            | Self::NotConfigured(_) => InstallRefusal::Rejected,
+            Self::UpstreamRejected { upstream_code } if upstream_code == UNKNOWN_CODE => {
+                InstallRefusal::Rejected
+            }
+            Self::UpstreamRejected { .. }
+            | Self::UpstreamUnavailable
+            | Self::StoreUnavailable
+            | Self::InvalidCredentials
+            | Self::ShopMismatch
+            | Self::UnknownInstallation => InstallRefusal::Failed,
+        }
+    }
+
     /// The answer to `request`: JSON by the shared contract, or a page when
     /// the route is a browser's (`browser_route`) and JSON was not asked
     /// for. A 405 lists the methods the route does answer (RFC 9110).
@@ -163,6 +216,40 @@ impl From<VendError> for InstallError {
             | VendError::UpstreamRejected { .. }
             | VendError::InvalidRequest(_)
             | VendError::NotFound => Self::InvalidCredentials,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(code: &str) -> InstallError {
+        InstallError::UpstreamRejected {
+            upstream_code: code.to_owned(),
+        }
+    }
+
+    #[test]
+    fn anonymous_junk_is_rejected_and_only_what_points_at_us_is_a_failed_install() {
+        use InstallRefusal::*;
+        for (error, refusal) in [
+            (InstallError::SourceNotAllowed, NoAttempt),
+            (InstallError::MethodNotAllowed { allow: "GET" }, NoAttempt),
+            (
+                InstallError::InvalidRequest("the code parameter is missing"),
+                Rejected,
+            ),
+            (InstallError::InvalidSignature, Rejected),
+            (InstallError::RedirectUsed, Rejected),
+            (InstallError::NotConfigured("no Shoprenter app"), Rejected),
+            (upstream("invalid_grant"), Rejected),
+            (upstream("invalid_client"), Failed),
+            (upstream("invalid_request"), Failed),
+            (InstallError::UpstreamUnavailable, Failed),
+            (InstallError::StoreUnavailable, Failed),
+        ] {
+            assert_eq!(error.install_refusal(), refusal, "{error:?}");
         }
     }
 }

@@ -12,6 +12,8 @@ async fn main() -> Result<(), Error> {
     // secrets are read by the first request that needs them.
     let aws = broker_aws::sdk_http::load_sdk_config().await;
     let handler = build_on_aws(config, &aws);
+    // A panic anywhere is a crash an alarm watches.
+    broker_runtime::faults::count_panics(handler.metrics().clone());
     let handler = &handler;
     lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(handler.handle(request).await)

@@ -8,13 +8,14 @@ use broker_domain::ids::Platform;
 use broker_domain::storage::{
     InstallationRegistry, InstallationStore, SignedRedirects, TokenCache,
 };
+use broker_runtime::faults;
 use broker_runtime::metrics::{Dimension, Dimensions, Metric};
 use lambda_http::http::{Method, Response};
-use lambda_http::{Body, Request};
+use lambda_http::{Body, Request, RequestExt};
 use tokio::time::Instant;
 
 use crate::caller;
-use crate::error::InstallError;
+use crate::error::{InstallError, InstallRefusal};
 use crate::handler::InstallCallback;
 
 enum Route<'a> {
@@ -65,6 +66,20 @@ impl Route<'_> {
         }
     }
 
+    /// The `Operation` of a store failure on the route.
+    fn operation(&self) -> &'static str {
+        match self {
+            Self::ShoptetInstall => "ShoptetInstall",
+            Self::ShoptetWebhook => "ShoptetWebhook",
+            Self::ShoptetInstallation(_) => "ShoptetImport",
+            Self::ShoprenterAppInstall => "ShoprenterInstall",
+            Self::ShoprenterAppUninstall => "ShoprenterUninstall",
+            Self::ShoprenterCredentials(_) => "ShoprenterCredentials",
+            Self::ShoprenterInstallation(_) => "ShoprenterImport",
+            Self::Installations | Self::Installation(..) => "Registry",
+        }
+    }
+
     /// The platform whose merchant installs through the route, if one does:
     /// its failures are `InstallFailures`. An operator's import or
     /// credentials call sees its failure in the answer; no alarm needed.
@@ -102,39 +117,55 @@ impl<S: InstallationStore, C: TokenCache + SignedRedirects, R: InstallationRegis
     InstallCallback<S, C, R>
 {
     /// Every request gets an answer: the route's, or its error rendered.
+    /// An invocation still running near its Lambda deadline counts a
+    /// timeout ([`broker_runtime::faults`]).
     pub async fn handle(&self, request: Request) -> Response<Body> {
+        let deadline = request
+            .lambda_context_ref()
+            .and_then(|context| faults::lambda_deadline(context.deadline));
+        // Boxed: the answer is a large future, and this keeps it off the
+        // caller's stack.
+        faults::watch_deadline(self.metrics(), deadline, Box::pin(self.answer(request))).await
+    }
+
+    async fn answer(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
         let path = request.uri().path().to_owned();
         let route = Route::of(&path);
         let browser = route.as_ref().is_some_and(Route::is_browser);
         let installs = route.as_ref().and_then(Route::installs);
+        let operation = route.as_ref().map(Route::operation);
         let result = self.dispatch(route, &request, started).await;
         let duration_ms = started.elapsed().as_millis() as u64;
         let response = match result {
             Ok(response) => response,
             Err(error) => {
                 tracing::warn!(outcome = error.code().as_str(), %error, duration_ms, "request refused");
-                // A request that is no install attempt (no code, a bad
-                // body, a wrong method, a source outside the allowlist, a
-                // platform the stack is not configured for) is no install
-                // failure.
-                let attempted = !matches!(
-                    error,
-                    InstallError::InvalidRequest(_)
-                        | InstallError::MethodNotAllowed { .. }
-                        | InstallError::SourceNotAllowed
-                        | InstallError::NotConfigured(_)
-                );
-                if let Some(platform) = installs.filter(|_| attempted) {
-                    let dimensions =
-                        Dimensions::platform(platform).with(Dimension::Code, error.code().as_str());
-                    self.metrics().event(Metric::InstallFailures, dimensions);
+                if let Some(platform) = installs {
+                    self.count_install_refusal(platform, &error);
+                }
+                if let (InstallError::StoreUnavailable, Some(operation)) = (&error, operation) {
+                    let operation = Dimensions::of(Dimension::Operation, operation);
+                    self.metrics().event(Metric::StoreErrors, operation);
                 }
                 error.render(&request, browser)
             }
         };
         self.metrics().flush_if_due();
         response.map(Body::from)
+    }
+
+    /// A refused install call: a failed install (pages) only if a
+    /// platform started it, else a reject (see [`InstallRefusal`]).
+    fn count_install_refusal(&self, platform: Platform, error: &InstallError) {
+        let metric = match error.install_refusal() {
+            InstallRefusal::NoAttempt => return,
+            InstallRefusal::Rejected => Metric::InstallRejects,
+            InstallRefusal::Failed => Metric::InstallFailures,
+        };
+        let dimensions =
+            Dimensions::platform(platform).with(Dimension::Code, error.code().as_str());
+        self.metrics().event(metric, dimensions);
     }
 
     async fn dispatch(

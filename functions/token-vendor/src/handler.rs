@@ -13,6 +13,7 @@ use broker_domain::storage::{InstallationRegistry, InstallationStore, Stores, To
 use broker_platforms::minting::PlatformMinter;
 use broker_platforms::shoprenter::{ShoprenterApiUrl, ShoprenterClient};
 use broker_platforms::shoptet::{ShoptetClient, ShoptetConfig};
+use broker_runtime::faults;
 use broker_runtime::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
 use broker_vending::{Source, TokenVendor, VendError, VendRequest, Vended};
 use lambda_http::http::{Method, Response, StatusCode};
@@ -107,7 +108,18 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
     /// HTTP requests always get a response (errors as JSON bodies); direct
     /// invocations get the JSON on success and a function error whose
     /// `errorType` is the stable code otherwise.
+    /// An invocation still running near its Lambda deadline counts a
+    /// timeout ([`broker_runtime::faults`]).
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, VendError> {
+        let deadline = request
+            .lambda_context_ref()
+            .and_then(|context| faults::lambda_deadline(context.deadline));
+        // Boxed: the answer is a large future, and this keeps it off the
+        // caller's stack.
+        faults::watch_deadline(self.metrics(), deadline, Box::pin(self.answer(request))).await
+    }
+
+    async fn answer(&self, request: Request) -> Result<Response<Body>, VendError> {
         let direct = matches!(
             request.request_context_ref(),
             Some(RequestContext::PassThrough)
@@ -230,9 +242,20 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
                 let dimensions =
                     Dimensions::platform(platform).with(Dimension::Code, error.code().as_str());
                 self.metrics().count(Metric::VendErrors, dimensions);
+                self.count_store_failure(&error);
                 tracing::warn!(%platform, %shop, outcome = error.code().as_str(), %error, duration_ms, "token not vended");
                 Err(error)
             }
+        }
+    }
+
+    /// A refusal because a store failed is written at once as
+    /// `StoreErrors`, the metric the store alarm watches; every other
+    /// refusal is an answer, counted only in `VendErrors`.
+    fn count_store_failure(&self, error: &VendError) {
+        if let VendError::StoreUnavailable = error {
+            let operation = Dimensions::of(Dimension::Operation, VEND_OPERATION);
+            self.metrics().event(Metric::StoreErrors, operation);
         }
     }
 
@@ -271,6 +294,9 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> VendHandler<S
         }
     }
 }
+
+/// The `Operation` of a store failure that refused a vend.
+const VEND_OPERATION: &str = "Vend";
 
 /// The `Platform` of a refused request that named none we serve.
 const UNKNOWN_PLATFORM: &str = "unknown";

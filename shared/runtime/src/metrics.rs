@@ -16,6 +16,15 @@
 //! Dimension values are `&'static str`: only names the code itself spells
 //! (platforms, sources, error codes, outcomes) can reach a metric line,
 //! never a shop id, a token or anything a request carried.
+//!
+//! Every line carries `"level": "FATAL"` ([`EMF_LOG_LEVEL`]). With JSON logs
+//! and an `ApplicationLogLevel`, Lambda reads each line's `level` and drops
+//! the lines below the configured one; a line without a level counts as
+//! INFO, so at WARN or ERROR an unlevelled metric line would be dropped
+//! before CloudWatch extracts its metrics, and every alarm on it would see
+//! "no data", i.e. healthy. FATAL is the most severe level Lambda knows:
+//! no `ApplicationLogLevel` filters it. Log queries for errors exclude the
+//! metric lines with `ispresent(_aws)` (docs/runbooks.md).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -33,6 +42,10 @@ pub const DEFAULT_NAMESPACE: &str = "ShopTokenBroker";
 
 /// How often an instance writes its added-up counters.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The `level` of every metric line: the one level Lambda's log-level
+/// filter passes at every `ApplicationLogLevel` (see the module's docs).
+pub const EMF_LOG_LEVEL: &str = "FATAL";
 
 /// EMF accepts at most this many values of one metric in one line.
 const MAX_VALUES_PER_LINE: usize = 100;
@@ -67,7 +80,17 @@ pub enum Metric {
     StoreErrors,
     Installs,
     InstallFailures,
+    /// Install calls refused before any platform started an install:
+    /// malformed, badly signed, replayed, or a Shoptet code the OAuth
+    /// server does not know. Anyone can send them; no alarm pages on them.
+    InstallRejects,
     LifecycleEvents,
+    /// A panic in the function (the runtime answers the invocation with an
+    /// error and the instance carries on).
+    Crashes,
+    /// An invocation still running when its Lambda deadline was near: Lambda
+    /// is about to stop it.
+    Timeouts,
 }
 
 impl Metric {
@@ -84,7 +107,10 @@ impl Metric {
             Self::StoreErrors => "StoreErrors",
             Self::Installs => "Installs",
             Self::InstallFailures => "InstallFailures",
+            Self::InstallRejects => "InstallRejects",
             Self::LifecycleEvents => "LifecycleEvents",
+            Self::Crashes => "Crashes",
+            Self::Timeouts => "Timeouts",
         }
     }
 
@@ -336,7 +362,7 @@ impl Metrics {
     }
 
     /// One EMF line per set of dimension values, each holding every
-    /// metric gathered under them (at most 12 metrics: far below EMF's 100).
+    /// metric gathered under them (at most 15 metrics: far below EMF's 100).
     fn write(&self, groups: &[(Dimensions, Group)]) {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -365,6 +391,7 @@ impl Metrics {
             .map(|metric| json!({"Name": metric.name(), "Unit": metric.unit().as_str()}))
             .collect();
         let mut root = Map::new();
+        root.insert("level".into(), json!(EMF_LOG_LEVEL));
         root.insert(
             "_aws".into(),
             json!({
@@ -452,6 +479,7 @@ mod tests {
             }])
         );
         assert_eq!(l1["Service"], "token-vendor");
+        assert_eq!(l1["level"], "FATAL", "no ApplicationLogLevel drops it");
         assert_eq!(l1["Platform"], "shoptet");
         assert_eq!(l1["Vends"], 42);
         assert!(l1["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);

@@ -645,7 +645,10 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
 
     /// Counts a mint and its latency, or writes its failure at once: an
     /// upstream that refuses or fails (not a verdict on the installation,
-    /// which `learn` records, nor a cap refusal, counted apart).
+    /// which `learn` records, nor a cap refusal, counted apart, nor the
+    /// platform's own rate limit: an answer the platform gives on purpose,
+    /// passed on with its retry time, which pages no one; `VendErrors`
+    /// counts it by code).
     fn minted(&self, shop: &ShopRef, took: Duration, minted: &Result<CachedToken, Refusal>) {
         let platform = || Dimensions::platform(shop.platform());
         match minted {
@@ -657,9 +660,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                 VendError::TokenCapReached { .. } => {
                     self.metrics.count(Metric::CapRefusals, platform());
                 }
-                VendError::UpstreamRejected { .. }
-                | VendError::UpstreamUnavailable
-                | VendError::RateLimited { .. } => {
+                VendError::UpstreamRejected { .. } | VendError::UpstreamUnavailable => {
                     let code = platform().with(Dimension::Code, error.code().as_str());
                     self.metrics.event(Metric::MintFailures, code);
                 }

@@ -21,7 +21,7 @@ use broker_aws::storage::dynamodb_registry::{
 };
 use broker_domain::ids::Platform;
 use broker_domain::storage::RecoveryWindow;
-use broker_runtime::metrics::{DEFAULT_NAMESPACE, Metric, Service};
+use broker_runtime::metrics::{DEFAULT_NAMESPACE, EMF_LOG_LEVEL, Metric, Service};
 use broker_vending::VendTiming;
 use serde_json::{Value, json};
 use template_tests::{
@@ -1991,9 +1991,10 @@ fn config_loaders_accept_every_bound_of_the_numeric_parameters() {
 fn detailed_dimensions(metric: Metric) -> &'static [&'static str] {
     match metric {
         Metric::Vends => &["Service", "Platform", "Source"],
-        Metric::VendErrors | Metric::MintFailures | Metric::InstallFailures => {
-            &["Service", "Platform", "Code"]
-        }
+        Metric::VendErrors
+        | Metric::MintFailures
+        | Metric::InstallFailures
+        | Metric::InstallRejects => &["Service", "Platform", "Code"],
         Metric::Mints
         | Metric::MintLatency
         | Metric::CapRefusals
@@ -2002,10 +2003,12 @@ fn detailed_dimensions(metric: Metric) -> &'static [&'static str] {
         Metric::StoreErrors => &["Service", "Operation"],
         Metric::Installs => &["Service", "Platform", "Outcome"],
         Metric::LifecycleEvents => &["Service", "Platform", "Event", "Outcome"],
+        // Written with no dimension of their own: [Service] only.
+        Metric::Crashes | Metric::Timeouts => &["Service"],
     }
 }
 
-const METRICS: [Metric; 12] = [
+const METRICS: [Metric; 15] = [
     Metric::Vends,
     Metric::VendErrors,
     Metric::Mints,
@@ -2017,7 +2020,10 @@ const METRICS: [Metric; 12] = [
     Metric::StoreErrors,
     Metric::Installs,
     Metric::InstallFailures,
+    Metric::InstallRejects,
     Metric::LifecycleEvents,
+    Metric::Crashes,
+    Metric::Timeouts,
 ];
 
 /// What an alarm watches: (namespace, metric, dimension name, dimension
@@ -2074,7 +2080,12 @@ fn every_failure_an_operator_must_act_on_has_exactly_one_alarm() {
         service_metric(Metric::MintFailures, VENDOR_SERVICE),
         service_metric(Metric::MintFailures, INSTALL_SERVICE),
         service_metric(Metric::CapRefusals, VENDOR_SERVICE),
-        vendor_lambda_metric("Errors"),
+        service_metric(Metric::StoreErrors, VENDOR_SERVICE),
+        service_metric(Metric::StoreErrors, INSTALL_SERVICE),
+        service_metric(Metric::Crashes, VENDOR_SERVICE),
+        service_metric(Metric::Crashes, INSTALL_SERVICE),
+        service_metric(Metric::Timeouts, VENDOR_SERVICE),
+        service_metric(Metric::Timeouts, INSTALL_SERVICE),
         vendor_lambda_metric("Throttles"),
     ]
     .into_iter()
@@ -2086,6 +2097,74 @@ fn every_failure_an_operator_must_act_on_has_exactly_one_alarm() {
         .collect();
     assert_eq!(actual.len(), expected.len(), "one alarm each: {actual:?}");
     assert_eq!(actual.into_iter().collect::<BTreeSet<_>>(), expected);
+}
+
+/// Lambda's `Errors` counts every function error, and over direct
+/// invocation each answered refusal (`not_installed`, `addon_suspended`,
+/// `invalid_request`, `rate_limited`) is one: no alarm may watch it, nor
+/// any metric the functions write for answered refusals.
+#[test]
+fn no_alarm_watches_a_metric_that_answered_refusals_move() {
+    let template = load_template();
+    for (id, alarm) in resources_of_type(&template, "AWS::CloudWatch::Alarm") {
+        let (_, metric, _, _) = watched(id, alarm);
+        assert!(
+            !["Errors", "VendErrors", "InstallRejects", "Invocations"].contains(&metric.as_str()),
+            "{id} watches {metric}, which refusals the broker answered on purpose move"
+        );
+    }
+}
+
+/// Each alarm leads to its own section of docs/runbooks.md: the
+/// description ends with `Runbook: docs/runbooks.md#<alarm name suffix>`
+/// and the document has that heading.
+#[test]
+fn every_alarm_points_to_its_runbook_section_and_the_section_exists() {
+    let template = load_template();
+    let runbooks = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/runbooks.md"),
+    )
+    .expect("docs/runbooks.md");
+    let headings: BTreeSet<&str> = runbooks
+        .lines()
+        .filter_map(|line| line.strip_prefix("## "))
+        .map(|heading| heading.trim_matches('`'))
+        .collect();
+    for (id, alarm) in resources_of_type(&template, "AWS::CloudWatch::Alarm") {
+        let properties = &alarm["Properties"];
+        let name = properties["AlarmName"]["Fn::Sub"].as_str().unwrap();
+        let suffix = name.strip_prefix("${AWS::StackName}-").unwrap();
+        let description = properties["AlarmDescription"].as_str().unwrap_or_default();
+        assert!(
+            description.ends_with(&format!("Runbook: docs/runbooks.md#{suffix}")),
+            "{id}: {description}"
+        );
+        assert!(
+            headings.contains(suffix),
+            "{id}: no `## {suffix}` in docs/runbooks.md"
+        );
+    }
+}
+
+/// Lambda drops a JSON line whose `level` is below `ApplicationLogLevel`;
+/// the metric lines carry [`EMF_LOG_LEVEL`], so every level the template
+/// allows must be at or below it, or the metrics vanish at that level.
+#[test]
+fn every_log_level_the_template_allows_lets_the_metric_lines_through() {
+    const LAMBDA_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    let rank = |level: &str| LAMBDA_LEVELS.iter().position(|l| *l == level).unwrap();
+    let template = load_template();
+    let allowed = template["Parameters"]["LogLevel"]["AllowedValues"]
+        .as_array()
+        .unwrap();
+    assert!(!allowed.is_empty());
+    for level in allowed {
+        let level = level.as_str().unwrap();
+        assert!(
+            rank(level) <= rank(EMF_LOG_LEVEL),
+            "at LogLevel={level} Lambda drops the {EMF_LOG_LEVEL} metric lines"
+        );
+    }
 }
 
 #[test]
