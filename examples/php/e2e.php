@@ -115,7 +115,7 @@ $shoprenter = getenv('E2E_SHOPRENTER_SHOP');
 if (is_string($shoprenter) && $shoprenter !== '') {
     $response = $tokens->callApi('shoprenter', $shoprenter, 'GET', '/products');
     $check($response->status === 200 && str_starts_with($response->headers['content-type'] ?? '', 'application/json')
-        && ($response->json()['ok'] ?? null) === true,
+        && ($response->json()['ok'] ?? null) === true && $invoked() === 1,
         "7. Shoprenter GET /products asks for JSON and gets JSON: {$response->status}");
 }
 
