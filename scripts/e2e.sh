@@ -24,11 +24,14 @@
 # look into that store: the install wrote there only, the DynamoDB item holds
 # no plaintext token, the uninstall scheduled the deletion). The
 # SecretsManager pass then runs the consumer examples (examples/python,
-# examples/node, run by tests/e2e/examples.py) against the second e-shop,
-# E2E_EXAMPLES_ESHOP_ID, which that script installs with
-# E2E_EXAMPLES_INSTALL_CODE (the checks uninstall the first); they see the
-# vendor only, so the DynamoDB pass skips them. Installs the Node example's
-# dependencies (`npm ci`) when its package-lock.json changed. Exits non-zero
+# examples/node, examples/php, run by tests/e2e/examples.py) against the
+# second e-shop, E2E_EXAMPLES_ESHOP_ID, which that script installs with
+# E2E_EXAMPLES_INSTALL_CODE (the checks uninstall the first), and the
+# Shoprenter shop E2E_SHOPRENTER_SHOP (its API client registered in the
+# double); they see the vendor only, so the DynamoDB pass skips them.
+# Installs the Node example's dependencies (`npm ci`) when its
+# package-lock.json changed, and PHP from Debian's packages (apt-get) when
+# php, its curl extension or AsyncAws core is missing. Exits non-zero
 # when a check fails or a function process exits meanwhile; stops everything
 # it started on every exit path. Logs: target/e2e-*.log (watch and double
 # per pass: target/e2e-watch-secretsmanager.log, …-dynamodb.log).
@@ -53,6 +56,12 @@ READY_TIMEOUT="${E2E_READY_TIMEOUT:-60}"
 # The binaries `cargo lambda watch` runs (cargo run --bin NAME).
 FUNCTIONS="install-callback token-vendor"
 export E2E_ESHOP_ID=314159 E2E_UNKNOWN_ESHOP_ID=271828 E2E_EXAMPLES_ESHOP_ID=161803
+# The examples' Shoprenter shop, with its own API client registered in the
+# double (tests/e2e/examples.py gives the broker the same credentials). The
+# secret shares no 10 characters with the shop name, which the functions log:
+# step e2e's log scan would take that for a leak.
+export E2E_SHOPRENTER_SHOP=e2e-examples E2E_SHOPRENTER_CLIENT_ID=sr-app-4711 \
+    E2E_SHOPRENTER_CLIENT_SECRET=Qm7vT2xK9pLw4RzN8cHd
 CHECKS=(cargo test --quiet -p broker-e2e --test lambda_watch)
 EXAMPLES=("$VENV/bin/python" tests/e2e/examples.py)
 # Last in each pass: the function logs against every secret the pass used.
@@ -162,7 +171,9 @@ PY
 start_double() {
     local out="$WORK/double.out"
     "$BIN_DIR/platform-double" --port 0 --seed-shoptet "$E2E_ESHOP_ID" \
-        --seed-shoptet "$E2E_EXAMPLES_ESHOP_ID" >"$out" 2>"$DOUBLE_LOG" &
+        --seed-shoptet "$E2E_EXAMPLES_ESHOP_ID" \
+        --shoprenter "$E2E_SHOPRENTER_SHOP:$E2E_SHOPRENTER_CLIENT_ID:$E2E_SHOPRENTER_CLIENT_SECRET" \
+        >"$out" 2>"$DOUBLE_LOG" &
     DOUBLE_PID=$!
     if ! wait_for 20 "platform double" "$DOUBLE_PID" grep -q "^shoptet-code $E2E_EXAMPLES_ESHOP_ID " "$out"; then
         cat "$out" "$DOUBLE_LOG" >&2 || true
@@ -244,6 +255,28 @@ start_watch() {
 watch_log_tail() {
     printf '%s\n' "--- last lines of ${WATCH_LOG#"$REPO_ROOT"/}:" >&2
     tail -n "$1" "$WATCH_LOG" >&2 || true
+}
+
+# Makes sure php (>= 8.2) with curl and Debian's AsyncAws core (SigV4,
+# AWS credentials) is there for examples/php; installs Debian's packages
+# with apt-get when one is missing (as root, or through sudo).
+ensure_php_example() {
+    php_ready() {
+        command -v php >/dev/null \
+            && php -r 'exit(PHP_VERSION_ID >= 80200 && extension_loaded("curl")
+                && (include "AsyncAws/Core/autoload.php") ? 0 : 1);' 2>/dev/null
+    }
+    php_ready && return 0
+    local sudo=()
+    ((EUID == 0)) || sudo=(sudo -n)
+    log "apt-get install php-cli php-curl php-async-aws-core (examples/php)"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        php-cli php-curl php-async-aws-core >"$REPO_ROOT/target/e2e-apt-php.log" 2>&1 \
+        || { "${sudo[@]}" apt-get update -q >>"$REPO_ROOT/target/e2e-apt-php.log" 2>&1 \
+            && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+                php-cli php-curl php-async-aws-core >>"$REPO_ROOT/target/e2e-apt-php.log" 2>&1; } \
+        || die "installing PHP failed (see target/e2e-apt-php.log): examples/php needs php-cli >= 8.2, php-curl, php-async-aws-core"
+    php_ready || die "php >= 8.2 with curl and AsyncAws core is required (examples/php)"
 }
 
 # run_checks COMMAND...: runs COMMAND. When a function process exits
@@ -351,7 +384,10 @@ main() {
     log "${CHECKS[*]} --no-run"
     "${CHECKS[@]}" --no-run
     "${LEAK_SCAN[@]}" --no-run
-    [[ " $STORES " != *" SecretsManager "* ]] || ensure_node_example
+    if [[ " $STORES " == *" SecretsManager "* ]]; then
+        ensure_node_example
+        ensure_php_example
+    fi
 
     for store in $STORES; do
         run_pass "$store"

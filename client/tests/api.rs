@@ -304,6 +304,29 @@ async fn at_most_three_requests_per_second_reach_a_shoprenter_shop() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shoprenter_call_asks_for_json_and_gets_json_not_xml() {
+    let broker = LocalBroker::start(Setup::default()).await;
+    broker.install_shoprenter(SHOPRENTER_SHOP).await;
+    let (api, _) = api(&broker).await;
+
+    let response = api.get(&shoprenter(), "/products").await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: serde_json::Value = response.json().unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"ok": true, "shop": SHOPRENTER_SHOP, "path": "products"})
+    );
+    assert_eq!(
+        broker
+            .double
+            .calls(Endpoint::ShoprenterApi, SHOPRENTER_SHOP),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refused_shoprenter_token_is_reported_and_the_call_retried_once() {
     let broker = LocalBroker::start(Setup::default()).await;
     broker.install_shoprenter(SHOPRENTER_SHOP).await;

@@ -90,9 +90,11 @@ export function isRefusedToken(platform, { status, body }) {
 
 /** One request to the platform API with the token's header. */
 export async function sendHttp(method, token, path, body) {
+  const headers = { [token.header_name]: token.header_value, "Content-Type": "application/json" };
+  if (token.platform === "shoprenter") headers.Accept = "application/json"; // XML without it
   const response = await fetch(token.api_base_url + path, {
     method,
-    headers: { [token.header_name]: token.header_value, "Content-Type": "application/json" },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     // Never follow a redirect: the token header would go along to whatever
     // host the answer names. The redirect is answered as it came.
@@ -174,6 +176,11 @@ async function main() {
   await strict.token("shoptet", shop);
   await strict.token("shoptet", shop);
   check(invoked() === 2, "5. a token within the margin of expires_at: vended again");
+
+  // Shoprenter answers XML unless asked for JSON: callApi asks.
+  answer = await tokens.callApi("shoprenter", env("E2E_SHOPRENTER_SHOP"), "GET", "/products");
+  check(answer.status === 200 && answer.body?.ok === true && invoked() === 1,
+    `5b. Shoprenter GET /products: ${answer.status}, answered in JSON`);
 
   try {
     await tokens.token("shoptet", unknown);

@@ -2,15 +2,22 @@
 
     scripts/e2e.sh   (runs this after the Rust checks)
 
-The examples, examples/python/shop_token.py (boto3) and
-examples/node/shop-token.mjs (AWS SDK v3), are the README's "from Python /
-Node" code; each is also its own check (vend, cache hit, stale_token retry,
-not_installed). This script, with E2E_WATCH_URL, E2E_EXAMPLES_ESHOP_ID,
-E2E_EXAMPLES_INSTALL_CODE and E2E_UNKNOWN_ESHOP_ID from scripts/e2e.sh:
+The examples, examples/python/shop_token.py (boto3),
+examples/node/shop-token.mjs (AWS SDK v3) and examples/php (AsyncAws core's
+signer, curl; its check is examples/php/e2e.php), are the README's "from
+Python / Node / PHP" code; each is also its own check (vend, cache hit,
+stale_token retry, a Shoprenter call answered in JSON, not_installed; PHP
+also a second process reading the file cache, a 429 and a 423 waited out).
+This script, with E2E_WATCH_URL, E2E_DOUBLE_URL, E2E_EXAMPLES_ESHOP_ID,
+E2E_EXAMPLES_INSTALL_CODE, E2E_UNKNOWN_ESHOP_ID and E2E_SHOPRENTER_SHOP
+(registered in the double with E2E_SHOPRENTER_CLIENT_ID and
+E2E_SHOPRENTER_CLIENT_SECRET) from scripts/e2e.sh:
 
 1. installs the examples' own e-shop (seeded in the platform double; the Rust
    checks uninstall theirs) by invoking install-callback with the API Gateway
-   v2 install event, tests/events/install-apigw-v2.json;
+   v2 install event, tests/events/install-apigw-v2.json, and registers the
+   Shoprenter shop's own API credentials with the operator route's event,
+   tests/events/shoprenter-credentials-apigw-v2.json;
 2. serves Lambda's Invoke API on a loopback port in front of the watch server,
    answering a function error as Lambda does (HTTP 200 with
    `X-Amz-Function-Error: Unhandled`, the `{"errorType", "errorMessage"}`
@@ -108,6 +115,26 @@ def install(shop, code):
     print(f"PASS {what}: 200, installed", flush=True)
 
 
+def register_shoprenter(shop, client_id, client_secret):
+    """`PUT /shoprenter/{shop}/credentials` as API Gateway v2 delivers it
+    (with the caller's IAM identity): the broker checks them with the double
+    and stores them."""
+    event = (ROOT / "tests/events/shoprenter-credentials-apigw-v2.json").read_text()
+    for placeholder, value in (("__SHOP__", shop), ("__CLIENT_ID__", client_id),
+                               ("__CLIENT_SECRET__", client_secret)):
+        event = event.replace(placeholder, value)
+    status, answer = invoke_watch("/2015-03-31/functions/install-callback/invocations",
+                                  event.encode())
+    what = f"examples: register Shoprenter shop {shop}'s credentials (invoke install-callback)"
+    try:
+        ok = status == 200 and json.loads(answer)["statusCode"] in (200, 201)
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:  # the answer carries no secret
+        sys.exit(f"FAIL {what}: HTTP {status}: {answer[:600]!r}")
+    print(f"PASS {what}", flush=True)
+
+
 class Elsewhere(BaseHTTPRequestHandler):
     """Another host: counts whatever reaches it (a token must never)."""
 
@@ -181,6 +208,9 @@ def main():
     check_redirects()
     shop = required("E2E_EXAMPLES_ESHOP_ID")
     install(shop, required("E2E_EXAMPLES_INSTALL_CODE"))
+    shoprenter = required("E2E_SHOPRENTER_SHOP")
+    register_shoprenter(shoprenter, required("E2E_SHOPRENTER_CLIENT_ID"),
+                        required("E2E_SHOPRENTER_CLIENT_SECRET"))
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), InvokeApi)
     server.daemon_threads = True
@@ -190,6 +220,8 @@ def main():
         "E2E_LAMBDA_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
         "E2E_SHOP": shop,
         "E2E_UNKNOWN_SHOP": required("E2E_UNKNOWN_ESHOP_ID"),
+        "E2E_SHOPRENTER_SHOP": shoprenter,
+        "E2E_DOUBLE_URL": required("E2E_DOUBLE_URL"),
         "SHOP_TOKEN_FUNCTION": "token-vendor",
         # Dummy credentials: the SDKs sign, nobody checks.
         "AWS_ACCESS_KEY_ID": "e2e",
@@ -201,6 +233,7 @@ def main():
     examples = [
         [sys.executable, str(ROOT / "examples/python/shop_token.py")],
         ["node", str(ROOT / "examples/node/shop-token.mjs")],
+        ["php", str(ROOT / "examples/php/e2e.php")],
     ]
     failed = []
     for command in examples:

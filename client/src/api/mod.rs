@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Method, StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -47,7 +47,8 @@ const MAX_LOCK_BACKOFF: Duration = Duration::from_secs(2);
 ///
 /// [`send`](Self::send) takes a shop and a path relative to the shop's API
 /// base URL (`/eshop` → `https://api.myshoptet.com/api/eshop`), and
-/// - sends the token the broker vends, in the header the platform reads;
+/// - sends the token the broker vends, in the header the platform reads,
+///   and to Shoprenter `Accept: application/json` (it answers XML without);
 /// - when the platform refuses the token (Shoptet: 401 `expired-token` or
 ///   `invalid-token`; Shoprenter: any 401), reports it to the broker as
 ///   stale and retries once with the new one. Shoptet's 403
@@ -255,6 +256,10 @@ impl<T: Transport> ApiClient<T> {
             .http
             .request(request.method.clone(), url.clone())
             .header(token.header_name(), value);
+        if token.platform() == Platform::Shoprenter {
+            // Shoprenter answers XML unless the request asks for JSON.
+            builder = builder.header(ACCEPT, HeaderValue::from_static("application/json"));
+        }
         if let Some((body, content_type)) = &request.body {
             builder = builder
                 .header(CONTENT_TYPE, content_type.clone())

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::Sha256;
 
+use crate::endpoint::Endpoint;
+use crate::faults::Fault;
 use crate::random;
 use crate::shoptet_state::InstallationState;
 use crate::state::Shared;
@@ -111,6 +113,84 @@ pub(crate) async fn shoptet_installation(
     }))
     .into_response()
 }
+
+/// `POST /_double/shoptet/{eshopId}/api-tokens/expire`: the e-shop's API
+/// access tokens expire now (the API then answers 401 `expired-token`), as
+/// [`crate::PlatformDouble::expire_api_tokens`] does in the same process.
+pub(crate) async fn expire_shoptet_api_tokens(
+    State(shared): State<Arc<Shared>>,
+    Path(eshop_id): Path<String>,
+) -> Response {
+    let Ok(eshop_id) = eshop_id.parse::<u64>() else {
+        return refused(StatusCode::BAD_REQUEST, "the eshopId is not a number");
+    };
+    shared.lock().shoptet.expire_api_tokens(eshop_id);
+    Json(json!({ "eshopId": eshop_id, "expired": true })).into_response()
+}
+
+/// `GET /_double/calls/{endpoint}/{shop}`: `{"endpoint","shop","calls"}`,
+/// as [`crate::PlatformDouble::calls`] counts them.
+pub(crate) async fn calls(
+    State(shared): State<Arc<Shared>>,
+    Path((endpoint, shop)): Path<(String, String)>,
+) -> Response {
+    let Some(known) = Endpoint::from_name(&endpoint) else {
+        return refused(StatusCode::NOT_FOUND, UNKNOWN_ENDPOINT);
+    };
+    let calls = shared
+        .lock()
+        .counters
+        .get(&(known, shop.clone()))
+        .copied()
+        .unwrap_or(0);
+    Json(json!({ "endpoint": endpoint, "shop": shop, "calls": calls })).into_response()
+}
+
+/// `POST /_double/faults/{endpoint}` with `{"fault", "times"?, …}`: as
+/// [`crate::PlatformDouble::inject`]. `fault` is `server_error` (with
+/// `status`), `rate_limited` or `rate_limited_http_date` (with
+/// `retry_after_secs`), `locked`, `drop` or `malformed_json`; `times`
+/// defaults to 1. Answers `{"endpoint","fault","times"}`.
+pub(crate) async fn inject(
+    State(shared): State<Arc<Shared>>,
+    Path(endpoint): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(known) = Endpoint::from_name(&endpoint) else {
+        return refused(StatusCode::NOT_FOUND, UNKNOWN_ENDPOINT);
+    };
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return refused(StatusCode::BAD_REQUEST, "the body is not JSON");
+    };
+    let number = |name: &str| request.get(name).and_then(Value::as_u64);
+    let retry_after_secs = number("retry_after_secs").unwrap_or(1);
+    let fault = match request.get("fault").and_then(Value::as_str) {
+        Some("server_error") => Fault::ServerError(
+            number("status")
+                .and_then(|status| u16::try_from(status).ok())
+                .unwrap_or(500),
+        ),
+        Some("rate_limited") => Fault::RateLimited { retry_after_secs },
+        Some("rate_limited_http_date") => Fault::RateLimitedHttpDate { retry_after_secs },
+        Some("locked") => Fault::Locked,
+        Some("drop") => Fault::Drop,
+        Some("malformed_json") => Fault::MalformedJson,
+        _ => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "fault is server_error, rate_limited, rate_limited_http_date, locked, drop or malformed_json",
+            );
+        }
+    };
+    let times = number("times")
+        .and_then(|times| u32::try_from(times).ok())
+        .unwrap_or(1);
+    shared.lock().faults.push(Some(known), fault, times);
+    Json(json!({ "endpoint": endpoint, "fault": request["fault"], "times": times })).into_response()
+}
+
+const UNKNOWN_ENDPOINT: &str = "the endpoint is shoptet_code_exchange, shoptet_get_access_token, \
+     shoptet_api, shoprenter_token or shoprenter_api";
 
 /// `GET /_double/secrets`: every secret the double issued or was given,
 /// for a test in another process to scan logs for.

@@ -14,3 +14,30 @@ pub enum Endpoint {
     /// The Shoprenter API (`/{shop}/api/…`).
     ShoprenterApi,
 }
+
+impl Endpoint {
+    /// Every endpoint, in declaration order.
+    pub const ALL: [Endpoint; 5] = [
+        Endpoint::ShoptetCodeExchange,
+        Endpoint::ShoptetGetAccessToken,
+        Endpoint::ShoptetApi,
+        Endpoint::ShoprenterToken,
+        Endpoint::ShoprenterApi,
+    ];
+
+    /// The endpoint's name in the control API (`shoptet_get_access_token`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::ShoptetCodeExchange => "shoptet_code_exchange",
+            Endpoint::ShoptetGetAccessToken => "shoptet_get_access_token",
+            Endpoint::ShoptetApi => "shoptet_api",
+            Endpoint::ShoprenterToken => "shoprenter_token",
+            Endpoint::ShoprenterApi => "shoprenter_api",
+        }
+    }
+
+    /// The endpoint of that control API name.
+    pub fn from_name(name: &str) -> Option<Endpoint> {
+        Endpoint::ALL.into_iter().find(|e| e.name() == name)
+    }
+}

@@ -17,7 +17,10 @@
 //! - Shoprenter OAuth: `/shoprenter/{shop}/app/token`
 //! - Shoprenter API: `/shoprenter-api/{shop}/api/…` (any method with a live
 //!   token of that shop: `{"ok":true,"shop":"<shop>","path":"<rest>"}`;
-//!   otherwise 401 `{"error":"invalid_token"}`)
+//!   otherwise 401 `{"error":"invalid_token"}`). As Shoprenter does, it
+//!   answers JSON only to a request whose `Accept` names `application/json`;
+//!   otherwise the same fields as XML (`<response><ok>true</ok>…</response>`,
+//!   `Content-Type: application/xml`)
 //! - the double's own control API, `/_double/…`: lifecycle events played on
 //!   request (see below). Never counted, faulted, limited or delayed.
 //!
@@ -97,6 +100,15 @@
 //!   `shopname`, `code`, `timestamp` and `hmac` = lowercase hex
 //!   HMAC-SHA256(ClientSecret, `shopname=…&code=…&timestamp=…`), as
 //!   Shoprenter sends the merchant's browser. 409 without an app.
+//! - `POST /_double/shoptet/{eshopId}/api-tokens/expire`: the e-shop's API
+//!   access tokens expire now ([`PlatformDouble::expire_api_tokens`]).
+//! - `GET /_double/calls/{endpoint}/{shop}`: `{"endpoint","shop","calls"}`
+//!   ([`PlatformDouble::calls`]; endpoints by [`Endpoint::name`]).
+//! - `POST /_double/faults/{endpoint}` `{"fault","times"?,…}`: queues a fault
+//!   for that endpoint ([`PlatformDouble::inject`]; `fault` is
+//!   `server_error` with `status`, `rate_limited` or
+//!   `rate_limited_http_date` with `retry_after_secs`, `locked`, `drop` or
+//!   `malformed_json`). For a test driving the double from another process.
 
 #![warn(missing_docs)]
 

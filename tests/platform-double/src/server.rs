@@ -40,9 +40,15 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             post(control::shoptet),
         )
         .route(
+            "/_double/shoptet/{eshop_id}/api-tokens/expire",
+            post(control::expire_shoptet_api_tokens),
+        )
+        .route(
             "/_double/shoprenter/{shop}/{action}",
             get(control::shoprenter),
         )
+        .route("/_double/calls/{endpoint}/{shop}", get(control::calls))
+        .route("/_double/faults/{endpoint}", post(control::inject))
         .with_state(shared)
 }
 

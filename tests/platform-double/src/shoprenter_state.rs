@@ -164,19 +164,27 @@ impl ShoprenterState {
         }
     }
 
-    /// An API call after the counters, limits and faults had their turn.
-    pub(crate) fn api_call(&self, shop: &str, path: &str, token: Option<&str>) -> Response {
+    /// An API call after the counters, limits and faults had their turn:
+    /// its status and body (the handler renders it as JSON or XML).
+    pub(crate) fn api_call(
+        &self,
+        shop: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
         let live = token
             .and_then(|t| self.tokens.get(t))
             .is_some_and(|t| t.shop == shop && t.expires_at > Instant::now());
         if live {
-            Json(json!({ "ok": true, "shop": shop, "path": path })).into_response()
+            (
+                StatusCode::OK,
+                json!({ "ok": true, "shop": shop, "path": path }),
+            )
         } else {
             (
                 StatusCode::UNAUTHORIZED,
-                Json(json!({ "error": "invalid_token" })),
+                json!({ "error": "invalid_token" }),
             )
-                .into_response()
         }
     }
 }

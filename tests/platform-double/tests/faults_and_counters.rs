@@ -320,3 +320,58 @@ async fn urls_hang_off_the_base_url() {
         format!("{base}/shoprenter-api/demo/api")
     );
 }
+
+#[tokio::test]
+async fn another_process_can_queue_faults_expire_tokens_and_read_counters_over_http() {
+    let double = PlatformDouble::start().await;
+    let token = api_token(&double, 10).await;
+    let control = double.control_url();
+    let client = reqwest::Client::new();
+    let queued = client
+        .post(format!("{control}/faults/shoptet_api"))
+        .json(&json!({"fault": "rate_limited_http_date", "retry_after_secs": 2, "times": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queued.status(), 200);
+
+    let limited = eshop(&double, &token).await.unwrap();
+    let served = eshop(&double, &token).await.unwrap();
+    let expired = client
+        .post(format!("{control}/shoptet/10/api-tokens/expire"))
+        .send()
+        .await
+        .unwrap();
+    let refused = read(eshop(&double, &token).await.unwrap()).await;
+    let (_, counted) = read(
+        client
+            .get(format!("{control}/calls/shoptet_api/10"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let unknown = client
+        .post(format!("{control}/faults/nowhere"))
+        .json(&json!({"fault": "locked"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(limited.status(), 429);
+    assert!(httpdate::parse_http_date(limited.headers()["retry-after"].to_str().unwrap()).is_ok());
+    assert_eq!(served.status(), 200);
+    assert_eq!(expired.status(), 200);
+    assert_eq!(refused.0, 401);
+    assert_eq!(refused.1["errors"][0]["errorCode"], "expired-token");
+    assert_eq!(
+        counted,
+        json!({"endpoint": "shoptet_api", "shop": "10", "calls": 3})
+    );
+    assert_eq!(
+        double.calls(Endpoint::ShoptetApi, "10"),
+        3,
+        "controls are not counted"
+    );
+    assert_eq!(unknown.status(), 404);
+}

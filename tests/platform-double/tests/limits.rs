@@ -70,6 +70,7 @@ async fn shoprenter_get(double: &PlatformDouble, shop: &str, token: &str) -> req
     reqwest::Client::new()
         .get(format!("{}/products", double.shoprenter_api_url(shop)))
         .bearer_auth(token)
+        .header("Accept", "application/json")
         .send()
         .await
         .expect("request reaches the double")

@@ -130,6 +130,66 @@ async fn the_api_accepts_a_live_token_of_its_own_shop_only() {
 }
 
 #[tokio::test]
+async fn a_request_without_accept_json_is_answered_in_xml_as_shoprenter_does() {
+    let double = double_with_client().await;
+    let (_, body) = post_json(
+        &token_url(&double, "demoshop"),
+        &credentials("app-id", "app-secret"),
+    )
+    .await;
+    let bearer = format!("Bearer {}", body["access_token"].as_str().unwrap());
+    let products = format!("{}/products", double.shoprenter_api_url("demoshop"));
+    let get = |accept: Option<&'static str>| {
+        let mut request = reqwest::Client::new()
+            .get(&products)
+            .header("Authorization", &bearer);
+        if let Some(accept) = accept {
+            request = request.header("Accept", accept);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (
+                response.status().as_u16(),
+                content_type,
+                response.text().await.unwrap(),
+            )
+        }
+    };
+
+    let (status, content_type, xml) = get(None).await;
+    let (_, any_type, _) = get(Some("*/*")).await;
+    let (json_status, json_type, json) = get(Some("application/json")).await;
+
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("application/xml"),
+        "{content_type}"
+    );
+    assert!(
+        any_type.starts_with("application/xml"),
+        "*/* is not JSON: {any_type}"
+    );
+    assert_eq!(
+        xml,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <response><ok>true</ok><path>products</path><shop>demoshop</shop></response>\n"
+    );
+    assert_eq!((json_status, json_type.as_str()), (200, "application/json"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&json).unwrap(),
+        json!({"ok": true, "shop": "demoshop", "path": "products"})
+    );
+    assert_eq!(
+        double.calls(platform_double::Endpoint::ShoprenterApi, "demoshop"),
+        3
+    );
+}
+
+#[tokio::test]
 async fn expired_tokens_of_a_shop_are_refused_and_a_new_one_works() {
     let double = double_with_client().await;
     double.register_shoprenter_client("othershop", "app-id", "app-secret", &[]);

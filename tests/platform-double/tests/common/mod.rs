@@ -42,10 +42,13 @@ pub async fn post_json(url: &str, body: &Value) -> (u16, Value) {
     read(response).await
 }
 
+/// `GET url` with `header: value`, asking for JSON as our clients do
+/// (Shoprenter answers XML otherwise).
 pub async fn get_with(url: &str, header: &str, value: &str) -> (u16, Value) {
     let response = reqwest::Client::new()
         .get(url)
         .header(header, value)
+        .header("Accept", "application/json")
         .send()
         .await
         .expect("request reaches the double");
