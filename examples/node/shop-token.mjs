@@ -15,13 +15,21 @@ import { pathToFileURL } from "node:url";
 
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 
+/** How a function error's message says when to come back (rate_limited,
+ * token_cap_reached): it ends with "(retry after N s)". */
+const RETRY_AFTER = /\(retry after (\d+) s\)$/;
+
 /** The vendor's answer was an error; `code` is its stable code (not_installed,
- * addon_suspended, rate_limited, ...; README, "Token vendor interface"). */
+ * addon_suspended, rate_limited, ...; README, "Token vendor interface");
+ * `retryAfter` the seconds to wait before asking again, or null when the
+ * refusal names no wait. */
 export class BrokerError extends Error {
   constructor(code, message) {
     super(`${code}: ${message}`);
     this.name = "BrokerError";
     this.code = code;
+    const match = RETRY_AFTER.exec(message ?? "");
+    this.retryAfter = match ? Number(match[1]) : null;
   }
 }
 
@@ -189,6 +197,11 @@ async function main() {
     check(error instanceof BrokerError && error.code === "not_installed" && invoked() === 1,
       `6. unknown shop ${unknown}: BrokerError ${error.code ?? error}`);
   }
+
+  const capped = new BrokerError("token_cap_reached",
+    "the shop already has the maximum number of live API tokens (retry after 2 s)");
+  check(capped.retryAfter === 2 && new BrokerError("not_installed", "no").retryAfter === null,
+    `7. a function error's "(retry after N s)" is read as retryAfter`);
 
   if (failures.length) {
     console.error(`node example: ${failures.length} check(s) failed`);

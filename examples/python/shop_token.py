@@ -12,6 +12,7 @@ against the real vendor under `cargo lambda watch` (see `main`).
 """
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -20,14 +21,22 @@ from datetime import datetime
 import boto3
 
 
+# How a function error's message says when to come back (rate_limited,
+# token_cap_reached): it ends with "(retry after N s)".
+_RETRY_AFTER = re.compile(r"\(retry after (\d+) s\)$")
+
+
 class BrokerError(Exception):
     """The vendor's answer was an error; `code` is its stable code
     (not_installed, addon_suspended, rate_limited, ...; README, "Token vendor
-    interface")."""
+    interface"); `retry_after` the seconds to wait before asking again, or
+    None when the refusal names no wait."""
 
     def __init__(self, code, message):
         super().__init__(f"{code}: {message}")
         self.code = code
+        match = _RETRY_AFTER.search(message or "")
+        self.retry_after = int(match.group(1)) if match else None
 
 
 class ShopTokens:
@@ -205,6 +214,11 @@ def main():
     except BrokerError as error:
         check(error.code == "not_installed" and invoked() == 1,
               f"6. unknown shop {unknown}: BrokerError {error.code}")
+
+    capped = BrokerError("token_cap_reached",
+                         "the shop already has the maximum number of live API tokens (retry after 2 s)")
+    check(capped.retry_after == 2 and BrokerError("not_installed", "no").retry_after is None,
+          "7. a function error's \"(retry after N s)\" is read as retry_after")
 
     if failures:
         sys.exit(f"python example: {len(failures)} check(s) failed")
