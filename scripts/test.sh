@@ -72,40 +72,67 @@ step_publish_dry_run() {
 
 step_sam_lint() {
     ensure_deploy_tools
-    local start=$SECONDS store
+    local start=$SECONDS store platforms
     log "sam validate --lint (cfn-lint on the transformed template)"
     sam validate --lint --template-file template.yaml
-    # cfn-lint weighs every value a parameter allows at once. Each value of
-    # InstallationStore is also linted as the one deployed: a copy of the
-    # template whose parameter allows only that value, so that cfn-lint
-    # evaluates UseDynamoDBInstallations as fixed. The other value's !If
-    # branches are then unreachable by construction: W1028 is left out.
+    # cfn-lint weighs every value a parameter allows at once. Each supported
+    # combination is also linted as the one deployed: a copy of the template
+    # whose parameters allow only that combination's values, so that
+    # cfn-lint evaluates the conditions on them (UseDynamoDBInstallations,
+    # the platforms') as fixed. The other values' !If branches are then
+    # unreachable by construction: W1028 (an unreachable branch) and W1030
+    # (a value such a branch would use, e.g. an empty secret ARN where the
+    # grant is left out) are left out there; the unpinned lint above runs
+    # every check.
     for store in SecretsManager DynamoDB; do
-        log "cfn-lint, InstallationStore=$store (as sam validate --lint)"
-        lint_pinned_template InstallationStore "$store"
+        for platforms in "${PLATFORM_STACKS[@]}"; do
+            log "cfn-lint, InstallationStore=$store, ${platforms%%:*} (as sam validate --lint)"
+            # shellcheck disable=SC2086 # the pins are words
+            lint_pinned_template "InstallationStore=$store" ${platforms#*:}
+        done
     done
     log "sam validate --lint took $((SECONDS - start)) s"
 }
 
+# The platform combinations a stack supports, as "name:Parameter=value ...":
+# the values a deployer gives, or empty for a platform left out.
+SAMPLE_SECRET_ARN="arn:aws:secretsmanager:eu-central-1:123456789012:secret:app-AbCdEf"
+SHOPTET_SET="ShoptetOAuthUrl=https://12345.myshoptet.com ShoptetClientId=client-id"
+SHOPTET_UNSET="ShoptetOAuthUrl= ShoptetClientId="
+SHOPRENTER_SET="ShoprenterClientId=app-id ShoprenterClientSecretArn=$SAMPLE_SECRET_ARN"
+SHOPRENTER_UNSET="ShoprenterClientId= ShoprenterClientSecretArn="
+PLATFORM_STACKS=(
+    "Shoptet-only:$SHOPTET_SET $SHOPRENTER_UNSET"
+    "Shoprenter-only:$SHOPTET_UNSET $SHOPRENTER_SET"
+    "both platforms:$SHOPTET_SET $SHOPRENTER_SET"
+)
+
 # Runs cfn-lint (the library `sam validate --lint` calls) on a copy of
-# template.yaml in which parameter $1 has $2 as its default and only allowed
-# value. Fails if the copy does not differ there (the parameter was renamed).
+# template.yaml in which each PARAMETER=VALUE argument's parameter has VALUE
+# as its default and only allowed value. Fails if a parameter is missing.
 lint_pinned_template() {
-    local parameter="$1" value="$2" dir
+    local dir rc=0
     dir="$(mktemp -d)"
-    sed -E "/^  $parameter:\$/,/^  [A-Za-z0-9]+:\$/{
-        s/^(    Default: ).*/\1$value/
-        s/^(    AllowedValues: ).*/\1[$value]/
-    }" template.yaml >"$dir/template.yaml"
-    if ! grep -Fxq "    AllowedValues: [$value]" "$dir/template.yaml" \
-        || ! grep -Fxq "    Default: $value" "$dir/template.yaml"; then
-        rm -rf "$dir"
-        die "template.yaml: parameter $parameter has no one-line Default and AllowedValues to pin"
-    fi
-    local rc=0
-    cfn-lint --ignore-checks W1028 -- "$dir/template.yaml" || rc=$?
+    "$VENV/bin/python" - "$dir/template.yaml" "$@" <<'PY' || rc=$?
+import re, sys
+out, pins = sys.argv[1], sys.argv[2:]
+text = open("template.yaml").read()
+for pin in pins:
+    name, value = pin.split("=", 1)
+    block = re.search(rf"^  {name}:\n(    .*\n|\s*\n)*?(?=^  \S|^\S)", text, re.M)
+    if not block:
+        sys.exit(f"template.yaml: no parameter {name} to pin")
+    lines = [line for line in block.group(0).splitlines(keepends=True)
+             if not line.startswith(("    Default:", "    AllowedValues:"))]
+    quoted = '"' + value + '"'
+    lines[2:2] = [f"    Default: {quoted}\n", f"    AllowedValues: [{quoted}]\n"]
+    text = text[:block.start()] + "".join(lines) + text[block.end():]
+open(out, "w").write(text)
+PY
+    ((rc == 0)) || { rm -rf "$dir"; die "could not pin $* in a copy of template.yaml"; }
+    cfn-lint --ignore-checks W1028 W1030 -- "$dir/template.yaml" || rc=$?
     rm -rf "$dir"
-    ((rc == 0)) || die "cfn-lint found problems with $parameter=$value (above)"
+    ((rc == 0)) || die "cfn-lint found problems with $* (above)"
 }
 
 # The SAM translator's own checks (e.g. DefaultAuthorizer AWS_IAM needs
