@@ -2,7 +2,9 @@
 # End to end through a Lambda runtime emulator: the real `bootstrap` mains of
 # both functions (config loading, AWS clients, event decoding) served by
 # `cargo lambda watch`, against moto and the platform double, once per
-# installation store (template.yaml's InstallationStore).
+# installation store (template.yaml's InstallationStore), then once as a
+# Shoprenter-only stack (no Shoptet variable, the Shoprenter app configured;
+# tests/e2e/tests/shoprenter_only.rs instead of the checks and examples).
 #
 #   scripts/e2e.sh
 #
@@ -37,7 +39,9 @@
 # per pass: target/e2e-watch-secretsmanager.log, …-dynamodb.log).
 #
 # Environment:
-#   E2E_STORES           the passes, in order (default "SecretsManager DynamoDB")
+#   E2E_STORES           the passes, in order (default "SecretsManager DynamoDB
+#                        ShoprenterOnly"; ShoprenterOnly: a Shoprenter-only
+#                        stack, no Shoptet setting, on SecretsManager)
 #   E2E_READY_TIMEOUT    seconds to wait for the watch server (default 60)
 #   E2E_INVOKE_TIMEOUT   seconds per invocation or request (default 300: an
 #                        invocation compiles the function first if its sources
@@ -50,7 +54,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 EMULATOR_LOG="$REPO_ROOT/target/moto-e2e.log"
 # Per pass (run_pass sets them).
 WATCH_LOG="" DOUBLE_LOG=""
-STORES="${E2E_STORES:-SecretsManager DynamoDB}"
+STORES="${E2E_STORES:-SecretsManager DynamoDB ShoprenterOnly}"
 BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 READY_TIMEOUT="${E2E_READY_TIMEOUT:-60}"
 # The binaries `cargo lambda watch` runs (cargo run --bin NAME).
@@ -66,6 +70,8 @@ CHECKS=(cargo test --quiet -p broker-e2e --test lambda_watch)
 EXAMPLES=("$VENV/bin/python" tests/e2e/examples.py)
 # Last in each pass: the function logs against every secret the pass used.
 LEAK_SCAN=(cargo test --quiet -p broker-e2e --test function_logs)
+# The ShoprenterOnly pass's checks, instead of CHECKS and the examples.
+SHOPRENTER_ONLY_CHECKS=(cargo test --quiet -p broker-e2e --test shoprenter_only)
 NODE_EXAMPLE="$REPO_ROOT/examples/node"
 WORK="" DOUBLE_PID="" WATCH_PID="" CHECKS_PID=""
 
@@ -117,12 +123,13 @@ wait_for() {
 # template.yaml's InstallationTable) and a KMS key (as InstallationKey).
 # Prints the client secret's ARN, then the installation key's id (an empty
 # line without one), then the token key's id. Also the webhook signature
-# key's secret e2e-ID-shoptet-webhook-key (its value
-# e2e-webhook-signature-key-ID; signed webhooks are the recommended setup):
-# its ARN is printed last.
+# key's secret e2e-ID-shoptet-webhook-key (its value E2E_WEBHOOK_KEY;
+# signed webhooks are the recommended setup):
+# its ARN is printed then, and last the Shoprenter app's client-secret
+# secret e2e-ID-shoprenter-app-secret's (E2E_SHOPRENTER_CLIENT_SECRET).
 create_aws_resources() {
     "$VENV/bin/python" - "$1" "$2" <<'PY'
-import sys, boto3
+import os, sys, boto3
 run, store = sys.argv[1:3]
 ddb = boto3.client("dynamodb")
 
@@ -162,7 +169,9 @@ print(secrets.create_secret(Name=f"e2e-{run}-shoptet-client-secret",
 print(key_id)
 print(token_key_id)
 print(secrets.create_secret(Name=f"e2e-{run}-shoptet-webhook-key",
-                            SecretString=f"e2e-webhook-signature-key-{run}")["ARN"])
+                            SecretString=os.environ["E2E_WEBHOOK_KEY"])["ARN"])
+print(secrets.create_secret(Name=f"e2e-{run}-shoprenter-app-secret",
+                            SecretString=os.environ["E2E_SHOPRENTER_CLIENT_SECRET"])["ARN"])
 PY
 }
 
@@ -201,26 +210,39 @@ ensure_node_example() {
     cp "$NODE_EXAMPLE/package-lock.json" "$stamp"
 }
 
-# start_watch SECRET_ARN ID STORE KEY_ID TOKEN_KEY_ID WEBHOOK_KEY_ARN: starts `cargo lambda watch` on a
+# start_watch SECRET_ARN ID STORE KEY_ID TOKEN_KEY_ID WEBHOOK_KEY_ARN
+# APP_SECRET_ARN PLATFORMS (both, or shoprenter-only): starts `cargo lambda watch` on a
 # free port with both functions' env (the AWS_* env pointing at moto is
 # inherited), the installation store's as template.yaml sets it; exports its
 # URL.
 start_watch() {
-    local secret_arn="$1" id="$2" store="$3" key_id="$4" token_key_id="$5" webhook_key_arn="$6" attempt port
+    local secret_arn="$1" id="$2" store="$3" key_id="$4" token_key_id="$5" webhook_key_arn="$6"
+    local app_secret_arn="$7" platforms="$8" attempt port
     local store_env=("INSTALLATION_STORE=$store")
     case "$store" in
         SecretsManager) store_env+=("SECRET_PREFIX=e2e-$id/") ;;
         DynamoDB) store_env+=("INSTALLATION_TABLE=e2e-installations-$id" "INSTALLATION_KEY_ID=$key_id") ;;
         *) die "unknown installation store: $store" ;;
     esac
-    local fn_env=(
-        "${store_env[@]}"
+    local platform_env=(
         "SHOPTET_OAUTH_URL=$E2E_DOUBLE_URL"
         "SHOPTET_API_URL=$E2E_DOUBLE_URL/api"
         "SHOPTET_CLIENT_ID=double-client-id"
         "SHOPTET_CLIENT_SECRET_ID=$secret_arn"
         "SHOPTET_WEBHOOK_KEY_SECRET_ID=$webhook_key_arn"
         "SHOPTET_REDIRECT_URI=https://abc123.execute-api.eu-central-1.amazonaws.com/shoptet/install"
+    )
+    if [[ "$platforms" == shoprenter-only ]]; then
+        # As the template sets them for a Shoprenter-only stack: no Shoptet
+        # variable at all, the Shoprenter app's credentials.
+        platform_env=(
+            "SHOPRENTER_CLIENT_ID=$E2E_SHOPRENTER_CLIENT_ID"
+            "SHOPRENTER_CLIENT_SECRET_ID=$app_secret_arn"
+        )
+    fi
+    local fn_env=(
+        "${store_env[@]}"
+        "${platform_env[@]}"
         "SHOPRENTER_OAUTH_URL=$E2E_DOUBLE_URL/shoprenter"
         "SHOPRENTER_API_URL=$E2E_DOUBLE_URL/shoprenter-api/{shop}/api"
         "TOKEN_TABLE=e2e-tokens-$id"
@@ -309,26 +331,35 @@ run_checks() {
 # own, which it stops when done; the SecretsManager pass runs the examples
 # too.
 run_pass() {
-    local store="$1" start=$SECONDS name id resources secret_arn key_id token_key_id webhook_key_arn
-    name="$(tr '[:upper:]' '[:lower:]' <<<"$store")"
+    local pass="$1" store="$1" platforms=both start=$SECONDS name id resources secret_arn key_id
+    local token_key_id webhook_key_arn app_secret_arn
+    if [[ "$pass" == ShoprenterOnly ]]; then
+        store=SecretsManager platforms=shoprenter-only
+    fi
+    name="$(tr '[:upper:]' '[:lower:]' <<<"$pass")"
     WATCH_LOG="$REPO_ROOT/target/e2e-watch-$name.log"
     DOUBLE_LOG="$REPO_ROOT/target/e2e-double-$name.log"
     id="$(date +%s)-$$-$name"
+    # Random: a key spelling the pass's name would share 10 characters with
+    # log lines that name a platform, which the log scan takes for a leak.
+    export E2E_WEBHOOK_KEY
+    E2E_WEBHOOK_KEY="e2e-webhook-key-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
     resources="$(create_aws_resources "$id" "$store")" \
         || die "creating the tables, key and secret in moto failed"
     secret_arn="$(sed -n 1p <<<"$resources")"
     key_id="$(sed -n 2p <<<"$resources")"
     token_key_id="$(sed -n 3p <<<"$resources")"
     webhook_key_arn="$(sed -n 4p <<<"$resources")"
+    app_secret_arn="$(sed -n 5p <<<"$resources")"
     export E2E_INSTALLATION_STORE="$store" E2E_SECRET_PREFIX="" E2E_INSTALLATION_TABLE=""
     # Each pass at one of the two levels that write the most; every secret
     # the pass used is then looked for in every line the functions wrote.
-    export E2E_LOG_LEVEL E2E_WATCH_LOG="$WATCH_LOG" E2E_WEBHOOK_KEY="e2e-webhook-signature-key-$id"
+    export E2E_LOG_LEVEL E2E_WATCH_LOG="$WATCH_LOG"
     export E2E_KNOWN_SECRETS="$WORK/known-secrets-$name"
     : >"$E2E_KNOWN_SECRETS"
-    case "$store" in
-        SecretsManager) E2E_LOG_LEVEL=TRACE ;;
-        *) E2E_LOG_LEVEL=DEBUG ;;
+    case "$pass" in
+        DynamoDB) E2E_LOG_LEVEL=DEBUG ;;
+        *) E2E_LOG_LEVEL=TRACE ;;
     esac
     if [[ "$store" == DynamoDB ]]; then
         E2E_INSTALLATION_TABLE="e2e-installations-$id"
@@ -338,19 +369,22 @@ run_pass() {
         log "moto ($store pass): tables e2e-tokens-$id and e2e-registry-$id, secret e2e-$id-shoptet-client-secret"
     fi
     start_double
-    start_watch "$secret_arn" "$id" "$store" "$key_id" "$token_key_id" "$webhook_key_arn"
+    start_watch "$secret_arn" "$id" "$store" "$key_id" "$token_key_id" "$webhook_key_arn" \
+        "$app_secret_arn" "$platforms"
 
-    if ! run_checks "${CHECKS[@]}" -- --nocapture \
-        || { [[ "$store" == SecretsManager ]] && ! run_checks "${EXAMPLES[@]}"; } \
+    local checks=("${CHECKS[@]}")
+    [[ "$platforms" == both ]] || checks=("${SHOPRENTER_ONLY_CHECKS[@]}")
+    if ! run_checks "${checks[@]}" -- --nocapture \
+        || { [[ "$pass" == SecretsManager ]] && ! run_checks "${EXAMPLES[@]}"; } \
         || ! run_checks "${LEAK_SCAN[@]}" -- --nocapture; then
         watch_log_tail 40
-        die "e2e: FAILED: the checks above failed on InstallationStore=$store ($((SECONDS - start)) s)"
+        die "e2e: FAILED: the checks above failed in pass $pass ($((SECONDS - start)) s)"
     fi
     stop_tree "$WATCH_PID"
     WATCH_PID=""
     stop_process "$DOUBLE_PID"
     DOUBLE_PID=""
-    log "e2e: InstallationStore=$store: all checks passed ($((SECONDS - start)) s)"
+    log "e2e: pass $pass: all checks passed ($((SECONDS - start)) s)"
 }
 
 main() {
@@ -361,8 +395,8 @@ main() {
     local start=$SECONDS bin store
 
     for store in $STORES; do
-        [[ "$store" == SecretsManager || "$store" == DynamoDB ]] \
-            || die "E2E_STORES: unknown installation store $store (SecretsManager or DynamoDB)"
+        [[ "$store" == SecretsManager || "$store" == DynamoDB || "$store" == ShoprenterOnly ]] \
+            || die "E2E_STORES: unknown pass $store (SecretsManager, DynamoDB or ShoprenterOnly)"
     done
     ensure_deploy_tools
     command -v curl >/dev/null || die "curl is required"
@@ -384,6 +418,7 @@ main() {
     log "${CHECKS[*]} --no-run"
     "${CHECKS[@]}" --no-run
     "${LEAK_SCAN[@]}" --no-run
+    "${SHOPRENTER_ONLY_CHECKS[@]}" --no-run
     if [[ " $STORES " == *" SecretsManager "* ]]; then
         ensure_node_example
         ensure_php_example
@@ -392,7 +427,7 @@ main() {
     for store in $STORES; do
         run_pass "$store"
     done
-    log "e2e: PASSED: all checks passed on InstallationStore $STORES ($((SECONDS - start)) s)"
+    log "e2e: PASSED: all checks passed in the passes $STORES ($((SECONDS - start)) s)"
 }
 
 main "$@"
