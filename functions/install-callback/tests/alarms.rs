@@ -12,7 +12,6 @@ use common::Broker;
 use lambda_http::http::Request;
 use lambda_http::lambda_runtime::Context;
 use lambda_http::{Body, RequestExt};
-use serde_json::Value;
 use test_support::CapturedLogs;
 
 const ALARMED: [&str; 5] = [
@@ -23,20 +22,12 @@ const ALARMED: [&str; 5] = [
     "Timeouts",
 ];
 
-fn total(out: &CapturedLogs, metric: &str) -> u64 {
-    out.text()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter_map(|line| line[metric].as_u64())
-        .sum()
+fn alarmed(out: &CapturedLogs) -> Vec<(&'static str, u64)> {
+    out.metrics_moved(&ALARMED)
 }
 
-fn alarmed(out: &CapturedLogs) -> Vec<(&'static str, u64)> {
-    ALARMED
-        .into_iter()
-        .map(|metric| (metric, total(out, metric)))
-        .filter(|(_, n)| *n > 0)
-        .collect()
+fn total(out: &CapturedLogs, metric: &'static str) -> u64 {
+    out.metrics_moved(&[metric]).first().map_or(0, |(_, n)| *n)
 }
 
 #[tokio::test]

@@ -36,20 +36,12 @@ async fn observed(fleet: &Fleet) -> (AwsVendHandler, CapturedLogs) {
     (instance, out)
 }
 
-fn total(out: &CapturedLogs, metric: &str) -> u64 {
-    out.text()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter_map(|line| line[metric].as_u64())
-        .sum()
+fn alarmed(out: &CapturedLogs) -> Vec<(&'static str, u64)> {
+    out.metrics_moved(&ALARMED)
 }
 
-fn alarmed(out: &CapturedLogs) -> Vec<(&'static str, u64)> {
-    ALARMED
-        .into_iter()
-        .map(|metric| (metric, total(out, metric)))
-        .filter(|(_, n)| *n > 0)
-        .collect()
+fn total(out: &CapturedLogs, metric: &'static str) -> u64 {
+    out.metrics_moved(&[metric]).first().map_or(0, |(_, n)| *n)
 }
 
 async fn direct(instance: &AwsVendHandler, payload: Value) -> Result<(), String> {

@@ -7,17 +7,8 @@
 //! (`GET /_double/secrets`), and what only the checks know (the webhook
 //! signatures they sent, `E2E_KNOWN_SECRETS`).
 
+use broker_e2e::required;
 use test_support::LeakScanner;
-
-fn required(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => value,
-        _ => panic!(
-            "{name} is not set: this check reads the logs of the functions scripts/e2e.sh \
-             runs; run scripts/e2e.sh instead of `cargo test -p broker-e2e`"
-        ),
-    }
-}
 
 #[tokio::test]
 async fn the_function_logs_hold_no_secret_the_pass_used_at_its_log_level() {

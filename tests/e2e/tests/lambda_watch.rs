@@ -16,6 +16,7 @@
 //! Secrets Manager, or the DynamoDB table whose items must hold no plaintext
 //! token (and then no secret may appear in Secrets Manager at all).
 
+use broker_e2e::{note_secret, required};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -109,27 +110,6 @@ impl Env {
             known_secrets: required("E2E_KNOWN_SECRETS"),
         }
     }
-}
-
-fn required(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => value,
-        _ => panic!(
-            "{name} is not set: these checks need the Lambda functions under \
-             `cargo lambda watch`, moto and the platform double that scripts/e2e.sh \
-             starts; run scripts/e2e.sh instead of `cargo test -p broker-e2e`"
-        ),
-    }
-}
-
-/// Appends `secret` to the file of secrets only the checks know.
-fn note_secret(path: &str, secret: &str) {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|error| panic!("E2E_KNOWN_SECRETS={path}: {error}"));
-    writeln!(file, "{secret}").expect("noting a secret");
 }
 
 /// A fixture of tests/events/ with each `__NAME__` replaced by its value.

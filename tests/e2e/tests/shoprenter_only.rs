@@ -5,22 +5,13 @@
 //! token; Shoptet's routes and vends answer `not_configured`; the signed
 //! uninstall retires the shop.
 
+use broker_e2e::{note_secret, required};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker_domain::secret::ClientSecret;
 use broker_platforms::shoprenter_app;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-fn required(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => value,
-        _ => panic!(
-            "{name} is not set: this check needs the functions scripts/e2e.sh runs in its \
-             ShoprenterOnly pass; run scripts/e2e.sh instead of `cargo test -p broker-e2e`"
-        ),
-    }
-}
 
 struct Pass {
     client: reqwest::Client,
@@ -79,15 +70,6 @@ impl Pass {
         let error_type = failed.then(|| payload["errorType"].as_str().unwrap_or("?").to_owned());
         (error_type, payload)
     }
-}
-
-fn note_secret(path: &str, secret: &str) {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|error| panic!("E2E_KNOWN_SECRETS={path}: {error}"));
-    writeln!(file, "{secret}").expect("noting a secret");
 }
 
 #[tokio::test]

@@ -416,6 +416,25 @@ impl CapturedLogs {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+
+    /// Of `metrics`, those the captured metric lines (EMF, one JSON object
+    /// a line) counted, with their totals; the ones never counted are left
+    /// out, so an empty answer means none moved.
+    pub fn metrics_moved(&self, metrics: &[&'static str]) -> Vec<(&'static str, u64)> {
+        let lines: Vec<serde_json::Value> = self
+            .text()
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON metric line"))
+            .collect();
+        metrics
+            .iter()
+            .map(|metric| {
+                let total = lines.iter().filter_map(|line| line[*metric].as_u64()).sum();
+                (*metric, total)
+            })
+            .filter(|(_, total)| *total > 0)
+            .collect()
+    }
 }
 
 impl std::io::Write for CapturedLogs {
