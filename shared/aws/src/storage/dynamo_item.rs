@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -53,10 +53,24 @@ pub(super) async fn consistent_get(
     Ok(output.item)
 }
 
-pub(super) fn is_conditional_failure<R>(error: &SdkError<UpdateItemError, R>) -> bool {
+/// Whether a conditional write (update, put or delete) failed its condition.
+pub(super) fn is_conditional_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
     error
         .as_service_error()
-        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
+        .is_some_and(|error| error.code() == Some("ConditionalCheckFailedException"))
+}
+
+/// A conditional write that, when its condition fails, leaves nothing to do
+/// (the item is no longer ours to change): done either way; any other
+/// failure is the store's.
+pub(super) fn done_unless_unavailable<T, E: ProvideErrorMetadata, R>(
+    result: Result<T, SdkError<E, R>>,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) if is_conditional_failure(&error) => Ok(()),
+        Err(error) => Err(StoreError::Unavailable(summary(&error))),
+    }
 }
 
 /// The item as it was when a condition failed (`ReturnValuesOnConditionCheckFailure`).

@@ -29,7 +29,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 
 use super::aws_errors::summary;
 use super::dynamo_item::{
-    Item, conditional_failure_item, consistent_get, epoch_seconds, is_conditional_failure, millis,
+    Item, conditional_failure_item, consistent_get, done_unless_unavailable, epoch_seconds,
+    is_conditional_failure, millis,
 };
 use super::envelope::{DataKey, Kms, KmsFailure, KmsKeyId};
 use crate::ids::ShopRef;
@@ -318,12 +319,8 @@ impl TokenCache for DynamoTokenCache {
             .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
             .send()
             .await;
-        match result {
-            // Someone took over an expired lease: nothing of ours to release.
-            Ok(_) => Ok(()),
-            Err(error) if is_conditional_failure(&error) => Ok(()),
-            Err(error) => Err(StoreError::Unavailable(summary(&error))),
-        }
+        // Someone took over an expired lease: nothing of ours to release.
+        done_unless_unavailable(result)
     }
 
     async fn forget(&self, shop: &ShopRef) -> Result<(), StoreError> {

@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 
 use super::aws_errors::summary;
 use super::dynamo_item::{
-    Item, PARTITION_KEY, consistent_get, epoch_seconds, is_conditional_failure, millis,
+    Item, PARTITION_KEY, consistent_get, done_unless_unavailable, epoch_seconds, millis,
 };
 use super::envelope::{DataKey, Kms, KmsFailure};
 use crate::ids::ShopRef;
@@ -244,11 +244,7 @@ impl InstallationStore for DynamoInstallationStore {
             .expression_attribute_values(":ttl", epoch_seconds(delete_at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if is_conditional_failure(&error) => Ok(()),
-            Err(error) => Err(StoreError::Unavailable(summary(&error))),
-        }
+        done_unless_unavailable(result)
     }
 }
 

@@ -6,13 +6,11 @@
 //! acceptance window. The table is the token cache's: it already has TTL,
 //! and the install callback already may UpdateItem and DeleteItem on it.
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::aws_errors::summary;
 use super::dynamo_item::{
-    Item, conditional_failure_item, epoch_seconds, is_conditional_failure, millis,
+    Item, conditional_failure_item, done_unless_unavailable, epoch_seconds, millis,
 };
 use super::dynamodb::DynamoTokenCache;
 use crate::ids::ShopRef;
@@ -103,12 +101,8 @@ impl SignedRedirects for DynamoTokenCache {
                     .expression_attribute_values(":ours_digest", ours_digest)
                     .send()
                     .await;
-                match result {
-                    // A newer redirect was accepted meanwhile: it stays.
-                    Ok(_) => Ok(()),
-                    Err(error) if is_conditional_failure(&error) => Ok(()),
-                    Err(error) => Err(StoreError::Unavailable(summary(&error))),
-                }
+                // A newer redirect was accepted meanwhile: it stays.
+                done_unless_unavailable(result)
             }
             None => {
                 let result = self
@@ -123,20 +117,10 @@ impl SignedRedirects for DynamoTokenCache {
                     .expression_attribute_values(":ours_digest", ours_digest)
                     .send()
                     .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(error) if is_delete_condition_failure(&error) => Ok(()),
-                    Err(error) => Err(StoreError::Unavailable(summary(&error))),
-                }
+                done_unless_unavailable(result)
             }
         }
     }
-}
-
-fn is_delete_condition_failure<R>(error: &SdkError<DeleteItemError, R>) -> bool {
-    error
-        .as_service_error()
-        .is_some_and(DeleteItemError::is_conditional_check_failed_exception)
 }
 
 /// Names the field only; the values are a time and a digest, no secret.
