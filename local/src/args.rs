@@ -19,6 +19,10 @@ Options:
                        (>= 32 characters), then demanded on the token and
                        operator routes as `Authorization: Bearer <token>` (the
                        routes the platforms call and /openapi.yaml stay public)
+  --events-url URL     deliver every lifecycle event to URL as well, signed
+                       (docs/events.md); events are always printed
+  --events-secret TEXT the signing secret (default: BROKER_EVENTS_SECRET, else
+                       a new one kept in <db>.events-secret)
   -h, --help           this text
 
 Environment: the variables of both functions (see README), plus
@@ -38,6 +42,9 @@ pub struct Args {
     pub store: Store,
     pub db: PathBuf,
     pub allow_remote: bool,
+    /// Where events are delivered besides stdout (embedded store).
+    pub events_url: Option<String>,
+    pub events_secret: Option<String>,
 }
 
 impl Args {
@@ -49,6 +56,8 @@ impl Args {
             store: Store::Embedded,
             db: PathBuf::from("broker-local.db"),
             allow_remote: false,
+            events_url: None,
+            events_secret: None,
         };
         let mut parser = lexopt::Parser::from_args(args);
         while let Some(arg) = parser.next().map_err(|error| error.to_string())? {
@@ -67,6 +76,10 @@ impl Args {
                     }
                 }
                 Long("db") => parsed.db = PathBuf::from(value(&mut parser, "--db")?),
+                Long("events-url") => parsed.events_url = Some(value(&mut parser, "--events-url")?),
+                Long("events-secret") => {
+                    parsed.events_secret = Some(value(&mut parser, "--events-secret")?)
+                }
                 Long("allow-remote") => parsed.allow_remote = true,
                 Long(other) => return Err(format!("unknown option --{other}")),
                 Short(other) => return Err(format!("unknown option -{other}")),
@@ -147,6 +160,14 @@ mod tests {
         assert!(args.allow_remote);
         assert_eq!(args.listen, "0.0.0.0:8787".parse().unwrap());
         assert!(parsed(&["--allow-remote"]).allow_remote);
+    }
+
+    #[test]
+    fn events() {
+        let args = parsed(&["--events-url", "http://127.0.0.1:9/e", "--events-secret=s"]);
+        assert_eq!(args.events_url.as_deref(), Some("http://127.0.0.1:9/e"));
+        assert_eq!(args.events_secret.as_deref(), Some("s"));
+        assert_eq!(parsed(&[]).events_url, None);
     }
 
     #[test]

@@ -9,8 +9,10 @@ use std::time::Duration;
 use args::{Args, Store, USAGE};
 use broker_aws::config as store_config;
 use broker_domain::model::ShoprenterCredentials;
-use broker_domain::secret::{ClientSecret, WebhookKey};
+use broker_domain::secret::{ClientSecret, EventSigningSecret, WebhookKey};
 use broker_domain::storage::Stores;
+use broker_events::{EndpointUrl, WebhookSender};
+use broker_local::events::Delivery;
 use broker_local::server::{self, Broker};
 use broker_runtime::env::{self, ConfigError};
 use broker_sqlite::SqliteStore;
@@ -99,6 +101,8 @@ async fn run(args: Args) -> Result<(), String> {
             let store = SqliteStore::open(&args.db).map_err(|e| e.to_string())?;
             println!("store: embedded SQLite at {}", args.db.display());
             let app_credentials = secrets.shoprenter_app.clone();
+            let delivery = events_delivery(&args)?;
+            tokio::spawn(broker_local::events::run(store.clone(), delivery));
             let broker = Broker {
                 install: InstallCallback::new(install_config, secrets, Stores::all(store.clone())),
                 vendor: VendHandler::new(vendor_config, app_credentials, Stores::all(store)),
@@ -115,6 +119,11 @@ async fn run(args: Args) -> Result<(), String> {
             let aws = aws_config::load_from_env().await;
             let stores = store_config::aws_store_names(&env).map_err(|e| e.to_string())?;
             println!("store: AWS (table {})", stores.token_table);
+            if args.events_url.is_some() {
+                return Err("--events-url needs the embedded store: with --store aws, \
+                     the stack's publisher delivers events from the registry's stream"
+                    .into());
+            }
             let (install, vendor) = match secrets {
                 Some(secrets) => {
                     let app_credentials = secrets.shoprenter_app.clone();
@@ -158,6 +167,60 @@ async fn run(args: Args) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// `--events-url` with its signing secret: `--events-secret`, else
+/// `BROKER_EVENTS_SECRET`, else one made now and kept beside the database
+/// (owner-only), so a restart signs with the same secret.
+fn events_delivery(args: &Args) -> Result<Option<Delivery>, String> {
+    let Some(url) = &args.events_url else {
+        println!("events: printed here as `event: <json>` (add --events-url URL to deliver them)");
+        return Ok(None);
+    };
+    let url = EndpointUrl::parse(url).map_err(|problem| format!("--events-url {problem}"))?;
+    let given = args
+        .events_secret
+        .clone()
+        .or_else(|| std::env::var("BROKER_EVENTS_SECRET").ok())
+        .filter(|secret| !secret.is_empty());
+    let secret = match given {
+        Some(secret) => secret,
+        None => {
+            let path = args.db.with_extension("events-secret");
+            let secret = kept_secret(&path)?;
+            println!("events: signing secret kept in {}", path.display());
+            secret
+        }
+    };
+    println!(
+        "events: printed here and delivered to {}, signed (docs/events.md)",
+        url.as_str()
+    );
+    let client = WebhookSender::client(reqwest::Client::builder());
+    Ok(Some(Delivery {
+        sender: WebhookSender::new(client, url),
+        secret: EventSigningSecret::new(secret),
+    }))
+}
+
+/// The secret in `path`, or a new random one written there (mode 0600).
+fn kept_secret(path: &std::path::Path) -> Result<String, String> {
+    if let Ok(secret) = std::fs::read_to_string(path) {
+        return Ok(secret.trim().to_owned());
+    }
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(
+        &mut options
+            .open(path)
+            .map_err(|e| format!("cannot keep the events secret in {}: {e}", path.display()))?,
+        secret.as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(secret)
 }
 
 fn announce(sandbox: Option<&Sandbox>, broker_url: &str) {

@@ -525,19 +525,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_shop_the_registry_records_uninstalled_is_skipped_and_the_others_copied() {
-        use broker_domain::model::{InstallationStatus, StatusChange};
+        use broker_domain::model::{InstallationStatus, Origin, StatusChange};
         use broker_domain::storage::memory::MemoryRegistry;
         let source = store_with(&[(shoptet(1), "live"), (shoptet(2), "gone")]).await;
         let registry = MemoryRegistry::default();
         let now = std::time::SystemTime::now();
         registry
-            .record(&shoptet(1), &StatusChange::installed(now))
+            .record(&shoptet(1), &StatusChange::installed(now, Origin::Import))
             .await
             .unwrap();
         registry
             .record(
                 &shoptet(2),
-                &StatusChange::to(InstallationStatus::Uninstalled, now),
+                &StatusChange::to(InstallationStatus::Uninstalled, now, Origin::Operator),
             )
             .await
             .unwrap();

@@ -10,7 +10,9 @@ use broker_aws::storage::aws_installations::AwsInstallationStore;
 use broker_aws::storage::dynamodb_registry::DynamoRegistry;
 use broker_aws::storage::{InstallationBackend, SecretNames};
 use broker_domain::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
-use broker_domain::model::{ShoprenterCredentials, ShoptetInstallation, ShoptetInstallationRecord};
+use broker_domain::model::{
+    Origin, ShoprenterCredentials, ShoptetInstallation, ShoptetInstallationRecord,
+};
 use broker_domain::secret::{ClientSecret, OAuthAccessToken};
 use broker_domain::storage::{InstallationRegistry, InstallationStore};
 use test_support::{
@@ -445,6 +447,7 @@ async fn a_shop_uninstalled_after_the_switch_is_not_brought_over() {
             &StatusChange::to(
                 InstallationStatus::Uninstalled,
                 std::time::SystemTime::now(),
+                Origin::Operator,
             ),
         )
         .await

@@ -16,6 +16,8 @@ const TOKEN_ROUTE: &str = "/tokens/shoptet/222651";
 struct Server {
     child: Child,
     printed: Vec<String>,
+    /// What it printed after `ready`.
+    later: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -45,8 +47,18 @@ impl Server {
             printed.push(line);
         }
         // Keep draining so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, printed }
+        let later = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = later.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            child,
+            printed,
+            later,
+        }
     }
 
     fn curl_lines(&self) -> Vec<&str> {
@@ -419,5 +431,174 @@ fn a_foreign_host_an_unauthorised_caller_and_an_oversized_body_are_refused_befor
         status_before_the_body(&url, &unauthorised, 10_000_000),
         "HTTP/1.1 401 Unauthorized"
     );
+    drop(server);
+}
+
+/// One request an endpoint received.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: std::collections::HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// A plain HTTP endpoint on loopback that records every request and
+/// answers 204.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/broker-events", listener.local_addr().unwrap());
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = std::collections::HashMap::new();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                let Some((name, value)) = line.trim_end().split_once(':') else {
+                    break;
+                };
+                headers.insert(name.to_ascii_lowercase(), value.trim().to_owned());
+            }
+            let length: usize = headers["content-length"].parse().unwrap();
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            kept.lock().unwrap().push(Received { headers, body });
+            stream
+                .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                .unwrap();
+        }
+    });
+    (url, received)
+}
+
+/// The documented check, as each of the three snippets in
+/// `examples/events` runs it: whether it calls the delivery genuine.
+fn snippets_accept(delivery: &Received, secret: &str) -> [bool; 3] {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv/bin/python");
+    let scripts = root.join("examples/events");
+    let commands = [
+        (python.into_os_string(), scripts.join("verify_delivery.py")),
+        ("node".into(), scripts.join("verify_delivery.js")),
+        ("php".into(), scripts.join("verify_delivery.php")),
+    ];
+    commands.map(|(program, script)| {
+        use std::io::Write;
+        let mut child = Command::new(program)
+            .arg(&script)
+            .env("EVENTS_SECRET", secret)
+            .env("WEBHOOK_ID", &delivery.headers["webhook-id"])
+            .env("WEBHOOK_TIMESTAMP", &delivery.headers["webhook-timestamp"])
+            .env("WEBHOOK_SIGNATURE", &delivery.headers["webhook-signature"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&delivery.body)
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.success(),
+            said.starts_with("genuine"),
+            "{}: {said}",
+            script.display()
+        );
+        output.status.success()
+    })
+}
+
+#[test]
+fn local_mode_delivers_an_install_a_suspension_and_an_uninstall_signed_and_prints_them() {
+    let (_dir, db) = fresh_db();
+    let (url, received) = receiver();
+    let secret = "local-events-secret-for-this-test";
+    let server = Server::start_with(&db, &["--events-url", &url, "--events-secret", secret], &[]);
+    assert!(
+        server
+            .printed
+            .iter()
+            .any(|line| line.contains("delivered to")),
+        "{:?}",
+        server.printed
+    );
+    assert_eq!(shell(server.install_line())["status"], "installed");
+    http(server.curl_line("/_double/shoptet/222651/suspend"));
+    http(server.curl_line("/_double/shoptet/222651/uninstall"));
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while received.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let deliveries = received.lock().unwrap().clone();
+    let events: Vec<Value> = deliveries
+        .iter()
+        .map(|d| serde_json::from_slice(&d.body).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["installed", "suspended", "uninstalled"]);
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sequences, [1, 2, 3]);
+
+    let signing = broker_domain::secret::EventSigningSecret::new(secret);
+    for (delivery, event) in deliveries.iter().zip(&events) {
+        let header = |name: &str| delivery.headers[name].as_str();
+        assert_eq!(
+            event["id"],
+            header("webhook-id"),
+            "the delivery's id is the event's"
+        );
+        assert_eq!(
+            broker_events::verify(
+                &signing,
+                header("webhook-id"),
+                header("webhook-timestamp"),
+                header("webhook-signature"),
+                &delivery.body,
+                std::time::SystemTime::now(),
+            ),
+            Ok(())
+        );
+    }
+    // The documented check in PHP, Node and Python takes the genuine
+    // delivery and refuses it tampered (one byte of the body changed).
+    let genuine = &deliveries[0];
+    assert_eq!(snippets_accept(genuine, secret), [true; 3]);
+    let mut tampered = genuine.clone();
+    let text = String::from_utf8(tampered.body.clone()).unwrap();
+    tampered.body = text
+        .replacen("\"installed\"", "\"imported\"", 1)
+        .into_bytes();
+    assert_ne!(tampered.body, genuine.body);
+    assert_eq!(snippets_accept(&tampered, secret), [false; 3]);
+    assert_eq!(snippets_accept(genuine, "another-secret"), [false; 3]);
+    assert!(
+        broker_events::verify(
+            &signing,
+            &tampered.headers["webhook-id"],
+            &tampered.headers["webhook-timestamp"],
+            &tampered.headers["webhook-signature"],
+            &tampered.body,
+            std::time::SystemTime::now(),
+        )
+        .is_err()
+    );
+
+    // And each was printed, as delivered.
+    let printed = server.later.lock().unwrap().clone();
+    let printed_events = printed.iter().filter(|l| l.starts_with("event: ")).count();
+    assert_eq!(printed_events, 3, "{printed:?}");
     drop(server);
 }

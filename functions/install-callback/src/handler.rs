@@ -7,11 +7,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use broker_domain::events::ShopDetails;
 use broker_domain::http::from_json_object;
 use broker_domain::ids::{ShopRef, ShoprenterShopName};
 use broker_domain::lazy_secret::LazySecret;
 use broker_domain::model::{
-    CachedToken, InstallationStatus, Registration, ShoprenterCredentials,
+    CachedToken, InstallationStatus, Origin, Registration, ShoprenterCredentials,
     ShoptetInstallationRecord, StatusChange,
 };
 use broker_domain::secret::{ClientSecret, ExposeSecret, InstallCode, WebhookKey};
@@ -243,7 +244,11 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             installation,
             installed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         };
-        let saved = timeout_at(deadline, self.store_installation(&shop, &record))
+        let origin = Origin::PlatformInstall(Some(ShopDetails {
+            eshop_url: record.installation.eshop_url.clone(),
+            contact_email: record.installation.contact_email.clone(),
+        }));
+        let saved = timeout_at(deadline, self.store_installation(&shop, &record, origin))
             .await
             .map_err(|_| InstallError::StoreUnavailable)??;
         // The new OAuth access token replaces the old one, and API tokens
@@ -270,24 +275,26 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         ))
     }
 
-    /// Registers the shop as (re)installed, then stores its installation (a
-    /// reinstall restores a secret scheduled for deletion). The registry
-    /// goes first: a registration without a secret only answers
-    /// `not_installed`, while a secret the registry calls uninstalled would
-    /// never be served.
+    /// Stores the shop's installation (a reinstall restores a secret
+    /// scheduled for deletion), then registers it as (re)installed. The
+    /// registry goes last because its write commits the `installed` event:
+    /// an event must mean the installation is stored. If that write fails,
+    /// the install fails too (the platform or the merchant retries it); a
+    /// secret the registry still calls uninstalled is never served.
     pub(crate) async fn store_installation(
         &self,
         shop: &ShopRef,
         record: &ShoptetInstallationRecord,
+        origin: Origin,
     ) -> Result<SaveOutcome, InstallError> {
-        self.stores()
-            .registry
-            .record(shop, &StatusChange::installed(SystemTime::now()))
-            .await?;
         let saved = self
             .stores()
             .installations
             .save_shoptet_installation(record)
+            .await?;
+        self.stores()
+            .registry
+            .record(shop, &StatusChange::installed(SystemTime::now(), origin))
             .await?;
         self.vendor.forget_locally(shop);
         Ok(saved)
@@ -314,7 +321,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             .installations
             .save_shoprenter_credentials(name, &credentials)
             .await?;
-        self.activate(&shop).await?;
+        self.activate(&shop, Origin::Credentials).await?;
         let outcome = InstallOutcome::CredentialsStored;
         self.installed(&shop, outcome);
         tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = outcome.as_str(), "credentials stored");
@@ -345,11 +352,12 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
     pub(crate) async fn activate(
         &self,
         shop: &ShopRef,
+        origin: Origin,
     ) -> Result<Option<Registration>, InstallError> {
         let previous = self
             .stores()
             .registry
-            .record(shop, &StatusChange::installed(SystemTime::now()))
+            .record(shop, &StatusChange::installed(SystemTime::now(), origin))
             .await?;
         Ok(previous)
     }
@@ -364,6 +372,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
     pub(crate) async fn retire(
         &self,
         shop: &ShopRef,
+        origin: Origin,
     ) -> Result<(Registration, Option<InstallationStatus>), InstallError> {
         let now = SystemTime::now();
         let previous = self
@@ -371,7 +380,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             .registry
             .record(
                 shop,
-                &StatusChange::to(InstallationStatus::Uninstalled, now),
+                &StatusChange::to(InstallationStatus::Uninstalled, now, origin),
             )
             .await?;
         self.stores()
@@ -385,9 +394,13 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         let registration = Registration {
             shop: shop.clone(),
             status: InstallationStatus::Uninstalled,
-            installed_at: previous.map_or(now, |previous| previous.installed_at),
+            installed_at: previous
+                .as_ref()
+                .map_or(now, |previous| previous.installed_at),
             updated_at: now,
             recheck_at: None,
+            sequence: previous.as_ref().map_or(0, |previous| previous.sequence),
+            mint_failures: previous.map_or(0, |previous| previous.mint_failures),
         };
         Ok((registration, was))
     }

@@ -12,7 +12,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use broker_domain::http::{from_json_object, json_response};
 use broker_domain::ids::{Platform, ShopRef, ShoptetEshopId};
 use broker_domain::model::{
-    CachedToken, InstallationStatus, Registration, ShoptetInstallation, ShoptetInstallationRecord,
+    CachedToken, InstallationStatus, Origin, Registration, ShoptetInstallation,
+    ShoptetInstallationRecord,
 };
 use broker_domain::secret::{ExposeSecret, OAuthAccessToken};
 use broker_domain::storage::{
@@ -110,7 +111,9 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             },
             installed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         };
-        let saved = self.store_installation(&shop, &record).await?;
+        let saved = self
+            .store_installation(&shop, &record, Origin::Import)
+            .await?;
         let outcome = InstallOutcome::Imported;
         self.installed(&shop, outcome);
         tracing::info!(platform = "shoptet", shop = %eshop_id, outcome = outcome.as_str(), "installation imported");
@@ -172,7 +175,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             ))?;
         self.verify_in_time(&shop, &Candidate::Shoprenter(app))
             .await?;
-        let previous = self.activate(&shop).await?;
+        let previous = self.activate(&shop, Origin::Import).await?;
         let outcome = InstallOutcome::Imported;
         self.installed(&shop, outcome);
         tracing::info!(platform = "shoprenter", shop = %shop.id(), outcome = outcome.as_str(), "app installation imported");
@@ -201,7 +204,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
         if !known {
             return Err(InstallError::UnknownInstallation);
         }
-        let (registration, was) = self.retire(&shop).await?;
+        let (registration, was) = self.retire(&shop, Origin::Operator).await?;
         let outcome = EventOutcome::of_change(was, InstallationStatus::Uninstalled);
         self.lifecycle_event(&shop, LifecycleEvent::OperatorDelete, outcome);
         Ok(json_response(

@@ -18,7 +18,7 @@
 //! this ordering are all there is.
 
 use broker_domain::ids::ShopRef;
-use broker_domain::model::{AcceptedRedirect, InstallationStatus, ShoprenterCredentials};
+use broker_domain::model::{AcceptedRedirect, InstallationStatus, Origin, ShoprenterCredentials};
 use broker_domain::storage::{
     InstallationRegistry, InstallationStore, RedirectAcceptance, SignedRedirects, TokenCache,
 };
@@ -67,7 +67,7 @@ impl<S: InstallationStore, C: TokenCache + SignedRedirects, R: InstallationRegis
             }
         };
         // The signed redirect is Shoprenter's own word: the shop is installed.
-        if let Err(error) = self.activate(&shop).await {
+        if let Err(error) = self.activate(&shop, Origin::SignedRedirect).await {
             self.withdraw(&shop, &accepted, previous.as_ref()).await;
             return Err(error);
         }
@@ -117,7 +117,7 @@ impl<S: InstallationStore, C: TokenCache + SignedRedirects, R: InstallationRegis
         };
         // A shop's own credentials secret, if it has one, is scheduled for
         // deletion with the same recovery window.
-        let (_, was) = match self.retire(&shop).await {
+        let (_, was) = match self.retire(&shop, Origin::SignedRedirect).await {
             Ok(retired) => retired,
             Err(error) => {
                 self.withdraw(&shop, &accepted, previous.as_ref()).await;

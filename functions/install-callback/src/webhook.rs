@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use broker_domain::http::json_response;
 use broker_domain::ids::ShopRef;
-use broker_domain::model::{InstallationStatus, StatusChange};
+use broker_domain::model::{InstallationStatus, Origin, StatusChange};
 use broker_domain::storage::{InstallationRegistry, InstallationStore, TokenCache};
 use broker_platforms::shoptet_webhook::{self, AddonEvent, AddonEventKind, SIGNATURE_HEADER};
 use broker_vending::{Confirmation, Provenance};
@@ -125,9 +125,10 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             .await?;
         let registry = &self.stores().registry;
         let now = SystemTime::now();
+        let origin = Origin::PlatformWebhook(kind.as_str());
         let outcome = match (kind, confirmation) {
             (Uninstall | Terminate, Confirmation::Uninstalled) => {
-                let (_, was) = self.retire(shop).await?;
+                let (_, was) = self.retire(shop, origin).await?;
                 EventOutcome::of_change(was, InstallationStatus::Uninstalled)
             }
             // No installation left to ask with: an earlier delivery retired it.
@@ -138,10 +139,13 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
                     _ => EventOutcome::Ignored,
                 }
             }
-            (Suspend, Confirmation::Suspended) => {
+            // Shoptet's pages disagree on `addon:terminate` (final, or a
+            // pause like a suspension: *unconfirmed*): the OAuth server's
+            // answer decides which it was.
+            (Suspend | Terminate, Confirmation::Suspended) => {
                 let change = StatusChange {
                     recheck_at: Some(now + self.vendor().timing().suspended_recheck),
-                    ..StatusChange::to(InstallationStatus::Suspended, now)
+                    ..StatusChange::to(InstallationStatus::Suspended, now, origin)
                 };
                 let previous = registry.record(shop, &change).await?;
                 self.stores().tokens.forget(shop).await?;
@@ -149,7 +153,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
                 EventOutcome::of_change(previous.map(|r| r.status), InstallationStatus::Suspended)
             }
             (Approve, Confirmation::Live) => {
-                let change = StatusChange::to(InstallationStatus::Active, now);
+                let change = StatusChange::to(InstallationStatus::Active, now, origin);
                 let previous = registry.record(shop, &change).await?;
                 EventOutcome::of_change(previous.map(|r| r.status), InstallationStatus::Active)
             }

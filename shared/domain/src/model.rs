@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::events::ShopDetails;
 use crate::ids::{ShopRef, ShoptetEshopId};
 use crate::secret::{ApiAccessToken, ClientSecret, OAuthAccessToken};
 
@@ -110,6 +111,31 @@ pub struct Registration {
     pub updated_at: SystemTime,
     /// A suspended shop: not asked upstream again before this.
     pub recheck_at: Option<SystemTime>,
+    /// The sequence number of the shop's last lifecycle event (0: none yet).
+    pub sequence: u64,
+    /// Mints refused in a row for a reason that is not transient (reset by
+    /// a successful mint); see [`crate::events::FAILING_AFTER`].
+    pub mint_failures: u32,
+}
+
+/// What caused a status change: the event it produces says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The platform's install flow (Shoptet's code exchange), with what the
+    /// platform returned that the add-on needs.
+    PlatformInstall(Option<ShopDetails>),
+    /// A redirect the platform signed (Shoprenter's install and uninstall).
+    SignedRedirect,
+    /// A platform webhook (Shoptet's `addon:*`), confirmed upstream.
+    PlatformWebhook(&'static str),
+    /// An operator imported an installation that predates the broker.
+    Import,
+    /// An operator stored a shop's own API credentials (Shoprenter).
+    Credentials,
+    /// Any other operator route (a delete).
+    Operator,
+    /// The broker's own finding while minting.
+    Vendor,
 }
 
 /// A confirmed change of a shop's status.
@@ -122,25 +148,29 @@ pub struct StatusChange {
     pub installed: bool,
     /// Stored as given (a suspension's first re-check); `None` clears it.
     pub recheck_at: Option<SystemTime>,
+    /// What caused it.
+    pub origin: Origin,
 }
 
 impl StatusChange {
     /// A new installation, or a reinstall.
-    pub fn installed(at: SystemTime) -> Self {
+    pub fn installed(at: SystemTime, origin: Origin) -> Self {
         Self {
             status: InstallationStatus::Active,
             at,
             installed: true,
             recheck_at: None,
+            origin,
         }
     }
 
-    pub fn to(status: InstallationStatus, at: SystemTime) -> Self {
+    pub fn to(status: InstallationStatus, at: SystemTime, origin: Origin) -> Self {
         Self {
             status,
             at,
             installed: false,
             recheck_at: None,
+            origin,
         }
     }
 }

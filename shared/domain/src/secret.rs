@@ -107,3 +107,9 @@ secret_type!(
 stored_secret!(OAuthAccessToken);
 stored_secret!(ApiAccessToken);
 stored_secret!(ClientSecret);
+
+secret_type!(
+    /// The secret the broker signs its lifecycle event deliveries with
+    /// (Standard Webhooks' `webhook-signature`).
+    EventSigningSecret
+);

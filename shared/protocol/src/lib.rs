@@ -23,6 +23,7 @@
 
 pub mod answer;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod lifetimes;
 pub mod loopback;

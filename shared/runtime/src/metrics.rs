@@ -55,6 +55,7 @@ const MAX_VALUES_PER_LINE: usize = 100;
 pub enum Service {
     TokenVendor,
     InstallCallback,
+    EventPublisher,
 }
 
 impl Service {
@@ -62,6 +63,7 @@ impl Service {
         match self {
             Self::TokenVendor => "token-vendor",
             Self::InstallCallback => "install-callback",
+            Self::EventPublisher => "event-publisher",
         }
     }
 }
@@ -91,6 +93,18 @@ pub enum Metric {
     /// An invocation still running when its Lambda deadline was near: Lambda
     /// is about to stop it.
     Timeouts,
+    /// Lifecycle events EventBridge accepted.
+    EventsPublished,
+    /// Publish calls EventBridge refused, failed or did not answer (the
+    /// batch is retried from the first event not published).
+    PublishFailures,
+    /// How long the oldest change of a batch waited for its publish: the
+    /// stream record's age when the publisher got it.
+    OldestChangeAge,
+    /// Events the add-on's HTTPS endpoint acknowledged (2xx).
+    WebhookDeliveries,
+    /// Deliveries the endpoint refused or did not answer (retried).
+    WebhookFailures,
 }
 
 impl Metric {
@@ -111,12 +125,19 @@ impl Metric {
             Self::LifecycleEvents => "LifecycleEvents",
             Self::Crashes => "Crashes",
             Self::Timeouts => "Timeouts",
+            Self::EventsPublished => "EventsPublished",
+            Self::PublishFailures => "PublishFailures",
+            Self::OldestChangeAge => "OldestChangeAge",
+            Self::WebhookDeliveries => "WebhookDeliveries",
+            Self::WebhookFailures => "WebhookFailures",
         }
     }
 
     pub fn unit(self) -> Unit {
         match self {
-            Self::MintLatency | Self::LeaseWaitDuration => Unit::Milliseconds,
+            Self::MintLatency | Self::LeaseWaitDuration | Self::OldestChangeAge => {
+                Unit::Milliseconds
+            }
             _ => Unit::Count,
         }
     }

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
+use broker_domain::events::{
+    InstallationEvent, MintOutcome, apply_change, apply_mint, from_stored, is_repeat, to_stored,
+};
 use broker_domain::ids::ShopRef;
 use broker_domain::model::{
     AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Registration, SignatureDigest,
@@ -27,10 +30,10 @@ use broker_domain::model::{
 use broker_domain::secret::ExposeSecret;
 use broker_domain::storage::raw::{RawEntry, RawRegistration, from_millis, millis};
 use broker_domain::storage::{
-    EXPIRY_GRACE, InstallationInventory, InstallationRegistry, InstallationStore, InventoryCursor,
-    InventoryPage, InventoryQuery, LeaseAttempt, RecoveryWindow, RedirectAcceptance, RegistryPage,
-    RegistryQuery, SaveOutcome, SignedRedirects, StoreError, TokenCache, entry_expiry, key_after,
-    page_limit, redirect_acceptance, shop_of_key,
+    EXPIRY_GRACE, EventOutbox, InstallationInventory, InstallationRegistry, InstallationStore,
+    InventoryCursor, InventoryPage, InventoryQuery, LeaseAttempt, RecoveryWindow,
+    RedirectAcceptance, RegistryPage, RegistryQuery, SaveOutcome, SignedRedirects, StoreError,
+    TokenCache, entry_expiry, key_after, page_limit, redirect_acceptance, shop_of_key,
 };
 
 /// The schema this code writes (`PRAGMA user_version`): the number of
@@ -42,7 +45,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Each step takes the schema from version `index` to `index + 1`; a file
 /// of an older version gets the steps it lacks when it is opened.
-const MIGRATIONS: [&str; 3] = [SCHEMA_V1, REGISTRY_V2, SIGNED_REDIRECTS_V3];
+const MIGRATIONS: [&str; 4] = [SCHEMA_V1, REGISTRY_V2, SIGNED_REDIRECTS_V3, EVENTS_V4];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE secrets (
@@ -89,8 +92,22 @@ CREATE TABLE signed_redirects (
 ) STRICT;
 ";
 
-const REGISTRATION_COLUMNS: &str =
-    "shop, platform, status, installed_at, updated_at, recheck_at FROM registry";
+/// Lifecycle events: each registration's sequence number and count of
+/// refused mints, and the outbox the registry writes each event into in the
+/// same transaction as its change (what DynamoDB's stream is in the cloud).
+const EVENTS_V4: &str = "
+ALTER TABLE registry ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE registry ADD COLUMN mint_failures INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE event_outbox (
+    position     INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT    NOT NULL UNIQUE,
+    event        TEXT    NOT NULL,
+    delivered_at INTEGER
+) STRICT;
+";
+
+const REGISTRATION_COLUMNS: &str = "shop, platform, status, installed_at, updated_at, recheck_at, \
+     sequence, mint_failures FROM registry";
 
 const ENTRY_COLUMNS: &str =
     "token, token_expires_ms, scopes, ledger, lease_owner, lease_until_ms FROM token_cache";
@@ -264,38 +281,47 @@ impl InstallationRegistry for SqliteStore {
         shop: &ShopRef,
         change: &StatusChange,
     ) -> Result<Option<Registration>, StoreError> {
-        let key = shop.key();
-        let platform = shop.platform().as_str();
-        let status = change.status.as_str();
-        let at = millis(change.at);
-        let installed = change.installed;
-        let recheck_at = change.recheck_at.map(millis);
-        let previous = self
-            .run(move |connection| {
-                write(connection, |tx| {
-                    let previous = read_registration(tx, &key)?;
-                    // A (re)install, or a shop not known yet, starts now.
-                    let installed_at = match &previous {
-                        Some(previous) if !installed => previous.installed_ms.unwrap_or(at),
-                        _ => at,
-                    };
-                    tx.execute(
-                        "INSERT INTO registry
-                             (shop, platform, status, installed_at, updated_at, recheck_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                         ON CONFLICT (shop) DO UPDATE SET
-                             platform = excluded.platform,
-                             status = excluded.status,
-                             installed_at = excluded.installed_at,
-                             updated_at = excluded.updated_at,
-                             recheck_at = excluded.recheck_at",
-                        params![key, platform, status, installed_at, at, recheck_at],
-                    )?;
-                    Ok(previous)
-                })
+        let (shop, change) = (shop.clone(), change.clone());
+        self.run(move |connection| {
+            transact(connection, |tx| {
+                let previous = read_registration(tx, &shop.key())
+                    .map_err(|e| unavailable(&e))?
+                    .map(RawRegistration::into_registration)
+                    .transpose()?;
+                let (next, event) = apply_change(&shop, previous.as_ref(), &change);
+                if event.is_some() || !is_repeat(previous.as_ref(), &next) {
+                    save_registration(tx, &next, event.as_ref())?;
+                }
+                Ok(previous)
             })
-            .await?;
-        previous.map(RawRegistration::into_registration).transpose()
+        })
+        .await
+    }
+
+    async fn record_mint(
+        &self,
+        shop: &ShopRef,
+        outcome: &MintOutcome,
+        at: SystemTime,
+    ) -> Result<Option<InstallationEvent>, StoreError> {
+        let (key, outcome) = (shop.key(), outcome.clone());
+        self.run(move |connection| {
+            transact(connection, |tx| {
+                let Some(previous) = read_registration(tx, &key)
+                    .map_err(|e| unavailable(&e))?
+                    .map(RawRegistration::into_registration)
+                    .transpose()?
+                else {
+                    return Ok(None);
+                };
+                let Some((next, event)) = apply_mint(&previous, &outcome, at) else {
+                    return Ok(None);
+                };
+                save_registration(tx, &next, event.as_ref())?;
+                Ok(event)
+            })
+        })
+        .await
     }
 
     async fn claim_recheck(
@@ -359,6 +385,44 @@ impl InstallationRegistry for SqliteStore {
             registrations,
             next_after,
         })
+    }
+}
+
+impl EventOutbox for SqliteStore {
+    async fn pending(&self, limit: usize) -> Result<Vec<InstallationEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let stored: Vec<String> = self
+            .run(move |connection| {
+                let mut statement = connection
+                    .prepare(
+                        "SELECT event FROM event_outbox WHERE delivered_at IS NULL
+                         ORDER BY position LIMIT ?1",
+                    )
+                    .map_err(|e| unavailable(&e))?;
+                let rows = statement
+                    .query_map([limit], |row| row.get(0))
+                    .map_err(|e| unavailable(&e))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+                    .map_err(|e| unavailable(&e))
+            })
+            .await?;
+        stored.iter().map(|json| from_stored(json)).collect()
+    }
+
+    async fn delivered(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        let now = millis(SystemTime::now());
+        self.run(move |connection| {
+            write(connection, |tx| {
+                tx.execute(
+                    "UPDATE event_outbox SET delivered_at = ?2
+                     WHERE id = ?1 AND delivered_at IS NULL",
+                    params![id, now],
+                )?;
+                Ok(())
+            })
+        })
+        .await
     }
 }
 
@@ -637,7 +701,63 @@ fn registration_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRegistration
         installed_ms: row.get(3)?,
         updated_ms: row.get(4)?,
         recheck_ms: row.get(5)?,
+        sequence: row.get(6)?,
+        mint_failures: row.get(7)?,
     })
+}
+
+/// Writes a registration and its event (if any) in the caller's transaction.
+fn save_registration(
+    tx: &rusqlite::Transaction<'_>,
+    registration: &Registration,
+    event: Option<&InstallationEvent>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO registry
+             (shop, platform, status, installed_at, updated_at, recheck_at, sequence, mint_failures)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (shop) DO UPDATE SET
+             platform = excluded.platform,
+             status = excluded.status,
+             installed_at = excluded.installed_at,
+             updated_at = excluded.updated_at,
+             recheck_at = excluded.recheck_at,
+             sequence = excluded.sequence,
+             mint_failures = excluded.mint_failures",
+        params![
+            registration.shop.key(),
+            registration.shop.platform().as_str(),
+            registration.status.as_str(),
+            millis(registration.installed_at),
+            millis(registration.updated_at),
+            registration.recheck_at.map(millis),
+            i64::try_from(registration.sequence).unwrap_or(i64::MAX),
+            i64::from(registration.mint_failures),
+        ],
+    )
+    .map_err(|e| unavailable(&e))?;
+    if let Some(event) = event {
+        tx.execute(
+            "INSERT INTO event_outbox (id, event) VALUES (?1, ?2)",
+            params![event.id, to_stored(event)],
+        )
+        .map_err(|e| unavailable(&e))?;
+    }
+    Ok(())
+}
+
+/// Like [`write`], for a body whose own decisions can fail as a store error
+/// (a stored row that does not read back): any error rolls it all back.
+fn transact<T>(
+    connection: &mut Connection,
+    body: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let tx = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| unavailable(&e))?;
+    let value = body(&tx)?;
+    tx.commit().map_err(|e| unavailable(&e))?;
+    Ok(value)
 }
 
 /// Runs `body` in a `BEGIN IMMEDIATE` transaction: the write lock is taken
@@ -791,7 +911,7 @@ fn unavailable(error: &rusqlite::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use broker_domain::model::StatusChange;
+    use broker_domain::model::{Origin, StatusChange};
 
     /// A file written by the first schema (no registry) gains the registry
     /// when opened, and keeps what it held.
@@ -816,7 +936,9 @@ mod tests {
         assert_eq!(store.load_document(&shop).await, Ok(Some("{}".into())));
         let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
         assert_eq!(
-            store.record(&shop, &StatusChange::installed(at)).await,
+            store
+                .record(&shop, &StatusChange::installed(at, Origin::Import))
+                .await,
             Ok(None)
         );
         assert_eq!(

@@ -59,6 +59,9 @@ pub(crate) struct Admission {
     pub(crate) app_credentials: bool,
     /// A due re-check of a suspended shop was claimed.
     pub(crate) rechecking: bool,
+    /// Mints refused in a row before this one (the registry's count): a
+    /// success resets it, and only then costs a registry write.
+    pub(crate) mint_failures: u32,
 }
 
 /// One mint under a held lease: everything it is decided on.

@@ -42,17 +42,18 @@ use crate::attempt::{
     Admission, Purpose, Refusal, UnderLease, check_cap, confirmation_budget, grant_token,
     live_ledger,
 };
-use crate::http::HttpError;
+use crate::http::{ErrorCode, HttpError};
 use crate::ids::{ShopRef, ShoprenterShopName, ShoptetEshopId};
 use crate::lazy_secret::{LazySecret, SecretUnavailable};
 use crate::metrics::{Dimension, Dimensions, Metric, Metrics, Service};
 use crate::model::{
-    CacheEntry, CachedToken, InstallationStatus, Lease, Registration, ShoprenterCredentials,
-    StatusChange,
+    CacheEntry, CachedToken, InstallationStatus, Lease, Origin, Registration,
+    ShoprenterCredentials, StatusChange,
 };
 use crate::secret::OAuthAccessToken;
 use crate::slot::{Need, ShopSlot, locked};
 use crate::storage::{InstallationRegistry, InstallationStore, LeaseAttempt, Stores, TokenCache};
+use broker_domain::events::MintOutcome;
 
 /// How many shops an instance keeps tokens and OAuth tokens for, least
 /// recently used evicted first: a few MB however many shops it serves.
@@ -393,6 +394,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                 (None, Purpose::Confirm(_) | Purpose::Verify(_)) => admission.insert(Admission {
                     app_credentials: false,
                     rechecking: false,
+                    mint_failures: 0,
                 }),
             };
             self.confirmation_budgeted(shop, &entry, purpose, now)?;
@@ -421,7 +423,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                     };
                     let minted = self.mint_under_lease(attempt).await;
                     if matches!(purpose, Purpose::Vend) {
-                        self.learn(shop, &minted, admitted.rechecking).await;
+                        self.learn(shop, &minted, admitted).await;
                     }
                     return minted;
                 }
@@ -452,6 +454,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             .await
             .inspect_err(self.store_failed("RegistryRead"))?;
         let status = registration.as_ref().map(|r: &Registration| r.status);
+        let mint_failures = registration.as_ref().map_or(0, |r| r.mint_failures);
         match status {
             Some(InstallationStatus::Uninstalled) => Err(VendError::NotInstalled.into()),
             Some(InstallationStatus::Suspended) => {
@@ -461,6 +464,7 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
                     Ok(Admission {
                         app_credentials: true,
                         rechecking: true,
+                        mint_failures,
                     })
                 } else {
                     Err(VendError::AddonSuspended.into())
@@ -469,10 +473,12 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
             Some(InstallationStatus::Active) => Ok(Admission {
                 app_credentials: true,
                 rechecking: false,
+                mint_failures,
             }),
             None => Ok(Admission {
                 app_credentials: false,
                 rechecking: false,
+                mint_failures: 0,
             }),
         }
     }
@@ -480,36 +486,65 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> TokenVendor<S
     /// Records what a vend's mint learned: an uninstall whose webhook was
     /// lost (later vends then fail fast; the secret is kept until a
     /// confirmed uninstall), a suspension, or a re-checked shop that is
-    /// live again. Best effort: the answer stands either way.
+    /// live again; and, for a registered shop, a refusal that is not
+    /// transient or the success that ends a run of them (the registry
+    /// announces `minting_failing` and `minting_recovered`). Best effort:
+    /// the answer stands either way.
     async fn learn(
         &self,
         shop: &ShopRef,
         minted: &Result<(CachedToken, Source), Refusal>,
-        rechecking: bool,
+        admitted: &Admission,
     ) {
         let now = self.clock.now();
         let change = match minted {
-            Ok(_) if rechecking => StatusChange::to(InstallationStatus::Active, now),
+            Ok(_) if admitted.rechecking => Some(StatusChange::to(
+                InstallationStatus::Active,
+                now,
+                Origin::Vendor,
+            )),
             Err(Refusal {
                 verdict: Some(InstallationStatus::Suspended),
                 ..
-            }) => StatusChange {
+            }) => Some(StatusChange {
                 recheck_at: Some(now + self.timing.suspended_recheck),
-                ..StatusChange::to(InstallationStatus::Suspended, now)
-            },
+                ..StatusChange::to(InstallationStatus::Suspended, now, Origin::Vendor)
+            }),
             Err(Refusal {
                 verdict: Some(status),
                 ..
-            }) => StatusChange::to(*status, now),
+            }) => Some(StatusChange::to(*status, now, Origin::Vendor)),
+            _ => None,
+        };
+        if let Some(change) = change {
+            let status = change.status;
+            match self.stores.registry.record(shop, &change).await {
+                Ok(_) => {
+                    tracing::info!(platform = %shop.platform(), shop = %shop.id(), status = status.as_str(), "installation status learned from a mint")
+                }
+                Err(error) => {
+                    tracing::warn!(platform = %shop.platform(), shop = %shop.id(), %error, "could not record the installation status a mint learned")
+                }
+            }
+        }
+        let outcome = match minted {
+            Ok(_) if admitted.mint_failures > 0 => MintOutcome::Minted,
+            // The platform refused the credentials themselves: every vend
+            // will fail the same way until someone acts.
+            Err(Refusal {
+                error: VendError::UpstreamRejected { .. },
+                verdict: None,
+                ..
+            }) => MintOutcome::Refused(ErrorCode::UpstreamRejected),
             _ => return,
         };
-        let status = change.status;
-        match self.stores.registry.record(shop, &change).await {
-            Ok(_) => {
-                tracing::info!(platform = %shop.platform(), shop = %shop.id(), status = status.as_str(), "installation status learned from a mint")
+        match self.stores.registry.record_mint(shop, &outcome, now).await {
+            Ok(Some(event)) => {
+                tracing::warn!(platform = %shop.platform(), shop = %shop.id(), event = event.kind.as_str(), failures = ?event.minting.map(|m| m.consecutive_failures), "minting health changed")
             }
+            Ok(None) => {}
             Err(error) => {
-                tracing::warn!(platform = %shop.platform(), shop = %shop.id(), %error, "could not record the installation status a mint learned")
+                tracing::warn!(platform = %shop.platform(), shop = %shop.id(), %error, "could not count the mint's outcome")
             }
         }
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker_domain::ids::{Platform, ShopRef, ShoprenterShopName, ShoptetEshopId};
 use broker_domain::model::{
-    AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Lease, Registration,
+    AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Lease, Origin, Registration,
     ShoprenterCredentials, ShoptetInstallation, ShoptetInstallationRecord, SignatureDigest,
     StatusChange,
 };
@@ -1289,13 +1289,27 @@ fn registered(
         installed_at,
         updated_at,
         recheck_at,
+        sequence: 0,
+        mint_failures: 0,
+    }
+}
+
+/// A registration after `events` lifecycle events (its sequence number).
+trait Numbered {
+    fn numbered(self, events: u64) -> Self;
+}
+
+impl Numbered for Registration {
+    fn numbered(mut self, events: u64) -> Self {
+        self.sequence = events;
+        self
     }
 }
 
 fn suspended(at: SystemTime, recheck_at: Option<SystemTime>) -> StatusChange {
     StatusChange {
         recheck_at,
-        ..StatusChange::to(InstallationStatus::Suspended, at)
+        ..StatusChange::to(InstallationStatus::Suspended, at, Origin::Operator)
     }
 }
 
@@ -1309,19 +1323,15 @@ async fn an_install_registers_the_shop_as_active<H: Harness>() {
     let at = now();
     assert_eq!(
         h.registry()
-            .record(&shop(), &StatusChange::installed(at))
+            .record(&shop(), &StatusChange::installed(at, Origin::Import))
             .await,
         Ok(None)
     );
     assert_eq!(
         h.registry().registration(&shop()).await,
-        Ok(Some(registered(
-            &shop(),
-            InstallationStatus::Active,
-            at,
-            at,
-            None
-        )))
+        Ok(Some(
+            registered(&shop(), InstallationStatus::Active, at, at, None).numbered(1)
+        ))
     );
     // Only that shop.
     let other = ShopRef::Shoprenter(shoprenter_shop("other"));
@@ -1335,7 +1345,7 @@ async fn a_later_change_keeps_the_install_time_and_returns_what_it_replaced<H: H
     let recheck = at_ms(1_800_000_200_000);
     let active_again = at_ms(1_800_000_300_000);
     h.registry()
-        .record(&shop(), &StatusChange::installed(installed))
+        .record(&shop(), &StatusChange::installed(installed, Origin::Import))
         .await
         .unwrap();
 
@@ -1345,7 +1355,8 @@ async fn a_later_change_keeps_the_install_time_and_returns_what_it_replaced<H: H
         installed,
         installed,
         None,
-    );
+    )
+    .numbered(1);
     assert_eq!(
         h.registry()
             .record(&shop(), &suspended(suspended_at, Some(recheck)))
@@ -1358,7 +1369,8 @@ async fn a_later_change_keeps_the_install_time_and_returns_what_it_replaced<H: H
         installed,
         suspended_at,
         Some(recheck),
-    );
+    )
+    .numbered(2);
     assert_eq!(
         h.registry().registration(&shop()).await,
         Ok(Some(now_suspended.clone()))
@@ -1369,20 +1381,23 @@ async fn a_later_change_keeps_the_install_time_and_returns_what_it_replaced<H: H
         h.registry()
             .record(
                 &shop(),
-                &StatusChange::to(InstallationStatus::Active, active_again)
+                &StatusChange::to(InstallationStatus::Active, active_again, Origin::Operator)
             )
             .await,
         Ok(Some(now_suspended))
     );
     assert_eq!(
         h.registry().registration(&shop()).await,
-        Ok(Some(registered(
-            &shop(),
-            InstallationStatus::Active,
-            installed,
-            active_again,
-            None
-        )))
+        Ok(Some(
+            registered(
+                &shop(),
+                InstallationStatus::Active,
+                installed,
+                active_again,
+                None
+            )
+            .numbered(3)
+        ))
     );
 }
 
@@ -1394,37 +1409,29 @@ async fn a_reinstall_after_an_uninstall_starts_a_new_install_time<H: Harness>() 
         at_ms(1_800_000_002_000),
     );
     h.registry()
-        .record(&shop(), &StatusChange::installed(first))
+        .record(&shop(), &StatusChange::installed(first, Origin::Import))
         .await
         .unwrap();
     h.registry()
         .record(
             &shop(),
-            &StatusChange::to(InstallationStatus::Uninstalled, gone),
+            &StatusChange::to(InstallationStatus::Uninstalled, gone, Origin::Operator),
         )
         .await
         .unwrap();
     assert_eq!(
         h.registry()
-            .record(&shop(), &StatusChange::installed(back))
+            .record(&shop(), &StatusChange::installed(back, Origin::Import))
             .await,
-        Ok(Some(registered(
-            &shop(),
-            InstallationStatus::Uninstalled,
-            first,
-            gone,
-            None
-        )))
+        Ok(Some(
+            registered(&shop(), InstallationStatus::Uninstalled, first, gone, None).numbered(2)
+        ))
     );
     assert_eq!(
         h.registry().registration(&shop()).await,
-        Ok(Some(registered(
-            &shop(),
-            InstallationStatus::Active,
-            back,
-            back,
-            None
-        )))
+        Ok(Some(
+            registered(&shop(), InstallationStatus::Active, back, back, None).numbered(3)
+        ))
     );
 }
 
@@ -1441,13 +1448,9 @@ async fn a_status_change_of_an_unknown_shop_starts_its_install_time<H: Harness>(
     );
     assert_eq!(
         h.registry().registration(&shop).await,
-        Ok(Some(registered(
-            &shop,
-            InstallationStatus::Suspended,
-            at,
-            at,
-            Some(recheck)
-        )))
+        Ok(Some(
+            registered(&shop, InstallationStatus::Suspended, at, at, Some(recheck)).numbered(1)
+        ))
     );
 }
 
@@ -1462,7 +1465,7 @@ async fn registration_times_round_trip_in_milliseconds<H: Harness>() {
     let recheck = at_ms(1_900_000_123_457);
     for shop in &shops {
         h.registry()
-            .record(shop, &StatusChange::installed(installed))
+            .record(shop, &StatusChange::installed(installed, Origin::Import))
             .await
             .unwrap();
         h.registry()
@@ -1471,13 +1474,16 @@ async fn registration_times_round_trip_in_milliseconds<H: Harness>() {
             .unwrap();
         assert_eq!(
             h.registry().registration(shop).await,
-            Ok(Some(registered(
-                shop,
-                InstallationStatus::Suspended,
-                installed,
-                updated,
-                Some(recheck)
-            )))
+            Ok(Some(
+                registered(
+                    shop,
+                    InstallationStatus::Suspended,
+                    installed,
+                    updated,
+                    Some(recheck)
+                )
+                .numbered(2)
+            ))
         );
     }
     // A re-check given with an uninstall is kept as given, and cleared by
@@ -1488,7 +1494,7 @@ async fn registration_times_round_trip_in_milliseconds<H: Harness>() {
             &shops[0],
             &StatusChange {
                 recheck_at: Some(later),
-                ..StatusChange::to(InstallationStatus::Uninstalled, later)
+                ..StatusChange::to(InstallationStatus::Uninstalled, later, Origin::Operator)
             },
         )
         .await
@@ -1504,7 +1510,7 @@ async fn registration_times_round_trip_in_milliseconds<H: Harness>() {
     h.registry()
         .record(
             &shops[0],
-            &StatusChange::to(InstallationStatus::Uninstalled, later),
+            &StatusChange::to(InstallationStatus::Uninstalled, later, Origin::Operator),
         )
         .await
         .unwrap();
@@ -1534,7 +1540,7 @@ async fn a_recheck_is_claimed_only_when_a_suspended_shop_is_due<H: Harness>() {
         &shop(),
         &StatusChange {
             recheck_at: Some(t0),
-            ..StatusChange::installed(t0)
+            ..StatusChange::installed(t0, Origin::Import)
         },
     )
     .await
@@ -1546,7 +1552,7 @@ async fn a_recheck_is_claimed_only_when_a_suspended_shop_is_due<H: Harness>() {
         &shop(),
         &StatusChange {
             recheck_at: Some(t0),
-            ..StatusChange::to(InstallationStatus::Uninstalled, t0)
+            ..StatusChange::to(InstallationStatus::Uninstalled, t0, Origin::Operator)
         },
     )
     .await
@@ -1637,7 +1643,7 @@ async fn exactly_one_of_concurrent_uninstalls_sees_the_shop_installed<H: Harness
     let h = H::new().await;
     let t0 = now();
     h.registry()
-        .record(&shop(), &StatusChange::installed(t0))
+        .record(&shop(), &StatusChange::installed(t0, Origin::Import))
         .await
         .unwrap();
     let gone = t0 + Duration::from_secs(1);
@@ -1651,7 +1657,7 @@ async fn exactly_one_of_concurrent_uninstalls_sees_the_shop_installed<H: Harness
             registry
                 .record(
                     &shop(),
-                    &StatusChange::to(InstallationStatus::Uninstalled, gone),
+                    &StatusChange::to(InstallationStatus::Uninstalled, gone, Origin::Operator),
                 )
                 .await
                 .expect("record")
@@ -1667,22 +1673,120 @@ async fn exactly_one_of_concurrent_uninstalls_sees_the_shop_installed<H: Harness
     }
     assert_eq!(
         saw_installed,
-        vec![registered(
-            &shop(),
-            InstallationStatus::Active,
-            t0,
-            t0,
-            None
-        )]
+        vec![registered(&shop(), InstallationStatus::Active, t0, t0, None).numbered(1)]
     );
     assert_eq!(
-        h.registry()
+        h.registry().registration(&shop()).await.unwrap().map(|r| (
+            r.status,
+            r.installed_at,
+            r.sequence
+        )),
+        Some((InstallationStatus::Uninstalled, t0, 2)),
+        "one uninstalled event among all the duplicates"
+    );
+}
+
+async fn each_real_change_numbers_one_event_and_a_repeat_none<H: Harness>() {
+    let h = H::new().await;
+    let registry = h.registry();
+    let sequence = async || {
+        registry
             .registration(&shop())
             .await
             .unwrap()
-            .map(|r| (r.status, r.installed_at)),
-        Some((InstallationStatus::Uninstalled, t0))
+            .map(|r| r.sequence)
+    };
+    let (t0, t1, t2) = (
+        at_ms(1_800_000_000_000),
+        at_ms(1_800_000_001_000),
+        at_ms(1_800_000_002_000),
     );
+    let recheck = at_ms(1_800_000_060_000);
+    registry
+        .record(&shop(), &StatusChange::installed(t0, Origin::Import))
+        .await
+        .unwrap();
+    assert_eq!(sequence().await, Some(1));
+    registry
+        .record(&shop(), &suspended(t1, Some(recheck)))
+        .await
+        .unwrap();
+    assert_eq!(sequence().await, Some(2));
+    // The same suspension delivered again: nothing changes, not even a time.
+    registry
+        .record(&shop(), &suspended(t2, Some(recheck)))
+        .await
+        .unwrap();
+    let repeated = registry.registration(&shop()).await.unwrap().unwrap();
+    assert_eq!((repeated.sequence, repeated.updated_at), (2, t1));
+    registry
+        .record(
+            &shop(),
+            &StatusChange::to(InstallationStatus::Uninstalled, t2, Origin::Operator),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sequence().await, Some(3));
+    // A reinstall is an event even from the same status.
+    registry
+        .record(&shop(), &StatusChange::installed(t2, Origin::Import))
+        .await
+        .unwrap();
+    registry
+        .record(&shop(), &StatusChange::installed(t2, Origin::Import))
+        .await
+        .unwrap();
+    assert_eq!(sequence().await, Some(5));
+}
+
+async fn counted_mints_announce_failing_once_and_recovering_once<H: Harness>() {
+    use broker_domain::events::{EventKind, FAILING_AFTER, MintOutcome};
+    use broker_domain::http::ErrorCode;
+    let h = H::new().await;
+    let registry = h.registry();
+    let at = at_ms(1_800_000_000_000);
+    let refused = MintOutcome::Refused(ErrorCode::UpstreamRejected);
+    // A shop the registry does not know: nothing is counted or created.
+    assert_eq!(registry.record_mint(&shop(), &refused, at).await, Ok(None));
+    assert_eq!(registry.registration(&shop()).await, Ok(None));
+
+    registry
+        .record(&shop(), &StatusChange::installed(at, Origin::Import))
+        .await
+        .unwrap();
+    let mut announced = Vec::new();
+    for _ in 0..FAILING_AFTER + 1 {
+        announced.extend(registry.record_mint(&shop(), &refused, at).await.unwrap());
+    }
+    assert_eq!(
+        announced
+            .iter()
+            .map(|e| (e.kind, e.sequence))
+            .collect::<Vec<_>>(),
+        [(EventKind::MintingFailing, 2)]
+    );
+    let counted = registry.registration(&shop()).await.unwrap().unwrap();
+    assert_eq!(
+        (counted.mint_failures, counted.sequence),
+        (FAILING_AFTER + 1, 2)
+    );
+    let recovered = registry
+        .record_mint(&shop(), &MintOutcome::Minted, at)
+        .await
+        .unwrap()
+        .expect("a recovery");
+    assert_eq!(
+        (recovered.kind, recovered.sequence),
+        (EventKind::MintingRecovered, 3)
+    );
+    assert_eq!(
+        registry
+            .record_mint(&shop(), &MintOutcome::Minted, at)
+            .await,
+        Ok(None)
+    );
+    let reset = registry.registration(&shop()).await.unwrap().unwrap();
+    assert_eq!((reset.mint_failures, reset.sequence), (0, 3));
 }
 
 /// Five shops on both platforms with mixed statuses.
@@ -1706,13 +1810,14 @@ async fn register_five_shops<R: InstallationRegistry>(registry: &R) -> Vec<Regis
         let installed = t0 + Duration::from_millis(n as u64);
         let changed = installed + Duration::from_secs(60);
         registry
-            .record(&shop, &StatusChange::installed(installed))
+            .record(&shop, &StatusChange::installed(installed, Origin::Import))
             .await
             .unwrap();
-        let mut registration = registered(&shop, status, installed, installed, None);
+        let mut registration = registered(&shop, status, installed, installed, None).numbered(1);
         if status != InstallationStatus::Active {
+            registration.sequence = 2;
             registry
-                .record(&shop, &StatusChange::to(status, changed))
+                .record(&shop, &StatusChange::to(status, changed, Origin::Operator))
                 .await
                 .unwrap();
             registration.updated_at = changed;
@@ -2101,6 +2206,8 @@ contract! {
         a_recheck_is_claimed_only_when_a_suspended_shop_is_due,
         exactly_one_of_concurrent_recheck_claims_wins,
         exactly_one_of_concurrent_uninstalls_sees_the_shop_installed,
+        each_real_change_numbers_one_event_and_a_repeat_none,
+        counted_mints_announce_failing_once_and_recovering_once,
         listing_pages_through_every_registration_once,
         listing_filters_by_platform_and_status,
         a_signed_redirect_is_accepted_once_and_then_is_a_repeat,
@@ -3124,4 +3231,58 @@ async fn memory_caches_created_apart_share_nothing() {
             .map(|attempt| matches!(attempt, LeaseAttempt::Acquired(_))),
         Ok(true)
     );
+}
+
+// ---------------------------------------------------------------------------
+// The outbox of the registries without a stream (memory, SQLite): every
+// event committed, in order, until delivered. (The DynamoDB registry's
+// outbox is its table's stream: functions/install-callback/tests/events.rs.)
+
+async fn the_outbox_holds_each_event_in_order_until_delivered<R>(registry: R)
+where
+    R: InstallationRegistry + broker_domain::storage::EventOutbox,
+{
+    use broker_domain::events::EventKind;
+    let at = at_ms(1_800_000_000_000);
+    registry
+        .record(&shop(), &StatusChange::installed(at, Origin::Import))
+        .await
+        .unwrap();
+    registry
+        .record(&shop(), &suspended(at, None))
+        .await
+        .unwrap();
+    registry
+        .record(&shop(), &suspended(at, None))
+        .await
+        .unwrap();
+    let pending = registry.pending(10).await.unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|e| (e.kind, e.sequence))
+            .collect::<Vec<_>>(),
+        [(EventKind::Imported, 1), (EventKind::Suspended, 2)]
+    );
+    registry.delivered(&pending[0].id).await.unwrap();
+    registry.delivered(&pending[0].id).await.unwrap();
+    let left = registry.pending(10).await.unwrap();
+    assert_eq!(left, pending[1..]);
+    registry.delivered(&left[0].id).await.unwrap();
+    assert_eq!(registry.pending(10).await, Ok(Vec::new()));
+}
+
+#[tokio::test]
+async fn memory_outbox_holds_each_event_in_order_until_delivered() {
+    the_outbox_holds_each_event_in_order_until_delivered(
+        broker_domain::storage::memory::MemoryRegistry::default(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_outbox_holds_each_event_in_order_until_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = broker_sqlite::SqliteStore::open(dir.path().join("outbox.db")).unwrap();
+    the_outbox_holds_each_event_in_order_until_delivered(store).await;
 }

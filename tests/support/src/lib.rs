@@ -8,6 +8,7 @@
 //! Every helper refuses endpoints that are not on the loopback interface, so a
 //! test can never create or delete resources in a real AWS account.
 
+pub mod events;
 pub mod front_door;
 pub mod request_counting;
 
@@ -313,6 +314,14 @@ pub async fn create_registry_table(config: &SdkConfig, name: &str) {
         .attribute_definitions(string_attribute(REGISTRY_PLATFORM_ATTRIBUTE))
         .key_schema(key(REGISTRY_TABLE_PARTITION_KEY, KeyType::Hash))
         .global_secondary_indexes(by_platform)
+        // As template.yaml declares it: the lifecycle events' outbox.
+        .stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
+                .build()
+                .expect("stream specification is complete"),
+        )
         .send()
         .await
         .unwrap_or_else(|e| panic!("creating table {name}: {e:?}"));

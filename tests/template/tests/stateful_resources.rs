@@ -2,7 +2,8 @@
 //! an empty copy. CloudFormation replaces a table when its name, key schema
 //! or local indexes change (and refuses an in-place change of a global
 //! index's keys), refuses a change of a KMS key's immutable properties,
-//! replaces an alias or a secret whose name changes, and replaces any
+//! replaces an alias, a secret, a queue or an event bus whose name changes
+//! (a queue also when it turns FIFO), and replaces any
 //! resource whose logical id changes. The secrets of the default
 //! installation store are named by `SecretPrefix` and the store by
 //! `InstallationStore`: a new default of either leaves every installation
@@ -45,6 +46,16 @@ const STATEFUL_TYPES: &[(&str, &[&str], &str)] = &[
         "AWS::SecretsManager::Secret",
         &["Name"],
         "the replacement secret starts empty",
+    ),
+    (
+        "AWS::SQS::Queue",
+        &["QueueName", "FifoQueue"],
+        "the replacement queue starts empty: dead letters and undelivered events are gone",
+    ),
+    (
+        "AWS::Events::EventBus",
+        &["Name"],
+        "the subscribers' rules on the old bus go with it",
     ),
 ];
 
@@ -130,6 +141,33 @@ fn pinned() -> Vec<(&'static str, Value, Value)> {
             json!({"Type": "AWS::KMS::Alias", "Condition": "UseDynamoDBInstallations"}),
             json!({"AliasName": {"Fn::Sub": "alias/${AWS::StackName}/installations"}}),
         ),
+        // The lifecycle events (issue 22). Named by CloudFormation, except
+        // the bus the stack creates; the webhook's only with EventWebhookUrl.
+        (
+            "EventBus",
+            json!({"Type": "AWS::Events::EventBus", "Condition": "CreatesEventBus"}),
+            json!({"Name": {"Fn::Sub": "${AWS::StackName}-events"}}),
+        ),
+        (
+            "EventsDeadLetterQueue",
+            json!({"Type": "AWS::SQS::Queue"}),
+            json!({}),
+        ),
+        (
+            "EventWebhookSecret",
+            json!({"Type": "AWS::SecretsManager::Secret", "Condition": "HasEventWebhook"}),
+            json!({}),
+        ),
+        (
+            "WebhookQueue",
+            json!({"Type": "AWS::SQS::Queue", "Condition": "HasEventWebhook"}),
+            json!({}),
+        ),
+        (
+            "WebhookDeadLetterQueue",
+            json!({"Type": "AWS::SQS::Queue", "Condition": "HasEventWebhook"}),
+            json!({}),
+        ),
     ]
 }
 
@@ -175,7 +213,7 @@ fn every_stateful_resource_is_pinned_and_no_pinned_one_is_renamed_or_removed() {
 }
 
 #[test]
-fn no_update_replaces_a_table_a_key_an_alias_or_a_secret() {
+fn no_update_replaces_a_table_a_key_an_alias_a_secret_a_queue_or_a_bus() {
     let template = load_template();
     for (id, attributes, properties) in pinned() {
         let resource = &template["Resources"][id];

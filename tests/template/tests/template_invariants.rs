@@ -6,7 +6,9 @@
 //! the installation store's KMS key exists, and may be used, only with
 //! `InstallationStore=DynamoDB`, and that the token cache's KMS key exists
 //! with either store and only the two functions use it, under the token
-//! cache's encryption context.
+//! cache's encryption context, and that the lifecycle events (the registry's
+//! stream, the publisher, its mappings, the bus and the optional webhook)
+//! keep per-shop order, lose nothing silently and grant only what they use.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,6 +41,25 @@ const VENDOR_ROLE: &str = "TokenVendorRole";
 const INSTALLATION_TABLE: &str = "InstallationTable";
 const INSTALLATION_KEY: &str = "InstallationKey";
 const TOKEN_KEY: &str = "TokenKey";
+const PUBLISHER_FUNCTION: &str = "EventPublisherFunction";
+const PUBLISHER_ROLE: &str = "EventPublisherRole";
+const EVENT_BUS: &str = "EventBus";
+const STREAM_MAPPING: &str = "RegistryStreamMapping";
+const EVENTS_DLQ: &str = "EventsDeadLetterQueue";
+const WEBHOOK_QUEUE: &str = "WebhookQueue";
+const WEBHOOK_DLQ: &str = "WebhookDeadLetterQueue";
+const WEBHOOK_QUEUE_POLICY: &str = "WebhookQueuePolicy";
+const WEBHOOK_RULE: &str = "WebhookRule";
+const WEBHOOK_MAPPING: &str = "WebhookMapping";
+const WEBHOOK_SECRET: &str = "EventWebhookSecret";
+/// Holds when `EventBusName` is empty: the stack creates its bus.
+const CREATES_BUS: &str = "CreatesEventBus";
+/// Holds when `EventWebhookUrl` is set.
+const HAS_WEBHOOK: &str = "HasEventWebhook";
+/// The webhook queue's resource policy, checked on its own: EventBridge,
+/// not Lambda, is its principal.
+const WEBHOOK_QUEUE_POLICY_DOCUMENT: &str =
+    "/Resources/WebhookQueuePolicy/Properties/PolicyDocument";
 /// Holds when the `InstallationStore` parameter is `DynamoDB`.
 const DYNAMODB_STORE: &str = "UseDynamoDBInstallations";
 /// The key policies, checked on their own: a key policy's `Resource` is
@@ -174,6 +195,8 @@ const DERIVED_WHEN_UNSET: &[&str] = &["LEASE_WAIT_MS"];
 const SERVICE_DIMENSION: &str = "Service";
 const VENDOR_SERVICE: Service = Service::TokenVendor;
 const INSTALL_SERVICE: Service = Service::InstallCallback;
+/// The event publisher's `Service` dimension value (issue 22).
+const PUBLISHER_SERVICE: Service = Service::EventPublisher;
 const ALARM_TOPIC: &str = "AlarmTopic";
 
 /// The only routes anyone may call without SigV4, (method, path, output
@@ -286,6 +309,10 @@ fn no_policy_statement_allows_a_wildcard_resource_or_action() {
                 .unwrap_or_else(|| panic!("{context}: action {action}"));
             assert!(!action.contains('*'), "{context}: wildcard action {action}");
         }
+        if document == WEBHOOK_QUEUE_POLICY_DOCUMENT {
+            // the_webhook_exists_only_with_a_url_and_its_queue_takes_only_the_rules_events
+            continue;
+        }
         if statement.get("Principal").is_some() {
             // A trust policy: it names who may assume the role, not resources.
             assert_eq!(
@@ -338,7 +365,7 @@ fn functions_use_the_templates_own_roles_and_no_managed_policies() {
     // each function gets an explicit role written out here instead.
     let template = load_template();
     let functions = resources_of_type(&template, "AWS::Serverless::Function");
-    assert_eq!(functions.len(), 2, "{functions:?}");
+    assert_eq!(functions.len(), 3, "{functions:?}");
     for (id, function) in functions {
         let properties = &function["Properties"];
         assert!(
@@ -431,6 +458,19 @@ fn expected_grants(list: Vec<(&str, Grant)>) -> Grants {
     list.into_iter()
         .map(|(sid, grant)| (sid.to_owned(), grant))
         .collect()
+}
+
+/// The registry table's stream (`!GetAtt RegistryTable.StreamArn`).
+fn registry_stream_arn() -> Value {
+    get_att(REGISTRY, "StreamArn")
+}
+
+/// `arn:…:table/${RegistryTable}/stream/*`: `ListStreams` names no one
+/// stream (SAM's `DynamoDBStreamReadPolicy` grants it the same way).
+fn registry_streams_arn() -> Value {
+    json!({"Fn::Sub": format!(
+        "arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/${{{REGISTRY}}}/stream/*"
+    )})
 }
 
 /// `arn:…:table/${RegistryTable}/index/by-platform`: the one index Query needs.
@@ -696,6 +736,16 @@ fn each_function_gets_exactly_its_registry_permissions() {
         (
             VENDOR_ROLE.to_owned(),
             BTreeSet::from([grant("GetItem", &table), grant("UpdateItem", &table)]),
+        ),
+        // The publisher reads the stream only, never the table.
+        (
+            PUBLISHER_ROLE.to_owned(),
+            BTreeSet::from([
+                grant("DescribeStream", &registry_stream_arn()),
+                grant("GetRecords", &registry_stream_arn()),
+                grant("GetShardIterator", &registry_stream_arn()),
+                grant("ListStreams", &registry_streams_arn()),
+            ]),
         ),
     ]);
     // The consumer policy is absent: consumers never touch the registry.
@@ -1605,6 +1655,7 @@ fn functions_are_arm64_rust_on_al2023() {
     let expected_binaries = [
         (INSTALL_FUNCTION, "install-callback"),
         (VENDOR_FUNCTION, "token-vendor"),
+        (PUBLISHER_FUNCTION, "event-publisher"),
     ];
     for (function, binary) in expected_binaries {
         let resource = resource(&template, function);
@@ -2005,10 +2056,17 @@ fn detailed_dimensions(metric: Metric) -> &'static [&'static str] {
         Metric::LifecycleEvents => &["Service", "Platform", "Event", "Outcome"],
         // Written with no dimension of their own: [Service] only.
         Metric::Crashes | Metric::Timeouts => &["Service"],
+        // The event publisher's (issue 22): [Service] only, the set its
+        // alarms watch and the dashboard graphs.
+        Metric::EventsPublished
+        | Metric::PublishFailures
+        | Metric::OldestChangeAge
+        | Metric::WebhookDeliveries
+        | Metric::WebhookFailures => &["Service"],
     }
 }
 
-const METRICS: [Metric; 15] = [
+const METRICS: [Metric; 20] = [
     Metric::Vends,
     Metric::VendErrors,
     Metric::Mints,
@@ -2024,6 +2082,11 @@ const METRICS: [Metric; 15] = [
     Metric::LifecycleEvents,
     Metric::Crashes,
     Metric::Timeouts,
+    Metric::EventsPublished,
+    Metric::PublishFailures,
+    Metric::OldestChangeAge,
+    Metric::WebhookDeliveries,
+    Metric::WebhookFailures,
 ];
 
 /// What an alarm watches: (namespace, metric, dimension name, dimension
@@ -2038,6 +2101,23 @@ fn service_metric(metric: Metric, service: Service) -> Watched {
         json!(service.as_str()).to_string(),
     )
 }
+
+fn publisher_metric(metric: Metric) -> Watched {
+    service_metric(metric, PUBLISHER_SERVICE)
+}
+
+/// The depth of a dead-letter queue of the template.
+fn dead_letters(queue: &str) -> Watched {
+    (
+        json!("AWS/SQS").to_string(),
+        "ApproximateNumberOfMessagesVisible".to_owned(),
+        "QueueName".to_owned(),
+        get_att(queue, "QueueName").to_string(),
+    )
+}
+
+/// Metrics that are a level, not a count: their alarms take the Maximum.
+const GAUGES: [&str; 2] = ["OldestChangeAge", "ApproximateNumberOfMessagesVisible"];
 
 fn vendor_lambda_metric(metric: &str) -> Watched {
     (
@@ -2087,6 +2167,11 @@ fn every_failure_an_operator_must_act_on_has_exactly_one_alarm() {
         service_metric(Metric::Timeouts, VENDOR_SERVICE),
         service_metric(Metric::Timeouts, INSTALL_SERVICE),
         vendor_lambda_metric("Throttles"),
+        publisher_metric(Metric::PublishFailures),
+        publisher_metric(Metric::OldestChangeAge),
+        publisher_metric(Metric::WebhookFailures),
+        dead_letters(EVENTS_DLQ),
+        dead_letters(WEBHOOK_DLQ),
     ]
     .into_iter()
     .collect();
@@ -2185,9 +2270,25 @@ fn every_alarm_notifies_the_topic_and_stays_quiet_without_data() {
             json!([reference(ALARM_TOPIC)]),
             "{id}: the all-clear goes where the alarm went"
         );
-        // A quiet minute means nothing failed, not that something is broken.
-        assert_eq!(properties["TreatMissingData"], "notBreaching", "{id}");
-        assert_eq!(properties["Statistic"], "Sum", "{id}: counts of failures");
+        let metric = properties["MetricName"].as_str().unwrap_or_default();
+        if properties["Namespace"] == "AWS/SQS" {
+            // SQS reports a queue's depth only while the queue is active: a
+            // dead letter left alone for six hours stops the data, and
+            // notBreaching would then clear the alarm with the letter still
+            // there. `ignore` keeps the state until SQS reports again.
+            assert_eq!(properties["TreatMissingData"], "ignore", "{id}");
+        } else {
+            // A quiet minute means nothing failed, not that something is broken.
+            assert_eq!(properties["TreatMissingData"], "notBreaching", "{id}");
+        }
+        if GAUGES.contains(&metric) {
+            assert_eq!(
+                properties["Statistic"], "Maximum",
+                "{id}: {metric} is a level"
+            );
+        } else {
+            assert_eq!(properties["Statistic"], "Sum", "{id}: counts of failures");
+        }
         assert_eq!(
             properties["ComparisonOperator"], "GreaterThanOrEqualToThreshold",
             "{id}"
@@ -2253,13 +2354,18 @@ fn substitute(text: &str, mut value: impl FnMut(&str) -> String) -> String {
 /// The dashboard's body as JSON, with the namespace parameter left as the
 /// marker `${MetricsNamespace}` and every other substitution checked to
 /// name a parameter, a resource (or its attribute) or a pseudo parameter.
+/// The body is a two-argument `!Sub`: each of its variables is a string or
+/// a one-argument `!Sub`, so decide its conditions first
+/// ([`with_condition`]); its text is spliced in and checked the same way.
 fn dashboard_body(template: &Value) -> Value {
     let dashboards = resources_of_type(template, "AWS::CloudWatch::Dashboard");
     assert_eq!(dashboards.len(), 1);
-    let body = dashboards[0].1["Properties"]["DashboardBody"]["Fn::Sub"]
-        .as_str()
-        .expect("DashboardBody is a one-argument !Sub");
-    let text = substitute(body, |name| {
+    let sub = dashboards[0].1["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_array()
+        .expect("DashboardBody is a two-argument !Sub");
+    let body = sub[0].as_str().expect("the body is text");
+    let variables = sub[1].as_object().expect("the variables are a map");
+    let names_something = |name: &str| {
         let target = name.split('.').next().unwrap_or(name);
         assert!(
             name.starts_with("AWS::")
@@ -2268,6 +2374,16 @@ fn dashboard_body(template: &Value) -> Value {
             "dashboard: ${{{name}}} names nothing"
         );
         format!("${{{name}}}")
+    };
+    let text = substitute(body, |name| match variables.get(name) {
+        Some(Value::String(text)) => text.clone(),
+        Some(value) => {
+            let text = value["Fn::Sub"].as_str().unwrap_or_else(|| {
+                panic!("dashboard variable {name}: a string or a one-argument !Sub, got {value}")
+            });
+            substitute(text, names_something)
+        }
+        None => names_something(name),
     });
     serde_json::from_str(&text).unwrap_or_else(|error| panic!("dashboard body: {error}\n{text}"))
 }
@@ -2329,7 +2445,7 @@ fn dashboard_metrics(body: &Value) -> BTreeSet<(String, Vec<String>)> {
 
 #[test]
 fn the_dashboard_graphs_every_metric_in_the_namespace_parameter_with_its_dimensions() {
-    let template = load_template();
+    let template = with_condition(&load_template(), HAS_WEBHOOK, true);
     let body = dashboard_body(&template);
     let graphed = dashboard_metrics(&body);
     for metric in METRICS {
@@ -2358,21 +2474,25 @@ fn the_dashboard_graphs_every_metric_in_the_namespace_parameter_with_its_dimensi
 
 #[test]
 fn the_dashboard_shows_every_alarm_and_the_outputs_lead_to_it_and_the_topic() {
+    // With and without the webhook, whose alarms exist only with it.
+    for webhook in [true, false] {
+        let template = with_condition(&load_template(), HAS_WEBHOOK, webhook);
+        let body = dashboard_body(&template);
+        let shown: BTreeSet<String> = body["widgets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|widget| widget["type"] == "alarm")
+            .flat_map(|widget| widget["properties"]["alarms"].as_array().unwrap())
+            .map(|alarm| alarm.as_str().unwrap().to_owned())
+            .collect();
+        let alarms: BTreeSet<String> = resources_of_type(&template, "AWS::CloudWatch::Alarm")
+            .into_iter()
+            .map(|(id, _)| format!("${{{id}.Arn}}"))
+            .collect();
+        assert_eq!(shown, alarms, "EventWebhookUrl set: {webhook}");
+    }
     let template = load_template();
-    let body = dashboard_body(&template);
-    let shown: BTreeSet<String> = body["widgets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|widget| widget["type"] == "alarm")
-        .flat_map(|widget| widget["properties"]["alarms"].as_array().unwrap())
-        .map(|alarm| alarm.as_str().unwrap().to_owned())
-        .collect();
-    let alarms: BTreeSet<String> = resources_of_type(&template, "AWS::CloudWatch::Alarm")
-        .into_iter()
-        .map(|(id, _)| format!("${{{id}.Arn}}"))
-        .collect();
-    assert_eq!(shown, alarms);
 
     let outputs = &template["Outputs"];
     assert_eq!(outputs["AlarmTopicArn"]["Value"], reference(ALARM_TOPIC));
@@ -2611,4 +2731,341 @@ fn config_loaders_accept_a_shoptet_only_a_shoprenter_only_and_a_two_platform_sta
             assert_eq!(vendor.shoprenter_app.is_some(), has_app, "{context}");
         }
     }
+}
+
+// ---- lifecycle events (issue 22)
+
+/// The bus the events go to: the one the stack creates, or the one
+/// `EventBusName` names in this account and region.
+fn event_bus_arn() -> Value {
+    json!({"Fn::If": [
+        CREATES_BUS,
+        get_att(EVENT_BUS, "Arn"),
+        {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"},
+    ]})
+}
+
+fn event_bus_name() -> Value {
+    json!({"Fn::If": [CREATES_BUS, reference(EVENT_BUS), reference("EventBusName")]})
+}
+
+const WEBHOOK_RESOURCES: [&str; 6] = [
+    WEBHOOK_SECRET,
+    WEBHOOK_QUEUE,
+    WEBHOOK_DLQ,
+    WEBHOOK_QUEUE_POLICY,
+    WEBHOOK_RULE,
+    WEBHOOK_MAPPING,
+];
+
+#[test]
+fn the_registry_stream_carries_both_images_and_the_table_keeps_its_data() {
+    let template = load_template();
+    assert_eq!(
+        properties(&template, REGISTRY)["StreamSpecification"],
+        json!({"StreamViewType": "NEW_AND_OLD_IMAGES"}),
+        "the publisher tells a change from its before and after"
+    );
+    // stateful_resources.rs pins what would replace the table; the stream
+    // is not among it (CloudFormation: "Update requires: No interruption").
+    for (id, table) in resources_of_type(&template, "AWS::DynamoDB::Table") {
+        if id != REGISTRY {
+            assert!(
+                table["Properties"].get("StreamSpecification").is_none(),
+                "{id}: only the registry's changes are events"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_stream_mapping_keeps_each_shops_order_and_dead_letters_what_it_gives_up() {
+    let template = load_template();
+    let mapping = resource(&template, STREAM_MAPPING);
+    assert_eq!(mapping["Type"], "AWS::Lambda::EventSourceMapping");
+    assert!(mapping.get("Condition").is_none(), "always on");
+    assert_eq!(
+        mapping["Properties"],
+        json!({
+            "FunctionName": reference(PUBLISHER_FUNCTION),
+            "EventSourceArn": registry_stream_arn(),
+            "StartingPosition": "TRIM_HORIZON",
+            "BatchSize": 25,
+            "MaximumBatchingWindowInSeconds": 0,
+            // One batch per shard at a time: a shop's changes stay in order.
+            "ParallelizationFactor": 1,
+            "BisectBatchOnFunctionError": true,
+            // Retried until too old, and given up before the stream's 24 h
+            // retention trims the record unrecorded.
+            "MaximumRetryAttempts": -1,
+            "MaximumRecordAgeInSeconds": 82800,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "DestinationConfig": {"OnFailure": {"Destination": get_att(EVENTS_DLQ, "Arn")}},
+        })
+    );
+    let age = mapping["Properties"]["MaximumRecordAgeInSeconds"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        age < 24 * 3600,
+        "{age} s: at or past the stream's retention"
+    );
+    // The publisher has no SAM events: both mappings are written out.
+    assert!(
+        properties(&template, PUBLISHER_FUNCTION)
+            .get("Events")
+            .is_none()
+    );
+}
+
+#[test]
+fn every_queue_is_encrypted_and_the_dead_letter_queues_keep_two_weeks() {
+    let template = load_template();
+    let queues = resources_of_type(&template, "AWS::SQS::Queue");
+    assert_eq!(queues.len(), 3, "{queues:?}");
+    for (id, queue) in queues {
+        assert_eq!(queue["Properties"]["SqsManagedSseEnabled"], true, "{id}");
+    }
+    for queue in [EVENTS_DLQ, WEBHOOK_DLQ] {
+        assert_eq!(
+            properties(&template, queue)["MessageRetentionPeriod"],
+            14 * 24 * 3600,
+            "{queue}: SQS's longest retention"
+        );
+    }
+}
+
+#[test]
+fn the_publisher_puts_events_only_on_the_bus_and_reads_only_the_stream() {
+    let template = with_condition(&load_template(), HAS_WEBHOOK, true);
+    let log_group = get_att("EventPublisherLogGroup", "Arn");
+    let expected = expected_grants(vec![
+        (
+            "WriteOwnLogs",
+            allow(&["logs:CreateLogStream", "logs:PutLogEvents"], log_group),
+        ),
+        (
+            "ReadRegistryStream",
+            allow(
+                &[
+                    "dynamodb:DescribeStream",
+                    "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator",
+                ],
+                registry_stream_arn(),
+            ),
+        ),
+        (
+            "ListRegistryStreams",
+            allow(&["dynamodb:ListStreams"], registry_streams_arn()),
+        ),
+        (
+            "PublishEvents",
+            allow(&["events:PutEvents"], event_bus_arn()),
+        ),
+        (
+            "DeadLetterStreamBatches",
+            allow(&["sqs:SendMessage"], get_att(EVENTS_DLQ, "Arn")),
+        ),
+        (
+            "ConsumeWebhookQueue",
+            allow(
+                &[
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ChangeMessageVisibility",
+                ],
+                get_att(WEBHOOK_QUEUE, "Arn"),
+            ),
+        ),
+        (
+            "ReadEventWebhookSecret",
+            allow(
+                &["secretsmanager:GetSecretValue"],
+                reference(WEBHOOK_SECRET),
+            ),
+        ),
+    ]);
+    assert_eq!(grants(&template, PUBLISHER_ROLE), expected);
+    let without = with_condition(&load_template(), HAS_WEBHOOK, false);
+    let left: BTreeSet<String> = grants(&without, PUBLISHER_ROLE).into_keys().collect();
+    assert_eq!(
+        left,
+        names(&[
+            "WriteOwnLogs",
+            "ReadRegistryStream",
+            "ListRegistryStreams",
+            "PublishEvents",
+            "DeadLetterStreamBatches",
+        ]),
+        "without EventWebhookUrl, no queue to consume and no secret to read"
+    );
+    // No one else publishes events or reads the signing secret.
+    for (document, statement) in policy_statements(&load_template()) {
+        let granted = actions(statement);
+        if granted.contains("events:PutEvents") {
+            assert_eq!(owner(&document), PUBLISHER_ROLE, "{document}");
+        }
+        if as_list(statement, "Resource")
+            .iter()
+            .any(|resource| resource.to_string().contains(WEBHOOK_SECRET))
+        {
+            assert_eq!(owner(&document), PUBLISHER_ROLE, "{document}");
+        }
+    }
+}
+
+/// What functions/event-publisher reads, by whether `EventWebhookUrl` is set.
+const PUBLISHER_ENV: &[&str] = &["EVENT_BUS_NAME", "METRICS_NAMESPACE"];
+const PUBLISHER_WEBHOOK_ENV: &[&str] = &["EVENT_WEBHOOK_URL", "EVENT_WEBHOOK_SECRET_ID"];
+
+#[test]
+fn the_publisher_is_told_its_bus_and_only_with_a_url_the_webhook() {
+    let template = load_template();
+    let variables = environment(&template, PUBLISHER_FUNCTION);
+    assert_eq!(variables["EVENT_BUS_NAME"], event_bus_name());
+    assert_eq!(
+        variables["METRICS_NAMESPACE"],
+        reference("MetricsNamespace")
+    );
+    assert_eq!(
+        variables["EVENT_WEBHOOK_URL"],
+        json!({"Fn::If": [HAS_WEBHOOK, reference("EventWebhookUrl"), reference("AWS::NoValue")]})
+    );
+    assert_eq!(
+        variables["EVENT_WEBHOOK_SECRET_ID"],
+        json!({"Fn::If": [HAS_WEBHOOK, reference(WEBHOOK_SECRET), reference("AWS::NoValue")]})
+    );
+    for webhook in [true, false] {
+        let template = with_condition(&load_template(), HAS_WEBHOOK, webhook);
+        let actual: BTreeSet<String> = environment(&template, PUBLISHER_FUNCTION)
+            .keys()
+            .cloned()
+            .collect();
+        let mut expected = names(PUBLISHER_ENV);
+        if webhook {
+            expected.extend(names(PUBLISHER_WEBHOOK_ENV));
+        }
+        assert_eq!(actual, expected, "EventWebhookUrl set: {webhook}");
+    }
+    // SQS's advice: a visibility timeout of 6 times the function's timeout,
+    // so a delivery still running is never handed out twice.
+    let timeout = timeout_ms(&template, PUBLISHER_FUNCTION) / 1000;
+    assert_eq!(timeout, 30);
+    assert_eq!(
+        properties(&template, WEBHOOK_QUEUE)["VisibilityTimeout"],
+        6 * timeout
+    );
+}
+
+#[test]
+fn the_stack_creates_its_bus_unless_one_is_named_and_outputs_it() {
+    let template = load_template();
+    let parameters = &template["Parameters"];
+    assert_eq!(parameters["EventBusName"]["Default"], "");
+    assert_eq!(
+        parameters["EventWebhookUrl"]["Default"], "",
+        "off by default"
+    );
+    assert_eq!(
+        parameters["EventWebhookUrl"]["AllowedPattern"],
+        "^(https://[^\\s]+)?$"
+    );
+    assert_eq!(parameters["EventWebhookUrl"]["MaxLength"], 2000);
+    let conditions = &template["Conditions"];
+    assert_eq!(
+        conditions[CREATES_BUS],
+        json!({"Fn::Equals": [reference("EventBusName"), ""]})
+    );
+    assert_eq!(
+        conditions[HAS_WEBHOOK],
+        json!({"Fn::Not": [{"Fn::Equals": [reference("EventWebhookUrl"), ""]}]})
+    );
+    let bus = resource(&template, EVENT_BUS);
+    assert_eq!(bus["Type"], "AWS::Events::EventBus");
+    assert_eq!(bus["Condition"], CREATES_BUS);
+    let outputs = &template["Outputs"];
+    assert_eq!(outputs["EventBusName"]["Value"], event_bus_name());
+    assert_eq!(outputs["EventBusArn"]["Value"], event_bus_arn());
+    assert_eq!(
+        outputs["EventWebhookSecretArn"]["Value"],
+        reference(WEBHOOK_SECRET)
+    );
+    assert_eq!(outputs["EventWebhookSecretArn"]["Condition"], HAS_WEBHOOK);
+    assert!(outputs["EventBusName"].get("Condition").is_none());
+    assert!(outputs["EventBusArn"].get("Condition").is_none());
+}
+
+#[test]
+fn the_webhook_exists_only_with_a_url_and_its_queue_takes_only_the_rules_events() {
+    let template = load_template();
+    for id in WEBHOOK_RESOURCES {
+        assert_eq!(resource(&template, id)["Condition"], HAS_WEBHOOK, "{id}");
+    }
+    for (id, alarm) in resources_of_type(&template, "AWS::CloudWatch::Alarm") {
+        let dimension = alarm["Properties"]["Dimensions"].to_string();
+        let webhook_metric = alarm["Properties"]["MetricName"] == "WebhookFailures";
+        if webhook_metric || dimension.contains(WEBHOOK_DLQ) {
+            assert_eq!(alarm["Condition"], HAS_WEBHOOK, "{id}");
+        } else {
+            assert!(alarm.get("Condition").is_none(), "{id}");
+        }
+    }
+    // Without the URL: none of it, and nothing names it.
+    let off = with_condition(&template, HAS_WEBHOOK, false);
+    let text = off.to_string();
+    for id in WEBHOOK_RESOURCES {
+        assert!(off["Resources"].get(id).is_none(), "{id}");
+        assert!(!text.contains(&format!("\"{id}\"")), "{id} is still named");
+    }
+
+    let on = with_condition(&template, HAS_WEBHOOK, true);
+    let secret = properties(&on, WEBHOOK_SECRET);
+    assert_eq!(
+        secret["GenerateSecretString"],
+        json!({"PasswordLength": 48, "ExcludePunctuation": true})
+    );
+    assert!(
+        secret.get("SecretString").is_none(),
+        "generated, never given"
+    );
+    assert_eq!(
+        properties(&on, WEBHOOK_QUEUE)["RedrivePolicy"],
+        json!({"deadLetterTargetArn": get_att(WEBHOOK_DLQ, "Arn"), "maxReceiveCount": 50})
+    );
+    let rule = properties(&on, WEBHOOK_RULE);
+    assert_eq!(rule["EventBusName"], event_bus_name());
+    // `SOURCE` in shared/protocol/src/events.rs.
+    assert_eq!(
+        rule["EventPattern"],
+        json!({"source": ["shop-token-broker"]})
+    );
+    let targets = rule["Targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1);
+    assert_eq!(targets[0]["Arn"], get_att(WEBHOOK_QUEUE, "Arn"));
+    let policy = properties(&on, WEBHOOK_QUEUE_POLICY);
+    assert_eq!(policy["Queues"], json!([reference(WEBHOOK_QUEUE)]));
+    let statements = policy["PolicyDocument"]["Statement"].as_array().unwrap();
+    assert_eq!(
+        statements,
+        &vec![json!({
+            "Sid": "WebhookRuleSendsEvents",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": get_att(WEBHOOK_QUEUE, "Arn"),
+            "Condition": {"ArnEquals": {"aws:SourceArn": get_att(WEBHOOK_RULE, "Arn")}},
+        })],
+        "only the rule, through EventBridge, may send to the queue"
+    );
+    assert_eq!(
+        properties(&on, WEBHOOK_MAPPING),
+        &json!({
+            "FunctionName": reference(PUBLISHER_FUNCTION),
+            "EventSourceArn": get_att(WEBHOOK_QUEUE, "Arn"),
+            "BatchSize": 10,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        })
+    );
 }

@@ -10,7 +10,7 @@ use broker_aws::storage::dynamodb::DynamoTokenCache;
 use broker_aws::storage::secrets_manager::SecretsManagerStore;
 use broker_aws::storage::{KmsKeyId, SecretNames};
 use broker_domain::ids::ShopRef;
-use broker_domain::model::{CacheEntry, ShoprenterCredentials, ShoptetInstallationRecord};
+use broker_domain::model::{CacheEntry, Origin, ShoprenterCredentials, ShoptetInstallationRecord};
 use broker_domain::secret::{ApiAccessToken, ClientSecret, InstallCode};
 use broker_domain::storage::{InstallationRegistry, InstallationStore, TokenCache};
 use broker_platforms::shoptet::{AddonCredentials, ShoptetClient, ShoptetConfig};
@@ -129,7 +129,10 @@ impl Fleet {
         )
         .record(
             shop,
-            &broker_domain::model::StatusChange::installed(std::time::SystemTime::now()),
+            &broker_domain::model::StatusChange::installed(
+                std::time::SystemTime::now(),
+                Origin::Import,
+            ),
         )
         .await
         .unwrap();

@@ -1,19 +1,27 @@
 //! The installation registry in DynamoDB: one item per shop, keyed like the
 //! token table, with a `platform` index for listing one platform.
 //!
-//! Every write is one `UpdateItem`, so a change and the registration it
-//! replaced are decided atomically; the re-check claim is a conditional
-//! write. Times are epoch milliseconds (N).
+//! A change is decided on the item as read and written with `PutItem` only
+//! if the item's `version` is still the one read (optimistic concurrency,
+//! retried on a lost race), so a change, the registration it replaced and
+//! the lifecycle event it is are one atomic write: the event is the item's
+//! `event` attribute, and the table's stream (NEW_AND_OLD_IMAGES) carries
+//! it to the publisher, which publishes a record whose `sequence` grew.
+//! The re-check claim is a conditional write that also moves `version`.
+//! Times are epoch milliseconds (N).
 
 use std::time::SystemTime;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::aws_errors::summary;
 use super::dynamo_item::{Item, consistent_get, is_conditional_failure, millis};
 use crate::ids::ShopRef;
 use crate::model::{InstallationStatus, Registration, StatusChange};
+use broker_domain::events::{
+    InstallationEvent, MintOutcome, apply_change, apply_mint, is_repeat, to_stored,
+};
 use broker_domain::storage::raw::{RawRegistration, corrupt_registration};
 use broker_domain::storage::{InstallationRegistry, RegistryPage, RegistryQuery, StoreError};
 
@@ -28,6 +36,18 @@ const STATUS: &str = "status";
 const INSTALLED_AT: &str = "installed_at";
 const UPDATED_AT: &str = "updated_at";
 const RECHECK_AT: &str = "recheck_at";
+/// The shop's last event's sequence number (N): the publisher publishes a
+/// stream record whose new `sequence` is greater than its old one.
+pub const SEQUENCE: &str = "sequence";
+const MINT_FAILURES: &str = "mint_failures";
+/// Moves with every write (N): what a conditional write compares.
+const VERSION: &str = "version";
+/// The event the write that set [`SEQUENCE`] committed: its JSON (S).
+pub const EVENT: &str = "event";
+
+/// Lost races a write retries before giving up as unavailable: each retry
+/// means another writer committed, so this many is a storm, not a race.
+const WRITE_ATTEMPTS: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct DynamoRegistry {
@@ -58,50 +78,39 @@ impl InstallationRegistry for DynamoRegistry {
         shop: &ShopRef,
         change: &StatusChange,
     ) -> Result<Option<Registration>, StoreError> {
-        // A (re)install starts now; otherwise the known install time stays
-        // (a shop not known yet starts now).
-        let installed = if change.installed {
-            "#installed = :at"
-        } else {
-            "#installed = if_not_exists(#installed, :at)"
-        };
-        let (recheck_set, recheck_remove) = match change.recheck_at {
-            Some(_) => (", #recheck = :recheck", ""),
-            None => ("", " REMOVE #recheck"),
-        };
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(shop.key()))
-            .update_expression(format!(
-                "SET #platform = :platform, #status = :status, #updated = :at, \
-                 {installed}{recheck_set}{recheck_remove}"
-            ))
-            .expression_attribute_names("#platform", PLATFORM)
-            .expression_attribute_names("#status", STATUS)
-            .expression_attribute_names("#updated", UPDATED_AT)
-            .expression_attribute_names("#installed", INSTALLED_AT)
-            .expression_attribute_names("#recheck", RECHECK_AT)
-            .expression_attribute_values(
-                ":platform",
-                AttributeValue::S(shop.platform().as_str().to_owned()),
-            )
-            .expression_attribute_values(":status", status(change.status))
-            .expression_attribute_values(":at", millis(change.at))
-            .return_values(ReturnValue::AllOld);
-        if let Some(recheck_at) = change.recheck_at {
-            update = update.expression_attribute_values(":recheck", millis(recheck_at));
+        for _ in 0..WRITE_ATTEMPTS {
+            let read = self.read(shop).await?;
+            let previous = read.registration.clone();
+            let (next, event) = apply_change(shop, previous.as_ref(), change);
+            if event.is_none() && is_repeat(previous.as_ref(), &next) {
+                return Ok(previous);
+            }
+            if self.put_if_unchanged(&read, &next, event.as_ref()).await? {
+                return Ok(previous);
+            }
         }
-        let output = update
-            .send()
-            .await
-            .map_err(|error| StoreError::Unavailable(summary(&error)))?;
-        // A new item has no old attributes.
-        match output.attributes() {
-            Some(old) if !old.is_empty() => registration_from_item(old).map(Some),
-            _ => Ok(None),
+        Err(lost_races())
+    }
+
+    async fn record_mint(
+        &self,
+        shop: &ShopRef,
+        outcome: &MintOutcome,
+        at: SystemTime,
+    ) -> Result<Option<InstallationEvent>, StoreError> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let read = self.read(shop).await?;
+            let Some(previous) = &read.registration else {
+                return Ok(None);
+            };
+            let Some((next, event)) = apply_mint(previous, outcome, at) else {
+                return Ok(None);
+            };
+            if self.put_if_unchanged(&read, &next, event.as_ref()).await? {
+                return Ok(event);
+            }
         }
+        Err(lost_races())
     }
 
     async fn claim_recheck(
@@ -117,12 +126,14 @@ impl InstallationRegistry for DynamoRegistry {
             .update_item()
             .table_name(&self.table)
             .key(PARTITION_KEY, AttributeValue::S(shop.key()))
-            .update_expression("SET #recheck = :next")
+            .update_expression("SET #recheck = :next ADD #version :one")
             .condition_expression(
                 "#status = :suspended AND (attribute_not_exists(#recheck) OR #recheck <= :now)",
             )
             .expression_attribute_names("#status", STATUS)
             .expression_attribute_names("#recheck", RECHECK_AT)
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":suspended", status(InstallationStatus::Suspended))
             .expression_attribute_values(":now", millis(now))
             .expression_attribute_values(":next", millis(next))
@@ -232,6 +243,117 @@ impl InstallationRegistry for DynamoRegistry {
     }
 }
 
+/// A shop's item as read: its registration and the version a write must
+/// find unchanged.
+struct Read {
+    registration: Option<Registration>,
+    /// `None`: no item, or an item from before versions.
+    version: Option<i64>,
+    exists: bool,
+}
+
+impl DynamoRegistry {
+    async fn read(&self, shop: &ShopRef) -> Result<Read, StoreError> {
+        let item = consistent_get(&self.client, &self.table, shop).await?;
+        let version = match &item {
+            Some(item) => number(item, VERSION)?,
+            None => None,
+        };
+        Ok(Read {
+            registration: item.as_ref().map(registration_from_item).transpose()?,
+            version,
+            exists: item.is_some(),
+        })
+    }
+
+    /// Puts the whole item (and its event) if no one wrote it since `read`;
+    /// `false`: someone did, decide again.
+    async fn put_if_unchanged(
+        &self,
+        read: &Read,
+        next: &Registration,
+        event: Option<&InstallationEvent>,
+    ) -> Result<bool, StoreError> {
+        let mut item = Item::from([
+            (PARTITION_KEY.to_owned(), AttributeValue::S(next.shop.key())),
+            (
+                PLATFORM.to_owned(),
+                AttributeValue::S(next.shop.platform().as_str().to_owned()),
+            ),
+            (STATUS.to_owned(), status(next.status)),
+            (INSTALLED_AT.to_owned(), millis(next.installed_at)),
+            (UPDATED_AT.to_owned(), millis(next.updated_at)),
+            (
+                SEQUENCE.to_owned(),
+                AttributeValue::N(next.sequence.to_string()),
+            ),
+            (
+                MINT_FAILURES.to_owned(),
+                AttributeValue::N(next.mint_failures.to_string()),
+            ),
+            (
+                VERSION.to_owned(),
+                AttributeValue::N((read.version.unwrap_or(0) + 1).to_string()),
+            ),
+        ]);
+        if let Some(recheck_at) = next.recheck_at {
+            item.insert(RECHECK_AT.to_owned(), millis(recheck_at));
+        }
+        if let Some(event) = event {
+            item.insert(EVENT.to_owned(), AttributeValue::S(to_stored(event)));
+        }
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        // DynamoDB refuses a name the condition does not use.
+        let request = match (read.exists, read.version) {
+            (false, _) => request
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PARTITION_KEY),
+            (true, None) => request
+                .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#version)")
+                .expression_attribute_names("#pk", PARTITION_KEY)
+                .expression_attribute_names("#version", VERSION),
+            (true, Some(version)) => request
+                .condition_expression("#version = :version")
+                .expression_attribute_names("#version", VERSION)
+                .expression_attribute_values(":version", AttributeValue::N(version.to_string())),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(error) if is_conditional_failure(&error) => Ok(false),
+            Err(error) => Err(StoreError::Unavailable(summary(&error))),
+        }
+    }
+}
+
+fn lost_races() -> StoreError {
+    StoreError::Unavailable(format!(
+        "the registration changed under each of {WRITE_ATTEMPTS} writes"
+    ))
+}
+
+/// A number attribute, if present; the error names the field only.
+fn number(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
+    item.get(name)
+        .map(|value| {
+            value
+                .as_n()
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| {
+                    let key = item
+                        .get(PARTITION_KEY)
+                        .and_then(|pk| pk.as_s().ok())
+                        .map_or("an unkeyed item", String::as_str);
+                    corrupt_registration(key, name)
+                })
+        })
+        .transpose()
+}
+
 fn status(status: InstallationStatus) -> AttributeValue {
     AttributeValue::S(status.as_str().to_owned())
 }
@@ -275,6 +397,8 @@ fn registration_from_item(item: &Item) -> Result<Registration, StoreError> {
         installed_ms: number(INSTALLED_AT)?,
         updated_ms: number(UPDATED_AT)?,
         recheck_ms: number(RECHECK_AT)?,
+        sequence: number(SEQUENCE)?,
+        mint_failures: number(MINT_FAILURES)?,
         key,
     }
     .into_registration()

@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use super::{
-    InstallationInventory, InstallationRegistry, InstallationStore, InventoryCursor, InventoryPage,
-    InventoryQuery, LeaseAttempt, RecoveryWindow, RedirectAcceptance, RegistryPage, RegistryQuery,
-    SaveOutcome, SignedRedirects, StoreError, TokenCache, key_after, page_limit,
+    EventOutbox, InstallationInventory, InstallationRegistry, InstallationStore, InventoryCursor,
+    InventoryPage, InventoryQuery, LeaseAttempt, RecoveryWindow, RedirectAcceptance, RegistryPage,
+    RegistryQuery, SaveOutcome, SignedRedirects, StoreError, TokenCache, key_after, page_limit,
     redirect_acceptance, shop_of_key,
 };
+use crate::events::{InstallationEvent, MintOutcome, apply_change, apply_mint, is_repeat};
 use crate::ids::ShopRef;
 use crate::model::{
     AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Lease, Registration,
@@ -77,15 +78,35 @@ impl InstallationInventory for MemoryInstallationStore {
 }
 
 /// The installation registry in process memory, ordered by
-/// [`ShopRef::key`] (the order [`InstallationRegistry::list`] pages in).
+/// [`ShopRef::key`] (the order [`InstallationRegistry::list`] pages in),
+/// with its outbox of lifecycle events: both behind one lock, so a change
+/// and its event are one write.
 #[derive(Clone, Default)]
 pub struct MemoryRegistry {
-    registrations: Arc<Mutex<BTreeMap<String, Registration>>>,
+    state: Arc<Mutex<RegistryState>>,
+}
+
+#[derive(Default)]
+struct RegistryState {
+    registrations: BTreeMap<String, Registration>,
+    /// Every event committed, oldest first, and whether it was delivered.
+    outbox: Vec<(InstallationEvent, bool)>,
+}
+
+impl MemoryRegistry {
+    /// Every event committed so far, oldest first (for tests).
+    pub fn events(&self) -> Vec<InstallationEvent> {
+        locked(&self.state)
+            .outbox
+            .iter()
+            .map(|(event, _)| event.clone())
+            .collect()
+    }
 }
 
 impl InstallationRegistry for MemoryRegistry {
     async fn registration(&self, shop: &ShopRef) -> Result<Option<Registration>, StoreError> {
-        Ok(locked(&self.registrations).get(&shop.key()).cloned())
+        Ok(locked(&self.state).registrations.get(&shop.key()).cloned())
     }
 
     async fn record(
@@ -93,23 +114,35 @@ impl InstallationRegistry for MemoryRegistry {
         shop: &ShopRef,
         change: &StatusChange,
     ) -> Result<Option<Registration>, StoreError> {
-        let mut registrations = locked(&self.registrations);
-        let previous = registrations.get(&shop.key()).cloned();
-        let installed_at = match &previous {
-            Some(previous) if !change.installed => previous.installed_at,
-            _ => change.at,
-        };
-        registrations.insert(
-            shop.key(),
-            Registration {
-                shop: shop.clone(),
-                status: change.status,
-                installed_at,
-                updated_at: change.at,
-                recheck_at: change.recheck_at,
-            },
-        );
+        let mut state = locked(&self.state);
+        let previous = state.registrations.get(&shop.key()).cloned();
+        let (next, event) = apply_change(shop, previous.as_ref(), change);
+        if event.is_none() && is_repeat(previous.as_ref(), &next) {
+            return Ok(previous);
+        }
+        state.registrations.insert(shop.key(), next);
+        state.outbox.extend(event.map(|event| (event, false)));
         Ok(previous)
+    }
+
+    async fn record_mint(
+        &self,
+        shop: &ShopRef,
+        outcome: &MintOutcome,
+        at: SystemTime,
+    ) -> Result<Option<InstallationEvent>, StoreError> {
+        let mut state = locked(&self.state);
+        let Some(previous) = state.registrations.get(&shop.key()) else {
+            return Ok(None);
+        };
+        let Some((next, event)) = apply_mint(previous, outcome, at) else {
+            return Ok(None);
+        };
+        state.registrations.insert(shop.key(), next);
+        state
+            .outbox
+            .extend(event.clone().map(|event| (event, false)));
+        Ok(event)
     }
 
     async fn claim_recheck(
@@ -118,7 +151,7 @@ impl InstallationRegistry for MemoryRegistry {
         now: SystemTime,
         next: SystemTime,
     ) -> Result<bool, StoreError> {
-        match locked(&self.registrations).get_mut(&shop.key()) {
+        match locked(&self.state).registrations.get_mut(&shop.key()) {
             Some(registration)
                 if registration.status == InstallationStatus::Suspended
                     && registration.recheck_at.is_none_or(|at| at <= now) =>
@@ -131,7 +164,8 @@ impl InstallationRegistry for MemoryRegistry {
     }
 
     async fn list(&self, query: &RegistryQuery) -> Result<RegistryPage, StoreError> {
-        let registrations = locked(&self.registrations);
+        let state = locked(&self.state);
+        let registrations = &state.registrations;
         let start = match &query.after {
             Some(after) => Bound::Excluded(after.key()),
             None => Bound::Unbounded,
@@ -156,6 +190,27 @@ impl InstallationRegistry for MemoryRegistry {
             registrations: page,
             next_after,
         })
+    }
+}
+
+impl EventOutbox for MemoryRegistry {
+    async fn pending(&self, limit: usize) -> Result<Vec<InstallationEvent>, StoreError> {
+        Ok(locked(&self.state)
+            .outbox
+            .iter()
+            .filter(|(_, delivered)| !delivered)
+            .take(limit)
+            .map(|(event, _)| event.clone())
+            .collect())
+    }
+
+    async fn delivered(&self, id: &str) -> Result<(), StoreError> {
+        for (event, delivered) in &mut locked(&self.state).outbox {
+            if event.id == id {
+                *delivered = true;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use std::num::NonZeroUsize;
 
+use crate::events::{InstallationEvent, MintOutcome};
 use crate::ids::{Platform, ShopRef, ShoprenterShopName, ShoptetEshopId};
 use crate::model::{
     AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Registration,
@@ -253,14 +254,25 @@ pub trait InstallationRegistry: Send + Sync {
         shop: &ShopRef,
     ) -> impl Future<Output = Result<Option<Registration>, StoreError>> + Send;
 
-    /// Records a confirmed change in one atomic write and returns the
-    /// registration it replaced, so concurrent callers can tell which one
-    /// made the change.
+    /// Records a confirmed change in one atomic write, with the lifecycle
+    /// event it is ([`crate::events::apply_change`]) in the same write, and
+    /// returns the registration it replaced, so concurrent callers can tell
+    /// which one made the change (and exactly one event is written).
     fn record(
         &self,
         shop: &ShopRef,
         change: &StatusChange,
     ) -> impl Future<Output = Result<Option<Registration>, StoreError>> + Send;
+
+    /// Counts a vend's mint for a shop the registry knows
+    /// ([`crate::events::apply_mint`]), with its event in the same atomic
+    /// write; the event written, if any. An unknown shop: nothing.
+    fn record_mint(
+        &self,
+        shop: &ShopRef,
+        outcome: &MintOutcome,
+        at: SystemTime,
+    ) -> impl Future<Output = Result<Option<InstallationEvent>, StoreError>> + Send;
 
     /// Claims a suspended shop's due re-check: `true` for exactly one caller
     /// while the shop is `Suspended` with `recheck_at` missing or not after
@@ -279,6 +291,20 @@ pub trait InstallationRegistry: Send + Sync {
         &self,
         query: &RegistryQuery,
     ) -> impl Future<Output = Result<RegistryPage, StoreError>> + Send;
+}
+
+/// Lifecycle events committed by a registry that has no stream of its own
+/// (SQLite, memory), oldest first, until delivered. The DynamoDB registry
+/// needs none: its table's stream is its outbox.
+pub trait EventOutbox: Send + Sync {
+    /// Up to `limit` undelivered events, in the order they were committed.
+    fn pending(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<InstallationEvent>, StoreError>> + Send;
+
+    /// Marks an event delivered; it is not offered again. Idempotent.
+    fn delivered(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// What to list.

@@ -70,6 +70,10 @@ pub struct RawRegistration {
     pub installed_ms: Option<i64>,
     pub updated_ms: Option<i64>,
     pub recheck_ms: Option<i64>,
+    /// Absent in rows written before lifecycle events: 0.
+    pub sequence: Option<i64>,
+    /// Absent in rows written before lifecycle events: 0.
+    pub mint_failures: Option<i64>,
 }
 
 impl RawRegistration {
@@ -98,6 +102,9 @@ impl RawRegistration {
                 .recheck_ms
                 .map(|ms| from_millis(ms).ok_or_else(|| bad("recheck_at")))
                 .transpose()?,
+            sequence: u64::try_from(self.sequence.unwrap_or(0)).map_err(|_| bad("sequence"))?,
+            mint_failures: u32::try_from(self.mint_failures.unwrap_or(0))
+                .map_err(|_| bad("mint_failures"))?,
             shop,
         })
     }
@@ -149,6 +156,8 @@ mod tests {
             installed_ms: Some(1_700_000_000_001),
             updated_ms: Some(1_700_000_000_002),
             recheck_ms: Some(1_700_000_000_003),
+            sequence: Some(4),
+            mint_failures: None,
         };
         let registration = raw.into_registration().unwrap();
         assert_eq!(
@@ -159,6 +168,7 @@ mod tests {
         assert_eq!(millis(registration.installed_at), 1_700_000_000_001);
         assert_eq!(millis(registration.updated_at), 1_700_000_000_002);
         assert_eq!(registration.recheck_at.map(millis), Some(1_700_000_000_003));
+        assert_eq!((registration.sequence, registration.mint_failures), (4, 0));
     }
 
     #[test]
@@ -170,6 +180,8 @@ mod tests {
             installed_ms: Some(1),
             updated_ms: Some(2),
             recheck_ms: None,
+            sequence: None,
+            mint_failures: None,
         };
         assert!(good().into_registration().is_ok());
         let broken = [

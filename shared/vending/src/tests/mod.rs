@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use self::platforms::InMemoryPlatforms;
 use crate::ids::{ShopRef, ShoptetEshopId};
 use crate::model::{
-    InstallationStatus, ShoptetInstallation, ShoptetInstallationRecord, StatusChange,
+    InstallationStatus, Origin, ShoptetInstallation, ShoptetInstallationRecord, StatusChange,
 };
 use crate::secret::{ExposeSecret, OAuthAccessToken};
 use crate::storage::memory::{MemoryInstallationStore, MemoryRegistry, MemoryTokenCache};
@@ -70,7 +70,10 @@ impl World {
         self.platforms.grant_installation(oauth);
         self.stores
             .registry
-            .record(&shop(), &StatusChange::installed(self.now()))
+            .record(
+                &shop(),
+                &StatusChange::installed(self.now(), Origin::Import),
+            )
             .await
             .unwrap();
     }
@@ -100,7 +103,7 @@ impl World {
     async fn registry_says(&self, status: InstallationStatus, recheck_at: Option<SystemTime>) {
         let change = StatusChange {
             recheck_at,
-            ..StatusChange::to(status, self.now())
+            ..StatusChange::to(status, self.now(), Origin::Operator)
         };
         self.stores.registry.record(&shop(), &change).await.unwrap();
     }

@@ -1,0 +1,457 @@
+//! Lifecycle events, end to end in the emulator: the real install callback
+//! and vendor change the registry (DynamoDB in moto, its stream on), the
+//! real publisher handler publishes the stream's records to a bus of
+//! moto's, and a rule on the bus feeds the queue these tests read, as a
+//! subscriber would. Only the event source mapping's polling is played
+//! (`test_support::events::RegistryStream`): moto runs no Lambda.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::Secrets;
+use common::lifecycle::{APP_SHOP, Lifecycle, Setup, event, unix_now, vend};
+use event_publisher::Publisher;
+use event_publisher::batch::Batch;
+use lambda_http::http::StatusCode;
+use platform_double::InstallationState;
+use serde_json::Value;
+use test_support::events::{
+    BusTap, Pumped, RegistryStream, assert_valid_against_schemas, endpoint_answering,
+    endpoint_never_answering,
+};
+use test_support::{CapturedLogs, LeakScanner};
+use tokio::sync::Mutex;
+
+/// A lifecycle broker (signed webhooks), its registry's stream, a bus with
+/// a subscriber's queue, and the publisher between them.
+struct Pipeline {
+    broker: Lifecycle,
+    stream: Mutex<RegistryStream>,
+    tap: BusTap,
+    publisher: Publisher,
+    /// The publisher's metric lines.
+    metrics: CapturedLogs,
+}
+
+impl Pipeline {
+    async fn start() -> Self {
+        let broker = Lifecycle::start(Setup {
+            webhook_key: true,
+            ..Setup::default()
+        })
+        .await;
+        let stream = RegistryStream::open(&broker.aws, &broker.registry_table).await;
+        let tap = BusTap::create(&broker.aws).await;
+        let (publisher, metrics) = publisher(&broker.aws, &tap.bus);
+        Self {
+            broker,
+            stream: Mutex::new(stream),
+            tap,
+            publisher,
+            metrics,
+        }
+    }
+
+    /// What the event source mapping does between two invocations.
+    async fn pump_with(&self, publisher: &Publisher) -> Pumped {
+        self.stream
+            .lock()
+            .await
+            .pump(25, |records| async move {
+                let batch: Batch = serde_json::from_value(records).expect("Lambda's stream batch");
+                serde_json::to_value(publisher.handle(batch).await).unwrap()
+            })
+            .await
+    }
+
+    async fn pump(&self) -> Pumped {
+        self.pump_with(&self.publisher).await
+    }
+
+    /// The details that reached the subscriber's queue since last asked.
+    async fn delivered(&self) -> Vec<Value> {
+        let envelopes = self.tap.drain().await;
+        for envelope in &envelopes {
+            assert_eq!(envelope["source"], "shop-token-broker");
+            let kind = envelope["detail"]["kind"].as_str().unwrap().to_owned();
+            let expected = broker_domain::events::EventKind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == kind)
+                .unwrap()
+                .detail_type();
+            assert_eq!(envelope["detail-type"], expected);
+        }
+        envelopes.into_iter().map(|e| e["detail"].clone()).collect()
+    }
+
+    /// Pumps and reads the queue.
+    async fn published(&self) -> Vec<Value> {
+        let pumped = self.pump().await;
+        assert!(!pumped.stuck, "the publisher reported a failure");
+        self.delivered().await
+    }
+}
+
+fn publisher(aws: &aws_config::SdkConfig, bus: &str) -> (Publisher, CapturedLogs) {
+    use broker_runtime::metrics::{Metrics, Service};
+    let out = CapturedLogs::default();
+    let metrics = Metrics::new(Service::EventPublisher, "BrokerTest", out.clone())
+        .with_flush_interval(Duration::ZERO);
+    let publisher = Publisher::new(
+        bus,
+        aws_sdk_eventbridge::Client::new(aws),
+        None,
+        Arc::new(metrics),
+    );
+    (publisher, out)
+}
+
+/// A publisher whose EventBridge is at `endpoint` (refusing, or hanging).
+async fn publisher_at(endpoint: &str, bus: &str) -> Publisher {
+    let aws = test_support::sdk_config_for_endpoint(endpoint).await;
+    publisher(&aws, bus).0
+}
+
+fn kinds(details: &[Value]) -> Vec<&str> {
+    details
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn install_suspend_approve_uninstall_and_reinstall_each_yield_exactly_one_event() {
+    let pipeline = Pipeline::start().await;
+    let broker = &pipeline.broker;
+    let eshop = 770_001;
+    let shop = eshop.to_string();
+    let mut secrets = Secrets::default();
+    let mut all = Vec::new();
+
+    broker.install_shoptet(eshop, &mut secrets).await;
+    let installed = pipeline.published().await;
+    assert_eq!(kinds(&installed), ["installed"]);
+    let first = &installed[0];
+    assert_eq!(first["platform"], "shoptet");
+    assert_eq!(first["shop"], shop);
+    assert_eq!(first["sequence"], 1);
+    assert_eq!(first["cause"], "platform_install");
+    assert_eq!(first["reinstall"], false);
+    assert!(
+        first["shop_details"]["eshop_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http")
+    );
+    all.extend(installed);
+
+    let webhook = async |name: &str| {
+        let (status, body) = broker.webhook(&event(eshop, name, SystemTime::now())).await;
+        assert_eq!(
+            (status, &body["status"]),
+            (StatusCode::OK, &Value::from("processed")),
+            "{name}"
+        );
+        pipeline.published().await
+    };
+    broker
+        .double
+        .set_installation_state(eshop, InstallationState::Suspended);
+    let suspended = webhook("addon:suspend").await;
+    assert_eq!(kinds(&suspended), ["suspended"]);
+    assert_eq!(suspended[0]["platform_event"], "addon:suspend");
+    assert_eq!(suspended[0]["cause"], "platform_webhook");
+    all.extend(suspended);
+
+    broker
+        .double
+        .set_installation_state(eshop, InstallationState::Active);
+    let resumed = webhook("addon:approve").await;
+    assert_eq!(kinds(&resumed), ["resumed"]);
+    all.extend(resumed);
+
+    broker.double.uninstall(eshop);
+    let uninstalled = webhook("addon:uninstall").await;
+    assert_eq!(kinds(&uninstalled), ["uninstalled"]);
+    all.extend(uninstalled);
+
+    broker.install_shoptet(eshop, &mut secrets).await;
+    let reinstalled = pipeline.published().await;
+    assert_eq!(kinds(&reinstalled), ["installed"]);
+    assert_eq!(reinstalled[0]["reinstall"], true);
+    all.extend(reinstalled);
+
+    // Nothing more: one event per change, numbered 1..=5 for the shop.
+    assert_eq!(pipeline.pump().await, Pumped::default());
+    assert!(pipeline.delivered().await.is_empty());
+    let sequences: Vec<u64> = all
+        .iter()
+        .map(|d| d["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sequences, [1, 2, 3, 4, 5]);
+    let ids: std::collections::HashSet<_> = all.iter().map(|d| d["id"].to_string()).collect();
+    assert_eq!(ids.len(), 5);
+    assert_valid_against_schemas(&all);
+
+    // No code, token, key or signature in any event, nor in the publisher's
+    // metric lines.
+    let mut scanner = LeakScanner::new(secrets.values.clone());
+    scanner.add(common::lifecycle::WEBHOOK_KEY);
+    for signature in broker.signatures.lock().unwrap().iter() {
+        scanner.add(signature.clone());
+    }
+    assert!(scanner.len() >= 5, "the scan has secrets to look for");
+    scanner.assert_absent("the events", &serde_json::to_string(&all).unwrap());
+    scanner.assert_absent("the publisher's metrics", &pipeline.metrics.text());
+    assert_eq!(
+        pipeline.metrics.metrics_moved(&["EventsPublished"]),
+        [("EventsPublished", 5)]
+    );
+
+    // The example subscriber's tenant table, after these events and after
+    // the same events delivered twice: the same, and right.
+    let envelopes: Vec<Value> = all
+        .iter()
+        .map(|detail| {
+            serde_json::json!({
+                "id": "eb-envelope", "source": "shop-token-broker",
+                "detail-type": "x", "detail": detail
+            })
+        })
+        .collect();
+    let once = subscriber_tenants(&envelopes, 1);
+    let twice = subscriber_tenants(&envelopes, 2);
+    assert_eq!(once, twice);
+    let tenants: Value = serde_json::from_str(&once).unwrap();
+    assert_eq!(tenants.as_array().unwrap().len(), 1, "{tenants}");
+    assert_eq!(tenants[0]["shop"], shop);
+    assert_eq!(tenants[0]["status"], "active");
+    assert_eq!(tenants[0]["last_sequence"], 5);
+}
+
+/// Runs the example subscriber (`examples/subscriber`) on `envelopes`,
+/// `times` over, against the emulator; its tenant items as JSON.
+fn subscriber_tenants(envelopes: &[Value], times: u32) -> String {
+    use test_support::events::{python, repo_root, tempfile_path};
+    let file = tempfile_path("envelopes.json");
+    std::fs::write(&file, serde_json::to_vec(envelopes).unwrap()).unwrap();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("the emulator");
+    let output = std::process::Command::new(python())
+        .arg(repo_root().join("examples/subscriber/check.py"))
+        .args(["--endpoint", &endpoint, "--events"])
+        .arg(&file)
+        .args(["--times", &times.to_string()])
+        .output()
+        .expect("running examples/subscriber/check.py");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn an_uninstall_while_eventbridge_refuses_answers_as_before_and_its_event_arrives_once_after()
+{
+    let pipeline = Pipeline::start().await;
+    let broker = &pipeline.broker;
+    let eshop = 770_002;
+    let mut secrets = Secrets::default();
+    broker.install_shoptet(eshop, &mut secrets).await;
+    assert_eq!(kinds(&pipeline.published().await), ["installed"]);
+
+    broker.double.uninstall(eshop);
+    let (status, body) = broker
+        .webhook(&event(eshop, "addon:uninstall", SystemTime::now()))
+        .await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &Value::from("processed"))
+    );
+    assert_eq!(
+        broker
+            .registry_status("shoptet", &eshop.to_string())
+            .await
+            .as_deref(),
+        Some("uninstalled")
+    );
+
+    // EventBridge answers 500: the batch is reported failed, nothing is
+    // published, and the mapping would retry from the uninstall's record.
+    let refusing = publisher_at(&endpoint_answering(500).await, &pipeline.tap.bus).await;
+    for _ in 0..2 {
+        assert_eq!(
+            pipeline.pump_with(&refusing).await,
+            Pumped {
+                handled: 0,
+                stuck: true
+            }
+        );
+    }
+    assert!(pipeline.delivered().await.is_empty());
+
+    // Back: exactly one uninstalled event, and nothing after it.
+    let after = pipeline.published().await;
+    assert_eq!(kinds(&after), ["uninstalled"]);
+    assert_eq!(after[0]["sequence"], 2);
+    assert_eq!(pipeline.pump().await, Pumped::default());
+    assert!(pipeline.delivered().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_install_while_eventbridge_hangs_answers_within_shoptets_five_seconds_and_its_event_follows()
+ {
+    let pipeline = Pipeline::start().await;
+    let broker = &pipeline.broker;
+    let hanging = publisher_at(&endpoint_never_answering().await, &pipeline.tap.bus).await;
+    let eshop = 770_003;
+    let mut secrets = Secrets::default();
+    // The publisher is mid-batch against a hanging EventBridge while the
+    // install runs: the install neither waits for it nor notices it.
+    let started = Instant::now();
+    let (pumped, ()) = tokio::join!(pipeline.pump_with(&hanging), async {
+        broker.install_shoptet(eshop, &mut secrets).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    });
+    assert!(pumped.handled <= 1);
+    // Whatever that batch held, the publish that hangs fails the batch.
+    let stuck = pipeline.pump_with(&hanging).await;
+    assert!(stuck.stuck, "{stuck:?}");
+    assert!(pipeline.delivered().await.is_empty());
+
+    let after = pipeline.published().await;
+    assert_eq!(kinds(&after), ["installed"]);
+    assert_eq!(pipeline.pump().await, Pumped::default());
+    assert!(pipeline.delivered().await.is_empty());
+}
+
+#[tokio::test]
+async fn twenty_duplicate_uninstall_deliveries_at_once_produce_exactly_one_uninstalled_event() {
+    let pipeline = Pipeline::start().await;
+    let broker = &pipeline.broker;
+    let eshop = 770_004;
+    let mut secrets = Secrets::default();
+    broker.install_shoptet(eshop, &mut secrets).await;
+    assert_eq!(kinds(&pipeline.published().await), ["installed"]);
+
+    broker.double.uninstall(eshop);
+    let body = event(eshop, "addon:uninstall", SystemTime::now());
+    let answers = futures_util::future::join_all((0..20).map(|_| broker.webhook(&body))).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+    }
+    let processed = answers
+        .iter()
+        .filter(|(_, body)| body["status"] == "processed")
+        .count();
+    assert!(processed >= 1, "{answers:?}");
+
+    let events = pipeline.published().await;
+    assert_eq!(kinds(&events), ["uninstalled"], "{events:?}");
+}
+
+#[tokio::test]
+async fn an_install_then_an_uninstall_within_a_second_produce_both_events_in_sequence_order() {
+    let pipeline = Pipeline::start().await;
+    let broker = &pipeline.broker;
+    let eshop = 770_005;
+    let mut secrets = Secrets::default();
+    let started = Instant::now();
+    broker.install_shoptet(eshop, &mut secrets).await;
+    broker.double.uninstall(eshop);
+    let (status, _) = broker
+        .webhook(&event(eshop, "addon:uninstall", SystemTime::now()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let mut events = pipeline.published().await;
+    events.sort_by_key(|e| e["sequence"].as_u64());
+    assert_eq!(kinds(&events), ["installed", "uninstalled"]);
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["sequence"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+}
+
+#[tokio::test]
+async fn a_shop_whose_mints_are_refused_three_times_in_a_row_fails_once_and_recovers_once() {
+    let pipeline = Pipeline::start().await;
+    let broker = &pipeline.broker;
+    let mut secrets = Secrets::default();
+    let response = broker
+        .shoprenter_redirect("install", APP_SHOP, unix_now(), "", None, &mut secrets)
+        .await;
+    assert!(response.status().is_success() || response.status().is_redirection());
+    assert_eq!(kinds(&pipeline.published().await), ["installed"]);
+
+    // The install's token is in the shared cache; without it every vend
+    // of a new instance mints.
+    aws_sdk_dynamodb::Client::new(&broker.aws)
+        .delete_item()
+        .table_name(&broker.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("shoprenter#{APP_SHOP}")),
+        )
+        .send()
+        .await
+        .unwrap();
+    // Shoprenter stops taking the app's credentials for the shop.
+    broker.double.register_shoprenter_client(
+        APP_SHOP,
+        common::SHOPRENTER_CLIENT_ID,
+        "a-secret-the-broker-does-not-have",
+        &["product:read"],
+    );
+    // Each vend a new instance's, each one mint refused (invalid_client).
+    for attempt in 1..=5 {
+        let (status, body) = vend(&broker.vendor().await, "shoprenter", APP_SHOP).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "attempt {attempt}: {body}");
+        assert_eq!(body["error"]["code"], "upstream_rejected");
+    }
+    let failing = pipeline.published().await;
+    assert_eq!(kinds(&failing), ["minting_failing"]);
+    assert_eq!(failing[0]["cause"], "vendor");
+    assert_eq!(failing[0]["minting"]["error_code"], "upstream_rejected");
+    assert_eq!(failing[0]["minting"]["consecutive_failures"], 3);
+
+    // The credentials work again: the first success recovers, once.
+    broker.double.register_shoprenter_client(
+        APP_SHOP,
+        common::SHOPRENTER_CLIENT_ID,
+        common::SHOPRENTER_CLIENT_SECRET,
+        &["product:read"],
+    );
+    for _ in 0..2 {
+        let (status, body) = vend(&broker.vendor().await, "shoprenter", APP_SHOP).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        secrets
+            .values
+            .push(body["access_token"].as_str().unwrap().to_owned());
+    }
+    let recovered = pipeline.published().await;
+    assert_eq!(kinds(&recovered), ["minting_recovered"]);
+    assert_eq!(recovered[0]["minting"]["consecutive_failures"], 5);
+    assert!(recovered[0]["minting"].get("error_code").is_none());
+    let mut both = failing;
+    both.extend(recovered);
+    assert_valid_against_schemas(&both);
+    LeakScanner::new(secrets.values)
+        .assert_absent("the minting events", &serde_json::to_string(&both).unwrap());
+}
