@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use broker_domain::storage::InstallationStore;
 use broker_sqlite::SqliteStore;
 use serde_json::Value;
+use test_support::events::Received;
 
 /// The sandbox e-shop's token route, as the walkthrough prints it.
 const TOKEN_ROUTE: &str = "/tokens/shoptet/222651";
@@ -434,48 +435,6 @@ fn a_foreign_host_an_unauthorised_caller_and_an_oversized_body_are_refused_befor
     drop(server);
 }
 
-/// One request an endpoint received.
-#[derive(Debug, Clone)]
-struct Received {
-    headers: std::collections::HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-/// A plain HTTP endpoint on loopback that records every request and
-/// answers 204.
-fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/broker-events", listener.local_addr().unwrap());
-    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let kept = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut headers = std::collections::HashMap::new();
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            loop {
-                line.clear();
-                reader.read_line(&mut line).unwrap();
-                let Some((name, value)) = line.trim_end().split_once(':') else {
-                    break;
-                };
-                headers.insert(name.to_ascii_lowercase(), value.trim().to_owned());
-            }
-            let length: usize = headers["content-length"].parse().unwrap();
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            kept.lock().unwrap().push(Received { headers, body });
-            stream
-                .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
-                .unwrap();
-        }
-    });
-    (url, received)
-}
-
 /// The documented check, as each of the three snippets in
 /// `examples/events` runs it: whether it calls the delivery genuine.
 fn snippets_accept(delivery: &Received, secret: &str) -> [bool; 3] {
@@ -492,9 +451,9 @@ fn snippets_accept(delivery: &Received, secret: &str) -> [bool; 3] {
         let mut child = Command::new(program)
             .arg(&script)
             .env("EVENTS_SECRET", secret)
-            .env("WEBHOOK_ID", &delivery.headers["webhook-id"])
-            .env("WEBHOOK_TIMESTAMP", &delivery.headers["webhook-timestamp"])
-            .env("WEBHOOK_SIGNATURE", &delivery.headers["webhook-signature"])
+            .env("WEBHOOK_ID", delivery.header("webhook-id"))
+            .env("WEBHOOK_TIMESTAMP", delivery.header("webhook-timestamp"))
+            .env("WEBHOOK_SIGNATURE", delivery.header("webhook-signature"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -520,7 +479,8 @@ fn snippets_accept(delivery: &Received, secret: &str) -> [bool; 3] {
 #[test]
 fn local_mode_delivers_an_install_a_suspension_and_an_uninstall_signed_and_prints_them() {
     let (_dir, db) = fresh_db();
-    let (url, received) = receiver();
+    let receiver = test_support::events::EventReceiver::start(204);
+    let url = receiver.url.clone();
     let secret = "local-events-secret-for-this-test";
     let server = Server::start_with(&db, &["--events-url", &url, "--events-secret", secret], &[]);
     assert!(
@@ -535,11 +495,7 @@ fn local_mode_delivers_an_install_a_suspension_and_an_uninstall_signed_and_print
     http(server.curl_line("/_double/shoptet/222651/suspend"));
     http(server.curl_line("/_double/shoptet/222651/uninstall"));
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while received.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let deliveries = received.lock().unwrap().clone();
+    let deliveries = receiver.wait_for(3, std::time::Duration::from_secs(15));
     let events: Vec<Value> = deliveries
         .iter()
         .map(|d| serde_json::from_slice(&d.body).unwrap())
@@ -554,7 +510,7 @@ fn local_mode_delivers_an_install_a_suspension_and_an_uninstall_signed_and_print
 
     let signing = broker_domain::secret::EventSigningSecret::new(secret);
     for (delivery, event) in deliveries.iter().zip(&events) {
-        let header = |name: &str| delivery.headers[name].as_str();
+        let header = |name: &str| delivery.header(name);
         assert_eq!(
             event["id"],
             header("webhook-id"),
@@ -587,9 +543,9 @@ fn local_mode_delivers_an_install_a_suspension_and_an_uninstall_signed_and_print
     assert!(
         broker_events::verify(
             &signing,
-            &tampered.headers["webhook-id"],
-            &tampered.headers["webhook-timestamp"],
-            &tampered.headers["webhook-signature"],
+            tampered.header("webhook-id"),
+            tampered.header("webhook-timestamp"),
+            tampered.header("webhook-signature"),
             &tampered.body,
             std::time::SystemTime::now(),
         )

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use broker_domain::events::{InstallationEvent, from_stored};
+use broker_domain::events::InstallationEvent;
+use broker_domain::storage::raw::from_stored;
 
 /// The registry item's attributes the publisher reads (the DynamoDB
 /// adapter writes them: `broker_aws::storage::dynamodb_registry`).
@@ -119,4 +120,124 @@ pub struct BatchResponse {
 pub struct ItemFailure {
     #[serde(rename = "itemIdentifier")]
     pub item_identifier: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn event_json(sequence: u64) -> String {
+        json!({
+            "schema_version": 1, "id": "0c3d7a52-5b8f-4a59-9a43-2f0f3c1f9a10",
+            "kind": "suspended", "platform": "shoptet", "shop": "222651",
+            "sequence": sequence, "occurred_at": "2026-12-06T13:00:00.123Z",
+            "cause": "platform_webhook", "platform_event": "addon:suspend"
+        })
+        .to_string()
+    }
+
+    /// A stream record as Lambda sends it, with extra fields it carries.
+    fn record(old: Option<u64>, new: Option<(u64, String)>) -> Value {
+        let mut change = json!({
+            "ApproximateCreationDateTime": 1_796_560_000.5,
+            "Keys": {"pk": {"S": "shoptet#222651"}},
+            "SequenceNumber": "4100000000017454423010",
+            "SizeBytes": 276,
+            "StreamViewType": "NEW_AND_OLD_IMAGES"
+        });
+        if let Some(old) = old {
+            change["OldImage"] =
+                json!({"pk": {"S": "shoptet#222651"}, "sequence": {"N": old.to_string()}});
+        }
+        if let Some((sequence, event)) = new {
+            change["NewImage"] = json!({
+                "pk": {"S": "shoptet#222651"},
+                "sequence": {"N": sequence.to_string()},
+                "event": {"S": event}
+            });
+        }
+        json!({
+            "eventID": "1", "eventName": "MODIFY", "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "eu-central-1",
+            "eventSourceARN": "arn:aws:dynamodb:eu-central-1:1:table/r/stream/x",
+            "dynamodb": change
+        })
+    }
+
+    fn change_of(record: Value) -> Change {
+        let batch: Batch = serde_json::from_value(json!({ "Records": [record] })).unwrap();
+        match batch.records.into_iter().next().unwrap() {
+            Record::Change(change) => change.change(),
+            Record::Delivery(_) => panic!("a stream record"),
+        }
+    }
+
+    #[test]
+    fn a_record_whose_sequence_grew_is_its_event_and_any_other_is_quiet() {
+        let Change::Event(event) = change_of(record(Some(1), Some((2, event_json(2))))) else {
+            panic!("an event");
+        };
+        assert_eq!((event.sequence, event.kind.as_str()), (2, "suspended"));
+        // A first write (no old image) that numbered an event.
+        assert!(matches!(
+            change_of(record(None, Some((1, event_json(1))))),
+            Change::Event(_)
+        ));
+        // A write that numbered nothing (a re-check claim, a counted mint).
+        assert!(matches!(
+            change_of(record(Some(2), Some((2, event_json(2))))),
+            Change::Quiet
+        ));
+        // An item removed.
+        assert!(matches!(change_of(record(Some(2), None)), Change::Quiet));
+    }
+
+    #[test]
+    fn an_event_that_does_not_read_back_or_names_another_sequence_is_unreadable() {
+        assert!(matches!(
+            change_of(record(Some(1), Some((2, "{not json".into())))),
+            Change::Unreadable
+        ));
+        assert!(matches!(
+            change_of(record(Some(1), Some((2, event_json(7))))),
+            Change::Unreadable
+        ));
+    }
+
+    #[test]
+    fn a_queued_message_carries_the_event_as_its_envelopes_detail() {
+        let envelope = json!({
+            "version": "0", "id": "eb-1", "detail-type": "Installation Suspended",
+            "source": "shop-token-broker", "detail": serde_json::from_str::<Value>(&event_json(2)).unwrap()
+        });
+        let batch: Batch = serde_json::from_value(json!({"Records": [{
+            "messageId": "m-1", "receiptHandle": "r", "eventSource": "aws:sqs",
+            "body": envelope.to_string(), "attributes": {}
+        }]}))
+        .unwrap();
+        let Record::Delivery(delivery) = &batch.records[0] else {
+            panic!("a queued delivery");
+        };
+        assert_eq!(delivery.event().map(|e| e.sequence), Some(2));
+        let foreign = QueuedDelivery {
+            message_id: "m-2".into(),
+            body: r#"{"detail":{"hello":1}}"#.into(),
+        };
+        assert_eq!(foreign.event(), None);
+    }
+
+    #[test]
+    fn the_answer_names_the_records_to_retry_as_lambda_reads_them() {
+        let answer = BatchResponse {
+            failures: vec![ItemFailure {
+                item_identifier: "4100000000017454423010".into(),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(answer).unwrap(),
+            json!({"batchItemFailures": [{"itemIdentifier": "4100000000017454423010"}]})
+        );
+    }
 }

@@ -203,30 +203,50 @@ impl Publisher {
                 return retry_all();
             }
         };
-        let mut failures = Vec::new();
-        for delivery in deliveries {
-            let Some(event) = delivery.event() else {
-                // Not one of ours (a rule edited by hand): retrying won't help.
-                tracing::error!(message_id = %delivery.message_id, "a queued message is not a broker event: dropped");
-                continue;
-            };
-            match webhook.sender.deliver(secret, &event).await {
-                Ok(()) => {
-                    self.metrics
-                        .count(Metric::WebhookDeliveries, Dimensions::default());
-                    tracing::info!(event = event.kind.as_str(), id = %event.id, "event delivered to the endpoint");
-                }
-                Err(error) => {
-                    self.metrics
-                        .count(Metric::WebhookFailures, Dimensions::default());
-                    tracing::warn!(%error, id = %event.id, "the endpoint did not take the event; retried");
-                    failures.push(ItemFailure {
-                        item_identifier: delivery.message_id.clone(),
-                    });
-                }
+        // At once: one slow endpoint answer must not hold the others (ten
+        // in a row could outlast the invocation).
+        let outcomes = futures_util::future::join_all(
+            deliveries
+                .iter()
+                .map(|delivery| self.deliver_one(&webhook.sender, secret, delivery)),
+        )
+        .await;
+        deliveries
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, delivered)| !delivered)
+            .map(|(delivery, _)| ItemFailure {
+                item_identifier: delivery.message_id.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether the message is done with (delivered, or not ours to retry).
+    async fn deliver_one(
+        &self,
+        sender: &WebhookSender,
+        secret: &EventSigningSecret,
+        delivery: &QueuedDelivery,
+    ) -> bool {
+        let Some(event) = delivery.event() else {
+            // Not one of ours (a rule edited by hand): retrying won't help.
+            tracing::error!(message_id = %delivery.message_id, "a queued message is not a broker event: dropped");
+            return true;
+        };
+        match sender.deliver(secret, &event).await {
+            Ok(()) => {
+                self.metrics
+                    .count(Metric::WebhookDeliveries, Dimensions::default());
+                tracing::info!(event = event.kind.as_str(), id = %event.id, "event delivered to the endpoint");
+                true
+            }
+            Err(error) => {
+                self.metrics
+                    .count(Metric::WebhookFailures, Dimensions::default());
+                tracing::warn!(%error, id = %event.id, "the endpoint did not take the event; retried");
+                false
             }
         }
-        failures
     }
 }
 

@@ -455,3 +455,99 @@ async fn a_shop_whose_mints_are_refused_three_times_in_a_row_fails_once_and_reco
     LeakScanner::new(secrets.values)
         .assert_absent("the minting events", &serde_json::to_string(&both).unwrap());
 }
+
+/// What the stack's webhook path hands the publisher: the bus's events,
+/// queued by a rule (here the tap's queue stands in for WebhookQueue).
+fn queued(envelopes: &[Value]) -> Batch {
+    let records: Vec<Value> = envelopes
+        .iter()
+        .enumerate()
+        .map(|(n, envelope)| {
+            serde_json::json!({
+                "messageId": format!("message-{n}"), "receiptHandle": "r",
+                "eventSource": "aws:sqs", "body": envelope.to_string()
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+fn webhook_publisher(bus: &str, aws: &aws_config::SdkConfig, url: &str, secret: &str) -> Publisher {
+    use broker_domain::lazy_secret::LazySecret;
+    use broker_domain::secret::EventSigningSecret;
+    use broker_events::{EndpointUrl, WebhookSender};
+    let webhook = event_publisher::Webhook {
+        sender: WebhookSender::new(
+            WebhookSender::client(reqwest::Client::builder()),
+            EndpointUrl::parse(url).unwrap(),
+        ),
+        secret: LazySecret::known(EventSigningSecret::new(secret)),
+    };
+    let metrics = broker_runtime::metrics::Metrics::new(
+        broker_runtime::metrics::Service::EventPublisher,
+        "BrokerTest",
+        std::io::sink(),
+    );
+    Publisher::new(
+        bus,
+        aws_sdk_eventbridge::Client::new(aws),
+        Some(webhook),
+        Arc::new(metrics),
+    )
+}
+
+#[tokio::test]
+async fn queued_events_reach_the_endpoint_signed_byte_for_byte_and_a_refusal_is_retried() {
+    use test_support::events::EventReceiver;
+    let pipeline = Pipeline::start().await;
+    let broker = &pipeline.broker;
+    let mut secrets = Secrets::default();
+    broker.install_shoptet(770_006, &mut secrets).await;
+    pipeline.pump().await;
+    let envelopes = pipeline.tap.drain().await;
+    assert_eq!(envelopes.len(), 1);
+    let secret = "endpoint-signing-secret-under-test";
+
+    let endpoint = EventReceiver::start(200);
+    let publisher = webhook_publisher(&pipeline.tap.bus, &broker.aws, &endpoint.url, secret);
+    let answer = publisher.handle(queued(&envelopes)).await;
+    assert!(answer.failures.is_empty(), "{answer:?}");
+    let [delivery] = &endpoint.received()[..] else {
+        panic!("one delivery: {:?}", endpoint.received());
+    };
+    let body: Value = serde_json::from_slice(&delivery.body).unwrap();
+    assert_eq!(body, envelopes[0]["detail"]);
+    assert_eq!(delivery.header("webhook-id"), body["id"]);
+    assert_eq!(delivery.header("content-type"), "application/json");
+    let check = |secret: &str, body: &[u8]| {
+        broker_events::verify(
+            &broker_domain::secret::EventSigningSecret::new(secret),
+            delivery.header("webhook-id"),
+            delivery.header("webhook-timestamp"),
+            delivery.header("webhook-signature"),
+            body,
+            SystemTime::now(),
+        )
+    };
+    assert_eq!(check(secret, &delivery.body), Ok(()));
+    assert!(check("another-secret", &delivery.body).is_err());
+    assert!(check(secret, br#"{"kind":"uninstalled"}"#).is_err());
+    LeakScanner::new([secret]).assert_absent(
+        "the delivery",
+        &format!(
+            "{:?}{}",
+            delivery.headers,
+            String::from_utf8_lossy(&delivery.body)
+        ),
+    );
+
+    // An endpoint that refuses: the message is reported for a retry.
+    let refusing = EventReceiver::start(503);
+    let publisher = webhook_publisher(&pipeline.tap.bus, &broker.aws, &refusing.url, secret);
+    let answer = publisher.handle(queued(&envelopes)).await;
+    assert_eq!(
+        serde_json::to_value(&answer).unwrap(),
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "message-0"}]})
+    );
+    assert_eq!(refusing.received().len(), 1);
+}

@@ -191,18 +191,6 @@ fn event(
     }
 }
 
-/// An event as the adapters store it beside the registration: JSON.
-pub fn to_stored(event: &InstallationEvent) -> String {
-    serde_json::to_string(event).expect("an event always serializes")
-}
-
-/// A stored event read back; the error names no value.
-pub fn from_stored(json: &str) -> Result<InstallationEvent, crate::storage::StoreError> {
-    serde_json::from_str(json).map_err(|_| {
-        crate::storage::StoreError::Corrupt("a stored lifecycle event is unreadable".into())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};

@@ -7,9 +7,9 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::ShopDetails;
 use crate::ids::{ShopRef, ShoptetEshopId};
 use crate::secret::{ApiAccessToken, ClientSecret, OAuthAccessToken};
+use shop_token_protocol::events::ShopDetails;
 
 /// What an e-shop's installation of the Shoptet add-on gives us.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,16 +19,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
-use broker_domain::events::{
-    InstallationEvent, MintOutcome, apply_change, apply_mint, from_stored, is_repeat, to_stored,
-};
+use broker_domain::events::{InstallationEvent, MintOutcome, apply_change, apply_mint, is_repeat};
 use broker_domain::ids::ShopRef;
 use broker_domain::model::{
     AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Registration, SignatureDigest,
     StatusChange,
 };
 use broker_domain::secret::ExposeSecret;
-use broker_domain::storage::raw::{RawEntry, RawRegistration, from_millis, millis};
+use broker_domain::storage::raw::{
+    RawEntry, RawRegistration, from_millis, from_stored, millis, to_stored,
+};
 use broker_domain::storage::{
     EXPIRY_GRACE, EventOutbox, InstallationInventory, InstallationRegistry, InstallationStore,
     InventoryCursor, InventoryPage, InventoryQuery, LeaseAttempt, RecoveryWindow,

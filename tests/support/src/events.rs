@@ -391,3 +391,83 @@ pub async fn endpoint_never_answering() -> String {
     });
     url
 }
+
+/// One request an [`EventReceiver`] took.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Header names in lowercase.
+    pub headers: std::collections::HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+}
+
+/// An add-on's endpoint on loopback: records every request, answers
+/// `status` with an empty body. Plain threads, so sync tests can use it.
+pub struct EventReceiver {
+    pub url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl EventReceiver {
+    pub fn start(status: u16) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let url = format!("http://{}/broker-events", listener.local_addr().unwrap());
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("a socket"));
+                let mut headers = std::collections::HashMap::new();
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).is_err() {
+                        break;
+                    }
+                    let Some((name, value)) = line.trim_end().split_once(':') else {
+                        break;
+                    };
+                    headers.insert(name.to_ascii_lowercase(), value.trim().to_owned());
+                }
+                let length = headers
+                    .get("content-length")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                kept.lock().unwrap().push(Received { headers, body });
+                let answer = format!(
+                    "HTTP/1.1 {status} Status\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        Self { url, received }
+    }
+
+    /// What arrived so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits (up to `limit`) until `count` requests arrived; what arrived.
+    pub fn wait_for(&self, count: usize, limit: std::time::Duration) -> Vec<Received> {
+        let deadline = std::time::Instant::now() + limit;
+        while self.received.lock().unwrap().len() < count && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.received()
+    }
+}

@@ -19,10 +19,8 @@ use super::aws_errors::summary;
 use super::dynamo_item::{Item, consistent_get, is_conditional_failure, millis};
 use crate::ids::ShopRef;
 use crate::model::{InstallationStatus, Registration, StatusChange};
-use broker_domain::events::{
-    InstallationEvent, MintOutcome, apply_change, apply_mint, is_repeat, to_stored,
-};
-use broker_domain::storage::raw::{RawRegistration, corrupt_registration};
+use broker_domain::events::{InstallationEvent, MintOutcome, apply_change, apply_mint, is_repeat};
+use broker_domain::storage::raw::{RawRegistration, corrupt_registration, to_stored};
 use broker_domain::storage::{InstallationRegistry, RegistryPage, RegistryQuery, StoreError};
 
 pub use super::dynamo_item::PARTITION_KEY;

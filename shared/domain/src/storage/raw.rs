@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::StoreError;
+use crate::events::InstallationEvent;
 use crate::ids::ShopRef;
 use crate::model::{CacheEntry, CachedToken, InstallationStatus, Lease, Registration};
 use crate::secret::ApiAccessToken;
@@ -115,6 +116,17 @@ pub fn corrupt_registration(key: &str, field: &str) -> StoreError {
     StoreError::Corrupt(format!(
         "the registration of {key} is unreadable: bad {field}"
     ))
+}
+
+/// An event as the adapters store it beside the registration: JSON.
+pub fn to_stored(event: &InstallationEvent) -> String {
+    serde_json::to_string(event).expect("an event always serializes")
+}
+
+/// A stored event read back; the error names no value.
+pub fn from_stored(json: &str) -> Result<InstallationEvent, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|_| StoreError::Corrupt("a stored lifecycle event is unreadable".into()))
 }
 
 /// Epoch milliseconds, as both tables store times.
