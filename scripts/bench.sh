@@ -9,6 +9,7 @@
 #   scripts/bench.sh [BENCH ARGS...]     e.g. --rounds 10 --l1-iterations 200000
 #   scripts/bench.sh fleet [--store DynamoDB] [--shops N] [--vends N] [--compress K] ...
 #   scripts/bench.sh counts [--json docs/cost-counts.json]
+#   scripts/bench.sh events [--samples N]   state change → event at a queue
 #
 # Starts moto_server on a free loopback port like scripts/test.sh (and stops
 # it on every exit path), then runs `cargo run --release -p broker-bench`.

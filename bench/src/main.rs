@@ -8,6 +8,8 @@
 //!
 //!   broker-bench counts [--json FILE]
 //!
+//!   broker-bench events [--samples N]
+//!
 //! `counts` counts the AWS requests of each operation on both installation
 //! stores (`counts.rs`); `fleet` runs the fleet hour instead (see `hour.rs`). With `--storm-worker`
 //! or `--fleet-worker` the binary is one worker process of a storm or of the
@@ -15,6 +17,7 @@
 
 mod counts;
 mod error;
+mod events;
 mod fleet;
 mod hour;
 mod latency;
@@ -60,6 +63,7 @@ const USAGE: &str =
     "usage: broker-bench [--rounds N] [--process-rounds N] [--l1-iterations N] [--l2-samples N]
        broker-bench fleet [--shops N] [--vends N] [--workers N] [--compress K] [--store S] …
        broker-bench counts [--json FILE]
+       broker-bench events [--samples N]
 needs moto: run scripts/bench.sh, or export what scripts/emulator.sh prints";
 
 const COUNTS_USAGE: &str = "usage: broker-bench counts [--json FILE]";
@@ -157,6 +161,12 @@ async fn main() -> ExitCode {
         return finish(match hour::parse(&args[1..]) {
             Ok(hour) => hour::run(hour).await,
             Err(problem) => return usage_error(&problem, hour::USAGE),
+        });
+    }
+    if args.first().is_some_and(|a| a == "events") {
+        return finish(match events::parse(&args[1..]) {
+            Ok(samples) => events::run(samples).await,
+            Err(problem) => return usage_error(&problem, events::USAGE),
         });
     }
     if args.first().is_some_and(|a| a == "counts") {

@@ -106,7 +106,8 @@ impl Sandbox {
              Shoprenter (the double redirects to the broker with a signed query):\n\
              \x20 curl -sL {shoprenter_control}/install\n\
              \x20 curl -s {broker_url}/tokens/shoprenter/{SANDBOX_SHOPRENTER_SHOP}\n\
-             \x20 curl -sL {shoprenter_control}/uninstall",
+             \x20 curl -sL {shoprenter_control}/uninstall\n\
+             Events (embedded store): each lifecycle event is printed below as an `event: {{...}}` line; with --events-url URL it is also delivered there, signed (docs/events.md)",
             double = self.double.base_url(),
             api = self.double.shoptet_api_url(),
         )

@@ -7,112 +7,18 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::Secrets;
-use common::lifecycle::{APP_SHOP, Lifecycle, Setup, event, unix_now, vend};
-use event_publisher::Publisher;
-use event_publisher::batch::Batch;
+use common::events::{Pipeline, publisher_at, queued, webhook_publisher};
+use common::lifecycle::{APP_SHOP, event, unix_now, vend};
 use lambda_http::http::StatusCode;
 use platform_double::InstallationState;
 use serde_json::Value;
+use test_support::LeakScanner;
 use test_support::events::{
-    BusTap, Pumped, RegistryStream, assert_valid_against_schemas, endpoint_answering,
-    endpoint_never_answering,
+    Pumped, assert_valid_against_schemas, endpoint_answering, endpoint_never_answering,
 };
-use test_support::{CapturedLogs, LeakScanner};
-use tokio::sync::Mutex;
-
-/// A lifecycle broker (signed webhooks), its registry's stream, a bus with
-/// a subscriber's queue, and the publisher between them.
-struct Pipeline {
-    broker: Lifecycle,
-    stream: Mutex<RegistryStream>,
-    tap: BusTap,
-    publisher: Publisher,
-    /// The publisher's metric lines.
-    metrics: CapturedLogs,
-}
-
-impl Pipeline {
-    async fn start() -> Self {
-        let broker = Lifecycle::start(Setup {
-            webhook_key: true,
-            ..Setup::default()
-        })
-        .await;
-        let stream = RegistryStream::open(&broker.aws, &broker.registry_table).await;
-        let tap = BusTap::create(&broker.aws).await;
-        let (publisher, metrics) = publisher(&broker.aws, &tap.bus);
-        Self {
-            broker,
-            stream: Mutex::new(stream),
-            tap,
-            publisher,
-            metrics,
-        }
-    }
-
-    /// What the event source mapping does between two invocations.
-    async fn pump_with(&self, publisher: &Publisher) -> Pumped {
-        self.stream
-            .lock()
-            .await
-            .pump(25, |records| async move {
-                let batch: Batch = serde_json::from_value(records).expect("Lambda's stream batch");
-                serde_json::to_value(publisher.handle(batch).await).unwrap()
-            })
-            .await
-    }
-
-    async fn pump(&self) -> Pumped {
-        self.pump_with(&self.publisher).await
-    }
-
-    /// The details that reached the subscriber's queue since last asked.
-    async fn delivered(&self) -> Vec<Value> {
-        let envelopes = self.tap.drain().await;
-        for envelope in &envelopes {
-            assert_eq!(envelope["source"], "shop-token-broker");
-            let kind = envelope["detail"]["kind"].as_str().unwrap().to_owned();
-            let expected = broker_domain::events::EventKind::ALL
-                .into_iter()
-                .find(|k| k.as_str() == kind)
-                .unwrap()
-                .detail_type();
-            assert_eq!(envelope["detail-type"], expected);
-        }
-        envelopes.into_iter().map(|e| e["detail"].clone()).collect()
-    }
-
-    /// Pumps and reads the queue.
-    async fn published(&self) -> Vec<Value> {
-        let pumped = self.pump().await;
-        assert!(!pumped.stuck, "the publisher reported a failure");
-        self.delivered().await
-    }
-}
-
-fn publisher(aws: &aws_config::SdkConfig, bus: &str) -> (Publisher, CapturedLogs) {
-    use broker_runtime::metrics::{Metrics, Service};
-    let out = CapturedLogs::default();
-    let metrics = Metrics::new(Service::EventPublisher, "BrokerTest", out.clone())
-        .with_flush_interval(Duration::ZERO);
-    let publisher = Publisher::new(
-        bus,
-        aws_sdk_eventbridge::Client::new(aws),
-        None,
-        Arc::new(metrics),
-    );
-    (publisher, out)
-}
-
-/// A publisher whose EventBridge is at `endpoint` (refusing, or hanging).
-async fn publisher_at(endpoint: &str, bus: &str) -> Publisher {
-    let aws = test_support::sdk_config_for_endpoint(endpoint).await;
-    publisher(&aws, bus).0
-}
 
 fn kinds(details: &[Value]) -> Vec<&str> {
     details
@@ -454,46 +360,6 @@ async fn a_shop_whose_mints_are_refused_three_times_in_a_row_fails_once_and_reco
     assert_valid_against_schemas(&both);
     LeakScanner::new(secrets.values)
         .assert_absent("the minting events", &serde_json::to_string(&both).unwrap());
-}
-
-/// What the stack's webhook path hands the publisher: the bus's events,
-/// queued by a rule (here the tap's queue stands in for WebhookQueue).
-fn queued(envelopes: &[Value]) -> Batch {
-    let records: Vec<Value> = envelopes
-        .iter()
-        .enumerate()
-        .map(|(n, envelope)| {
-            serde_json::json!({
-                "messageId": format!("message-{n}"), "receiptHandle": "r",
-                "eventSource": "aws:sqs", "body": envelope.to_string()
-            })
-        })
-        .collect();
-    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
-}
-
-fn webhook_publisher(bus: &str, aws: &aws_config::SdkConfig, url: &str, secret: &str) -> Publisher {
-    use broker_domain::lazy_secret::LazySecret;
-    use broker_domain::secret::EventSigningSecret;
-    use broker_events::{EndpointUrl, WebhookSender};
-    let webhook = event_publisher::Webhook {
-        sender: WebhookSender::new(
-            WebhookSender::client(reqwest::Client::builder()),
-            EndpointUrl::parse(url).unwrap(),
-        ),
-        secret: LazySecret::known(EventSigningSecret::new(secret)),
-    };
-    let metrics = broker_runtime::metrics::Metrics::new(
-        broker_runtime::metrics::Service::EventPublisher,
-        "BrokerTest",
-        std::io::sink(),
-    );
-    Publisher::new(
-        bus,
-        aws_sdk_eventbridge::Client::new(aws),
-        Some(webhook),
-        Arc::new(metrics),
-    )
 }
 
 #[tokio::test]

@@ -47,7 +47,35 @@ async fn no_secret_reaches_a_log_line_or_a_response_body() {
     assert!(signatures.len() >= 3, "webhooks were signed");
     secrets.values.extend(signatures);
 
+    // The events' path: the publisher's stream batch, its PutEvents, and a
+    // signed delivery to an endpoint (the signing secret, the signature).
+    let pipeline = common::events::Pipeline::start().await;
+    pipeline.broker.install_shoptet(900021, &mut secrets).await;
+    pipeline.pump().await;
+    let envelopes = pipeline.tap.drain().await;
+    assert_eq!(envelopes.len(), 1, "the install's event was published");
+    let endpoint = test_support::events::EventReceiver::start(200);
+    let signing_secret = "events-signing-secret-in-the-log-scan";
+    let webhook = common::events::webhook_publisher(
+        &pipeline.tap.bus,
+        &pipeline.broker.aws,
+        &endpoint.url,
+        signing_secret,
+    );
+    let answer = webhook.handle(common::events::queued(&envelopes)).await;
+    assert!(answer.failures.is_empty(), "{answer:?}");
+    secrets.values.push(signing_secret.to_owned());
+    for delivery in endpoint.received() {
+        secrets
+            .values
+            .push(delivery.header("webhook-signature").to_owned());
+    }
+
     let logs = captured.text();
+    assert!(
+        logs.contains("event published"),
+        "the publisher's logs are scanned"
+    );
     assert!(logs.contains("installation stored"), "the capture works");
     assert!(
         logs.contains("add-on event handled"),

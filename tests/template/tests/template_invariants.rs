@@ -1955,6 +1955,11 @@ fn sample(variable: &str) -> Option<&'static str> {
         "REGISTRY_TABLE" => "stack-RegistryTable-ABC",
         "INSTALLATION_TABLE" => "stack-InstallationTable-ABC",
         "INSTALLATION_KEY_ID" => "1234abcd-12ab-34cd-56ef-1234567890ab",
+        "EVENT_BUS_NAME" => "stack-events",
+        "EVENT_WEBHOOK_URL" => "https://backend.example/broker-events",
+        "EVENT_WEBHOOK_SECRET_ID" => {
+            "arn:aws:secretsmanager:eu-central-1:123456789012:secret:events-AbCdEf"
+        }
         _ => return None,
     })
 }
@@ -2913,6 +2918,32 @@ fn the_publisher_puts_events_only_on_the_bus_and_reads_only_the_stream() {
         {
             assert_eq!(owner(&document), PUBLISHER_ROLE, "{document}");
         }
+    }
+}
+
+/// The publisher's real loader takes the template's environment, with and
+/// without an endpoint, and reads exactly the variables it is given.
+#[test]
+fn the_publishers_loader_accepts_the_template_with_and_without_an_endpoint() {
+    for webhook in [true, false] {
+        let template = with_condition(&load_template(), HAS_WEBHOOK, webhook);
+        let env = TemplateEnv::new(&template, PUBLISHER_FUNCTION);
+        let config =
+            event_publisher::PublisherConfig::from_env(&|variable: &str| env.get(variable))
+                .unwrap_or_else(|error| panic!("the publisher rejects the template: {error}"));
+        assert_eq!(config.webhook.is_some(), webhook);
+        // Without an endpoint its secret is never asked for.
+        let mut expected = names(PUBLISHER_ENV);
+        expected.extend(names(if webhook {
+            PUBLISHER_WEBHOOK_ENV
+        } else {
+            &["EVENT_WEBHOOK_URL"]
+        }));
+        assert_eq!(
+            env.read.into_inner(),
+            expected,
+            "EventWebhookUrl set: {webhook}"
+        );
     }
 }
 
