@@ -4,6 +4,7 @@
 //! event stays in the outbox until the endpoint takes it; a refusal is
 //! retried after a pause, in order.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use broker_domain::events::InstallationEvent;
@@ -23,12 +24,14 @@ pub struct Delivery {
     pub secret: EventSigningSecret,
 }
 
-/// Reads `outbox` for ever: prints each event (`event: <json>`), delivers
-/// it if `delivery` is set, and marks it delivered.
+/// Reads `outbox` for ever: prints each event once (`event: <json>`, as
+/// soon as it is committed), delivers it if `delivery` is set, and marks it
+/// delivered.
 pub async fn run(outbox: impl EventOutbox, delivery: Option<Delivery>) {
     let mut backoff = FIRST_BACKOFF;
+    let mut printed = HashSet::new();
     loop {
-        match step(&outbox, delivery.as_ref()).await {
+        match step(&outbox, delivery.as_ref(), &mut printed).await {
             Step::Idle => {
                 backoff = FIRST_BACKOFF;
                 tokio::time::sleep(POLL).await;
@@ -48,7 +51,11 @@ enum Step {
     Refused,
 }
 
-async fn step(outbox: &impl EventOutbox, delivery: Option<&Delivery>) -> Step {
+async fn step(
+    outbox: &impl EventOutbox,
+    delivery: Option<&Delivery>,
+    printed: &mut HashSet<String>,
+) -> Step {
     let pending = match outbox.pending(50).await {
         Ok(pending) if pending.is_empty() => return Step::Idle,
         Ok(pending) => pending,
@@ -58,11 +65,14 @@ async fn step(outbox: &impl EventOutbox, delivery: Option<&Delivery>) -> Step {
         }
     };
     for event in pending {
+        if printed.insert(event.id.clone()) {
+            println!("event: {}", body_of(&event));
+        }
         if let Err(problem) = deliver(delivery, &event).await {
             eprintln!("events: {} not delivered ({problem}); retrying", event.id);
             return Step::Refused;
         }
-        println!("event: {}", body_of(&event));
+        printed.remove(&event.id);
         if let Err(error) = outbox.delivered(&event.id).await {
             eprintln!("events: marking {} delivered failed: {error}", event.id);
             return Step::Refused;

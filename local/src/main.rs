@@ -186,7 +186,7 @@ fn events_delivery(args: &Args) -> Result<Option<Delivery>, String> {
     let secret = match given {
         Some(secret) => secret,
         None => {
-            let path = args.db.with_extension("events-secret");
+            let path = std::path::PathBuf::from(format!("{}.events-secret", args.db.display()));
             let secret = kept_secret(&path)?;
             println!("events: signing secret kept in {}", path.display());
             secret

@@ -94,15 +94,15 @@ CREATE TABLE signed_redirects (
 
 /// Lifecycle events: each registration's sequence number and count of
 /// refused mints, and the outbox the registry writes each event into in the
-/// same transaction as its change (what DynamoDB's stream is in the cloud).
+/// same transaction as its change (what DynamoDB's stream is in the cloud);
+/// a delivered event's row is deleted.
 const EVENTS_V4: &str = "
 ALTER TABLE registry ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE registry ADD COLUMN mint_failures INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE event_outbox (
     position     INTEGER PRIMARY KEY AUTOINCREMENT,
     id           TEXT    NOT NULL UNIQUE,
-    event        TEXT    NOT NULL,
-    delivered_at INTEGER
+    event        TEXT    NOT NULL
 ) STRICT;
 ";
 
@@ -394,10 +394,7 @@ impl EventOutbox for SqliteStore {
         let stored: Vec<String> = self
             .run(move |connection| {
                 let mut statement = connection
-                    .prepare(
-                        "SELECT event FROM event_outbox WHERE delivered_at IS NULL
-                         ORDER BY position LIMIT ?1",
-                    )
+                    .prepare("SELECT event FROM event_outbox ORDER BY position LIMIT ?1")
                     .map_err(|e| unavailable(&e))?;
                 let rows = statement
                     .query_map([limit], |row| row.get(0))
@@ -411,14 +408,11 @@ impl EventOutbox for SqliteStore {
 
     async fn delivered(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
-        let now = millis(SystemTime::now());
         self.run(move |connection| {
             write(connection, |tx| {
-                tx.execute(
-                    "UPDATE event_outbox SET delivered_at = ?2
-                     WHERE id = ?1 AND delivered_at IS NULL",
-                    params![id, now],
-                )?;
+                // Gone once delivered: the outbox keeps no personal data
+                // (an install's contact e-mail) longer than it must.
+                tx.execute("DELETE FROM event_outbox WHERE id = ?1", params![id])?;
                 Ok(())
             })
         })

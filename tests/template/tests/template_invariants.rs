@@ -2879,7 +2879,6 @@ fn the_publisher_puts_events_only_on_the_bus_and_reads_only_the_stream() {
                     "sqs:ReceiveMessage",
                     "sqs:DeleteMessage",
                     "sqs:GetQueueAttributes",
-                    "sqs:ChangeMessageVisibility",
                 ],
                 get_att(WEBHOOK_QUEUE, "Arn"),
             ),
