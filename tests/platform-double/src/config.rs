@@ -26,7 +26,9 @@ pub struct DoubleConfig {
     pub shoptet_webhook_url: Option<String>,
     /// The key Shoptet signs webhook deliveries with (lowercase hex
     /// HMAC-SHA1 of the body in `Shoptet-Webhook-Signature`). `None`
-    /// (default): deliveries carry no signature.
+    /// (default): deliveries carry no signature. Only for these add-on
+    /// events: ordinary webhooks are signed with the key
+    /// `POST /api/webhooks/renew-signature-key` made.
     pub shoptet_webhook_key: Option<String>,
     /// The Shoprenter platform app the Shoprenter controls install and
     /// uninstall. `None` (default).
@@ -40,6 +42,21 @@ pub struct DoubleConfig {
     /// Shoprenter API requests one shop accepts within a sliding second.
     /// Default 3, as Shoprenter's.
     pub shoprenter_requests_per_second: u32,
+    /// One webhook signature key for every installation of the add-on,
+    /// instead of one per installation. Shoptet hands the key out to a call
+    /// made with one installation's API token, which suggests a key per
+    /// installation (the double's default, `false`), but does not say so:
+    /// were it per add-on, a renew by one installation would replace every
+    /// installation's key. `true` plays that reading, so the broker can be
+    /// tested against either.
+    pub signature_key_per_addon: bool,
+    /// The gap between attempts of an ordinary webhook notification.
+    /// Default 15 minutes, as Shoptet's (second-hand); tests set a few
+    /// milliseconds.
+    pub webhook_retry_gap: Duration,
+    /// How long an asynchronous job (`POST /api/products/snapshot`) takes
+    /// before it is done and `job:finished` is delivered. Default 1 s.
+    pub job_duration: Duration,
 }
 
 /// A Shoprenter platform app as registered with Shoprenter: its
@@ -75,6 +92,9 @@ impl Default for DoubleConfig {
             shoptet_bucket_capacity: 200,
             shoptet_bucket_drain_per_second: 10,
             shoprenter_requests_per_second: 3,
+            signature_key_per_addon: false,
+            webhook_retry_gap: Duration::from_secs(15 * 60),
+            job_duration: Duration::from_secs(1),
         }
     }
 }

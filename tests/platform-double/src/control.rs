@@ -1,12 +1,13 @@
 //! The control API (`/_double/…`): lifecycle events played on request, as the
-//! platforms deliver them: Shoptet's signed add-on webhooks and Shoprenter's
-//! signed browser redirects. See the crate docs for the contract.
+//! platforms deliver them: Shoptet's signed add-on webhooks, the e-shop's
+//! own events to the webhooks an add-on registered, and Shoprenter's signed
+//! browser redirects. See the crate docs for the contract.
 //!
 //! Not a platform endpoint: never counted, faulted or delayed, so the
 //! counters only ever show what the code under test called.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,17 +15,15 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha1::Sha1;
 use sha2::Sha256;
 
+use crate::delivery::{Wait, deliver as deliver_event};
 use crate::endpoint::Endpoint;
 use crate::faults::Fault;
 use crate::random;
 use crate::shoptet_state::InstallationState;
 use crate::state::Shared;
-
-/// Shoptet's header carrying the webhook signature.
-const SIGNATURE_HEADER: &str = "Shoptet-Webhook-Signature";
+use crate::webhooks::{Notification, SIGNATURE_HEADER, Webhook, shoptet_time, webhook_signature};
 /// How long a delivery may take before the control reports it failed.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -189,8 +188,109 @@ pub(crate) async fn inject(
     Json(json!({ "endpoint": endpoint, "fault": request["fault"], "times": times })).into_response()
 }
 
-const UNKNOWN_ENDPOINT: &str = "the endpoint is shoptet_code_exchange, shoptet_get_access_token, \
-     shoptet_api, shoprenter_token or shoprenter_api";
+const UNKNOWN_ENDPOINT: &str = "the endpoint is one of Endpoint::name: shoptet_code_exchange, \
+     shoptet_get_access_token, shoptet_api, shoptet_webhook_register, shoptet_webhook_list, \
+     shoptet_webhook_delete, shoptet_webhook_renew_key, shoptet_webhook_notifications, \
+     shoptet_job_start, shoptet_job_detail, shoprenter_token or shoprenter_api";
+
+/// `POST /_double/shoptet/{eshopId}/webhooks/{event}` with an optional
+/// body `{"eventInstance"?, "wait"?}`: the event happens in the e-shop and
+/// is delivered to every webhook of the installation registered for it
+/// ([`crate::PlatformDouble::deliver_webhook`]). `eventInstance` defaults
+/// to a new sandbox order code. Answers the delivery report as soon as every
+/// notification made its first attempt (retries go on, see
+/// [`crate::DoubleConfig::webhook_retry_gap`]), or with `"wait": "settled"`
+/// once each succeeded or failed for good. 200 also when nothing was
+/// registered for the event (`"notifications": []`).
+pub(crate) async fn shoptet_webhook(
+    State(shared): State<Arc<Shared>>,
+    Path((eshop_id, event)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(eshop_id) = eshop_id.parse::<u64>() else {
+        return refused(StatusCode::BAD_REQUEST, "the eshopId is not a number");
+    };
+    let request = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(request) => request,
+            Err(_) => return refused(StatusCode::BAD_REQUEST, "the body is not JSON"),
+        }
+    };
+    let wait = match request.get("wait").and_then(Value::as_str) {
+        None | Some("first_attempt") => Wait::FirstAttempt,
+        Some("settled") => Wait::Settled,
+        Some(_) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "wait is first_attempt (default) or settled",
+            );
+        }
+    };
+    let instance = match request.get("eventInstance") {
+        None | Some(Value::Null) => new_order_code(SystemTime::now()),
+        Some(Value::String(instance)) => instance.clone(),
+        Some(other) => other.to_string(),
+    };
+    let report = deliver_event(&shared, eshop_id, &event, &instance, wait).await;
+    Json(report.to_json()).into_response()
+}
+
+/// `POST /_double/shoptet/{eshopId}/orders`: a sandbox order is placed:
+/// `order:create` with a new order code as `eventInstance`, answered like
+/// [`shoptet_webhook`] (first attempts; `{"wait":"settled"}` to wait).
+pub(crate) async fn shoptet_order(
+    State(shared): State<Arc<Shared>>,
+    Path(eshop_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    shoptet_webhook(
+        State(shared),
+        Path((eshop_id, "order:create".to_owned())),
+        body,
+    )
+    .await
+}
+
+/// `GET /_double/shoptet/{eshopId}/webhooks`: the installation's webhooks,
+/// its current signature key and its notification history, for a sandbox
+/// in another process: `{"eshopId","webhooks","signatureKey","notifications"}`.
+pub(crate) async fn shoptet_webhooks(
+    State(shared): State<Arc<Shared>>,
+    Path(eshop_id): Path<String>,
+) -> Response {
+    let Ok(eshop_id) = eshop_id.parse::<u64>() else {
+        return refused(StatusCode::BAD_REQUEST, "the eshopId is not a number");
+    };
+    let mut state = shared.lock();
+    let webhooks = &mut state.shoptet.webhooks;
+    let registered: Vec<Value> = webhooks
+        .list(eshop_id)
+        .iter()
+        .map(Webhook::to_json)
+        .collect();
+    let key = webhooks.key(eshop_id, shared.config.signature_key_per_addon);
+    let history: Vec<Value> = webhooks
+        .history(eshop_id, Instant::now())
+        .iter()
+        .map(Notification::to_json)
+        .collect();
+    Json(json!({
+        "eshopId": eshop_id,
+        "webhooks": registered,
+        "signatureKey": key,
+        "notifications": history,
+    }))
+    .into_response()
+}
+
+/// A new sandbox order code, as Shoptet numbers orders: the year and six
+/// digits (random here, so codes from different runs rarely collide).
+pub(crate) fn new_order_code(now: SystemTime) -> String {
+    let year = &shoptet_time(now)[..4];
+    format!("{year}{:06}", random::between(0, 999_999))
+}
 
 /// `GET /_double/secrets`: every secret the double issued or was given,
 /// for a test in another process to scan logs for.
@@ -297,53 +397,11 @@ async fn deliver(
     Ok((status, reply))
 }
 
-/// Lowercase hex HMAC-SHA1 of the body: `Shoptet-Webhook-Signature`.
-fn webhook_signature(key: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha1>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
 /// Lowercase hex HMAC-SHA256 of the message: a Shoprenter redirect's `hmac`.
 fn redirect_hmac(secret: &str, message: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(message.as_bytes());
     hex::encode(mac.finalize().into_bytes())
-}
-
-/// Shoptet's `eventCreated` form, `2019-01-08T15:13:39+0100`, here in UTC.
-fn shoptet_time(at: SystemTime) -> String {
-    let seconds = at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+0000",
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60
-    )
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for dates on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 fn state_name(state: InstallationState) -> &'static str {
@@ -383,24 +441,20 @@ mod tests {
     }
 
     #[test]
-    fn event_times_are_in_shoptets_form() {
-        assert_eq!(shoptet_time(at(0)), "1970-01-01T00:00:00+0000");
-        // Shoptet's documented example, 2019-01-08T15:13:39+0100.
-        assert_eq!(shoptet_time(at(1_546_956_819)), "2019-01-08T14:13:39+0000");
-        // A leap day, and the last second of a year.
-        assert_eq!(shoptet_time(at(1_709_164_800)), "2024-02-29T00:00:00+0000");
-        assert_eq!(shoptet_time(at(1_735_689_599)), "2024-12-31T23:59:59+0000");
+    fn redirect_signatures_are_lowercase_hex_of_the_right_length() {
+        let hmac = redirect_hmac("secret", "shopname=a");
+        assert_eq!(hmac.len(), 64);
+        assert!(
+            hmac.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
     }
 
     #[test]
-    fn signatures_are_lowercase_hex_of_the_right_length() {
-        let signature = webhook_signature("key", b"{}");
-        assert_eq!(signature.len(), 40);
-        assert!(
-            signature
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        );
-        assert_eq!(redirect_hmac("secret", "shopname=a").len(), 64);
+    fn sandbox_order_codes_are_ten_digits_of_this_year() {
+        let code = new_order_code(at(1_735_689_599));
+        assert_eq!(code.len(), 10);
+        assert!(code.starts_with("2024"));
+        assert!(code.bytes().all(|b| b.is_ascii_digit()));
     }
 }

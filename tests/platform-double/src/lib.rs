@@ -10,9 +10,10 @@
 //! Paths served (relative to [`PlatformDouble::base_url`]):
 //! - Shoptet OAuth server: `/action/ApiOAuthServer/token`,
 //!   `/action/ApiOAuthServer/getAccessToken`
-//! - Shoptet API: `/api/…` (only `GET /api/eshop` is within a token's
-//!   rights: it answers the e-shop's contact information; other paths and
-//!   methods 403 `invalid-token-no-rights`; an expired token 401
+//! - Shoptet API: `/api/…` (`GET /api/eshop` answers the e-shop's contact
+//!   information; the webhook and job routes are in
+//!   [Ordinary webhooks](#ordinary-webhooks); other paths and methods 403
+//!   `invalid-token-no-rights`; on every path an expired token 401
 //!   `expired-token`, an unknown or revoked one 401 `invalid-token`)
 //! - Shoprenter OAuth: `/shoprenter/{shop}/app/token`
 //! - Shoprenter API: `/shoprenter-api/{shop}/api/…` (any method with a live
@@ -68,6 +69,64 @@
 //! window. [`PlatformDouble::max_shoprenter_requests_per_second`] is the
 //! most accepted requests seen within one second.
 //!
+//! # Ordinary webhooks
+//!
+//! The e-shop's own events, registered by the add-on per installation with
+//! an API access token of that e-shop (authenticated, counted, limited and
+//! faulted like every API call; each route has its own [`Endpoint`]).
+//! Errors use the API's envelope (`{"data":null,"errors":[{"errorCode",
+//! "message","instance"}],"metadata":{"requestId"}}`); the errorCodes are the
+//! double's choice, Shoptet documents only the statuses.
+//! - `POST /api/webhooks` `{"data":[{"event","url","sendPayload"?:"full"}]}`
+//!   (1 to 50 items) → 201 `{"data":{"webhooks":[{"id","event","url",
+//!   "created","updated"}]}}`. All or nothing: one bad item registers none.
+//!   400 `invalid-request-data` (body shape, `sendPayload` other than
+//!   `full`), 400 `webhook-unknown-event` (unknown or `addon:*` event), 400
+//!   `webhook-invalid-url` (not absolute http(s), over 2000 characters, a
+//!   port other than 80, 8080, 443, 8443 — except on a loopback host, a
+//!   test-only relaxation), 422 `webhook-exists` ("Webhook already exists
+//!   for this event": one URL per event per installation, a repeat within
+//!   the request included), 409 `webhook-conflict` (`order:update` with
+//!   `order:cancel`, `customer:update` with `customer:enableOrders` or
+//!   `customer:disableOrders`, counting those already registered).
+//! - `GET /api/webhooks` → `{"data":{"webhooks":[…]}}`, the installation's.
+//! - `DELETE /api/webhooks/{id}` → 204; 404 `webhook-not-found` for another
+//!   installation's or an unknown id.
+//! - `POST /api/webhooks/renew-signature-key` → `{"data":{"signatureKey"}}`
+//!   (40 lowercase hex characters), a new key every call: the
+//!   installation's own, or the add-on's one under
+//!   [`DoubleConfig::signature_key_per_addon`]. Until the first renew,
+//!   notifications go unsigned.
+//! - Delivery ([`PlatformDouble::deliver_webhook`], the control routes
+//!   below, a finished job): a notification per registered webhook, body
+//!   `{"eshopId","event","eventCreated","eventInstance"}` (plus `payload`, a
+//!   small fake order for `order:*`, when registered with `sendPayload:
+//!   "full"`), header `Shoptet-Webhook-Signature` = lowercase hex
+//!   HMAC-SHA1(body, the key current at that attempt). 4 s to answer 2xx;
+//!   otherwise retried, 3 attempts in all,
+//!   [`DoubleConfig::webhook_retry_gap`] apart, every one with the same
+//!   bytes; then `failed`.
+//! - `GET /api/webhooks/notifications?status=new|failed|success&event=…&page=…&itemsPerPage=…`
+//!   → `{"data":{"notifications":[{"id","webhookId","webhookUrl","event",
+//!   "eventInstance","eventCreated","created","attempts","status","active",
+//!   "data","deliveries"}],"paginator":{"totalCount","page","pageCount",
+//!   "itemsOnPage","itemsPerPage"}}}`, newest first, the last 7 days.
+//!   `status` is `new` while attempts are due (`active: true`), then
+//!   `success` or `failed` (the official SDK's fields); `data` is the body
+//!   sent, `deliveries` the double's own record of each attempt. 400
+//!   `invalid-query-parameter` for another status or a non-positive page.
+//! - `POST /api/products/snapshot` starts an asynchronous job → 200
+//!   `{"data":{"jobId"}}`; 403 `job-finished-webhook-missing` (nothing
+//!   queued) unless `job:finished` is registered. After
+//!   [`DoubleConfig::job_duration`] the job is done and `job:finished` is
+//!   delivered with the job id as `eventInstance`.
+//! - `GET /api/system/jobs/{jobId}` → `{"data":{"job":{"jobId","status":
+//!   "pending|completed",…}}}`; the 11th ask before it is done and later
+//!   ones 403 `job-detail-limit-exceeded`; 404 `job-not-found`.
+//!
+//! An installation's webhooks, key, history and jobs end with it
+//! (uninstall, or a new install of the e-shop); pending retries stop.
+//!
 //! # Control API
 //!
 //! - `POST /_double/shoptet/{eshopId}/{uninstall|terminate|suspend|approve}`:
@@ -102,6 +161,17 @@
 //!   Shoprenter sends the merchant's browser. 409 without an app.
 //! - `POST /_double/shoptet/{eshopId}/api-tokens/expire`: the e-shop's API
 //!   access tokens expire now ([`PlatformDouble::expire_api_tokens`]).
+//! - `POST /_double/shoptet/{eshopId}/webhooks/{event}` with an optional
+//!   `{"eventInstance"?, "wait"?: "first_attempt"|"settled"}`: the event
+//!   happens in the e-shop and is delivered to the installation's webhooks
+//!   for it (`eventInstance` defaults to a new order code). Answers
+//!   `{"eshopId","event","eventInstance","notifications":[…]}` (items as the
+//!   notifications API lists them) once every notification made its first
+//!   attempt, or with `"wait":"settled"` once each succeeded or failed.
+//! - `POST /_double/shoptet/{eshopId}/orders` (same optional body): a
+//!   sandbox order is placed: `order:create` with a new order code.
+//! - `GET /_double/shoptet/{eshopId}/webhooks`: `{"eshopId","webhooks",
+//!   "signatureKey","notifications"}` of the installation.
 //! - `GET /_double/calls/{endpoint}/{shop}`: `{"endpoint","shop","calls"}`
 //!   ([`PlatformDouble::calls`]; endpoints by [`Endpoint::name`]).
 //! - `POST /_double/faults/{endpoint}` `{"fault","times"?,…}`: queues a fault
@@ -113,12 +183,14 @@
 #![warn(missing_docs)]
 
 // No two modules use each other, directly or around a loop.
-// Lowest first: `config`, `endpoint`, `random`; `limits`; `shoptet_state`,
-// `shoprenter_state` (each platform's rules and data); `faults`; `state`
-// (what every handler shares); the HTTP handlers `shoptet`, `shoprenter`,
+// Lowest first: `config`, `endpoint`, `random`; `limits`; `webhooks`;
+// `shoptet_state`, `shoprenter_state` (each platform's rules and data);
+// `faults`; `state` (what every handler shares); `delivery` (sends
+// webhook notifications); the HTTP handlers `shoptet`, `shoprenter`,
 // `control`; `server`; and this file, which nothing below uses.
 mod config;
 mod control;
+mod delivery;
 mod endpoint;
 mod faults;
 mod limits;
@@ -129,11 +201,12 @@ mod shoprenter_state;
 mod shoptet;
 mod shoptet_state;
 mod state;
+mod webhooks;
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -143,6 +216,7 @@ pub use endpoint::Endpoint;
 pub use faults::Fault;
 pub use shoptet_state::InstallationState;
 use state::Shared;
+pub use webhooks::{Attempt, DeliveryReport, Notification, NotificationStatus, Webhook};
 
 /// A handle to a running double. Clones share the server; it stops when
 /// [`PlatformDouble::shutdown`] is called or the last clone is dropped.
@@ -369,8 +443,8 @@ impl PlatformDouble {
 
     /// How many 429s `endpoint` answered `shop` (labelled as in
     /// [`PlatformDouble::calls`]) from the double's own API limits: Shoptet's
-    /// connections per token and leaky bucket, Shoprenter's requests per
-    /// second. Injected faults are not counted; other endpoints have none.
+    /// connections per token and leaky bucket (against the endpoint the
+    /// refused request was for), Shoprenter's requests per second. Injected faults are not counted; other endpoints have none.
     pub fn rate_limited_api_calls(&self, endpoint: Endpoint, shop: &str) -> u64 {
         self.inner.shared.lock().limits.refusals(endpoint, shop)
     }
@@ -400,6 +474,70 @@ impl PlatformDouble {
     /// Forgets every pending fault.
     pub fn clear_faults(&self) {
         self.inner.shared.lock().faults.clear();
+    }
+
+    /// The event happens in the e-shop: a notification goes to every
+    /// webhook of its installation registered for `event` (see the crate
+    /// docs). Returns once each succeeded or used up its attempts, so with
+    /// a failing receiver it takes twice [`DoubleConfig::webhook_retry_gap`].
+    /// An empty report when nothing is registered for the event.
+    pub async fn deliver_webhook(
+        &self,
+        eshop_id: u64,
+        event: &str,
+        event_instance: &str,
+    ) -> DeliveryReport {
+        delivery::deliver(
+            &self.inner.shared,
+            eshop_id,
+            event,
+            event_instance,
+            delivery::Wait::Settled,
+        )
+        .await
+    }
+
+    /// A sandbox order is placed: [`PlatformDouble::deliver_webhook`] of
+    /// `order:create` with a new order code as `eventInstance`.
+    pub async fn place_order(&self, eshop_id: u64) -> DeliveryReport {
+        let code = control::new_order_code(SystemTime::now());
+        self.deliver_webhook(eshop_id, "order:create", &code).await
+    }
+
+    /// The webhooks the add-on registered in the e-shop, oldest first.
+    pub fn webhooks(&self, eshop_id: u64) -> Vec<Webhook> {
+        self.inner.shared.lock().shoptet.webhooks.list(eshop_id)
+    }
+
+    /// The key the e-shop's notifications are signed with now (the
+    /// add-on's one under [`DoubleConfig::signature_key_per_addon`]);
+    /// `None` until `renew-signature-key` made one.
+    pub fn webhook_signature_key(&self, eshop_id: u64) -> Option<String> {
+        self.inner
+            .shared
+            .lock()
+            .shoptet
+            .webhooks
+            .key(eshop_id, self.config().signature_key_per_addon)
+    }
+
+    /// The e-shop's notification history of the last 7 days, oldest first,
+    /// every attempt included.
+    pub fn webhook_notifications(&self, eshop_id: u64) -> Vec<Notification> {
+        self.inner
+            .shared
+            .lock()
+            .shoptet
+            .webhooks
+            .history(eshop_id, Instant::now())
+    }
+
+    /// How many delivery attempts the e-shop's notifications made so far.
+    pub fn webhook_delivery_attempts(&self, eshop_id: u64) -> usize {
+        self.webhook_notifications(eshop_id)
+            .iter()
+            .map(|n| n.attempts.len())
+            .sum()
     }
 
     /// Stops accepting connections. Requests in flight still complete.

@@ -48,13 +48,16 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
-    /// A Shoptet API request of `eshop_id` arrives carrying `token`.
+    /// A Shoptet API request of `eshop_id` to `endpoint` (any of the API's,
+    /// see [`Endpoint`]) arrives carrying `token`. The limits are the API's
+    /// as a whole; a refusal is recorded against `endpoint`.
     ///
     /// The connection limit is checked before the bucket, as the connection
     /// is refused before the request is looked at; a request refused by
     /// either still counts as attempted towards the observed concurrency.
     pub(crate) fn shoptet_arrive(
         &mut self,
+        endpoint: Endpoint,
         token: &str,
         eshop_id: u64,
         config: &DoubleConfig,
@@ -65,7 +68,7 @@ impl Limits {
         let max = self.max_concurrent.entry(eshop_id).or_default();
         *max = (*max).max(attempted);
         if attempted > SHOPTET_CONNECTIONS_PER_TOKEN {
-            self.refused(Endpoint::ShoptetApi, eshop_id.to_string());
+            self.refused(endpoint, eshop_id.to_string());
             return Admission::TooManyConnections;
         }
         self.in_flight.insert(token.to_owned(), attempted);
@@ -75,7 +78,7 @@ impl Limits {
         bucket.drain(now, per_second);
         if bucket.level >= config.shoptet_bucket_capacity {
             let retry_after = bucket.below_capacity_at(config.shoptet_bucket_capacity, per_second);
-            self.refused(Endpoint::ShoptetApi, eshop_id.to_string());
+            self.refused(endpoint, eshop_id.to_string());
             return Admission::BucketFull { retry_after };
         }
         Admission::Accepted
@@ -305,22 +308,22 @@ mod tests {
 
         for _ in 0..3 {
             assert_eq!(
-                limits.shoptet_arrive("t", 1, &config, now),
+                limits.shoptet_arrive(Endpoint::ShoptetApi, "t", 1, &config, now),
                 Admission::Accepted
             );
         }
         assert_eq!(
-            limits.shoptet_arrive("t", 1, &config, now),
+            limits.shoptet_arrive(Endpoint::ShoptetApi, "t", 1, &config, now),
             Admission::TooManyConnections
         );
         assert_eq!(
-            limits.shoptet_arrive("other", 1, &config, now),
+            limits.shoptet_arrive(Endpoint::ShoptetApi, "other", 1, &config, now),
             Admission::Accepted
         );
         limits.shoptet_leave("t");
 
         assert_eq!(
-            limits.shoptet_arrive("t", 1, &config, now),
+            limits.shoptet_arrive(Endpoint::ShoptetApi, "t", 1, &config, now),
             Admission::Accepted
         );
         assert_eq!(limits.max_concurrent(1), 4);
@@ -335,13 +338,13 @@ mod tests {
 
         for _ in 0..2 {
             assert_eq!(
-                limits.shoptet_arrive("t", 1, &config, start),
+                limits.shoptet_arrive(Endpoint::ShoptetApi, "t", 1, &config, start),
                 Admission::Accepted
             );
             limits.shoptet_answered(1, true, &config, start);
             limits.shoptet_leave("t");
         }
-        let refusal = limits.shoptet_arrive("t", 1, &config, start + ms(10));
+        let refusal = limits.shoptet_arrive(Endpoint::ShoptetApi, "t", 1, &config, start + ms(10));
         assert_eq!(
             refusal,
             Admission::BucketFull {
@@ -355,7 +358,7 @@ mod tests {
         limits.shoptet_leave("t");
 
         assert_eq!(
-            limits.shoptet_arrive("t", 1, &config, start + ONE_SECOND),
+            limits.shoptet_arrive(Endpoint::ShoptetApi, "t", 1, &config, start + ONE_SECOND),
             Admission::Accepted
         );
         assert_eq!(limits.refusals(Endpoint::ShoptetApi, "1"), 1);

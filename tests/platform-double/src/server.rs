@@ -44,6 +44,18 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             post(control::expire_shoptet_api_tokens),
         )
         .route(
+            "/_double/shoptet/{eshop_id}/webhooks",
+            get(control::shoptet_webhooks),
+        )
+        .route(
+            "/_double/shoptet/{eshop_id}/webhooks/{event}",
+            post(control::shoptet_webhook),
+        )
+        .route(
+            "/_double/shoptet/{eshop_id}/orders",
+            post(control::shoptet_order),
+        )
+        .route(
             "/_double/shoprenter/{shop}/{action}",
             get(control::shoprenter),
         )

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::config::DoubleConfig;
 use crate::random;
+use crate::webhooks::{ApiError, Refusal, Webhooks};
 
 /// Length of install codes and OAuth access tokens.
 const LONG_SECRET_LEN: usize = 255;
@@ -63,6 +64,8 @@ pub(crate) struct ShoptetState {
     /// Every OAuth access token ever issued, valid or not, to its e-shop.
     oauth_tokens: HashMap<String, u64>,
     api_tokens: HashMap<String, ApiToken>,
+    /// Ordinary webhooks, their keys and history, and asynchronous jobs.
+    pub(crate) webhooks: Webhooks,
 }
 
 impl ShoptetState {
@@ -79,13 +82,15 @@ impl ShoptetState {
         code
     }
 
-    /// Every code, OAuth access token and API token the double issued.
+    /// Every code, OAuth access token, API token and webhook signature key
+    /// the double issued.
     pub(crate) fn issued_secrets(&self) -> impl Iterator<Item = &str> {
         self.codes
             .keys()
             .chain(self.oauth_tokens.keys())
             .chain(self.api_tokens.keys())
             .map(String::as_str)
+            .chain(self.webhooks.issued_keys())
     }
 
     pub(crate) fn oauth_access_token(&self, eshop_id: u64) -> Option<String> {
@@ -152,9 +157,11 @@ impl ShoptetState {
     }
 
     /// Invalidates the e-shop's OAuth access token and every API access
-    /// token obtained with it.
+    /// token obtained with it, and forgets the installation's webhooks (see
+    /// [`crate::webhooks`]).
     fn end_installation(&mut self, eshop_id: u64) {
         self.installation(eshop_id).oauth_token = None;
+        self.webhooks.forget(eshop_id);
         for token in self.api_tokens.values_mut() {
             if token.eshop_id == eshop_id {
                 token.revoked = true;
@@ -330,29 +337,38 @@ impl ShoptetState {
         .into_response()
     }
 
-    /// An API call after the counters and faults had their turn.
-    pub(crate) fn api_call(&self, method: &Method, path: &str, token: Option<&str>) -> Response {
-        let Some(api_token) = token.and_then(|t| self.api_tokens.get(t)) else {
-            return api_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid-token",
-                "Invalid access token.",
-            );
+    /// The e-shop whose live API access token `token` is; otherwise the
+    /// API's 401 (`invalid-token` for an unknown or revoked one,
+    /// `expired-token`). Every API route checks it first.
+    pub(crate) fn authenticate(&self, token: Option<&str>) -> Result<u64, Refusal> {
+        let refusal = |code: &'static str, message: &str| Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            errors: vec![ApiError {
+                code,
+                message: message.to_owned(),
+                instance: "access-token".to_owned(),
+            }],
         };
-        if api_token.revoked {
-            return api_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid-token",
-                "Invalid access token.",
-            );
-        }
-        if api_token.expires_at <= Instant::now() {
-            return api_error(
-                StatusCode::UNAUTHORIZED,
+        match token.and_then(|t| self.api_tokens.get(t)) {
+            None => Err(refusal("invalid-token", "Invalid access token.")),
+            Some(api_token) if api_token.revoked => {
+                Err(refusal("invalid-token", "Invalid access token."))
+            }
+            Some(api_token) if api_token.expires_at <= Instant::now() => Err(refusal(
                 "expired-token",
                 "Token is expired. Please ask for new one.",
-            );
+            )),
+            Some(api_token) => Ok(api_token.eshop_id),
         }
+    }
+
+    /// An API call after the counters and faults had their turn, on a path
+    /// other than the webhook and job routes.
+    pub(crate) fn api_call(&self, method: &Method, path: &str, token: Option<&str>) -> Response {
+        let eshop_id = match self.authenticate(token) {
+            Ok(eshop_id) => eshop_id,
+            Err(refusal) => return api_refusal(&refusal),
+        };
         if method != Method::GET || path != "eshop" {
             // The real message quotes an abbreviated token; the double never
             // echoes any part of it.
@@ -362,7 +378,6 @@ impl ShoptetState {
                 "Your access token has no defined rights for this resource.",
             );
         }
-        let eshop_id = api_token.eshop_id;
         Json(json!({
             "data": {
                 "contactInformation": {
@@ -395,6 +410,37 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 /// The API's error envelope for token errors.
 fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
     api_envelope(status, code, message, "access-token")
+}
+
+/// The API's error envelope for a refusal of the webhook and job routes.
+pub(crate) fn api_refusal(refusal: &Refusal) -> Response {
+    let errors: Vec<_> = refusal
+        .errors
+        .iter()
+        .map(|e| json!({ "errorCode": e.code, "message": e.message, "instance": e.instance }))
+        .collect();
+    (
+        refusal.status,
+        Json(json!({
+            "data": null,
+            "errors": errors,
+            "metadata": { "requestId": random::request_id() },
+        })),
+    )
+        .into_response()
+}
+
+/// A successful API answer: `data` in the envelope, `errors` null.
+pub(crate) fn api_data(status: StatusCode, data: serde_json::Value) -> Response {
+    (
+        status,
+        Json(json!({
+            "data": data,
+            "errors": null,
+            "metadata": { "requestId": random::request_id() },
+        })),
+    )
+        .into_response()
 }
 
 /// The API's error envelope.
