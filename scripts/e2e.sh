@@ -30,7 +30,10 @@
 # second e-shop, E2E_EXAMPLES_ESHOP_ID, which that script installs with
 # E2E_EXAMPLES_INSTALL_CODE (the checks uninstall the first), and the
 # Shoprenter shop E2E_SHOPRENTER_SHOP (its API client registered in the
-# double); they see the vendor only, so the DynamoDB pass skips them.
+# double); they see the vendor only, so the DynamoDB pass skips them. Every
+# pass then hands its registry's stream (E2E_REGISTRY_TABLE) to the
+# event-publisher binary through the watch server and reads the events off
+# its bus (E2E_EVENT_BUS, tests/e2e/tests/events.rs) before the log scan.
 # Installs the Node example's dependencies (`npm ci`) when its
 # package-lock.json changed, and PHP from Debian's packages (apt-get) when
 # php, its curl extension or AsyncAws core is missing. Exits non-zero
@@ -58,7 +61,7 @@ STORES="${E2E_STORES:-SecretsManager DynamoDB ShoprenterOnly}"
 BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 READY_TIMEOUT="${E2E_READY_TIMEOUT:-60}"
 # The binaries `cargo lambda watch` runs (cargo run --bin NAME).
-FUNCTIONS="install-callback token-vendor"
+FUNCTIONS="install-callback token-vendor event-publisher"
 export E2E_ESHOP_ID=314159 E2E_UNKNOWN_ESHOP_ID=271828 E2E_EXAMPLES_ESHOP_ID=161803
 # The examples' Shoprenter shop, with its own API client registered in the
 # double (tests/e2e/examples.py gives the broker the same credentials). The
@@ -70,6 +73,9 @@ CHECKS=(cargo test --quiet -p broker-e2e --test lambda_watch)
 EXAMPLES=("$VENV/bin/python" tests/e2e/examples.py)
 # Last in each pass: the function logs against every secret the pass used.
 LEAK_SCAN=(cargo test --quiet -p broker-e2e --test function_logs)
+# The event publisher's binary on the pass's registry stream, after the
+# checks and examples changed it (tests/e2e/tests/events.rs).
+EVENTS=(cargo test --quiet -p broker-e2e --test events)
 # The ShoprenterOnly pass's checks, instead of CHECKS and the examples.
 SHOPRENTER_ONLY_CHECKS=(cargo test --quiet -p broker-e2e --test shoprenter_only)
 NODE_EXAMPLE="$REPO_ROOT/examples/node"
@@ -147,7 +153,10 @@ tables = with_ttl + [keyed_table(
         "IndexName": "by-platform",
         "KeySchema": [{"AttributeName": "platform", "KeyType": "HASH"},
                       {"AttributeName": "pk", "KeyType": "RANGE"}],
-        "Projection": {"ProjectionType": "ALL"}}])]
+        "Projection": {"ProjectionType": "ALL"}}],
+    # As template.yaml declares it: the lifecycle events' outbox.
+    StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})]
+boto3.client("events").create_event_bus(Name=f"e2e-events-{run}")
 kms = boto3.client("kms")
 token_key_id = kms.create_key(
     KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT",
@@ -248,6 +257,7 @@ start_watch() {
         "TOKEN_TABLE=e2e-tokens-$id"
         "TOKEN_KEY_ID=$token_key_id"
         "REGISTRY_TABLE=e2e-registry-$id"
+        "EVENT_BUS_NAME=e2e-events-$id"
         # As Lambda sets it for LoggingConfig.LogFormat JSON (template.yaml).
         "AWS_LAMBDA_LOG_FORMAT=JSON"
         # As Lambda sets it for ApplicationLogLevel: the most a deployer can
@@ -352,6 +362,7 @@ run_pass() {
     webhook_key_arn="$(sed -n 4p <<<"$resources")"
     app_secret_arn="$(sed -n 5p <<<"$resources")"
     export E2E_INSTALLATION_STORE="$store" E2E_SECRET_PREFIX="" E2E_INSTALLATION_TABLE=""
+    export E2E_REGISTRY_TABLE="e2e-registry-$id" E2E_EVENT_BUS="e2e-events-$id"
     # Each pass at one of the two levels that write the most; every secret
     # the pass used is then looked for in every line the functions wrote.
     export E2E_LOG_LEVEL E2E_WATCH_LOG="$WATCH_LOG"
@@ -376,6 +387,7 @@ run_pass() {
     [[ "$platforms" == both ]] || checks=("${SHOPRENTER_ONLY_CHECKS[@]}")
     if ! run_checks "${checks[@]}" -- --nocapture \
         || { [[ "$pass" == SecretsManager ]] && ! run_checks "${EXAMPLES[@]}"; } \
+        || ! run_checks "${EVENTS[@]}" -- --nocapture \
         || ! run_checks "${LEAK_SCAN[@]}" -- --nocapture; then
         watch_log_tail 40
         die "e2e: FAILED: the checks above failed in pass $pass ($((SECONDS - start)) s)"
@@ -418,6 +430,7 @@ main() {
     log "${CHECKS[*]} --no-run"
     "${CHECKS[@]}" --no-run
     "${LEAK_SCAN[@]}" --no-run
+    "${EVENTS[@]}" --no-run
     "${SHOPRENTER_ONLY_CHECKS[@]}" --no-run
     if [[ " $STORES " == *" SecretsManager "* ]]; then
         ensure_node_example

@@ -223,15 +223,21 @@ pub struct BusTap {
 
 impl BusTap {
     pub async fn create(aws: &SdkConfig) -> Self {
-        let events = aws_sdk_eventbridge::Client::new(aws);
-        let sqs = aws_sdk_sqs::Client::new(aws);
         let bus = unique_name("events");
-        events
+        aws_sdk_eventbridge::Client::new(aws)
             .create_event_bus()
             .name(&bus)
             .send()
             .await
             .expect("creating the bus");
+        Self::on(aws, &bus).await
+    }
+
+    /// A rule and a queue of the test's own on an existing bus.
+    pub async fn on(aws: &SdkConfig, bus: &str) -> Self {
+        let events = aws_sdk_eventbridge::Client::new(aws);
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        let bus = bus.to_owned();
         let queue_url = sqs
             .create_queue()
             .queue_name(unique_name("subscriber"))
