@@ -31,12 +31,16 @@ pub enum MintOutcome {
 }
 
 /// A registration as a change leaves it, and the event the change is (if
-/// it is one). Pure: every adapter calls it inside its atomic write.
+/// it is one); `None` when there is nothing to write: a repeat of the
+/// shop's state (a duplicate delivery) would record nothing but a new
+/// `updated_at`, and skipping it keeps repeats racing each other from
+/// contending for the item. Pure: every adapter calls it inside its atomic
+/// write.
 pub fn apply_change(
     shop: &ShopRef,
     previous: Option<&Registration>,
     change: &StatusChange,
-) -> (Registration, Option<InstallationEvent>) {
+) -> Option<(Registration, Option<InstallationEvent>)> {
     let installed_at = match previous {
         Some(previous) if !change.installed => previous.installed_at,
         _ => change.at,
@@ -61,6 +65,9 @@ pub fn apply_change(
             _ => 0,
         },
     };
+    if kind.is_none() && is_repeat(previous, &next) {
+        return None;
+    }
     let event = kind.map(|(kind, reinstall)| {
         let (cause, platform_event) = cause_of(&change.origin);
         let shop_details = match &change.origin {
@@ -74,14 +81,11 @@ pub fn apply_change(
             ..event(&next, kind, cause, change.at)
         }
     });
-    (next, event)
+    Some((next, event))
 }
 
-/// Whether writing `next` over `previous` would record nothing but a new
-/// `updated_at`: a repeat of the shop's state (a duplicate delivery). The
-/// adapters skip such a write, so that repeats racing each other neither
-/// contend for the item nor move its time.
-pub fn is_repeat(previous: Option<&Registration>, next: &Registration) -> bool {
+/// Whether `next` differs from `previous` in nothing but `updated_at`.
+fn is_repeat(previous: Option<&Registration>, next: &Registration) -> bool {
     previous.is_some_and(|previous| {
         Registration {
             updated_at: next.updated_at,
@@ -210,7 +214,7 @@ mod tests {
         previous: Option<&Registration>,
         change: StatusChange,
     ) -> (Registration, Option<InstallationEvent>) {
-        apply_change(&shop(), previous, &change)
+        apply_change(&shop(), previous, &change).expect("a change to write")
     }
 
     #[test]
@@ -247,8 +251,16 @@ mod tests {
         assert_eq!(event.platform_event.as_deref(), Some("addon:suspend"));
         assert!(event.shop_details.is_none());
 
-        // The same suspension again changes nothing: no event, same number.
-        let (again, none) = after(Some(&suspended), suspend);
+        // The same suspension again changes nothing: nothing to write.
+        assert_eq!(apply_change(&shop(), Some(&suspended), &suspend), None);
+        // A later suspension with a new re-check is written, as no event.
+        let (again, none) = after(
+            Some(&suspended),
+            StatusChange {
+                recheck_at: Some(at(9)),
+                ..suspend
+            },
+        );
         assert_eq!((none, again.sequence), (None, 2));
 
         let (resumed, event) = after(

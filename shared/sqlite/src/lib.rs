@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
-use broker_domain::events::{InstallationEvent, MintOutcome, apply_change, apply_mint, is_repeat};
+use broker_domain::events::{InstallationEvent, MintOutcome, apply_change, apply_mint};
 use broker_domain::ids::ShopRef;
 use broker_domain::model::{
     AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Registration, SignatureDigest,
@@ -288,8 +288,7 @@ impl InstallationRegistry for SqliteStore {
                     .map_err(|e| unavailable(&e))?
                     .map(RawRegistration::into_registration)
                     .transpose()?;
-                let (next, event) = apply_change(&shop, previous.as_ref(), &change);
-                if event.is_some() || !is_repeat(previous.as_ref(), &next) {
+                if let Some((next, event)) = apply_change(&shop, previous.as_ref(), &change) {
                     save_registration(tx, &next, event.as_ref())?;
                 }
                 Ok(previous)

@@ -19,7 +19,7 @@ use super::aws_errors::summary;
 use super::dynamo_item::{Item, consistent_get, is_conditional_failure, millis};
 use crate::ids::ShopRef;
 use crate::model::{InstallationStatus, Registration, StatusChange};
-use broker_domain::events::{InstallationEvent, MintOutcome, apply_change, apply_mint, is_repeat};
+use broker_domain::events::{InstallationEvent, MintOutcome, apply_change, apply_mint};
 use broker_domain::storage::raw::{RawRegistration, corrupt_registration, to_stored};
 use broker_domain::storage::{InstallationRegistry, RegistryPage, RegistryQuery, StoreError};
 
@@ -79,10 +79,9 @@ impl InstallationRegistry for DynamoRegistry {
         for _ in 0..WRITE_ATTEMPTS {
             let read = self.read(shop).await?;
             let previous = read.registration.clone();
-            let (next, event) = apply_change(shop, previous.as_ref(), change);
-            if event.is_none() && is_repeat(previous.as_ref(), &next) {
+            let Some((next, event)) = apply_change(shop, previous.as_ref(), change) else {
                 return Ok(previous);
-            }
+            };
             if self.put_if_unchanged(&read, &next, event.as_ref()).await? {
                 return Ok(previous);
             }

@@ -14,7 +14,7 @@ use super::{
     RegistryQuery, SaveOutcome, SignedRedirects, StoreError, TokenCache, key_after, page_limit,
     redirect_acceptance, shop_of_key,
 };
-use crate::events::{InstallationEvent, MintOutcome, apply_change, apply_mint, is_repeat};
+use crate::events::{InstallationEvent, MintOutcome, apply_change, apply_mint};
 use crate::ids::ShopRef;
 use crate::model::{
     AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Lease, Registration,
@@ -116,10 +116,9 @@ impl InstallationRegistry for MemoryRegistry {
     ) -> Result<Option<Registration>, StoreError> {
         let mut state = locked(&self.state);
         let previous = state.registrations.get(&shop.key()).cloned();
-        let (next, event) = apply_change(shop, previous.as_ref(), change);
-        if event.is_none() && is_repeat(previous.as_ref(), &next) {
+        let Some((next, event)) = apply_change(shop, previous.as_ref(), change) else {
             return Ok(previous);
-        }
+        };
         state.registrations.insert(shop.key(), next);
         state.outbox.extend(event.map(|event| (event, false)));
         Ok(previous)
