@@ -281,20 +281,11 @@ impl InstallationRegistry for SqliteStore {
         shop: &ShopRef,
         change: &StatusChange,
     ) -> Result<Option<Registration>, StoreError> {
-        let (shop, change) = (shop.clone(), change.clone());
-        self.run(move |connection| {
-            transact(connection, |tx| {
-                let previous = read_registration(tx, &shop.key())
-                    .map_err(|e| unavailable(&e))?
-                    .map(RawRegistration::into_registration)
-                    .transpose()?;
-                if let Some((next, event)) = apply_change(&shop, previous.as_ref(), &change) {
-                    save_registration(tx, &next, event.as_ref())?;
-                }
-                Ok(previous)
-            })
-        })
-        .await
+        let (at_shop, change) = (shop.clone(), change.clone());
+        let decide =
+            move |previous: Option<&Registration>| apply_change(&at_shop, previous, &change);
+        let (previous, _) = self.write_decided(shop, decide).await?;
+        Ok(previous)
     }
 
     async fn record_mint(
@@ -303,24 +294,12 @@ impl InstallationRegistry for SqliteStore {
         outcome: &MintOutcome,
         at: SystemTime,
     ) -> Result<Option<InstallationEvent>, StoreError> {
-        let (key, outcome) = (shop.key(), outcome.clone());
-        self.run(move |connection| {
-            transact(connection, |tx| {
-                let Some(previous) = read_registration(tx, &key)
-                    .map_err(|e| unavailable(&e))?
-                    .map(RawRegistration::into_registration)
-                    .transpose()?
-                else {
-                    return Ok(None);
-                };
-                let Some((next, event)) = apply_mint(&previous, &outcome, at) else {
-                    return Ok(None);
-                };
-                save_registration(tx, &next, event.as_ref())?;
-                Ok(event)
-            })
-        })
-        .await
+        let outcome = outcome.clone();
+        let decide = move |previous: Option<&Registration>| {
+            previous.and_then(|previous| apply_mint(previous, &outcome, at))
+        };
+        let (_, event) = self.write_decided(shop, decide).await?;
+        Ok(event)
     }
 
     async fn claim_recheck(
@@ -384,6 +363,35 @@ impl InstallationRegistry for SqliteStore {
             registrations,
             next_after,
         })
+    }
+}
+
+impl SqliteStore {
+    /// In one transaction: reads the shop's registration, lets `decide` say
+    /// what to write (nothing, or a registration and its event) and writes
+    /// it with its outbox row. The registration read and the event written.
+    async fn write_decided(
+        &self,
+        shop: &ShopRef,
+        decide: impl FnOnce(Option<&Registration>) -> Option<(Registration, Option<InstallationEvent>)>
+        + Send
+        + 'static,
+    ) -> Result<(Option<Registration>, Option<InstallationEvent>), StoreError> {
+        let key = shop.key();
+        self.run(move |connection| {
+            transact(connection, |tx| {
+                let previous = read_registration(tx, &key)
+                    .map_err(|e| unavailable(&e))?
+                    .map(RawRegistration::into_registration)
+                    .transpose()?;
+                let Some((next, event)) = decide(previous.as_ref()) else {
+                    return Ok((previous, None));
+                };
+                save_registration(tx, &next, event.as_ref())?;
+                Ok((previous, event))
+            })
+        })
+        .await
     }
 }
 

@@ -31,6 +31,17 @@ fn quick() -> DoubleConfig {
     }
 }
 
+/// A double whose e-shop [`ESHOP`] registered `event` to a receiver that
+/// answers `statuses` in turn (then 200): the double, the installation's
+/// API token, the receiver.
+async fn subscribed(event: &str, statuses: &[u16]) -> (PlatformDouble, String, Receiver) {
+    let double = PlatformDouble::start_with(quick()).await;
+    let token = api_token(&double, ESHOP).await;
+    let (receiver, url) = Receiver::start(statuses).await;
+    register(&double, &token, json!([{ "event": event, "url": url }])).await;
+    (double, token, receiver)
+}
+
 /// One delivery as received.
 #[derive(Debug, Clone)]
 struct Received {
@@ -387,15 +398,7 @@ async fn webhook_routes_need_a_live_api_token_of_the_eshop() {
 
 #[tokio::test]
 async fn every_renew_makes_a_new_key_and_deliveries_are_signed_with_the_current_one() {
-    let double = PlatformDouble::start_with(quick()).await;
-    let token = api_token(&double, ESHOP).await;
-    let (receiver, url) = Receiver::start(&[]).await;
-    register(
-        &double,
-        &token,
-        json!([{ "event": "order:create", "url": url }]),
-    )
-    .await;
+    let (double, token, receiver) = subscribed("order:create", &[]).await;
 
     let first = renew_key(&double, &token).await;
     let second = renew_key(&double, &token).await;
@@ -464,15 +467,7 @@ async fn a_webhook_registered_with_the_full_payload_carries_a_fake_order() {
 
 #[tokio::test]
 async fn a_receiver_failing_twice_gets_three_identical_attempts_and_the_notification_succeeds() {
-    let double = PlatformDouble::start_with(quick()).await;
-    let token = api_token(&double, ESHOP).await;
-    let (receiver, url) = Receiver::start(&[500, 503]).await;
-    register(
-        &double,
-        &token,
-        json!([{ "event": "order:paid", "url": url }]),
-    )
-    .await;
+    let (double, token, receiver) = subscribed("order:paid", &[500, 503]).await;
     renew_key(&double, &token).await;
 
     let report = double
@@ -500,15 +495,7 @@ async fn a_receiver_failing_twice_gets_three_identical_attempts_and_the_notifica
 
 #[tokio::test]
 async fn a_receiver_always_failing_leaves_the_notification_failed_after_three_attempts() {
-    let double = PlatformDouble::start_with(quick()).await;
-    let token = api_token(&double, ESHOP).await;
-    let (receiver, url) = Receiver::start(&[500, 500, 500, 500]).await;
-    register(
-        &double,
-        &token,
-        json!([{ "event": "order:cancel", "url": url }]),
-    )
-    .await;
+    let (double, _, receiver) = subscribed("order:cancel", &[500, 500, 500, 500]).await;
 
     let report = double
         .deliver_webhook(ESHOP, "order:cancel", "2024000003")
@@ -551,15 +538,7 @@ async fn a_receiver_that_is_down_makes_the_notification_fail() {
 
 #[tokio::test]
 async fn nothing_is_delivered_for_an_event_nobody_registered() {
-    let double = PlatformDouble::start_with(quick()).await;
-    let token = api_token(&double, ESHOP).await;
-    let (receiver, url) = Receiver::start(&[]).await;
-    register(
-        &double,
-        &token,
-        json!([{ "event": "order:create", "url": url }]),
-    )
-    .await;
+    let (double, _, receiver) = subscribed("order:create", &[]).await;
 
     let report = double.deliver_webhook(ESHOP, "order:paid", "1").await;
     let elsewhere = double
@@ -688,15 +667,7 @@ async fn starting_a_job_without_job_finished_registered_is_refused_with_403() {
 
 #[tokio::test]
 async fn a_job_delivers_job_finished_with_its_id_once_done() {
-    let double = PlatformDouble::start_with(quick()).await;
-    let token = api_token(&double, ESHOP).await;
-    let (receiver, url) = Receiver::start(&[]).await;
-    register(
-        &double,
-        &token,
-        json!([{ "event": "job:finished", "url": url }]),
-    )
-    .await;
+    let (double, token, receiver) = subscribed("job:finished", &[]).await;
 
     let (status, body) = call(
         &double,
@@ -822,15 +793,7 @@ async fn with_a_key_per_addon_one_installations_renew_replaces_every_installatio
 
 #[tokio::test]
 async fn the_control_api_places_a_sandbox_order_with_a_new_order_code() {
-    let double = PlatformDouble::start_with(quick()).await;
-    let token = api_token(&double, ESHOP).await;
-    let (receiver, url) = Receiver::start(&[]).await;
-    register(
-        &double,
-        &token,
-        json!([{ "event": "order:create", "url": url }]),
-    )
-    .await;
+    let (double, token, receiver) = subscribed("order:create", &[]).await;
     let key = renew_key(&double, &token).await;
 
     let (status, report) = post_json(

@@ -76,17 +76,9 @@ impl InstallationRegistry for DynamoRegistry {
         shop: &ShopRef,
         change: &StatusChange,
     ) -> Result<Option<Registration>, StoreError> {
-        for _ in 0..WRITE_ATTEMPTS {
-            let read = self.read(shop).await?;
-            let previous = read.registration.clone();
-            let Some((next, event)) = apply_change(shop, previous.as_ref(), change) else {
-                return Ok(previous);
-            };
-            if self.put_if_unchanged(&read, &next, event.as_ref()).await? {
-                return Ok(previous);
-            }
-        }
-        Err(lost_races())
+        let decide = |previous: Option<&Registration>| apply_change(shop, previous, change);
+        let (previous, _) = self.write_decided(shop, decide).await?;
+        Ok(previous)
     }
 
     async fn record_mint(
@@ -95,19 +87,11 @@ impl InstallationRegistry for DynamoRegistry {
         outcome: &MintOutcome,
         at: SystemTime,
     ) -> Result<Option<InstallationEvent>, StoreError> {
-        for _ in 0..WRITE_ATTEMPTS {
-            let read = self.read(shop).await?;
-            let Some(previous) = &read.registration else {
-                return Ok(None);
-            };
-            let Some((next, event)) = apply_mint(previous, outcome, at) else {
-                return Ok(None);
-            };
-            if self.put_if_unchanged(&read, &next, event.as_ref()).await? {
-                return Ok(event);
-            }
-        }
-        Err(lost_races())
+        let decide = |previous: Option<&Registration>| {
+            previous.and_then(|previous| apply_mint(previous, outcome, at))
+        };
+        let (_, event) = self.write_decided(shop, decide).await?;
+        Ok(event)
     }
 
     async fn claim_recheck(
@@ -250,6 +234,27 @@ struct Read {
 }
 
 impl DynamoRegistry {
+    /// Reads the shop's item, lets `decide` say what to write (nothing, or
+    /// a registration and its event), and writes it if no one wrote the item
+    /// since; on a lost race, reads and decides again. The registration
+    /// read and the event written.
+    async fn write_decided(
+        &self,
+        shop: &ShopRef,
+        decide: impl Fn(Option<&Registration>) -> Option<(Registration, Option<InstallationEvent>)>,
+    ) -> Result<(Option<Registration>, Option<InstallationEvent>), StoreError> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let read = self.read(shop).await?;
+            let Some((next, event)) = decide(read.registration.as_ref()) else {
+                return Ok((read.registration, None));
+            };
+            if self.put_if_unchanged(&read, &next, event.as_ref()).await? {
+                return Ok((read.registration, event));
+            }
+        }
+        Err(lost_races())
+    }
+
     async fn read(&self, shop: &ShopRef) -> Result<Read, StoreError> {
         let item = consistent_get(&self.client, &self.table, shop).await?;
         let version = match &item {

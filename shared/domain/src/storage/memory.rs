@@ -131,10 +131,9 @@ impl InstallationRegistry for MemoryRegistry {
         at: SystemTime,
     ) -> Result<Option<InstallationEvent>, StoreError> {
         let mut state = locked(&self.state);
-        let Some(previous) = state.registrations.get(&shop.key()) else {
-            return Ok(None);
-        };
-        let Some((next, event)) = apply_mint(previous, outcome, at) else {
+        let decided = (state.registrations.get(&shop.key()))
+            .and_then(|previous| apply_mint(previous, outcome, at));
+        let Some((next, event)) = decided else {
             return Ok(None);
         };
         state.registrations.insert(shop.key(), next);
