@@ -382,17 +382,7 @@ fn registration_from_item(item: &Item) -> Result<Registration, StoreError> {
             })
             .transpose()
     };
-    let number = |name: &str| -> Result<Option<i64>, StoreError> {
-        item.get(name)
-            .map(|value| {
-                value
-                    .as_n()
-                    .ok()
-                    .and_then(|n| n.parse().ok())
-                    .ok_or_else(|| corrupt_registration(label, name))
-            })
-            .transpose()
-    };
+    let number = |name: &str| number(item, name);
     RawRegistration {
         platform: string(PLATFORM)?,
         status: string(STATUS)?,
