@@ -39,6 +39,9 @@ pub struct InstallationView {
     /// RFC 3339, whole seconds.
     pub installed_at: String,
     pub updated_at: String,
+    /// The `sequence` of the shop's last lifecycle event (0: none yet), to
+    /// compare with what a subscriber applied (docs/events.md).
+    pub last_event_sequence: u64,
 }
 
 impl From<&Registration> for InstallationView {
@@ -50,6 +53,7 @@ impl From<&Registration> for InstallationView {
             status: registration.status,
             installed_at: time(registration.installed_at),
             updated_at: time(registration.updated_at),
+            last_event_sequence: registration.sequence,
         }
     }
 }

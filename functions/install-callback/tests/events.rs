@@ -89,6 +89,19 @@ async fn install_suspend_approve_uninstall_and_reinstall_each_yield_exactly_one_
     assert_eq!(reinstalled[0]["reinstall"], true);
     all.extend(reinstalled);
 
+    // The operator view says which event the shop is at.
+    let (status, view) = broker
+        .send(
+            "GET",
+            &format!("/installations/shoptet/{shop}"),
+            lambda_http::Body::Empty,
+        )
+        .await;
+    assert_eq!(
+        (status, &view["last_event_sequence"]),
+        (StatusCode::OK, &Value::from(5))
+    );
+
     // Nothing more: one event per change, numbered 1..=5 for the shop.
     assert_eq!(pipeline.pump().await, Pumped::default());
     assert!(pipeline.delivered().await.is_empty());

@@ -835,7 +835,14 @@ async fn operators_import_list_show_and_delete_installations_without_seeing_secr
                 .collect();
             assert_eq!(
                 keys,
-                ["installed_at", "platform", "shop", "status", "updated_at"]
+                [
+                    "installed_at",
+                    "last_event_sequence",
+                    "platform",
+                    "shop",
+                    "status",
+                    "updated_at"
+                ]
             );
             seen.push((
                 item["platform"].as_str().unwrap().to_owned(),
