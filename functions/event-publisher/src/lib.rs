@@ -95,6 +95,10 @@ impl Publisher {
                 Dimensions::default(),
                 Duration::from_secs_f64(age.max(0.0)),
             );
+            // Written now, before the publish: an invocation that then
+            // hangs, times out or panics still reports how old its changes
+            // are, so the lag alarm sees a publisher that never finishes.
+            self.metrics.flush();
         }
         let mut pending: Vec<(&str, InstallationEvent)> = Vec::new();
         for record in changes {

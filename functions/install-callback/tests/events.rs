@@ -201,7 +201,7 @@ async fn an_uninstall_while_eventbridge_refuses_answers_as_before_and_its_event_
 
     // EventBridge answers 500: the batch is reported failed, nothing is
     // published, and the mapping would retry from the uninstall's record.
-    let refusing = publisher_at(&endpoint_answering(500).await, &pipeline.tap.bus).await;
+    let (refusing, _) = publisher_at(&endpoint_answering(500).await, &pipeline.tap.bus).await;
     for _ in 0..2 {
         assert_eq!(
             pipeline.pump_with(&refusing).await,
@@ -226,7 +226,8 @@ async fn an_install_while_eventbridge_hangs_answers_within_shoptets_five_seconds
  {
     let pipeline = Pipeline::start().await;
     let broker = &pipeline.broker;
-    let hanging = publisher_at(&endpoint_never_answering().await, &pipeline.tap.bus).await;
+    let (hanging, hanging_metrics) =
+        publisher_at(&endpoint_never_answering().await, &pipeline.tap.bus).await;
     let eshop = 770_003;
     let mut secrets = Secrets::default();
     // The publisher is mid-batch against a hanging EventBridge while the
@@ -241,9 +242,16 @@ async fn an_install_while_eventbridge_hangs_answers_within_shoptets_five_seconds
         );
     });
     assert!(pumped.handled <= 1);
-    // Whatever that batch held, the publish that hangs fails the batch.
-    let stuck = pipeline.pump_with(&hanging).await;
+    // Whatever that batch held, the publish that hangs fails the batch; the
+    // age of its oldest change was written before it, while it hung (what
+    // the lag alarm watches, even for an invocation that never finishes).
+    let written_before = hanging_metrics.text().len();
+    let (stuck, age_written_while_hanging) = tokio::join!(pipeline.pump_with(&hanging), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        hanging_metrics.text()[written_before..].contains("OldestChangeAge")
+    });
     assert!(stuck.stuck, "{stuck:?}");
+    assert!(age_written_while_hanging, "{}", hanging_metrics.text());
     assert!(pipeline.delivered().await.is_empty());
 
     let after = pipeline.published().await;

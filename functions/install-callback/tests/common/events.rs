@@ -98,10 +98,11 @@ pub fn publisher(aws: &aws_config::SdkConfig, bus: &str) -> (Publisher, Captured
     (publisher, out)
 }
 
-/// A publisher whose EventBridge is at `endpoint` (refusing, or hanging).
-pub async fn publisher_at(endpoint: &str, bus: &str) -> Publisher {
+/// A publisher whose EventBridge is at `endpoint` (refusing, or hanging),
+/// with its metric lines.
+pub async fn publisher_at(endpoint: &str, bus: &str) -> (Publisher, CapturedLogs) {
     let aws = test_support::sdk_config_for_endpoint(endpoint).await;
-    publisher(&aws, bus).0
+    publisher(&aws, bus)
 }
 
 /// What the stack's webhook path hands the publisher: the bus's events,
