@@ -220,27 +220,20 @@ fn no_update_replaces_a_table_a_key_an_alias_a_secret_a_queue_or_a_bus() {
         let kind = attributes["Type"].as_str().unwrap();
         let (replacing, loss) = replacing_properties(kind)
             .unwrap_or_else(|| panic!("{id}: {kind} is not in STATEFUL_TYPES"));
-        for attribute in RESOURCE_ATTRIBUTES {
-            let found = resource.get(*attribute).unwrap_or(&Value::Null);
-            let pinned = attributes.get(*attribute).unwrap_or(&Value::Null);
-            assert_eq!(
-                found,
-                pinned,
-                "{}",
-                breaking(id, attribute, loss, pinned, found)
-            );
-        }
-        for property in replacing {
-            let found = resource["Properties"]
-                .get(*property)
-                .unwrap_or(&Value::Null);
-            let pinned = properties.get(*property).unwrap_or(&Value::Null);
-            assert_eq!(
-                found,
-                pinned,
-                "{}",
-                breaking(id, property, loss, pinned, found)
-            );
+        // The resource's attributes, then its replacing properties: each as
+        // pinned.
+        let checked = (RESOURCE_ATTRIBUTES
+            .iter()
+            .map(|name| (name, resource, &attributes)))
+        .chain(
+            replacing
+                .iter()
+                .map(|name| (name, &resource["Properties"], &properties)),
+        );
+        for (name, deployed, pins) in checked {
+            let found = deployed.get(*name).unwrap_or(&Value::Null);
+            let pinned = pins.get(*name).unwrap_or(&Value::Null);
+            assert_eq!(found, pinned, "{}", breaking(id, name, loss, pinned, found));
         }
     }
 }
