@@ -3,6 +3,7 @@
 //! the one HTTP error contract, the storage ports and their in-memory
 //! adapters. No AWS, no platform protocol, no process plumbing.
 
+pub mod bus;
 pub mod events;
 pub mod http;
 pub mod ids;

@@ -220,3 +220,28 @@ pub struct AcceptedRedirect {
     /// acceptance window, so a redirect it orders can no longer verify.
     pub expires_at: SystemTime,
 }
+
+/// Names one e-shop webhook notification without holding it: a digest of
+/// the fields Shoptet repeats on every attempt (`eshopId`, `event`,
+/// `eventInstance`, `eventCreated`; Shoptet sends no notification id).
+/// The delivery log keys on it, so a retry, a reconciled copy and a live
+/// delivery of one notification are one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeliveryFingerprint([u8; 32]);
+
+impl DeliveryFingerprint {
+    pub fn new(digest: [u8; 32]) -> Self {
+        Self(digest)
+    }
+
+    /// Lowercase hex, as the adapters store it.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Debug for DeliveryFingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeliveryFingerprint({})", self.to_hex())
+    }
+}

@@ -104,6 +104,15 @@ secret_type!(
     WebhookKey
 );
 
+secret_type!(
+    /// A Shoptet installation's key for its e-shop webhooks
+    /// (`POST /api/webhooks/renew-signature-key`): verifies the
+    /// `Shoptet-Webhook-Signature` of every delivery to that installation.
+    /// Kept with the installation's secrets, never logged or returned.
+    EshopSignatureKey
+);
+
+stored_secret!(EshopSignatureKey);
 stored_secret!(OAuthAccessToken);
 stored_secret!(ApiAccessToken);
 stored_secret!(ClientSecret);

@@ -15,7 +15,6 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use broker_domain::events::{InstallationEvent, SOURCE};
 use broker_domain::secret::{EventSigningSecret, ExposeSecret};
 use shop_token_protocol::loopback::scheme_allowed;
 
@@ -31,30 +30,8 @@ pub const ID_HEADER: &str = "webhook-id";
 pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
 pub const SIGNATURE_HEADER: &str = "webhook-signature";
 
-/// One event as EventBridge's `PutEvents` takes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BusEntry {
-    pub source: &'static str,
-    pub detail_type: &'static str,
-    /// The event's JSON.
-    pub detail: String,
-}
-
-impl BusEntry {
-    pub fn of(event: &InstallationEvent) -> Self {
-        Self {
-            source: SOURCE,
-            detail_type: event.detail_type(),
-            detail: body_of(event),
-        }
-    }
-}
-
-/// The JSON the broker sends of an event: EventBridge's `detail` and the
-/// HTTPS body alike.
-pub fn body_of(event: &InstallationEvent) -> String {
-    serde_json::to_string(event).expect("an event always serializes")
-}
+pub use broker_domain::bus::{BusEntry, body_of};
+use broker_domain::events::InstallationEvent;
 
 /// `v1,<base64 of HMAC-SHA256(secret, "{id}.{timestamp}.{body}")>`.
 pub fn sign(secret: &EventSigningSecret, id: &str, timestamp: u64, body: &[u8]) -> String {

@@ -165,6 +165,50 @@ impl InstallationEvent {
     }
 }
 
+/// The EventBridge `detail-type` of a forwarded e-shop webhook.
+pub const ESHOP_WEBHOOK_DETAIL_TYPE: &str = "Shoptet Webhook";
+
+/// How the broker came by a forwarded e-shop webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryPath {
+    /// Shoptet delivered it to the broker's route, signed.
+    Live,
+    /// The reconciliation found it in the installation's notification
+    /// history (failed or not yet delivered) and forwarded it.
+    Reconciliation,
+}
+
+/// A Shoptet e-shop webhook (`order:create`, `job:finished`, …) the
+/// broker received for an installation, verified and forwarded once: the
+/// EventBridge `detail` of a `Shoptet Webhook` event, and the HTTPS body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EshopWebhookEvent {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The same for every copy of one notification (a platform retry, a
+    /// reconciled copy): deduplicate on it.
+    pub id: String,
+    /// Always `shoptet`.
+    pub platform: Platform,
+    /// The e-shop id.
+    pub shop: String,
+    /// The e-shop event, e.g. `order:create`.
+    pub event: String,
+    /// The entity the event is about (`eventInstance`), e.g. an order code.
+    pub event_instance: String,
+    /// When Shoptet created the event (`eventCreated`, Shoptet's form).
+    pub event_created: String,
+    /// When the broker received it (RFC 3339, UTC, milliseconds).
+    pub received_at: String,
+    /// Delivered live, or caught up on by the reconciliation.
+    pub delivery: DeliveryPath,
+    /// The notification's body: byte for byte as Shoptet delivered it
+    /// (live), or as its notification history holds it (reconciliation).
+    /// With `sendPayload: full` it holds `payload`.
+    pub body: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,23 +9,25 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use super::{
-    EventOutbox, InstallationInventory, InstallationRegistry, InstallationStore, InventoryCursor,
-    InventoryPage, InventoryQuery, LeaseAttempt, RecoveryWindow, RedirectAcceptance, RegistryPage,
-    RegistryQuery, SaveOutcome, SignedRedirects, StoreError, TokenCache, key_after, page_limit,
-    redirect_acceptance, shop_of_key,
+    DeliveryLog, EventOutbox, InstallationInventory, InstallationRegistry, InstallationStore,
+    InventoryCursor, InventoryPage, InventoryQuery, LeaseAttempt, RecoveryWindow,
+    RedirectAcceptance, RegistryPage, RegistryQuery, SaveOutcome, SignedRedirects, StoreError,
+    TokenCache, key_after, page_limit, redirect_acceptance, shop_of_key,
 };
 use crate::events::{InstallationEvent, MintOutcome, apply_change, apply_mint};
-use crate::ids::ShopRef;
+use crate::ids::{ShopRef, ShoptetEshopId};
 use crate::model::{
-    AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Lease, Registration,
-    StatusChange,
+    AcceptedRedirect, CacheEntry, CachedToken, DeliveryFingerprint, InstallationStatus, Lease,
+    Registration, StatusChange,
 };
+use crate::secret::EshopSignatureKey;
 
 /// Documents by [`ShopRef::key`], in key order (the order the inventory
 /// pages in).
 #[derive(Clone, Default)]
 pub struct MemoryInstallationStore {
     documents: Arc<Mutex<BTreeMap<String, String>>>,
+    signature_keys: Arc<Mutex<HashMap<ShoptetEshopId, EshopSignatureKey>>>,
 }
 
 impl InstallationStore for MemoryInstallationStore {
@@ -47,7 +49,26 @@ impl InstallationStore for MemoryInstallationStore {
         _recovery: RecoveryWindow,
     ) -> Result<(), StoreError> {
         locked(&self.documents).remove(&shop.key());
+        if let ShopRef::Shoptet(eshop_id) = shop {
+            locked(&self.signature_keys).remove(eshop_id);
+        }
         Ok(())
+    }
+
+    async fn save_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+        key: &EshopSignatureKey,
+    ) -> Result<(), StoreError> {
+        locked(&self.signature_keys).insert(eshop_id, key.clone());
+        Ok(())
+    }
+
+    async fn load_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+    ) -> Result<Option<EshopSignatureKey>, StoreError> {
+        Ok(locked(&self.signature_keys).get(&eshop_id).cloned())
     }
 }
 
@@ -219,6 +240,7 @@ impl EventOutbox for MemoryRegistry {
 pub struct MemoryTokenCache {
     entries: Arc<Mutex<HashMap<String, CacheEntry>>>,
     redirects: Arc<Mutex<HashMap<String, AcceptedRedirect>>>,
+    forwarded: Arc<Mutex<HashMap<DeliveryFingerprint, SystemTime>>>,
 }
 
 impl TokenCache for MemoryTokenCache {
@@ -316,6 +338,22 @@ impl SignedRedirects for MemoryTokenCache {
                 None => redirects.remove(&shop.key()),
             };
         }
+        Ok(())
+    }
+}
+
+/// Records are kept past `keep_until`, as DynamoDB's TTL may keep them.
+impl DeliveryLog for MemoryTokenCache {
+    async fn was_forwarded(&self, delivery: &DeliveryFingerprint) -> Result<bool, StoreError> {
+        Ok(locked(&self.forwarded).contains_key(delivery))
+    }
+
+    async fn record_forwarded(
+        &self,
+        delivery: &DeliveryFingerprint,
+        keep_until: SystemTime,
+    ) -> Result<(), StoreError> {
+        locked(&self.forwarded).insert(*delivery, keep_until);
         Ok(())
     }
 }

@@ -14,9 +14,10 @@ use std::num::NonZeroUsize;
 use crate::events::{InstallationEvent, MintOutcome};
 use crate::ids::{Platform, ShopRef, ShoprenterShopName, ShoptetEshopId};
 use crate::model::{
-    AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Registration,
-    ShoprenterCredentials, ShoptetInstallationRecord, StatusChange,
+    AcceptedRedirect, CacheEntry, CachedToken, DeliveryFingerprint, InstallationStatus,
+    Registration, ShoprenterCredentials, ShoptetInstallationRecord, StatusChange,
 };
+use crate::secret::EshopSignatureKey;
 pub mod memory;
 pub mod raw;
 
@@ -78,6 +79,24 @@ pub trait InstallationStore: Send + Sync {
         shop: &ShopRef,
         recovery: RecoveryWindow,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Keeps a Shoptet installation's e-shop webhook signature key beside
+    /// its document (never inside it: a registration racing a reinstall
+    /// would write the old OAuth token back), replacing any earlier key.
+    /// [`Self::schedule_deletion`] deletes it with the installation; a shop
+    /// listing never meets it.
+    fn save_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+        key: &EshopSignatureKey,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The installation's current signature key, if it has one (none once
+    /// the installation is scheduled for deletion).
+    fn load_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+    ) -> impl Future<Output = Result<Option<EshopSignatureKey>, StoreError>> + Send;
 
     fn save_shoptet_installation(
         &self,
@@ -166,6 +185,36 @@ impl Default for RecoveryWindow {
         Self::DEFAULT
     }
 }
+
+/// The e-shop webhook notifications already forwarded to the bus, so a
+/// platform's retry, a reconciled copy of a live delivery, or a replay
+/// forwards nothing twice. Kept in the token table's backend (TTL), under
+/// keys no shop lookup meets.
+pub trait DeliveryLog: Send + Sync {
+    /// Whether the notification was forwarded (and not yet forgotten).
+    fn was_forwarded(
+        &self,
+        delivery: &DeliveryFingerprint,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records it forwarded; the backend may forget it after `keep_until`.
+    /// Idempotent.
+    fn record_forwarded(
+        &self,
+        delivery: &DeliveryFingerprint,
+        keep_until: SystemTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The key a table adapter keeps a forwarded delivery under, beside (never
+/// equal to) any [`ShopRef::key`].
+pub fn delivery_key(delivery: &DeliveryFingerprint) -> String {
+    format!("eshop-webhook#{}", delivery.to_hex())
+}
+
+/// The name (secret name suffix, item key suffix) an installation store
+/// keeps a Shoptet installation's signature key under, beside its document.
+pub const SIGNATURE_KEY_SUFFIX: &str = "webhook-signature-key";
 
 /// Which shops have an installation document: what copying one store into
 /// another (the migration command) needs, and nothing a request asks. A
