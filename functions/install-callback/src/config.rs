@@ -153,6 +153,9 @@ pub struct AwsInstallConfig {
     /// The Shoprenter app: its ClientSecret signs the install/uninstall
     /// redirects, and its credentials fetch tokens.
     pub shoprenter_app: Option<ShoprenterAppSecret>,
+    /// The bus e-shop webhooks are forwarded to (`EVENT_BUS_NAME`); without
+    /// it `POST /shoptet/eshop-webhook` is `not_configured`.
+    pub event_bus_name: Option<String>,
 }
 
 impl AwsInstallConfig {
@@ -163,6 +166,7 @@ impl AwsInstallConfig {
             shoptet_client_secret_id: env::optional(env, "SHOPTET_CLIENT_SECRET_ID"),
             shoptet_webhook_key_secret_id: env::optional(env, "SHOPTET_WEBHOOK_KEY_SECRET_ID"),
             shoprenter_app: store_config::shoprenter_app(env)?,
+            event_bus_name: env::optional(env, "EVENT_BUS_NAME"),
         })
     }
 }

@@ -32,7 +32,9 @@ use tokio::time::{Instant, timeout_at};
 use crate::caller::{self, OperatorGate, SourceAllowlist};
 use crate::config::{AppEntryUrl, InstallConfig};
 use crate::error::{InstallError, SHOPTET_NOT_CONFIGURED};
+use crate::eshop_webhook::EshopWebhookRoute;
 use crate::outcome::{EventOutcome, InstallOutcome, LifecycleEvent, Stored, StoredStatus};
+use broker_domain::bus::EventBus;
 
 /// Shoptet documents codes of 255 characters; anything far longer is not one.
 const MAX_CODE_LEN: usize = 1024;
@@ -82,6 +84,8 @@ pub struct InstallCallback<S, C, R> {
     /// Platform-facing routes answer within this (Shoptet gives up at 4-5 s).
     deadline: Duration,
     operator_gate: OperatorGate,
+    /// `None`: no bus, so e-shop webhooks are not forwarded.
+    eshop_webhooks: Option<EshopWebhookRoute>,
 }
 
 impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallback<S, C, R> {
@@ -124,7 +128,20 @@ impl<S: InstallationStore, C: TokenCache, R: InstallationRegistry> InstallCallba
             },
             deadline: config.install_deadline,
             operator_gate: OperatorGate::default(),
+            eshop_webhooks: None,
         }
+    }
+
+    /// Serves `POST /shoptet/eshop-webhook`, forwarding to `bus`.
+    pub fn with_eshop_webhooks(self, bus: Arc<dyn EventBus>) -> Self {
+        Self {
+            eshop_webhooks: Some(EshopWebhookRoute::new(bus)),
+            ..self
+        }
+    }
+
+    pub(crate) fn eshop_webhooks(&self) -> Option<&EshopWebhookRoute> {
+        self.eshop_webhooks.as_ref()
     }
 
     /// Who admits callers to the operator routes; by default the IAM

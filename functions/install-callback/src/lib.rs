@@ -5,6 +5,7 @@ mod browser;
 pub mod caller;
 pub mod config;
 pub mod error;
+pub mod eshop_webhook;
 pub mod handler;
 pub mod operator;
 pub mod outcome;
@@ -12,12 +13,15 @@ mod routes;
 pub mod shoprenter_app;
 pub mod webhook;
 
+use std::sync::Arc;
+
 use aws_config::SdkConfig;
 use broker_aws::secrets;
 use broker_aws::storage::aws_installations::AwsInstallationStore;
 use broker_aws::storage::dynamodb::DynamoTokenCache;
 use broker_aws::storage::dynamodb_registry::DynamoRegistry;
 use broker_domain::secret::{ExposeSecret, WebhookKey};
+use broker_events::eventbridge::EventBridgeBus;
 
 pub use caller::OperatorGate;
 pub use config::{AwsInstallConfig, InstallConfig};
@@ -51,5 +55,17 @@ pub fn build_on_aws(config: AwsInstallConfig, aws: &SdkConfig) -> AwsInstallCall
         ),
         shoprenter_app: secrets::shoprenter_app_credentials(client, config.shoprenter_app.as_ref()),
     };
-    InstallCallback::new(config.install, secrets, config.stores.open(aws))
+    let handler = InstallCallback::new(config.install, secrets, config.stores.open(aws));
+    match config.event_bus_name {
+        Some(bus_name) => handler.with_eshop_webhooks(Arc::new(EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::new(aws),
+            bus_name,
+            BUS_TIMEOUT,
+        ))),
+        None => handler,
+    }
 }
+
+/// The receiving route waits this long for EventBridge: Shoptet gives up
+/// after 4 s, and a refused delivery is retried (and reconciled).
+const BUS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(2_000);

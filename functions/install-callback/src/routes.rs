@@ -6,7 +6,7 @@
 use broker_domain::http::HttpError;
 use broker_domain::ids::Platform;
 use broker_domain::storage::{
-    InstallationRegistry, InstallationStore, SignedRedirects, TokenCache,
+    DeliveryLog, InstallationRegistry, InstallationStore, SignedRedirects, TokenCache,
 };
 use broker_runtime::faults;
 use broker_runtime::metrics::{Dimension, Dimensions, Metric};
@@ -21,6 +21,7 @@ use crate::handler::InstallCallback;
 enum Route<'a> {
     ShoptetInstall,
     ShoptetWebhook,
+    ShoptetEshopWebhook,
     ShoptetInstallation(&'a str),
     ShoprenterAppInstall,
     ShoprenterAppUninstall,
@@ -42,6 +43,7 @@ impl Route<'_> {
             [.., "installations"] => Some(Route::Installations),
             [.., "shoptet", "install"] => Some(Route::ShoptetInstall),
             [.., "shoptet", "webhook"] => Some(Route::ShoptetWebhook),
+            [.., "shoptet", "eshop-webhook"] => Some(Route::ShoptetEshopWebhook),
             [.., "shoptet", eshop_id, "installation"] => Some(Route::ShoptetInstallation(eshop_id)),
             [.., "shoprenter", "install"] => Some(Route::ShoprenterAppInstall),
             [.., "shoprenter", "uninstall"] => Some(Route::ShoprenterAppUninstall),
@@ -58,7 +60,7 @@ impl Route<'_> {
             | Self::ShoprenterAppInstall
             | Self::ShoprenterAppUninstall
             | Self::Installations => "GET",
-            Self::ShoptetWebhook => "POST",
+            Self::ShoptetWebhook | Self::ShoptetEshopWebhook => "POST",
             Self::ShoptetInstallation(_)
             | Self::ShoprenterCredentials(_)
             | Self::ShoprenterInstallation(_) => "PUT",
@@ -71,6 +73,7 @@ impl Route<'_> {
         match self {
             Self::ShoptetInstall => "ShoptetInstall",
             Self::ShoptetWebhook => "ShoptetWebhook",
+            Self::ShoptetEshopWebhook => "ShoptetEshopWebhook",
             Self::ShoptetInstallation(_) => "ShoptetImport",
             Self::ShoprenterAppInstall => "ShoprenterInstall",
             Self::ShoprenterAppUninstall => "ShoprenterUninstall",
@@ -91,7 +94,7 @@ impl Route<'_> {
         }
     }
 
-    /// Everything but the four platform callbacks is the operator's: served
+    /// Everything but the five platform callbacks is the operator's: served
     /// only to a caller the [`OperatorGate`](crate::caller::OperatorGate)
     /// admits.
     fn is_operator(&self) -> bool {
@@ -99,6 +102,7 @@ impl Route<'_> {
             self,
             Self::ShoptetInstall
                 | Self::ShoptetWebhook
+                | Self::ShoptetEshopWebhook
                 | Self::ShoprenterAppInstall
                 | Self::ShoprenterAppUninstall
         )
@@ -113,7 +117,7 @@ impl Route<'_> {
     }
 }
 
-impl<S: InstallationStore, C: TokenCache + SignedRedirects, R: InstallationRegistry>
+impl<S: InstallationStore, C: TokenCache + SignedRedirects + DeliveryLog, R: InstallationRegistry>
     InstallCallback<S, C, R>
 {
     /// Every request gets an answer: the route's, or its error rendered.
@@ -190,6 +194,9 @@ impl<S: InstallationStore, C: TokenCache + SignedRedirects, R: InstallationRegis
             }
             (Some(Route::ShoptetWebhook), &Method::POST) => {
                 self.shoptet_webhook(request, started).await
+            }
+            (Some(Route::ShoptetEshopWebhook), &Method::POST) => {
+                self.eshop_webhook(request, started).await
             }
             (Some(Route::ShoptetInstallation(id)), &Method::PUT) => {
                 self.import_shoptet(id, request.body()).await

@@ -3,9 +3,14 @@
 //! registry's outbox instead), and the shape every event has on it.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::events::{ESHOP_WEBHOOK_DETAIL_TYPE, EshopWebhookEvent, InstallationEvent, SOURCE};
+use crate::events::{
+    ESHOP_WEBHOOK_DETAIL_TYPE, EshopWebhookEvent, InstallationEvent, SOURCE,
+    WEBHOOK_REGISTRATION_FAILED_DETAIL_TYPE, WEBHOOKS_REGISTERED_DETAIL_TYPE,
+    WebhookRegistrationEvent,
+};
 
 /// One event as EventBridge's `PutEvents` takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +39,20 @@ impl BusEntry {
     }
 }
 
+impl BusEntry {
+    pub fn of_registration(event: &WebhookRegistrationEvent) -> Self {
+        Self {
+            source: SOURCE,
+            detail_type: if event.error_code.is_some() {
+                WEBHOOK_REGISTRATION_FAILED_DETAIL_TYPE
+            } else {
+                WEBHOOKS_REGISTERED_DETAIL_TYPE
+            },
+            detail: serde_json::to_string(event).expect("an event always serializes"),
+        }
+    }
+}
+
 /// The JSON the broker sends of a lifecycle event: EventBridge's `detail`
 /// and the HTTPS body alike.
 pub fn body_of(event: &InstallationEvent) -> String {
@@ -46,9 +65,13 @@ pub fn body_of(event: &InstallationEvent) -> String {
 #[error("the event bus did not take the event: {0}")]
 pub struct BusUnavailable(pub String);
 
-/// Puts events on the add-on's bus, each at least once.
+/// What [`EventBus::put`] returns.
+pub type Put<'a> = Pin<Box<dyn Future<Output = Result<(), BusUnavailable>> + Send + 'a>>;
+
+/// Puts events on the add-on's bus, each at least once. Object-safe (a
+/// boxed future): the functions hold whichever bus their process has.
 pub trait EventBus: Send + Sync {
-    fn put(&self, entry: &BusEntry) -> impl Future<Output = Result<(), BusUnavailable>> + Send;
+    fn put<'a>(&'a self, entry: &'a BusEntry) -> Put<'a>;
 }
 
 /// A bus in process memory (unit tests): keeps every entry put, in order;
@@ -73,14 +96,16 @@ impl MemoryBus {
 }
 
 impl EventBus for MemoryBus {
-    async fn put(&self, entry: &BusEntry) -> Result<(), BusUnavailable> {
-        if *self.refusing.lock().unwrap_or_else(PoisonError::into_inner) {
-            return Err(BusUnavailable("refused".into()));
-        }
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(entry.clone());
-        Ok(())
+    fn put<'a>(&'a self, entry: &'a BusEntry) -> Put<'a> {
+        Box::pin(async move {
+            if *self.refusing.lock().unwrap_or_else(PoisonError::into_inner) {
+                return Err(BusUnavailable("refused".into()));
+            }
+            self.entries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(entry.clone());
+            Ok(())
+        })
     }
 }

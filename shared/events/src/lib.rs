@@ -30,6 +30,8 @@ pub const ID_HEADER: &str = "webhook-id";
 pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
 pub const SIGNATURE_HEADER: &str = "webhook-signature";
 
+pub mod eventbridge;
+
 pub use broker_domain::bus::{BusEntry, body_of};
 use broker_domain::events::InstallationEvent;
 
@@ -154,12 +156,21 @@ impl WebhookSender {
         secret: &EventSigningSecret,
         event: &InstallationEvent,
     ) -> Result<(), DeliveryError> {
-        let body = body_of(event);
+        self.deliver_body(secret, &event.id, body_of(event)).await
+    }
+
+    /// One delivery of any event's JSON (`id` is the event's), signed now.
+    pub async fn deliver_body(
+        &self,
+        secret: &EventSigningSecret,
+        id: &str,
+        body: String,
+    ) -> Result<(), DeliveryError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let signature = sign(secret, &event.id, now, body.as_bytes());
+        let signature = sign(secret, id, now, body.as_bytes());
         let answer = self
             .client
             .post(self.url.as_str())
@@ -168,7 +179,7 @@ impl WebhookSender {
                 "user-agent",
                 concat!("shop-token-broker/", env!("CARGO_PKG_VERSION")),
             )
-            .header(ID_HEADER, &event.id)
+            .header(ID_HEADER, id)
             .header(TIMESTAMP_HEADER, now.to_string())
             .header(SIGNATURE_HEADER, signature)
             .body(body)

@@ -12,5 +12,6 @@ pub mod minting;
 pub mod shoprenter;
 pub mod shoprenter_app;
 pub mod shoptet;
+pub mod shoptet_eshop_webhooks;
 pub mod shoptet_webhook;
 pub mod upstream;

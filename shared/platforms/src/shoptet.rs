@@ -119,7 +119,7 @@ enum Call {
 }
 
 pub struct ShoptetClient {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     config: ShoptetConfig,
 }
 
@@ -193,11 +193,29 @@ impl ShoptetClient {
         api_access_token: &ApiAccessToken,
         path: &[&str],
     ) -> Result<Value, ShoptetError> {
+        self.get_api_with_query(api_access_token, path, &[]).await
+    }
+
+    /// The URL of an API path.
+    pub(crate) fn api_url(&self, path: &[&str]) -> reqwest::Url {
+        self.config.api_url.join(path.iter().copied())
+    }
+
+    /// [`Self::get_api`] with query parameters.
+    pub async fn get_api_with_query(
+        &self,
+        api_access_token: &ApiAccessToken,
+        path: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Value, ShoptetError> {
         #[derive(Deserialize)]
         struct Envelope {
             data: Value,
         }
-        let url = self.config.api_url.join(path.iter().copied());
+        let mut url = self.api_url(path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
         let request = self
             .http
             .get(url)
@@ -257,6 +275,11 @@ fn parse_success<T: for<'de> Deserialize<'de>>(
     }
     // serde's message may quote the offending value: drop it.
     serde_json::from_slice(&response.body).map_err(|_| UpstreamFailure::malformed(response).into())
+}
+
+/// An API call's failure, typed as every Shoptet failure is.
+pub(crate) fn api_failure(response: &UpstreamResponse) -> ShoptetError {
+    classify_failure(response, Call::Api)
 }
 
 /// Maps every documented error shape (OAuth `{"error": …}` and the API's

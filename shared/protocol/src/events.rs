@@ -209,6 +209,40 @@ pub struct EshopWebhookEvent {
     pub body: String,
 }
 
+/// The `detail-type` of a [`WebhookRegistrationEvent`] that registered.
+pub const WEBHOOKS_REGISTERED_DETAIL_TYPE: &str = "Shoptet Webhooks Registered";
+/// The `detail-type` of a [`WebhookRegistrationEvent`] that failed.
+pub const WEBHOOK_REGISTRATION_FAILED_DETAIL_TYPE: &str = "Shoptet Webhooks Registration Failed";
+
+/// The broker registered the configured e-shop webhooks for an
+/// installation (something changed: events added or the key renewed), or
+/// failed to (`error_code`; `will_retry` says whether it tries again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRegistrationEvent {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Unique per event.
+    pub id: String,
+    /// Always `shoptet`.
+    pub platform: Platform,
+    /// The e-shop id.
+    pub shop: String,
+    /// When it happened (RFC 3339, UTC, milliseconds).
+    pub occurred_at: String,
+    /// Events registered now (on success).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registered: Vec<String>,
+    /// Whether a new signature key was obtained and stored (on success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_renewed: Option<bool>,
+    /// Why it failed (on failure), e.g. `registered_elsewhere`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// On failure: whether the broker tries again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub will_retry: Option<bool>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,6 +56,7 @@ pub enum Service {
     TokenVendor,
     InstallCallback,
     EventPublisher,
+    ShoptetWebhooks,
 }
 
 impl Service {
@@ -64,6 +65,7 @@ impl Service {
             Self::TokenVendor => "token-vendor",
             Self::InstallCallback => "install-callback",
             Self::EventPublisher => "event-publisher",
+            Self::ShoptetWebhooks => "shoptet-webhooks",
         }
     }
 }
@@ -105,6 +107,23 @@ pub enum Metric {
     WebhookDeliveries,
     /// Deliveries the endpoint refused or did not answer (retried).
     WebhookFailures,
+    /// Shoptet e-shop webhooks forwarded to the bus (`Source`: live or
+    /// reconciliation).
+    EshopWebhooksForwarded,
+    /// Copies of a notification already forwarded (a platform retry, a
+    /// reconciled copy of a live delivery): acknowledged, not forwarded.
+    EshopWebhookDuplicates,
+    /// Deliveries refused at the route (`Code`: bad signature, unknown
+    /// shop, too large, malformed). Anyone can send them.
+    EshopWebhookRejects,
+    /// Installations whose webhooks were registered (or found registered).
+    WebhookRegistrations,
+    /// Registration attempts that failed (`Code`); retried.
+    WebhookRegistrationFailures,
+    /// Installations whose notification history a reconciliation read.
+    Reconciliations,
+    /// Reconciliations that failed for an installation (`Code`).
+    ReconciliationFailures,
 }
 
 impl Metric {
@@ -130,6 +149,13 @@ impl Metric {
             Self::OldestChangeAge => "OldestChangeAge",
             Self::WebhookDeliveries => "WebhookDeliveries",
             Self::WebhookFailures => "WebhookFailures",
+            Self::EshopWebhooksForwarded => "EshopWebhooksForwarded",
+            Self::EshopWebhookDuplicates => "EshopWebhookDuplicates",
+            Self::EshopWebhookRejects => "EshopWebhookRejects",
+            Self::WebhookRegistrations => "WebhookRegistrations",
+            Self::WebhookRegistrationFailures => "WebhookRegistrationFailures",
+            Self::Reconciliations => "Reconciliations",
+            Self::ReconciliationFailures => "ReconciliationFailures",
         }
     }
 
