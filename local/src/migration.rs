@@ -20,8 +20,9 @@ use std::num::NonZeroUsize;
 use futures_util::StreamExt;
 use zeroize::Zeroizing;
 
-use broker_domain::ids::ShopRef;
+use broker_domain::ids::{ShopRef, ShoptetEshopId};
 use broker_domain::model::InstallationStatus;
+use broker_domain::secret::EshopSignatureKey;
 use broker_domain::storage::{
     InstallationInventory, InstallationRegistry, InstallationStore, InventoryCursor, InventoryPage,
     InventoryQuery, MAX_PAGE, RecoveryWindow, SaveOutcome, StoreError,
@@ -282,6 +283,27 @@ impl<S: InstallationStore, R: InstallationRegistry> InstallationStore
     ) -> Result<(), StoreError> {
         self.source.schedule_deletion(shop, recovery).await
     }
+
+    async fn save_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+        key: &EshopSignatureKey,
+    ) -> Result<(), StoreError> {
+        self.source.save_signature_key(eshop_id, key).await
+    }
+
+    /// Gone with the shop's document, for the same reason.
+    async fn load_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+    ) -> Result<Option<EshopSignatureKey>, StoreError> {
+        let shop = ShopRef::Shoptet(eshop_id);
+        let registration = self.registry.registration(&shop).await?;
+        if registration.is_some_and(|r| r.status == InstallationStatus::Uninstalled) {
+            return Ok(None);
+        }
+        self.source.load_signature_key(eshop_id).await
+    }
 }
 
 impl<S: InstallationInventory, R: Sync> InstallationInventory for SkipUninstalled<'_, S, R> {
@@ -473,6 +495,24 @@ mod tests {
             recovery: RecoveryWindow,
         ) -> Result<(), StoreError> {
             self.inner.schedule_deletion(shop, recovery).await
+        }
+
+        async fn save_signature_key(
+            &self,
+            eshop_id: ShoptetEshopId,
+            key: &EshopSignatureKey,
+        ) -> Result<(), StoreError> {
+            if self.refused == ShopRef::Shoptet(eshop_id) {
+                return Err(StoreError::Unavailable("ThrottlingException".into()));
+            }
+            self.inner.save_signature_key(eshop_id, key).await
+        }
+
+        async fn load_signature_key(
+            &self,
+            eshop_id: ShoptetEshopId,
+        ) -> Result<Option<EshopSignatureKey>, StoreError> {
+            self.inner.load_signature_key(eshop_id).await
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! The semantics are those of the Secrets Manager and DynamoDB adapters:
 //! a save adds a version; a scheduled deletion removes the shop's versions
-//! (there is no recovery window: a reinstall saves afresh); the lease, the
+//! (there is no recovery window: a reinstall saves afresh), and with a
+//! Shoptet shop's its e-shop webhook signature key; the lease, the
 //! store-and-release, the registry's record and its re-check claim are
 //! conditional writes, each decided inside one `BEGIN IMMEDIATE`
 //! transaction, so several [`SqliteStore`]s (in one process or in several)
@@ -20,20 +21,21 @@ use std::time::{Duration, Instant, SystemTime};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
 use broker_domain::events::{InstallationEvent, MintOutcome, apply_change, apply_mint};
-use broker_domain::ids::ShopRef;
+use broker_domain::ids::{ShopRef, ShoptetEshopId};
 use broker_domain::model::{
-    AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Registration, SignatureDigest,
-    StatusChange,
+    AcceptedRedirect, CacheEntry, CachedToken, DeliveryFingerprint, InstallationStatus,
+    Registration, SignatureDigest, StatusChange,
 };
-use broker_domain::secret::ExposeSecret;
+use broker_domain::secret::{EshopSignatureKey, ExposeSecret};
 use broker_domain::storage::raw::{
     RawEntry, RawRegistration, from_millis, from_stored, millis, to_stored,
 };
 use broker_domain::storage::{
-    EXPIRY_GRACE, EventOutbox, InstallationInventory, InstallationRegistry, InstallationStore,
-    InventoryCursor, InventoryPage, InventoryQuery, LeaseAttempt, RecoveryWindow,
-    RedirectAcceptance, RegistryPage, RegistryQuery, SaveOutcome, SignedRedirects, StoreError,
-    TokenCache, entry_expiry, key_after, page_limit, redirect_acceptance, shop_of_key,
+    DeliveryLog, EXPIRY_GRACE, EventOutbox, InstallationInventory, InstallationRegistry,
+    InstallationStore, InventoryCursor, InventoryPage, InventoryQuery, LeaseAttempt,
+    RecoveryWindow, RedirectAcceptance, RegistryPage, RegistryQuery, SaveOutcome, SignedRedirects,
+    StoreError, TokenCache, delivery_key, entry_expiry, key_after, page_limit, redirect_acceptance,
+    shop_of_key,
 };
 
 /// The schema this code writes (`PRAGMA user_version`): the number of
@@ -45,7 +47,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Each step takes the schema from version `index` to `index + 1`; a file
 /// of an older version gets the steps it lacks when it is opened.
-const MIGRATIONS: [&str; 4] = [SCHEMA_V1, REGISTRY_V2, SIGNED_REDIRECTS_V3, EVENTS_V4];
+const MIGRATIONS: [&str; 5] = [
+    SCHEMA_V1,
+    REGISTRY_V2,
+    SIGNED_REDIRECTS_V3,
+    EVENTS_V4,
+    ESHOP_WEBHOOKS_V5,
+];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE secrets (
@@ -103,6 +111,24 @@ CREATE TABLE event_outbox (
     position     INTEGER PRIMARY KEY AUTOINCREMENT,
     id           TEXT    NOT NULL UNIQUE,
     event        TEXT    NOT NULL
+) STRICT;
+";
+
+/// E-shop webhooks: each Shoptet installation's signature key, in a table
+/// of its own beside the installation's document (never inside it: a key
+/// registration that read the document, then raced a reinstall, would
+/// write the old OAuth token back), so that no listing of installations
+/// reads it; and the notifications already forwarded, by
+/// [`broker_domain::storage::delivery_key`], with the time (epoch
+/// milliseconds) after which they may be forgotten.
+const ESHOP_WEBHOOKS_V5: &str = "
+CREATE TABLE signature_keys (
+    eshop_id     INTEGER PRIMARY KEY NOT NULL,
+    key          TEXT    NOT NULL
+) STRICT;
+CREATE TABLE forwarded_deliveries (
+    key          TEXT    PRIMARY KEY NOT NULL,
+    keep_until   INTEGER NOT NULL
 ) STRICT;
 ";
 
@@ -207,16 +233,116 @@ impl InstallationStore for SqliteStore {
         .await
     }
 
-    /// No recovery window here: the shop's versions go at once.
+    /// No recovery window here: the shop's versions go at once, and with a
+    /// Shoptet shop's its signature key, in the same transaction.
     async fn schedule_deletion(
         &self,
         shop: &ShopRef,
         _recovery: RecoveryWindow,
     ) -> Result<(), StoreError> {
         let name = shop.key();
+        let eshop_id = match shop {
+            ShopRef::Shoptet(eshop_id) => Some(eshop_column(*eshop_id)),
+            ShopRef::Shoprenter(_) => None,
+        };
         self.run(move |connection| {
             write(connection, |tx| {
                 tx.execute("DELETE FROM secrets WHERE name = ?1", [&name])?;
+                if let Some(eshop_id) = eshop_id {
+                    tx.execute("DELETE FROM signature_keys WHERE eshop_id = ?1", [eshop_id])?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// One row per e-shop, replaced whole; no versions kept.
+    async fn save_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+        key: &EshopSignatureKey,
+    ) -> Result<(), StoreError> {
+        let eshop_id = eshop_column(eshop_id);
+        let key = key.clone();
+        self.run(move |connection| {
+            write(connection, |tx| {
+                tx.execute(
+                    "INSERT INTO signature_keys (eshop_id, key) VALUES (?1, ?2)
+                     ON CONFLICT (eshop_id) DO UPDATE SET key = excluded.key",
+                    params![eshop_id, key.expose_secret()],
+                )?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn load_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+    ) -> Result<Option<EshopSignatureKey>, StoreError> {
+        let eshop_id = eshop_column(eshop_id);
+        let key: Option<String> = self
+            .run(move |connection| {
+                connection
+                    .query_row(
+                        "SELECT key FROM signature_keys WHERE eshop_id = ?1",
+                        [eshop_id],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| unavailable(&e))
+            })
+            .await?;
+        Ok(key.map(EshopSignatureKey::new))
+    }
+}
+
+/// An e-shop id as SQLite's INTEGER (i64); ids past `i64::MAX` (Shoptet's
+/// are far below) are stored as their two's complement, one to one.
+fn eshop_column(eshop_id: ShoptetEshopId) -> i64 {
+    eshop_id.get() as i64
+}
+
+/// A record is kept until a later insert prunes it, past its `keep_until`:
+/// by then the port allows forgetting it.
+impl DeliveryLog for SqliteStore {
+    async fn was_forwarded(&self, delivery: &DeliveryFingerprint) -> Result<bool, StoreError> {
+        let key = delivery_key(delivery);
+        self.run(move |connection| {
+            connection
+                .query_row(
+                    "SELECT 1 FROM forwarded_deliveries WHERE key = ?1",
+                    [&key],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map(|row| row.is_some())
+                .map_err(|e| unavailable(&e))
+        })
+        .await
+    }
+
+    async fn record_forwarded(
+        &self,
+        delivery: &DeliveryFingerprint,
+        keep_until: SystemTime,
+    ) -> Result<(), StoreError> {
+        let key = delivery_key(delivery);
+        let (keep_until, now) = (millis(keep_until), millis(SystemTime::now()));
+        self.run(move |connection| {
+            write(connection, |tx| {
+                // Housekeeping (what DynamoDB's TTL does there): the table
+                // holds only the notifications still worth remembering.
+                tx.execute(
+                    "DELETE FROM forwarded_deliveries WHERE keep_until < ?1",
+                    [now],
+                )?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO forwarded_deliveries (key, keep_until) VALUES (?1, ?2)",
+                    params![key, keep_until],
+                )?;
                 Ok(())
             })
         })

@@ -3,7 +3,7 @@
 //! SQLite in a temporary file). An adapter passes when it behaves exactly
 //! like the others. The DynamoDB installation store (envelope-encrypted with
 //! a KMS key on moto) implements the installation port only and runs those
-//! cases.
+//! cases (the e-shop webhook signature keys among them).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -13,14 +13,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker_domain::ids::{Platform, ShopRef, ShoprenterShopName, ShoptetEshopId};
 use broker_domain::model::{
-    AcceptedRedirect, CacheEntry, CachedToken, InstallationStatus, Lease, Origin, Registration,
-    ShoprenterCredentials, ShoptetInstallation, ShoptetInstallationRecord, SignatureDigest,
-    StatusChange,
+    AcceptedRedirect, CacheEntry, CachedToken, DeliveryFingerprint, InstallationStatus, Lease,
+    Origin, Registration, ShoprenterCredentials, ShoptetInstallation, ShoptetInstallationRecord,
+    SignatureDigest, StatusChange,
 };
-use broker_domain::secret::{ApiAccessToken, ClientSecret, OAuthAccessToken};
+use broker_domain::secret::{
+    ApiAccessToken, ClientSecret, EshopSignatureKey, ExposeSecret, OAuthAccessToken,
+};
 use broker_domain::storage::{
-    InstallationInventory, InstallationRegistry, InstallationStore, InventoryQuery, LeaseAttempt,
-    RecoveryWindow, RedirectAcceptance, RegistryQuery, SaveOutcome, SignedRedirects, TokenCache,
+    DeliveryLog, InstallationInventory, InstallationRegistry, InstallationStore, InventoryQuery,
+    LeaseAttempt, RecoveryWindow, RedirectAcceptance, RegistryQuery, SaveOutcome, SignedRedirects,
+    TokenCache,
 };
 use tokio::sync::Barrier;
 
@@ -41,8 +44,9 @@ trait InstallsHarness: Sized + Send + Sync + 'static {
 
 /// A fresh, isolated store of every port of one adapter.
 trait Harness: InstallsHarness {
-    /// The token cache, and the accepted signed redirects kept beside it.
-    type Cache: TokenCache + SignedRedirects + 'static;
+    /// The token cache, and the accepted signed redirects and the log of
+    /// forwarded e-shop webhook deliveries kept beside it.
+    type Cache: TokenCache + SignedRedirects + DeliveryLog + 'static;
     type Registry: InstallationRegistry + 'static;
 
     fn cache(&self) -> &Arc<Self::Cache>;
@@ -2107,6 +2111,314 @@ async fn exactly_one_of_concurrent_offers_of_a_redirect_is_accepted<H: Harness>(
 }
 
 // ---------------------------------------------------------------------------
+// E-shop webhook signature keys, kept beside each Shoptet installation
+
+fn signature_key(text: &str) -> EshopSignatureKey {
+    EshopSignatureKey::new(text)
+}
+
+/// The key's text, to compare (the secret type has no equality).
+fn key_text(key: Option<EshopSignatureKey>) -> Option<String> {
+    key.map(|key| key.expose_secret().to_owned())
+}
+
+async fn loaded_key<S: InstallationStore>(store: &S, id: u64) -> Option<String> {
+    key_text(store.load_signature_key(eshop(id)).await.unwrap())
+}
+
+async fn a_saved_signature_key_loads_back<H: InstallsHarness>() {
+    let h = H::new().await;
+    h.installs()
+        .save_shoptet_installation(&shoptet_record(222651, "oauth-one", "2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.installs()
+            .load_signature_key(eshop(222651))
+            .await
+            .map(key_text),
+        Ok(None)
+    );
+
+    h.installs()
+        .save_signature_key(eshop(222651), &signature_key("signature-key-first-4b1e"))
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded_key(h.installs(), 222651).await.as_deref(),
+        Some("signature-key-first-4b1e")
+    );
+}
+
+async fn a_second_signature_key_replaces_the_first<H: InstallsHarness>() {
+    let h = H::new().await;
+    h.installs()
+        .save_shoptet_installation(&shoptet_record(222651, "oauth-one", "2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    for key in ["signature-key-first-4b1e", "signature-key-renewed-9a0c"] {
+        h.installs()
+            .save_signature_key(eshop(222651), &signature_key(key))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        loaded_key(h.installs(), 222651).await.as_deref(),
+        Some("signature-key-renewed-9a0c")
+    );
+}
+
+async fn signature_keys_are_kept_per_eshop<H: InstallsHarness>() {
+    let h = H::new().await;
+    for id in [1, 2] {
+        h.installs()
+            .save_shoptet_installation(&shoptet_record(id, "oauth", "2026-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+    }
+    h.installs()
+        .save_signature_key(eshop(1), &signature_key("signature-key-of-one"))
+        .await
+        .unwrap();
+    assert_eq!(loaded_key(h.installs(), 2).await, None);
+    h.installs()
+        .save_signature_key(eshop(2), &signature_key("signature-key-of-two"))
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded_key(h.installs(), 1).await.as_deref(),
+        Some("signature-key-of-one")
+    );
+    assert_eq!(
+        loaded_key(h.installs(), 2).await.as_deref(),
+        Some("signature-key-of-two")
+    );
+}
+
+async fn an_uninstall_removes_the_signature_key_until_a_new_one_is_saved<H: InstallsHarness>() {
+    let h = H::new().await;
+    let other = ShopRef::Shoptet(eshop(7));
+    for id in [222651, 7] {
+        h.installs()
+            .save_shoptet_installation(&shoptet_record(id, "oauth", "2026-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+        h.installs()
+            .save_signature_key(eshop(id), &signature_key(&format!("signature-key-{id}")))
+            .await
+            .unwrap();
+    }
+
+    h.installs()
+        .schedule_deletion(&shop(), RecoveryWindow::DEFAULT)
+        .await
+        .unwrap();
+    assert_eq!(loaded_key(h.installs(), 222651).await, None);
+    // Idempotent, like the document's deletion.
+    h.installs()
+        .schedule_deletion(&shop(), RecoveryWindow::DEFAULT)
+        .await
+        .unwrap();
+    assert_eq!(loaded_key(h.installs(), 222651).await, None);
+    // Another e-shop's key stays.
+    assert_eq!(
+        loaded_key(h.installs(), 7).await.as_deref(),
+        Some("signature-key-7")
+    );
+
+    // A reinstall brings no key back by itself; the next one saved works.
+    h.installs()
+        .save_shoptet_installation(&shoptet_record(
+            222651,
+            "oauth-again",
+            "2026-02-01T00:00:00Z",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(loaded_key(h.installs(), 222651).await, None);
+    h.installs()
+        .save_signature_key(
+            eshop(222651),
+            &signature_key("signature-key-after-reinstall"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded_key(h.installs(), 222651).await.as_deref(),
+        Some("signature-key-after-reinstall")
+    );
+    // And goes with the next uninstall again.
+    h.installs()
+        .schedule_deletion(&other, RecoveryWindow::DEFAULT)
+        .await
+        .unwrap();
+    assert_eq!(loaded_key(h.installs(), 7).await, None);
+}
+
+/// An uninstall of an e-shop that never had a key is fine.
+async fn an_uninstall_without_a_signature_key_succeeds<H: InstallsHarness>() {
+    let h = H::new().await;
+    h.installs()
+        .save_shoptet_installation(&shoptet_record(222651, "oauth", "2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.installs()
+            .schedule_deletion(&shop(), RecoveryWindow::DEFAULT)
+            .await,
+        Ok(())
+    );
+    assert_eq!(
+        h.installs().load_shoptet_installation(eshop(222651)).await,
+        Ok(None)
+    );
+}
+
+async fn saving_a_signature_key_leaves_the_installation_document_unchanged<H: InstallsHarness>() {
+    let h = H::new().await;
+    let record = shoptet_record(222651, "oauth-kept-as-it-was", "2026-01-01T00:00:00Z");
+    h.installs()
+        .save_shoptet_installation(&record)
+        .await
+        .unwrap();
+    let before = h.installs().load_document(&shop()).await.unwrap();
+
+    h.installs()
+        .save_signature_key(eshop(222651), &signature_key("signature-key-beside-it"))
+        .await
+        .unwrap();
+
+    assert_eq!(h.installs().load_document(&shop()).await, Ok(before));
+    assert_eq!(
+        h.installs().load_shoptet_installation(eshop(222651)).await,
+        Ok(Some(record))
+    );
+}
+
+/// Two e-shops with a document and a key each: the inventory lists the two
+/// shops, whatever the page size (a page may end on a key's entry, and its
+/// cursor must still resume the listing).
+async fn the_inventory_never_lists_a_signature_key_as_a_shop<H: InstallsHarness>() {
+    let h = H::new().await;
+    for id in [222651, 7] {
+        h.installs()
+            .save_shoptet_installation(&shoptet_record(id, "oauth", "2026-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+        h.installs()
+            .save_signature_key(eshop(id), &signature_key("signature-key"))
+            .await
+            .unwrap();
+    }
+    let mut both = vec![ShopRef::Shoptet(eshop(222651)), ShopRef::Shoptet(eshop(7))];
+    both.sort_by_key(ShopRef::key);
+    assert_eq!(inventory(h.installs()).await, both);
+
+    let mut listed = Vec::new();
+    let mut query = InventoryQuery {
+        limit: NonZeroUsize::new(1).unwrap(),
+        after: None,
+    };
+    let mut pages = 0;
+    loop {
+        let page = h.installs().list_installations(&query).await.unwrap();
+        assert!(page.shops.len() <= 1, "a page over its limit: {page:?}");
+        listed.extend(page.shops);
+        pages += 1;
+        assert!(pages <= 10, "the listing did not end: {listed:?}");
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    listed.sort_by_key(ShopRef::key);
+    assert_eq!(listed, both, "paging one entry at a time");
+
+    // A key whose installation was uninstalled is not a shop either.
+    h.installs()
+        .schedule_deletion(&ShopRef::Shoptet(eshop(7)), RecoveryWindow::DEFAULT)
+        .await
+        .unwrap();
+    h.installs()
+        .save_signature_key(eshop(7), &signature_key("signature-key-without-a-document"))
+        .await
+        .unwrap();
+    assert_eq!(
+        inventory(h.installs()).await,
+        [ShopRef::Shoptet(eshop(222651))]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The log of forwarded e-shop webhook deliveries
+
+fn fingerprint(byte: u8) -> DeliveryFingerprint {
+    DeliveryFingerprint::new([byte; 32])
+}
+
+/// A day ahead, on a whole second (DynamoDB's TTL keeps seconds).
+fn a_day_ahead() -> SystemTime {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    UNIX_EPOCH + Duration::from_secs(seconds + 86_400)
+}
+
+async fn an_unknown_delivery_was_not_forwarded<H: Harness>() {
+    let h = H::new().await;
+    assert_eq!(h.cache().was_forwarded(&fingerprint(1)).await, Ok(false));
+}
+
+async fn a_recorded_delivery_was_forwarded_for_every_instance<H: Harness>() {
+    let h = H::new().await;
+    h.cache()
+        .record_forwarded(&fingerprint(1), a_day_ahead())
+        .await
+        .unwrap();
+    assert_eq!(h.cache().was_forwarded(&fingerprint(1)).await, Ok(true));
+    let another = h.another_cache().await;
+    assert_eq!(another.was_forwarded(&fingerprint(1)).await, Ok(true));
+}
+
+async fn recording_a_delivery_twice_is_fine<H: Harness>() {
+    let h = H::new().await;
+    let another = h.another_cache().await;
+    assert_eq!(
+        h.cache()
+            .record_forwarded(&fingerprint(1), a_day_ahead())
+            .await,
+        Ok(())
+    );
+    assert_eq!(
+        another
+            .record_forwarded(&fingerprint(1), a_day_ahead())
+            .await,
+        Ok(())
+    );
+    assert_eq!(h.cache().was_forwarded(&fingerprint(1)).await, Ok(true));
+}
+
+async fn deliveries_are_told_apart_by_their_fingerprints<H: Harness>() {
+    let h = H::new().await;
+    h.cache()
+        .record_forwarded(&fingerprint(1), a_day_ahead())
+        .await
+        .unwrap();
+    assert_eq!(h.cache().was_forwarded(&fingerprint(2)).await, Ok(false));
+    let mut almost = [1; 32];
+    almost[31] = 2;
+    assert_eq!(
+        h.cache()
+            .was_forwarded(&DeliveryFingerprint::new(almost))
+            .await,
+        Ok(false)
+    );
+    // Nor is a delivery's record any shop's cache entry.
+    assert_eq!(h.cache().load(&shop()).await, Ok(None));
+}
+
+// ---------------------------------------------------------------------------
 // Every case against every adapter
 
 macro_rules! contract {
@@ -2180,6 +2492,13 @@ contract! {
         the_inventory_pages_through_every_installed_shop_of_both_platforms,
         the_inventory_omits_a_scheduled_deletion_until_a_reinstall,
         a_listing_resumes_from_a_cursor,
+        a_saved_signature_key_loads_back,
+        a_second_signature_key_replaces_the_first,
+        signature_keys_are_kept_per_eshop,
+        an_uninstall_removes_the_signature_key_until_a_new_one_is_saved,
+        an_uninstall_without_a_signature_key_succeeds,
+        saving_a_signature_key_leaves_the_installation_document_unchanged,
+        the_inventory_never_lists_a_signature_key_as_a_shop,
     ],
     others: [
         loading_a_missing_cache_entry_gives_none,
@@ -2214,6 +2533,10 @@ contract! {
         a_redirect_signed_no_later_than_the_last_accepted_is_outdated,
         a_withdrawn_acceptance_restores_the_previous_record,
         exactly_one_of_concurrent_offers_of_a_redirect_is_accepted,
+        an_unknown_delivery_was_not_forwarded,
+        a_recorded_delivery_was_forwarded_for_every_instance,
+        recording_a_delivery_twice_is_fine,
+        deliveries_are_told_apart_by_their_fingerprints,
     ],
 }
 
@@ -2244,6 +2567,43 @@ mod dynamodb_redirects_only {
         // Neither the shop's cache entry nor its registration.
         assert_eq!(h.cache().load(&app_shop()).await, Ok(None));
         assert_eq!(h.registry().registration(&app_shop()).await, Ok(None));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What only the token table promises about forwarded deliveries: an item of
+// its own per delivery, with the TTL at `keep_until`, nothing else.
+
+mod dynamodb_deliveries_only {
+    use super::dynamodb_harness::Dynamo;
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_forwarded_delivery_is_an_item_of_its_own_with_a_ttl() {
+        let h = Dynamo::new().await;
+        let keep_until = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        h.cache()
+            .record_forwarded(&fingerprint(0xcd), keep_until)
+            .await
+            .unwrap();
+        let items = h.token_table_items().await;
+        assert_eq!(items.len(), 1);
+        let item = &items[0];
+        assert_eq!(
+            item["pk"].as_s().unwrap(),
+            &format!("eshop-webhook#{}", "cd".repeat(32))
+        );
+        assert_eq!(item["ttl"].as_n().unwrap(), "1900000000");
+        assert_eq!(item.len(), 2, "nothing but the key and the TTL: {item:?}");
+        // Recording again keeps one item, with the later TTL.
+        let later = keep_until + Duration::from_secs(60);
+        h.cache()
+            .record_forwarded(&fingerprint(0xcd), later)
+            .await
+            .unwrap();
+        let items = h.token_table_items().await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["ttl"].as_n().unwrap(), "1900000060");
     }
 }
 
@@ -2644,6 +3004,81 @@ mod secrets_manager_only {
         assert_eq!(inventory(h.installs()).await, [ShopRef::Shoptet(eshop(1))]);
     }
 
+    /// The e-shop's signature key is a secret of its own, named below the
+    /// installation's: no shop to the inventory, scheduled for deletion
+    /// with the installation (same window), restored by the next save.
+    #[tokio::test]
+    async fn the_signature_key_is_a_secret_of_its_own_scheduled_with_the_installation() {
+        let h = Dynamo::new().await;
+        h.installs()
+            .save_shoptet_installation(&shoptet_record(222651, "oauth", "2026-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+        h.installs()
+            .save_signature_key(eshop(222651), &signature_key("signature-key-7d3a"))
+            .await
+            .unwrap();
+        let name = format!("{}/webhook-signature-key", h.names.installation(&shop()));
+        assert_eq!(h.names.signature_key(eshop(222651)), name);
+        assert_eq!(h.names.shop(&name), None);
+        let value = h
+            .secrets
+            .get_secret_value()
+            .secret_id(&name)
+            .send()
+            .await
+            .expect("the key's secret")
+            .secret_string()
+            .map(str::to_owned);
+        assert_eq!(value.as_deref(), Some("signature-key-7d3a"));
+        let describe = |name: String| {
+            let secrets = h.secrets.clone();
+            async move {
+                secrets
+                    .describe_secret()
+                    .secret_id(name)
+                    .send()
+                    .await
+                    .expect("describing the secret")
+                    .deleted_date()
+                    .copied()
+            }
+        };
+
+        h.installs()
+            .schedule_deletion(&shop(), RecoveryWindow::days(30).unwrap())
+            .await
+            .unwrap();
+        let document_deleted = describe(h.names.installation(&shop())).await;
+        let key_deleted = describe(name.clone()).await;
+        assert!(key_deleted.is_some(), "the key's secret is not scheduled");
+        let days = |at: Option<aws_sdk_secretsmanager::primitives::DateTime>| {
+            at.map(|at| {
+                (at.secs()
+                    - SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs() as i64
+                    + 43_200)
+                    / 86_400
+            })
+        };
+        assert_eq!(days(key_deleted), Some(30));
+        assert_eq!(days(key_deleted), days(document_deleted));
+
+        // A new key after a reinstall restores the secret (AWS refuses a
+        // version of a scheduled secret; moto would accept one).
+        h.installs()
+            .save_signature_key(eshop(222651), &signature_key("signature-key-renewed"))
+            .await
+            .unwrap();
+        assert_eq!(
+            describe(name).await,
+            None,
+            "the key's secret stayed scheduled"
+        );
+    }
+
     /// The recovery window asked for is the one Secrets Manager applies.
     #[tokio::test]
     async fn the_deletion_is_scheduled_after_the_recovery_window() {
@@ -3031,6 +3466,106 @@ mod dynamodb_installations_only {
         assert_eq!(
             h.installs().load_shoptet_installation(eshop(222651)).await,
             Ok(Some(fresh))
+        );
+    }
+    /// The key is an item of its own beside the document's, sealed like it
+    /// (nothing of the key readable in the table), and uninstalling marks
+    /// both for deletion.
+    #[tokio::test]
+    async fn the_signature_key_is_a_sealed_item_beside_the_document() {
+        let h = Envelope::new().await;
+        let key = "Zq7vK2pX9mW4rT8nB3yH6cJ1";
+        h.installs()
+            .save_shoptet_installation(&shoptet_record(222651, "oauth", "2026-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+        h.installs()
+            .save_signature_key(eshop(222651), &signature_key(key))
+            .await
+            .unwrap();
+
+        let mut keys: Vec<String> = scan(&h)
+            .await
+            .iter()
+            .map(|item| item["pk"].as_s().unwrap().clone())
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["shoptet#222651", "shoptet#222651#webhook-signature-key"]
+        );
+        let scanner = LeakScanner::new([key]);
+        for item in scan(&h).await {
+            for (name, value) in &item {
+                let mut rendered = Vec::new();
+                texts(value, &mut rendered);
+                for text in rendered {
+                    scanner.assert_absent(&format!("attribute {name}"), &text);
+                }
+            }
+        }
+
+        h.installs()
+            .schedule_deletion(&shop(), RecoveryWindow::DEFAULT)
+            .await
+            .unwrap();
+        for item in scan(&h).await {
+            assert!(
+                number(&item, "delete_at").is_some() && number(&item, TTL_ATTRIBUTE).is_some(),
+                "{:?} is not marked for deletion",
+                item["pk"]
+            );
+        }
+    }
+
+    /// The key's item and the document's share the KMS context (the shop)
+    /// but not the AAD (the item's key): neither opens in the other's place.
+    #[tokio::test]
+    async fn a_signature_key_item_copied_over_the_document_does_not_decrypt() {
+        let h = Envelope::new().await;
+        h.installs()
+            .save_shoptet_installation(&shoptet_record(222651, "oauth", "2026-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+        h.installs()
+            .save_signature_key(eshop(222651), &signature_key("signature-key-3c8d"))
+            .await
+            .unwrap();
+        let key_item = h
+            .dynamo
+            .get_item()
+            .table_name(&h.table)
+            .key(
+                "pk",
+                AttributeValue::S("shoptet#222651#webhook-signature-key".into()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("the key's item");
+        let mut copied = key_item.clone();
+        copied.insert("pk".into(), AttributeValue::S(shop().key()));
+        put_raw_item(&h, copied).await;
+
+        let loaded = h.installs().load_document(&shop()).await;
+        assert_eq!(
+            loaded,
+            Err(StoreError::Corrupt(
+                "the record of shoptet#222651 does not decrypt".into()
+            ))
+        );
+        // The key itself still opens where it belongs.
+        assert_eq!(
+            key_text(
+                h.installs()
+                    .load_signature_key(eshop(222651))
+                    .await
+                    .unwrap()
+            )
+            .as_deref(),
+            Some("signature-key-3c8d")
         );
     }
 }

@@ -4,7 +4,8 @@
 
 use super::dynamodb_installations::DynamoInstallationStore;
 use super::secrets_manager::SecretsManagerStore;
-use crate::ids::ShopRef;
+use crate::ids::{ShopRef, ShoptetEshopId};
+use crate::secret::EshopSignatureKey;
 use broker_domain::storage::{
     InstallationInventory, InstallationStore, InventoryPage, InventoryQuery, RecoveryWindow,
     SaveOutcome, StoreError,
@@ -40,6 +41,27 @@ impl InstallationStore for AwsInstallationStore {
         match self {
             Self::SecretsManager(store) => store.schedule_deletion(shop, recovery).await,
             Self::DynamoDb(store) => store.schedule_deletion(shop, recovery).await,
+        }
+    }
+
+    async fn save_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+        key: &EshopSignatureKey,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::SecretsManager(store) => store.save_signature_key(eshop_id, key).await,
+            Self::DynamoDb(store) => store.save_signature_key(eshop_id, key).await,
+        }
+    }
+
+    async fn load_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+    ) -> Result<Option<EshopSignatureKey>, StoreError> {
+        match self {
+            Self::SecretsManager(store) => store.load_signature_key(eshop_id).await,
+            Self::DynamoDb(store) => store.load_signature_key(eshop_id).await,
         }
     }
 }

@@ -16,6 +16,11 @@
 //! item reads as absent, and a save (a reinstall) replaces it whole. DynamoDB
 //! deletes expired items late (up to days), so the code checks the time
 //! itself.
+//!
+//! A Shoptet installation's e-shop webhook signature key is an item of its
+//! own beside the document's, keyed `shoptet#<id>#webhook-signature-key`
+//! ([`signature_key_item`]) and sealed the same way; uninstalling marks
+//! both, and the inventory's scan skips the key items.
 
 use std::time::SystemTime;
 
@@ -24,14 +29,14 @@ use aws_smithy_types::Blob;
 use zeroize::Zeroizing;
 
 use super::aws_errors::summary;
-use super::dynamo_item::{
-    Item, PARTITION_KEY, consistent_get, done_unless_unavailable, epoch_seconds, millis,
-};
+use super::dynamo_item::{Item, PARTITION_KEY, done_unless_unavailable, epoch_seconds, millis};
 use super::envelope::{DataKey, Kms, KmsFailure};
-use crate::ids::ShopRef;
+use crate::ids::{ShopRef, ShoptetEshopId};
+use crate::secret::{EshopSignatureKey, ExposeSecret};
 use broker_domain::storage::{
     InstallationInventory, InstallationStore, InventoryCursor, InventoryPage, InventoryQuery,
-    RecoveryWindow, SaveOutcome, StoreError, key_after, page_limit, raw, shop_of_key,
+    RecoveryWindow, SIGNATURE_KEY_SUFFIX, SaveOutcome, StoreError, foreign_cursor, key_after,
+    page_limit, raw, shop_of_key,
 };
 
 /// The TTL attribute (epoch seconds), set only on an item scheduled for
@@ -144,25 +149,80 @@ fn binary(shop: &ShopRef, item: &Item, attribute: &str) -> Result<Blob, StoreErr
         .ok_or_else(|| malformed(shop, attribute))
 }
 
-impl InstallationStore for DynamoInstallationStore {
-    async fn save_document(&self, shop: &ShopRef, json: String) -> Result<SaveOutcome, StoreError> {
+/// The key of the item holding a Shoptet installation's signature key:
+/// the shop's key and [`SIGNATURE_KEY_SUFFIX`], beside (never equal to) any
+/// [`ShopRef::key`].
+pub fn signature_key_item(eshop_id: ShoptetEshopId) -> String {
+    format!(
+        "{}#{SIGNATURE_KEY_SUFFIX}",
+        ShopRef::Shoptet(eshop_id).key()
+    )
+}
+
+/// Whether `key` is exactly the key of some installation's signature key
+/// item (the inventory skips those; any other key that names no shop is
+/// still damage).
+fn is_signature_key_item(key: &str) -> bool {
+    key.strip_suffix(SIGNATURE_KEY_SUFFIX)
+        .and_then(|rest| rest.strip_suffix('#'))
+        .and_then(|shop| ShopRef::from_key(shop).ok())
+        .is_some_and(|shop| match shop {
+            ShopRef::Shoptet(eshop_id) => signature_key_item(eshop_id) == key,
+            ShopRef::Shoprenter(_) => false,
+        })
+}
+
+/// One sealed item: the shop it belongs to (the KMS encryption context,
+/// which the functions' key grants require to be exactly `platform` and
+/// `shop`) and its own key in the table (the GCM AAD). The document and the
+/// signature key of one shop share the context and differ in the AAD, so
+/// neither opens in the other's place.
+struct Sealing<'a> {
+    shop: &'a ShopRef,
+    item_key: String,
+}
+
+impl<'a> Sealing<'a> {
+    fn document(shop: &'a ShopRef) -> Self {
+        Self {
+            shop,
+            item_key: shop.key(),
+        }
+    }
+
+    fn signature_key(shop: &'a ShopRef, eshop_id: ShoptetEshopId) -> Self {
+        Self {
+            shop,
+            item_key: signature_key_item(eshop_id),
+        }
+    }
+}
+
+impl DynamoInstallationStore {
+    /// Seals `plaintext` under a fresh data key and puts the item whole,
+    /// replacing any earlier one (and with it a scheduled deletion and its
+    /// TTL). Whether an earlier item was still live (not past its recovery
+    /// window): `Replaced`.
+    async fn put_sealed(
+        &self,
+        at: &Sealing<'_>,
+        plaintext: Zeroizing<Vec<u8>>,
+    ) -> Result<SaveOutcome, StoreError> {
+        let shop = at.shop;
         let (data_key, encrypted_key) = self.generate_data_key(shop).await?;
-        // The caller's copy is wiped on drop.
-        let json = Zeroizing::new(json);
         let sealed = data_key
-            .seal(shop.key().as_bytes(), json.as_bytes())
+            .seal(at.item_key.as_bytes(), &plaintext)
             .ok_or_else(|| StoreError::Unavailable("sealing the record failed".into()))?;
-        drop(json);
+        // Wiped before the write goes out.
+        drop(plaintext);
         let (nonce, sealed) = (sealed.nonce, sealed.ciphertext);
 
         let now = SystemTime::now();
-        // One put replaces the whole item: a reinstall drops any scheduled
-        // deletion (and its TTL) with the old document.
         let put = self
             .dynamo
             .put_item()
             .table_name(&self.table)
-            .item(PARTITION_KEY, AttributeValue::S(shop.key()))
+            .item(PARTITION_KEY, AttributeValue::S(at.item_key.clone()))
             .item(PLATFORM, AttributeValue::S(shop.platform().as_str().into()))
             .item(FORMAT, AttributeValue::N(FORMAT_AES_256_GCM.into()))
             .item(DATA_KEY, AttributeValue::B(encrypted_key))
@@ -188,8 +248,23 @@ impl InstallationStore for DynamoInstallationStore {
         })
     }
 
-    async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
-        let Some(item) = consistent_get(&self.dynamo, &self.table, shop).await? else {
+    /// The item's plaintext (wiped on drop), or `None` when it is absent or
+    /// scheduled for deletion.
+    async fn open_sealed(
+        &self,
+        at: &Sealing<'_>,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let shop = at.shop;
+        let output = self
+            .dynamo
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(at.item_key.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| StoreError::Unavailable(summary(&error)))?;
+        let Some(item) = output.item else {
             return Ok(None);
         };
         // Scheduled for deletion: gone for the broker, as in Secrets Manager.
@@ -208,33 +283,29 @@ impl InstallationStore for DynamoInstallationStore {
         let data_key = self
             .decrypt_data_key(shop, binary(shop, &item, DATA_KEY)?)
             .await?;
-        // The AAD is this shop's key: a document sealed for another shop
-        // fails here even with the right data key.
-        let mut opened = data_key
-            .open(nonce.as_ref(), shop.key().as_bytes(), sealed)
-            .ok_or_else(|| undecryptable(shop))?;
-        String::from_utf8(std::mem::take(&mut *opened))
+        // The AAD is this item's key: a value sealed for another shop, or
+        // for the other item of this shop, fails here even with the right
+        // data key.
+        data_key
+            .open(nonce.as_ref(), at.item_key.as_bytes(), sealed)
             .map(Some)
-            .map_err(|error| {
-                // The bytes are plaintext: wipe them before they are dropped.
-                zeroize::Zeroize::zeroize(&mut error.into_bytes());
-                malformed(shop, SEALED)
-            })
+            .ok_or_else(|| undecryptable(shop))
     }
 
-    async fn schedule_deletion(
+    /// Marks a live item for deletion after `recovery`; an absent one stays
+    /// absent, and a second call keeps the first schedule (as Secrets
+    /// Manager does).
+    async fn mark_for_deletion(
         &self,
-        shop: &ShopRef,
+        item_key: String,
         recovery: RecoveryWindow,
     ) -> Result<(), StoreError> {
         let delete_at = SystemTime::now() + recovery.duration();
-        // Only a live item is marked: an absent one stays absent, and a
-        // second call keeps the first schedule (as Secrets Manager does).
         let result = self
             .dynamo
             .update_item()
             .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(shop.key()))
+            .key(PARTITION_KEY, AttributeValue::S(item_key))
             .update_expression("SET #delete_at = :delete_at, #ttl = :ttl")
             .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#delete_at)")
             .expression_attribute_names("#pk", PARTITION_KEY)
@@ -245,6 +316,75 @@ impl InstallationStore for DynamoInstallationStore {
             .send()
             .await;
         done_unless_unavailable(result)
+    }
+}
+
+/// UTF-8 or corrupt; invalid bytes are plaintext, wiped before they go.
+fn utf8(shop: &ShopRef, mut opened: Zeroizing<Vec<u8>>) -> Result<String, StoreError> {
+    String::from_utf8(std::mem::take(&mut *opened)).map_err(|error| {
+        zeroize::Zeroize::zeroize(&mut error.into_bytes());
+        malformed(shop, SEALED)
+    })
+}
+
+impl InstallationStore for DynamoInstallationStore {
+    async fn save_document(&self, shop: &ShopRef, json: String) -> Result<SaveOutcome, StoreError> {
+        // The caller's copy, wiped once sealed.
+        let json = Zeroizing::new(json.into_bytes());
+        self.put_sealed(&Sealing::document(shop), json).await
+    }
+
+    async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
+        self.open_sealed(&Sealing::document(shop))
+            .await?
+            .map(|opened| utf8(shop, opened))
+            .transpose()
+    }
+
+    /// Marks the document's item and, for a Shoptet shop, its signature
+    /// key's, each with the same recovery window.
+    async fn schedule_deletion(
+        &self,
+        shop: &ShopRef,
+        recovery: RecoveryWindow,
+    ) -> Result<(), StoreError> {
+        self.mark_for_deletion(shop.key(), recovery).await?;
+        if let ShopRef::Shoptet(eshop_id) = shop {
+            self.mark_for_deletion(signature_key_item(*eshop_id), recovery)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// An item of its own, not a member of the document: a key
+    /// registration that read the document, then raced a reinstall, would
+    /// write the old OAuth token back with it.
+    async fn save_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+        key: &EshopSignatureKey,
+    ) -> Result<(), StoreError> {
+        let shop = ShopRef::Shoptet(eshop_id);
+        let plaintext = Zeroizing::new(key.expose_secret().as_bytes().to_vec());
+        self.put_sealed(&Sealing::signature_key(&shop, eshop_id), plaintext)
+            .await
+            .map(drop)
+    }
+
+    async fn load_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+    ) -> Result<Option<EshopSignatureKey>, StoreError> {
+        let shop = ShopRef::Shoptet(eshop_id);
+        let Some(opened) = self
+            .open_sealed(&Sealing::signature_key(&shop, eshop_id))
+            .await?
+        else {
+            return Ok(None);
+        };
+        // The key is built from the opened text; the String is moved into
+        // the secret's own (zeroized) storage.
+        Ok(Some(EshopSignatureKey::new(utf8(&shop, opened)?)))
     }
 }
 
@@ -261,7 +401,7 @@ impl InstallationInventory for DynamoInstallationStore {
             .after
             .as_ref()
             .map(|after| {
-                key_after(after)
+                resume_key(after)
                     .map(|key| Item::from([(PARTITION_KEY.to_owned(), AttributeValue::S(key))]))
             })
             .transpose()?;
@@ -286,8 +426,11 @@ impl InstallationInventory for DynamoInstallationStore {
                 item.get(PARTITION_KEY)
                     .and_then(|key| key.as_s().ok())
                     .ok_or_else(|| StoreError::Corrupt("an installation item has no key".into()))
-                    .and_then(|key| shop_of_key(key))
             })
+            // A signature key's item is no shop (its shop has an item of
+            // its own, or none if the document is scheduled for deletion).
+            .filter(|key| !key.as_ref().is_ok_and(|key| is_signature_key_item(key)))
+            .map(|key| key.and_then(|key| shop_of_key(key)))
             .collect::<Result<Vec<_>, _>>()?;
         let next = output
             .last_evaluated_key()
@@ -301,5 +444,56 @@ impl InstallationInventory for DynamoInstallationStore {
             })
             .transpose()?;
         Ok(InventoryPage { shops, next })
+    }
+}
+
+/// Where a scan resumes: a shop's key, or a signature key item's (a page
+/// may end on one, and its cursor then names it).
+fn resume_key(cursor: &InventoryCursor) -> Result<String, StoreError> {
+    if is_signature_key_item(cursor.as_str()) {
+        return Ok(cursor.as_str().to_owned());
+    }
+    key_after(cursor).map_err(|_| foreign_cursor(cursor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_shoptet_installations_signature_key_item_is_one() {
+        let eshop_id = ShoptetEshopId::new(222651).unwrap();
+        assert_eq!(
+            signature_key_item(eshop_id),
+            "shoptet#222651#webhook-signature-key"
+        );
+        assert!(is_signature_key_item(
+            "shoptet#222651#webhook-signature-key"
+        ));
+        for other in [
+            "shoptet#222651",
+            "shoptet#0222651#webhook-signature-key",
+            "shoptet#222651#webhook-signature-keys",
+            "shoptet#222651webhook-signature-key",
+            "shoprenter#demo#webhook-signature-key",
+            "#webhook-signature-key",
+            "webhook-signature-key",
+        ] {
+            assert!(!is_signature_key_item(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_listing_resumes_after_a_signature_key_item_or_a_shop() {
+        let key = "shoptet#222651#webhook-signature-key";
+        assert_eq!(resume_key(&InventoryCursor::new(key)), Ok(key.to_owned()));
+        assert_eq!(
+            resume_key(&InventoryCursor::new("shoptet#7")),
+            Ok("shoptet#7".to_owned())
+        );
+        assert!(matches!(
+            resume_key(&InventoryCursor::new("shoptet#7#other")),
+            Err(StoreError::ForeignCursor(_))
+        ));
     }
 }

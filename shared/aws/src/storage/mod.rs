@@ -6,6 +6,7 @@ mod aws_errors;
 pub mod aws_installations;
 mod dynamo_item;
 pub mod dynamodb;
+mod dynamodb_deliveries;
 pub mod dynamodb_installations;
 mod dynamodb_redirects;
 pub mod dynamodb_registry;

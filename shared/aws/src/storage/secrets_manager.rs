@@ -8,16 +8,21 @@
 //! so a reinstall restores it first. moto is kinder than AWS here (it answers
 //! `CreateSecret` with ResourceExists and accepts the new version while
 //! keeping the deletion scheduled): the code follows AWS.
+//!
+//! A Shoptet installation's e-shop webhook signature key is a secret of its
+//! own beside the installation's, named
+//! `<installation secret>/webhook-signature-key`
+//! ([`SecretNames::signature_key`]); uninstalling schedules both.
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 
 use super::aws_errors::summary;
-use crate::ids::ShopRef;
-use crate::secret::ClientSecret;
+use crate::ids::{ShopRef, ShoptetEshopId};
+use crate::secret::{ClientSecret, EshopSignatureKey, ExposeSecret};
 use broker_domain::storage::{
     InstallationInventory, InstallationStore, InventoryCursor, InventoryPage, InventoryQuery,
-    RecoveryWindow, SaveOutcome, StoreError, foreign_cursor, page_limit,
+    RecoveryWindow, SIGNATURE_KEY_SUFFIX, SaveOutcome, StoreError, foreign_cursor, page_limit,
 };
 
 #[derive(Clone)]
@@ -54,23 +59,39 @@ fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
 }
 
-impl InstallationStore for SecretsManagerStore {
-    async fn save_document(&self, shop: &ShopRef, json: String) -> Result<SaveOutcome, StoreError> {
-        let name = self.names.installation(shop);
-        let created = self
+/// What a secret of the broker's is tagged with.
+struct SecretTags<'a> {
+    shop: &'a ShopRef,
+    /// What the secret holds beside the shop (none: the installation's
+    /// document).
+    holds: Option<&'a str>,
+}
+
+impl SecretsManagerStore {
+    /// Creates the secret `name`, or adds a new version if it exists,
+    /// restoring it first if it was scheduled for deletion (a reinstall).
+    /// Never deletes; the old version stays as AWSPREVIOUS.
+    async fn put_secret(
+        &self,
+        name: &str,
+        value: &str,
+        tags: SecretTags<'_>,
+    ) -> Result<SaveOutcome, StoreError> {
+        let mut create = self
             .client
             .create_secret()
-            .name(&name)
-            .secret_string(&json)
-            .tags(tag("platform", shop.platform().as_str()))
-            .tags(tag("shop", &shop.id()))
-            .tags(tag("managed-by", "shop-token-broker"))
-            .send()
-            .await;
-        match created {
+            .name(name)
+            .secret_string(value)
+            .tags(tag("platform", tags.shop.platform().as_str()))
+            .tags(tag("shop", &tags.shop.id()))
+            .tags(tag("managed-by", "shop-token-broker"));
+        if let Some(holds) = tags.holds {
+            create = create.tags(tag("holds", holds));
+        }
+        match create.send().await {
             Ok(_) => return Ok(SaveOutcome::Created),
-            // The shop installed before; AWS answers InvalidRequest when its
-            // secret is scheduled for deletion (moto: ResourceExists).
+            // The secret existed before; AWS answers InvalidRequest when it
+            // is scheduled for deletion (moto: ResourceExists).
             Err(error)
                 if error.as_service_error().is_some_and(|e| {
                     e.is_resource_exists_exception() || e.is_invalid_request_exception()
@@ -81,7 +102,7 @@ impl InstallationStore for SecretsManagerStore {
         // version of a scheduled secret. Restoring a live secret changes
         // nothing; should a service answer it with InvalidRequest, the put
         // below still decides (it fails only if the secret stays scheduled).
-        match self.client.restore_secret().secret_id(&name).send().await {
+        match self.client.restore_secret().secret_id(name).send().await {
             Ok(_) => {}
             Err(error)
                 if error
@@ -92,17 +113,18 @@ impl InstallationStore for SecretsManagerStore {
         // A new version; the old one stays as AWSPREVIOUS.
         self.client
             .put_secret_value()
-            .secret_id(&name)
-            .secret_string(json)
+            .secret_id(name)
+            .secret_string(value)
             .send()
             .await
             .map_err(|error| StoreError::Unavailable(summary(&error)))?;
         Ok(SaveOutcome::Replaced)
     }
 
-    async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
-        let name = self.names.installation(shop);
-        match self.client.get_secret_value().secret_id(&name).send().await {
+    /// The secret's current value; `None` when it is absent or scheduled
+    /// for deletion.
+    async fn get_secret(&self, name: &str) -> Result<Option<String>, StoreError> {
+        match self.client.get_secret_value().secret_id(name).send().await {
             Ok(output) => Ok(Some(output.secret_string().unwrap_or_default().to_owned())),
             Err(error)
                 if error
@@ -126,18 +148,19 @@ impl InstallationStore for SecretsManagerStore {
         }
     }
 
-    async fn schedule_deletion(
+    /// Schedules the secret's deletion after `recovery`. Idempotent: an
+    /// absent or already scheduled secret is `Ok`.
+    async fn schedule_secret_deletion(
         &self,
-        shop: &ShopRef,
+        name: &str,
         recovery: RecoveryWindow,
     ) -> Result<(), StoreError> {
-        let name = self.names.installation(shop);
         // Never `force_delete_without_recovery`: a reinstall within the
         // window gets the secret back.
         let deleted = self
             .client
             .delete_secret()
-            .secret_id(&name)
+            .secret_id(name)
             .recovery_window_in_days(recovery.in_days())
             .send()
             .await;
@@ -156,12 +179,75 @@ impl InstallationStore for SecretsManagerStore {
                 if error
                     .as_service_error()
                     .is_some_and(|e| e.is_invalid_request_exception())
-                    && self.scheduled_for_deletion(&name).await? =>
+                    && self.scheduled_for_deletion(name).await? =>
             {
                 Ok(())
             }
             Err(error) => Err(StoreError::Unavailable(summary(&error))),
         }
+    }
+}
+
+impl InstallationStore for SecretsManagerStore {
+    async fn save_document(&self, shop: &ShopRef, json: String) -> Result<SaveOutcome, StoreError> {
+        let name = self.names.installation(shop);
+        let tags = SecretTags { shop, holds: None };
+        self.put_secret(&name, &json, tags).await
+    }
+
+    async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
+        self.get_secret(&self.names.installation(shop)).await
+    }
+
+    /// Schedules the installation's secret and, for a Shoptet shop, its
+    /// signature key's (with the same recovery window), so neither outlives
+    /// the other by more than a failed call: the document goes first, and a
+    /// retried uninstall schedules what is left.
+    async fn schedule_deletion(
+        &self,
+        shop: &ShopRef,
+        recovery: RecoveryWindow,
+    ) -> Result<(), StoreError> {
+        self.schedule_secret_deletion(&self.names.installation(shop), recovery)
+            .await?;
+        if let ShopRef::Shoptet(eshop_id) = shop {
+            self.schedule_secret_deletion(&self.names.signature_key(*eshop_id), recovery)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A secret of its own, not a member of the installation's document: a
+    /// key registration that read the document, then raced a reinstall,
+    /// would write the old OAuth token back with it. The key's secret is
+    /// written by nothing but this call.
+    async fn save_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+        key: &EshopSignatureKey,
+    ) -> Result<(), StoreError> {
+        let shop = ShopRef::Shoptet(eshop_id);
+        let tags = SecretTags {
+            shop: &shop,
+            holds: Some(SIGNATURE_KEY_SUFFIX),
+        };
+        self.put_secret(
+            &self.names.signature_key(eshop_id),
+            key.expose_secret(),
+            tags,
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn load_signature_key(
+        &self,
+        eshop_id: ShoptetEshopId,
+    ) -> Result<Option<EshopSignatureKey>, StoreError> {
+        Ok(self
+            .get_secret(&self.names.signature_key(eshop_id))
+            .await?
+            .map(EshopSignatureKey::new))
     }
 }
 
@@ -287,9 +373,21 @@ impl SecretNames {
         format!("{}{}/{}", self.prefix, shop.platform(), shop.id())
     }
 
+    /// The secret holding a Shoptet installation's e-shop webhook signature
+    /// key: below the installation's name (so the functions' grants on
+    /// `<prefix>shoptet/*` cover it), and never a shop's name itself
+    /// ([`SecretNames::shop`] answers `None` for it).
+    pub fn signature_key(&self, eshop_id: ShoptetEshopId) -> String {
+        format!(
+            "{}/{SIGNATURE_KEY_SUFFIX}",
+            self.installation(&ShopRef::Shoptet(eshop_id))
+        )
+    }
+
     /// The shop whose installation secret `name` is: the inverse of
     /// [`SecretNames::installation`]. `None` for any other name under the
-    /// prefix (an add-on's client secret, say) or outside it.
+    /// prefix (an add-on's client secret, say, or an installation's
+    /// signature key: its `/` makes no shop id) or outside it.
     pub fn shop(&self, name: &str) -> Option<ShopRef> {
         let (platform, id) = name.strip_prefix(&self.prefix)?.split_once('/')?;
         let shop = ShopRef::parse(platform, id).ok()?;
@@ -303,5 +401,29 @@ impl Default for SecretNames {
         Self {
             prefix: DEFAULT_SECRET_PREFIX.to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key's secret is named below the installation's, and that name is
+    /// no shop's: the inventory (which keeps only names `shop` answers for)
+    /// never lists it, and it is never taken for e-shop 222651's document.
+    #[test]
+    fn a_signature_keys_secret_names_no_shop() {
+        let names = SecretNames::default();
+        let eshop_id = ShoptetEshopId::new(222651).unwrap();
+        let name = names.signature_key(eshop_id);
+        assert_eq!(
+            name,
+            "shop-token-broker/shoptet/222651/webhook-signature-key"
+        );
+        assert_eq!(names.shop(&name), None);
+        assert_eq!(
+            names.shop("shop-token-broker/shoptet/222651"),
+            Some(ShopRef::Shoptet(eshop_id))
+        );
     }
 }
