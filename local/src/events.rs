@@ -5,6 +5,7 @@
 //! retried after a pause, in order.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use broker_domain::events::InstallationEvent;
@@ -24,14 +25,45 @@ pub struct Delivery {
     pub secret: EventSigningSecret,
 }
 
+/// What an event sets off locally before it is delivered (the e-shop
+/// webhooks' registration on a Shoptet install); `Err` retries the event.
+pub trait OnEvent: Send + Sync {
+    fn on_event(
+        &self,
+        event: &InstallationEvent,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+}
+
+impl<S, C, R> OnEvent for crate::eshop_webhooks::LocalWebhooks<S, C, R>
+where
+    S: broker_domain::storage::InstallationStore,
+    C: broker_domain::storage::TokenCache + broker_domain::storage::DeliveryLog,
+    R: broker_domain::storage::InstallationRegistry,
+{
+    async fn on_event(&self, event: &InstallationEvent) -> Result<(), String> {
+        crate::eshop_webhooks::LocalWebhooks::on_event(self, event).await
+    }
+}
+
+/// Nothing to set off.
+impl OnEvent for () {
+    async fn on_event(&self, _: &InstallationEvent) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// Reads `outbox` for ever: prints each event once (`event: <json>`, as
-/// soon as it is committed), delivers it if `delivery` is set, and marks it
-/// delivered.
-pub async fn run(outbox: impl EventOutbox, delivery: Option<Delivery>) {
+/// soon as it is committed), lets `on_event` act on it, delivers it if
+/// `delivery` is set, and marks it delivered.
+pub async fn run(
+    outbox: impl EventOutbox,
+    delivery: Option<Arc<Delivery>>,
+    on_event: Arc<impl OnEvent>,
+) {
     let mut backoff = FIRST_BACKOFF;
     let mut printed = HashSet::new();
     loop {
-        match step(&outbox, delivery.as_ref(), &mut printed).await {
+        match step(&outbox, delivery.as_deref(), on_event.as_ref(), &mut printed).await {
             Step::Idle => {
                 backoff = FIRST_BACKOFF;
                 tokio::time::sleep(POLL).await;
@@ -54,6 +86,7 @@ enum Step {
 async fn step(
     outbox: &impl EventOutbox,
     delivery: Option<&Delivery>,
+    on_event: &impl OnEvent,
     printed: &mut HashSet<String>,
 ) -> Step {
     let pending = match outbox.pending(50).await {
@@ -67,6 +100,10 @@ async fn step(
     for event in pending {
         if printed.insert(event.id.clone()) {
             println!("event: {}", body_of(&event));
+        }
+        if let Err(problem) = on_event.on_event(&event).await {
+            eprintln!("events: {problem}; retrying");
+            return Step::Refused;
         }
         if let Err(problem) = deliver(delivery, &event).await {
             eprintln!("events: {} not delivered ({problem}); retrying", event.id);

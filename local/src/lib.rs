@@ -9,6 +9,7 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 pub mod cli;
+pub mod eshop_webhooks;
 pub mod events;
 pub mod migrate;
 pub mod migration;

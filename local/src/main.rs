@@ -4,6 +4,7 @@ mod args;
 mod sandbox;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use args::{Args, Store, USAGE};
@@ -12,6 +13,8 @@ use broker_domain::model::ShoprenterCredentials;
 use broker_domain::secret::{ClientSecret, EventSigningSecret, WebhookKey};
 use broker_domain::storage::Stores;
 use broker_events::{EndpointUrl, WebhookSender};
+use broker_domain::bus::EventBus;
+use broker_local::eshop_webhooks::{LocalBus, LocalWebhooks};
 use broker_local::events::Delivery;
 use broker_local::server::{self, Broker};
 use broker_runtime::env::{self, ConfigError};
@@ -72,10 +75,15 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let embedded = args.store == Store::Embedded;
     let env = |name: &str| {
+        // The sandbox's choice of e-shop webhook events is a default only.
+        let process = || std::env::var(name).ok();
+        if name == "SHOPTET_WEBHOOK_EVENTS" && let Some(events) = process() {
+            return Some(events);
+        }
         sandbox
             .as_ref()
             .and_then(|sandbox| sandbox.env(name))
-            .or_else(|| std::env::var(name).ok())
+            .or_else(process)
     };
     // Secrets as plain variables serve the embedded store, and the sandbox
     // on either store (no Secrets Manager holds the double's secrets);
@@ -101,10 +109,40 @@ async fn run(args: Args) -> Result<(), String> {
             let store = SqliteStore::open(&args.db).map_err(|e| e.to_string())?;
             println!("store: embedded SQLite at {}", args.db.display());
             let app_credentials = secrets.shoprenter_app.clone();
-            let delivery = events_delivery(&args)?;
-            tokio::spawn(broker_local::events::run(store.clone(), delivery));
+            let delivery = events_delivery(&args)?.map(Arc::new);
+            let bus: Arc<dyn EventBus> = Arc::new(LocalBus {
+                delivery: delivery.clone(),
+            });
+            let webhooks = LocalWebhooks::from_env(
+                &env,
+                &vendor_config,
+                VendHandler::new(
+                    vendor_config.clone(),
+                    app_credentials.clone(),
+                    Stores::all(store.clone()),
+                ),
+                bus.clone(),
+            )?;
+            match webhooks.map(Arc::new) {
+                Some(webhooks) => {
+                    tokio::spawn(broker_local::events::run(
+                        store.clone(),
+                        delivery,
+                        webhooks.clone(),
+                    ));
+                    tokio::spawn(webhooks.reconcile_forever());
+                }
+                None => {
+                    tokio::spawn(broker_local::events::run(
+                        store.clone(),
+                        delivery,
+                        Arc::new(()),
+                    ));
+                }
+            }
             let broker = Broker {
-                install: InstallCallback::new(install_config, secrets, Stores::all(store.clone())),
+                install: InstallCallback::new(install_config, secrets, Stores::all(store.clone()))
+                    .with_eshop_webhooks(bus),
                 vendor: VendHandler::new(vendor_config, app_credentials, Stores::all(store)),
                 bearer_token,
             };

@@ -10,6 +10,8 @@ pub const SANDBOX_SHOPRENTER_SHOP: &str = "demo-shop";
 const SANDBOX_SHOPRENTER_CLIENT_ID: &str = "sandbox-app";
 const SANDBOX_SHOPRENTER_CLIENT_SECRET: &str = "sandbox-app-secret-not-for-production";
 const SANDBOX_SHOPRENTER_SCOPES: [&str; 2] = ["product:read", "order:read"];
+/// The e-shop events the sandbox registers for every install.
+const SANDBOX_WEBHOOK_EVENTS: &str = "order:create,order:paid,job:finished";
 /// Signs the double's webhooks; the broker verifies them with it.
 const SANDBOX_WEBHOOK_KEY: &str = "sandbox-webhook-key-not-for-production";
 
@@ -32,6 +34,9 @@ impl Sandbox {
                 redirect_uri: format!("{broker_url}/shoprenter/install"),
                 uninstall_uri: format!("{broker_url}/shoprenter/uninstall"),
             }),
+            // Seconds, not Shoptet's 15 minutes, so a stopped broker's
+            // missed deliveries come back while one watches.
+            webhook_retry_gap: std::time::Duration::from_secs(10),
             ..DoubleConfig::default()
         })
         .await;
@@ -67,6 +72,13 @@ impl Sandbox {
                 SANDBOX_SHOPRENTER_CLIENT_SECRET.to_owned(),
             ),
             ("SHOPTET_WEBHOOK_KEY", SANDBOX_WEBHOOK_KEY.to_owned()),
+            // E-shop webhooks: registered for every install (overridden by
+            // SHOPTET_WEBHOOK_EVENTS; blank turns them off).
+            ("SHOPTET_WEBHOOK_EVENTS", SANDBOX_WEBHOOK_EVENTS.to_owned()),
+            (
+                "SHOPTET_WEBHOOK_URL",
+                format!("{broker_url}/shoptet/eshop-webhook"),
+            ),
         ]);
         if let Some(secret) = config.shoptet_client_secret {
             env.insert("SHOPTET_CLIENT_SECRET", secret);
@@ -107,7 +119,11 @@ impl Sandbox {
              \x20 curl -sL {shoprenter_control}/install\n\
              \x20 curl -s {broker_url}/tokens/shoprenter/{SANDBOX_SHOPRENTER_SHOP}\n\
              \x20 curl -sL {shoprenter_control}/uninstall\n\
-             Events (embedded store): each lifecycle event is printed below as an `event: {{...}}` line; with --events-url URL it is also delivered there, signed (docs/events.md)",
+             E-shop webhooks (the install registered {events}; an order is delivered signed to the broker, which forwards it as a `Shoptet Webhook` event):\n\
+             \x20 curl -s {shoptet_control}/webhooks\n\
+             \x20 curl -s -X POST {shoptet_control}/orders\n\
+             Events (embedded store): each event is printed below as an `event: {{...}}` line; with --events-url URL it is also delivered there, signed (docs/events.md)",
+            events = SANDBOX_WEBHOOK_EVENTS,
             double = self.double.base_url(),
             api = self.double.shoptet_api_url(),
         )

@@ -8,7 +8,7 @@ use axum::body::{Body as AxumBody, to_bytes};
 use axum::extract::State;
 use broker_domain::http::HttpError;
 use broker_domain::storage::{
-    InstallationRegistry, InstallationStore, SignedRedirects, TokenCache,
+    DeliveryLog, InstallationRegistry, InstallationStore, SignedRedirects, TokenCache,
 };
 use broker_runtime::metrics::{DEFAULT_NAMESPACE, Metrics, Service};
 use install_callback::{InstallCallback, OperatorGate};
@@ -21,9 +21,10 @@ use tokio::net::TcpListener;
 /// The routes the platforms call, public as in the stack. Exact paths: the
 /// handler also matches their tails under a prefix (an API stage), so any
 /// other path (`/installations/shoprenter/install` too) demands the bearer.
-const PUBLIC_PATHS: [&str; 4] = [
+const PUBLIC_PATHS: [&str; 5] = [
     "/shoptet/install",
     "/shoptet/webhook",
+    "/shoptet/eshop-webhook",
     "/shoprenter/install",
     "/shoprenter/uninstall",
 ];
@@ -45,7 +46,7 @@ pub struct Broker<S1, C1, R1, S2, C2, R2> {
 impl<S1, C1, R1, S2, C2, R2> Broker<S1, C1, R1, S2, C2, R2>
 where
     S1: InstallationStore + 'static,
-    C1: TokenCache + SignedRedirects + 'static,
+    C1: TokenCache + SignedRedirects + DeliveryLog + 'static,
     R1: InstallationRegistry + 'static,
     S2: InstallationStore + 'static,
     C2: TokenCache + 'static,
@@ -210,6 +211,7 @@ mod tests {
         for path in [
             "/shoptet/install",
             "/shoptet/webhook",
+            "/shoptet/eshop-webhook",
             "/shoprenter/install",
             "/shoprenter/uninstall",
         ] {

@@ -9,7 +9,12 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use broker_domain::events::InstallationEvent;
+use broker_domain::bus::body_of;
+use broker_domain::events::{
+    ESHOP_WEBHOOK_DETAIL_TYPE, EshopWebhookEvent, InstallationEvent,
+    WEBHOOK_REGISTRATION_FAILED_DETAIL_TYPE, WEBHOOKS_REGISTERED_DETAIL_TYPE,
+    WebhookRegistrationEvent,
+};
 use broker_domain::storage::raw::from_stored;
 
 /// The registry item's attributes the publisher reads (the DynamoDB
@@ -100,11 +105,44 @@ pub struct QueuedDelivery {
     pub body: String,
 }
 
+/// A broker event bound for the endpoint: its id and the body to send,
+/// serialized from its type (EventBridge may reorder a detail's keys, so
+/// the body is written as the broker writes it, not as it came).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub id: String,
+    /// The `detail-type`, for logs.
+    pub detail_type: String,
+    pub body: String,
+}
+
 impl QueuedDelivery {
-    /// The broker's event inside the queued EventBridge envelope, if it is one.
-    pub fn event(&self) -> Option<InstallationEvent> {
+    /// The broker's event inside the queued EventBridge envelope, if it is
+    /// one: a lifecycle event, a forwarded e-shop webhook, or a webhook
+    /// registration's outcome.
+    pub fn event(&self) -> Option<Outgoing> {
         let envelope: Value = serde_json::from_str(&self.body).ok()?;
-        serde_json::from_value(envelope.get("detail")?.clone()).ok()
+        let detail_type = envelope.get("detail-type")?.as_str()?.to_owned();
+        let detail = envelope.get("detail")?.clone();
+        let (id, body) = match detail_type.as_str() {
+            ESHOP_WEBHOOK_DETAIL_TYPE => {
+                let event: EshopWebhookEvent = serde_json::from_value(detail).ok()?;
+                (event.id.clone(), serde_json::to_string(&event).ok()?)
+            }
+            WEBHOOKS_REGISTERED_DETAIL_TYPE | WEBHOOK_REGISTRATION_FAILED_DETAIL_TYPE => {
+                let event: WebhookRegistrationEvent = serde_json::from_value(detail).ok()?;
+                (event.id.clone(), serde_json::to_string(&event).ok()?)
+            }
+            _ => {
+                let event: InstallationEvent = serde_json::from_value(detail).ok()?;
+                (event.id.clone(), body_of(&event))
+            }
+        };
+        Some(Outgoing {
+            id,
+            detail_type,
+            body,
+        })
     }
 }
 
@@ -220,10 +258,13 @@ mod tests {
         let Record::Delivery(delivery) = &batch.records[0] else {
             panic!("a queued delivery");
         };
-        assert_eq!(delivery.event().map(|e| e.sequence), Some(2));
+        let outgoing = delivery.event().unwrap();
+        assert_eq!(outgoing.detail_type, "Installation Suspended");
+        let as_json = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        assert_eq!(as_json(&outgoing.body), as_json(&event_json(2)));
         let foreign = QueuedDelivery {
             message_id: "m-2".into(),
-            body: r#"{"detail":{"hello":1}}"#.into(),
+            body: r#"{"detail-type":"Installation Suspended","detail":{"hello":1}}"#.into(),
         };
         assert_eq!(foreign.event(), None);
     }

@@ -237,11 +237,11 @@ impl Publisher {
             tracing::error!(message_id = %delivery.message_id, "a queued message is not a broker event: dropped");
             return true;
         };
-        match sender.deliver(secret, &event).await {
+        match sender.deliver_body(secret, &event.id, event.body).await {
             Ok(()) => {
                 self.metrics
                     .count(Metric::WebhookDeliveries, Dimensions::default());
-                tracing::info!(event = event.kind.as_str(), id = %event.id, "event delivered to the endpoint");
+                tracing::info!(event = %event.detail_type, id = %event.id, "event delivered to the endpoint");
                 true
             }
             Err(error) => {

@@ -16,7 +16,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<Invocation>| async move {
             let deadline = faults::lambda_deadline(event.context.deadline);
-            let work = worker.handle(event.payload);
+            // Boxed: the handler is a deep future, kept off the stack.
+        let work = Box::pin(worker.handle(event.payload));
             Ok::<_, Error>(faults::watch_deadline(worker.metrics(), deadline, work).await)
         },
     ))
