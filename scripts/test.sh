@@ -27,9 +27,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # `test`, so that the output still ends with cargo test's summary.
 DEFAULT_STEPS="fmt advisories crate_graph module_cycles cost_doc sam_lint sam_validate clippy client_doc publish_dry_run lambda_build lambda_sizes e2e conformance test"
 # The Lambda functions' binaries (BuildProperties.Binary in template.yaml).
-LAMBDA_BINS="install-callback token-vendor event-publisher"
+LAMBDA_BINS="install-callback token-vendor event-publisher shoptet-webhooks"
 # Their functions in template.yaml (sam build's output folders).
-LAMBDA_FUNCTIONS="InstallCallbackFunction TokenVendorFunction EventPublisherFunction"
+LAMBDA_FUNCTIONS="InstallCallbackFunction TokenVendorFunction EventPublisherFunction ShoptetWebhooksFunction"
 LAMBDA_TARGET="aarch64-unknown-linux-gnu"
 
 step_fmt() {

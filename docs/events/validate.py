@@ -4,8 +4,9 @@
 
 FILE holds a JSON array of events (the EventBridge `detail` objects, or the
 HTTPS bodies). Each is checked against schemas/<kind>.schema.json (JSON Schema
-draft 2020-12, formats checked). Prints one line per event and exits 1 if any
-is invalid or of an unknown kind. Needs the `jsonschema` package
+draft 2020-12, formats checked); an event without a `kind` (a forwarded
+Shoptet e-shop webhook) against the schema its fields name (KINDLESS below).
+Prints one line per event and exits 1 if any is invalid or of an unknown kind. Needs the `jsonschema` package
 (`pip install 'jsonschema[format-nongpl]'`: the extra checks date-time formats).
 """
 
@@ -16,6 +17,21 @@ import sys
 import jsonschema
 
 SCHEMAS = pathlib.Path(__file__).resolve().parent / "schemas"
+
+# Events that carry no `kind`: (a field only that event has, its schema).
+KINDLESS = [("event_instance", "shoptet_webhook")]
+
+
+def kind_of(event):
+    """The schema name of `event`: its `kind`, else the one its fields name."""
+    if not isinstance(event, dict):
+        return None
+    if "kind" in event:
+        return event["kind"]
+    for field, kind in KINDLESS:
+        if field in event:
+            return kind
+    return None
 
 
 def load_validators() -> dict:
@@ -40,7 +56,7 @@ def main(argv: list[str]) -> int:
     validators = load_validators()
     failed = False
     for event in events:
-        kind = event.get("kind") if isinstance(event, dict) else None
+        kind = kind_of(event)
         validator = validators.get(kind) if isinstance(kind, str) else None
         if validator is None:
             print(f"INVALID {kind}: unknown kind")

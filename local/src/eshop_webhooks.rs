@@ -12,11 +12,9 @@ use broker_domain::events::{EventKind, InstallationEvent};
 use broker_domain::ids::{Platform, ShoptetEshopId};
 use broker_domain::storage::{DeliveryLog, InstallationRegistry, InstallationStore, TokenCache};
 use broker_platforms::shoptet::{ShoptetClient, ShoptetConfig};
-use broker_shoptet_webhooks::{
-    EshopWebhooks, KeyRenewal, Reconciler, Registrar, active_shops,
-};
 use broker_runtime::env::Env;
 use broker_runtime::metrics::{Metrics, Service};
+use broker_shoptet_webhooks::{EshopWebhooks, Reconciler, Registrar, active_shops};
 use shoptet_webhooks::WebhooksConfig;
 use token_vendor::{VendHandler, VendorConfig};
 
@@ -128,7 +126,7 @@ where
         };
         match self
             .webhooks
-            .register(self.vendor.vendor(), eshop_id, KeyRenewal::Always, true)
+            .register_for_event(self.vendor.vendor(), eshop_id, &event.id, true)
             .await
         {
             Ok(registered) => {
@@ -136,7 +134,11 @@ where
                     "e-shop webhooks: shop {eshop_id}: {} registered, {} already there, key {}",
                     registered.added.len(),
                     registered.present,
-                    if registered.key_renewed { "renewed" } else { "kept" }
+                    if registered.key_renewed {
+                        "renewed"
+                    } else {
+                        "kept"
+                    }
                 );
                 Ok(())
             }
@@ -160,10 +162,16 @@ where
                     break;
                 };
                 for eshop_id in shops {
-                    if let Ok(done) = self.webhooks.reconcile(self.vendor.vendor(), eshop_id).await
+                    if let Ok(done) = self
+                        .webhooks
+                        .reconcile(self.vendor.vendor(), eshop_id)
+                        .await
                         && done.forwarded > 0
                     {
-                        println!("e-shop webhooks: shop {eshop_id}: {} missed notifications forwarded", done.forwarded);
+                        println!(
+                            "e-shop webhooks: shop {eshop_id}: {} missed notifications forwarded",
+                            done.forwarded
+                        );
                     }
                 }
                 match next {

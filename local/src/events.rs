@@ -63,7 +63,14 @@ pub async fn run(
     let mut backoff = FIRST_BACKOFF;
     let mut printed = HashSet::new();
     loop {
-        match step(&outbox, delivery.as_deref(), on_event.as_ref(), &mut printed).await {
+        match step(
+            &outbox,
+            delivery.as_deref(),
+            on_event.as_ref(),
+            &mut printed,
+        )
+        .await
+        {
             Step::Idle => {
                 backoff = FIRST_BACKOFF;
                 tokio::time::sleep(POLL).await;
@@ -101,12 +108,15 @@ async fn step(
         if printed.insert(event.id.clone()) {
             println!("event: {}", body_of(&event));
         }
-        if let Err(problem) = on_event.on_event(&event).await {
-            eprintln!("events: {problem}; retrying");
-            return Step::Refused;
-        }
         if let Err(problem) = deliver(delivery, &event).await {
             eprintln!("events: {} not delivered ({problem}); retrying", event.id);
+            return Step::Refused;
+        }
+        // After the delivery, as on AWS (where the bus's event sets it
+        // off): what it sets off announces itself after it. A failure
+        // retries both (the endpoint deduplicates on the event's id).
+        if let Err(problem) = on_event.on_event(&event).await {
+            eprintln!("events: {problem}; retrying");
             return Step::Refused;
         }
         printed.remove(&event.id);

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use args::{Args, Store, USAGE};
 use broker_aws::config as store_config;
+use broker_domain::bus::EventBus;
 use broker_domain::model::ShoprenterCredentials;
 use broker_domain::secret::{ClientSecret, EventSigningSecret, WebhookKey};
 use broker_domain::storage::Stores;
 use broker_events::{EndpointUrl, WebhookSender};
-use broker_domain::bus::EventBus;
 use broker_local::eshop_webhooks::{LocalBus, LocalWebhooks};
 use broker_local::events::Delivery;
 use broker_local::server::{self, Broker};
@@ -77,7 +77,9 @@ async fn run(args: Args) -> Result<(), String> {
     let env = |name: &str| {
         // The sandbox's choice of e-shop webhook events is a default only.
         let process = || std::env::var(name).ok();
-        if name == "SHOPTET_WEBHOOK_EVENTS" && let Some(events) = process() {
+        if name == "SHOPTET_WEBHOOK_EVENTS"
+            && let Some(events) = process()
+        {
             return Some(events);
         }
         sandbox

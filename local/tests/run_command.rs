@@ -495,7 +495,18 @@ fn local_mode_delivers_an_install_a_suspension_and_an_uninstall_signed_and_print
     http(server.curl_line("/_double/shoptet/222651/suspend"));
     http(server.curl_line("/_double/shoptet/222651/uninstall"));
 
-    let deliveries = receiver.wait_for(3, std::time::Duration::from_secs(15));
+    // The install also registered the sandbox's e-shop webhooks, which
+    // announced itself: four deliveries, three of them lifecycle events.
+    let deliveries: Vec<_> = receiver
+        .wait_for(4, std::time::Duration::from_secs(15))
+        .into_iter()
+        .filter(|d| {
+            serde_json::from_slice::<Value>(&d.body)
+                .unwrap()
+                .get("kind")
+                .is_some()
+        })
+        .collect();
     let events: Vec<Value> = deliveries
         .iter()
         .map(|d| serde_json::from_slice(&d.body).unwrap())
@@ -554,7 +565,61 @@ fn local_mode_delivers_an_install_a_suspension_and_an_uninstall_signed_and_print
 
     // And each was printed, as delivered.
     let printed = server.later.lock().unwrap().clone();
-    let printed_events = printed.iter().filter(|l| l.starts_with("event: ")).count();
+    let printed_events = printed
+        .iter()
+        .filter(|l| l.starts_with("event: ") && l.contains("\"kind\""))
+        .count();
     assert_eq!(printed_events, 3, "{printed:?}");
     drop(server);
+}
+
+/// The README's walkthrough: install, see the webhooks registered, place a
+/// sandbox order, see the event.
+#[test]
+fn the_printed_webhook_lines_show_the_registration_and_a_sandbox_order_arrives_as_an_event() {
+    let (_dir, db) = fresh_db();
+    let server = Server::start(&db);
+    assert_eq!(shell(server.install_line())["status"], "installed");
+
+    let listing = server.curl_line("/_double/shoptet/222651/webhooks");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let registered = loop {
+        let (status, body) = http(listing);
+        assert_eq!(status, 200);
+        let events: Vec<String> = body["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["event"].as_str().unwrap().to_owned())
+            .collect();
+        if events.len() == 3 || std::time::Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut registered = registered;
+    registered.sort();
+    assert_eq!(registered, ["job:finished", "order:create", "order:paid"]);
+
+    let (status, order) = http(server.curl_line("/_double/shoptet/222651/orders"));
+    assert_eq!(status, 200, "{order}");
+    let instance = order["eventInstance"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let forwarded = loop {
+        let printed = server.later.lock().unwrap().clone();
+        let found = printed
+            .iter()
+            .filter_map(|line| line.strip_prefix("event: "))
+            .map(|json| serde_json::from_str::<Value>(json).unwrap())
+            .find(|event| event["event_instance"] == instance.as_str());
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(std::time::Instant::now() < deadline, "{printed:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(forwarded["event"], "order:create");
+    assert_eq!(forwarded["delivery"], "live");
+    let body: Value = serde_json::from_str(forwarded["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["eshopId"], 222651);
 }

@@ -22,7 +22,7 @@ impl WebhooksConfig {
             &env::optional(env, "SHOPTET_WEBHOOK_EVENTS").unwrap_or_default(),
             &env::optional(env, "SHOPTET_WEBHOOK_PAYLOAD").unwrap_or_default(),
         )
-        .map_err(|error| ConfigError::new("SHOPTET_WEBHOOK_EVENTS", &error.to_string()))?;
+        .map_err(|error| ConfigError::new("SHOPTET_WEBHOOK_EVENTS", error.to_string()))?;
         let url = match &subscription {
             None => String::new(),
             Some(_) => {
@@ -35,7 +35,7 @@ impl WebhooksConfig {
                 // https, or http on loopback (a local run): what Shoptet is
                 // told to call comes from configuration only.
                 UpstreamUrl::parse(&url)
-                    .map_err(|error| ConfigError::new("SHOPTET_WEBHOOK_URL", &error.to_string()))?;
+                    .map_err(|error| ConfigError::new("SHOPTET_WEBHOOK_URL", error.to_string()))?;
                 url
             }
         };

@@ -20,7 +20,7 @@ use broker_events::eventbridge::EventBridgeBus;
 use broker_platforms::shoptet::{ShoptetClient, ShoptetConfig};
 use broker_runtime::metrics::{Metrics, Service};
 use broker_shoptet_webhooks::{
-    EshopWebhooks, KeyRenewal, Reconciler, Registrar, active_shops, for_each_concurrently,
+    EshopWebhooks, Reconciler, Registrar, active_shops, for_each_concurrently,
 };
 use broker_vending::TokenVendor;
 use serde::{Deserialize, Serialize};
@@ -273,7 +273,7 @@ where
         };
         let will_retry = receive_count < MAX_RECEIVES;
         match webhooks
-            .register(self.core(), eshop_id, KeyRenewal::Always, will_retry)
+            .register_for_event(self.core(), eshop_id, &event.id, will_retry)
             .await
         {
             Ok(_) => true,
@@ -375,6 +375,15 @@ pub fn build_on_aws(config: AwsWebhooksConfig, aws: &aws_config::SdkConfig) -> A
         Service::ShoptetWebhooks,
         config.vendor.vendor.metrics_namespace.clone(),
     ));
+    build_with_metrics(config, aws, metrics)
+}
+
+/// [`build_on_aws`] with its metric lines going to `metrics` (tests).
+pub fn build_with_metrics(
+    config: AwsWebhooksConfig,
+    aws: &aws_config::SdkConfig,
+    metrics: Arc<Metrics>,
+) -> AwsWorker {
     let http = config.vendor.vendor.http.build_client();
     let shoptet = |oauth_url| {
         ShoptetClient::new(

@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
         move |event: LambdaEvent<Invocation>| async move {
             let deadline = faults::lambda_deadline(event.context.deadline);
             // Boxed: the handler is a deep future, kept off the stack.
-        let work = Box::pin(worker.handle(event.payload));
+            let work = Box::pin(worker.handle(event.payload));
             Ok::<_, Error>(faults::watch_deadline(worker.metrics(), deadline, work).await)
         },
     ))

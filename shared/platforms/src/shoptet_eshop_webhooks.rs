@@ -461,19 +461,24 @@ impl EshopDelivery {
     /// The notification's name: the same for every attempt, for its copy
     /// in the history, and for nothing else (Shoptet sends no id).
     pub fn fingerprint(&self) -> DeliveryFingerprint {
-        let mut digest = Sha256::new();
-        for field in [
+        fingerprint_of(&[
             self.eshop_id.to_string().as_str(),
             &self.event,
             &self.event_instance,
             &self.event_created,
-        ] {
-            // Length-prefixed, so no two field lists hash alike.
-            digest.update((field.len() as u64).to_be_bytes());
-            digest.update(field.as_bytes());
-        }
-        DeliveryFingerprint::new(digest.finalize().into())
+        ])
     }
+}
+
+/// A digest naming a list of fields (length-prefixed, so no two lists hash
+/// alike): a notification's, or an occasion the delivery log records.
+pub fn fingerprint_of(fields: &[&str]) -> DeliveryFingerprint {
+    let mut digest = Sha256::new();
+    for field in fields {
+        digest.update((field.len() as u64).to_be_bytes());
+        digest.update(field.as_bytes());
+    }
+    DeliveryFingerprint::new(digest.finalize().into())
 }
 
 /// Whether `signature` (the header's value) is the key's HMAC-SHA1 of the

@@ -13,8 +13,9 @@ use broker_domain::secret::EshopSignatureKey;
 
 /// How long a key read from the store is used before it is read again.
 /// A key renewed meanwhile (a reinstall) is read at once when the cached
-/// one fails to verify, so this only bounds how long a deleted key works.
-pub(crate) const KEY_TTL: Duration = Duration::from_secs(300);
+/// one fails to verify, so this only bounds how long a deleted key (an
+/// uninstall's) still verifies in a warm instance.
+pub(crate) const KEY_TTL: Duration = Duration::from_secs(60);
 /// A key that failed to verify is read again from the store at most this
 /// often per shop, so forged signatures cannot turn into store reads (and
 /// a reinstall's new key is read within a second).

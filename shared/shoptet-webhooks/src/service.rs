@@ -19,7 +19,14 @@ use broker_runtime::metrics::{Dimension, Dimensions, Metric, Metrics};
 use broker_vending::TokenVendor;
 use serde::Serialize;
 
-use crate::{KeyRenewal, Reconciled, Reconciler, Registered, Registrar, WebhookFailure};
+use crate::{
+    DEDUPLICATION_WINDOW, KeyRenewal, Reconciled, Reconciler, Registered, Registrar, WebhookFailure,
+};
+use broker_platforms::shoptet_eshop_webhooks::fingerprint_of;
+
+/// How long a key renewal's claim holds without the renewal succeeding: a
+/// registration takes seconds; the queue retries after minutes.
+pub const RENEWAL_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// How many installations are worked on at once (each takes a few API
 /// calls; Shoptet allows 3 connections per token and 50 per IP).
@@ -137,6 +144,43 @@ impl EshopWebhooks {
             tracing::warn!(%error, "the registration event was not published");
         }
         result
+    }
+
+    /// An install, reinstall or import event (`event_id`, delivered at
+    /// least once): registers, and renews the key once per event. Of
+    /// concurrent copies of one event only the one that claims it renews
+    /// (two renewals racing could leave the first one's key stored while
+    /// Shoptet signs with the second's); a copy that does not claim it
+    /// registers what is missing and keeps the key. The claim lapses after
+    /// [`RENEWAL_LEASE`] unless the renewal succeeded, so a failed one is
+    /// renewed by the event's retry.
+    pub async fn register_for_event<S, C, R>(
+        &self,
+        vendor: &TokenVendor<S, C, R>,
+        eshop_id: ShoptetEshopId,
+        event_id: &str,
+        will_retry: bool,
+    ) -> Result<Registered, WebhookFailure>
+    where
+        S: InstallationStore,
+        C: TokenCache + DeliveryLog,
+        R: InstallationRegistry,
+    {
+        let claim = fingerprint_of(&["key-renewal", &eshop_id.to_string(), event_id]);
+        let log = &vendor.stores().tokens;
+        let now = SystemTime::now();
+        let claimed = log.claim(&claim, now + RENEWAL_LEASE).await?;
+        let renewal = if claimed {
+            KeyRenewal::Always
+        } else {
+            KeyRenewal::IfMissing
+        };
+        let registered = self.register(vendor, eshop_id, renewal, will_retry).await?;
+        if claimed {
+            log.record_forwarded(&claim, now + DEDUPLICATION_WINDOW)
+                .await?;
+        }
+        Ok(registered)
     }
 
     /// One page of every active Shoptet installation, each registered

@@ -348,6 +348,29 @@ impl DeliveryLog for SqliteStore {
         })
         .await
     }
+
+    async fn claim(
+        &self,
+        delivery: &DeliveryFingerprint,
+        keep_until: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let key = delivery_key(delivery);
+        let (keep_until, now) = (millis(keep_until), millis(SystemTime::now()));
+        self.run(move |connection| {
+            write(connection, |tx| {
+                tx.execute(
+                    "DELETE FROM forwarded_deliveries WHERE keep_until < ?1",
+                    [now],
+                )?;
+                let inserted = tx.execute(
+                    "INSERT OR IGNORE INTO forwarded_deliveries (key, keep_until) VALUES (?1, ?2)",
+                    params![key, keep_until],
+                )?;
+                Ok(inserted == 1)
+            })
+        })
+        .await
+    }
 }
 
 /// A shop has an installation while any version of its document is left

@@ -2418,6 +2418,32 @@ async fn deliveries_are_told_apart_by_their_fingerprints<H: Harness>() {
     assert_eq!(h.cache().load(&shop()).await, Ok(None));
 }
 
+async fn of_concurrent_claims_of_one_occasion_exactly_one_wins<H: Harness>() {
+    let h = H::new().await;
+    let occasion = fingerprint(7);
+    let claims =
+        futures_util::future::join_all((0..8).map(|_| h.cache().claim(&occasion, a_day_ahead())))
+            .await;
+    let won = claims.iter().filter(|claim| **claim == Ok(true)).count();
+    assert_eq!(won, 1, "{claims:?}");
+    assert_eq!(h.cache().was_forwarded(&fingerprint(7)).await, Ok(true));
+    assert_eq!(
+        h.cache().claim(&fingerprint(8), a_day_ahead()).await,
+        Ok(true)
+    );
+    // A claim whose time has passed is a lease that lapsed: it may be taken.
+    let lapsed = SystemTime::now() - Duration::from_secs(5);
+    assert_eq!(h.cache().claim(&fingerprint(9), lapsed).await, Ok(true));
+    assert_eq!(
+        h.cache().claim(&fingerprint(9), a_day_ahead()).await,
+        Ok(true)
+    );
+    assert_eq!(
+        h.cache().claim(&fingerprint(9), a_day_ahead()).await,
+        Ok(false)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Every case against every adapter
 
@@ -2537,6 +2563,7 @@ contract! {
         a_recorded_delivery_was_forwarded_for_every_instance,
         recording_a_delivery_twice_is_fine,
         deliveries_are_told_apart_by_their_fingerprints,
+        of_concurrent_claims_of_one_occasion_exactly_one_wins,
     ],
 }
 

@@ -168,6 +168,18 @@ fn pinned() -> Vec<(&'static str, Value, Value)> {
             json!({"Type": "AWS::SQS::Queue", "Condition": "HasEventWebhook"}),
             json!({}),
         ),
+        // Shoptet e-shop webhooks (issue 23): the worker's queue and its
+        // dead letters, with or without ShoptetWebhookEvents.
+        (
+            "WebhookRegistrationQueue",
+            json!({"Type": "AWS::SQS::Queue"}),
+            json!({}),
+        ),
+        (
+            "WebhookRegistrationDeadLetterQueue",
+            json!({"Type": "AWS::SQS::Queue"}),
+            json!({}),
+        ),
     ]
 }
 

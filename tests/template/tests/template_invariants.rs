@@ -8,7 +8,11 @@
 //! with either store and only the two functions use it, under the token
 //! cache's encryption context, and that the lifecycle events (the registry's
 //! stream, the publisher, its mappings, the bus and the optional webhook)
-//! keep per-shop order, lose nothing silently and grant only what they use.
+//! keep per-shop order, lose nothing silently and grant only what they use,
+//! and that the Shoptet e-shop webhooks (the public route, the worker, its
+//! queue, rule and schedule) are off by default, register exactly for
+//! installed and imported Shoptet installations and grant only what they
+//! use.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,6 +56,22 @@ const WEBHOOK_QUEUE_POLICY: &str = "WebhookQueuePolicy";
 const WEBHOOK_RULE: &str = "WebhookRule";
 const WEBHOOK_MAPPING: &str = "WebhookMapping";
 const WEBHOOK_SECRET: &str = "EventWebhookSecret";
+/// The Shoptet e-shop webhook worker (issue 23).
+const WORKER_FUNCTION: &str = "ShoptetWebhooksFunction";
+const WORKER_ROLE: &str = "ShoptetWebhooksRole";
+const REGISTRATION_QUEUE: &str = "WebhookRegistrationQueue";
+const REGISTRATION_DLQ: &str = "WebhookRegistrationDeadLetterQueue";
+const REGISTRATION_QUEUE_POLICY: &str = "WebhookRegistrationQueuePolicy";
+const REGISTRATION_RULE: &str = "WebhookRegistrationRule";
+const REGISTRATION_MAPPING: &str = "WebhookRegistrationMapping";
+/// Holds when `ShoptetWebhookEvents` is set.
+const FORWARDS_ESHOP_WEBHOOKS: &str = "ForwardsEshopWebhooks";
+/// Holds when `ShoptetEshopWebhookUrl` is set.
+const HAS_CUSTOM_ESHOP_URL: &str = "HasCustomEshopWebhookUrl";
+/// The registration queue's resource policy, checked on its own like the
+/// webhook queue's.
+const REGISTRATION_QUEUE_POLICY_DOCUMENT: &str =
+    "/Resources/WebhookRegistrationQueuePolicy/Properties/PolicyDocument";
 /// Holds when `EventBusName` is empty: the stack creates its bus.
 const CREATES_BUS: &str = "CreatesEventBus";
 /// Holds when `EventWebhookUrl` is set.
@@ -138,6 +158,8 @@ const INSTALL_ENV: &[&str] = &[
     "UPSTREAM_CONNECT_TIMEOUT_MS",
     "INSTALL_DEADLINE_MS",
     "METRICS_NAMESPACE",
+    // POST /shoptet/eshop-webhook forwards to it (issue 23).
+    "EVENT_BUS_NAME",
 ];
 
 /// What the token vendor's config module (functions/token-vendor) reads,
@@ -160,6 +182,32 @@ const VENDOR_ENV: &[&str] = &[
     "UPSTREAM_TIMEOUT_MS",
     "UPSTREAM_CONNECT_TIMEOUT_MS",
     "METRICS_NAMESPACE",
+];
+
+/// What functions/shoptet-webhooks (`AwsWebhooksConfig::from_env`: the
+/// vendor's loader, then its own) reads, besides its installation store's
+/// variables ([`Store::env`]). The template leaves Shoprenter's out (the
+/// worker serves Shoptet only; the vendor's loader takes them as optional).
+/// The crate is not a dependency of this one yet, so its loader is not run
+/// here as the others' are: keep this list equal to what it reads.
+const WORKER_ENV: &[&str] = &[
+    "TOKEN_TABLE",
+    "TOKEN_KEY_ID",
+    "REGISTRY_TABLE",
+    "SHOPTET_OAUTH_URL",
+    "SHOPTET_API_URL",
+    "REFRESH_MARGIN_SECONDS",
+    "LEASE_SECONDS",
+    "LEASE_WAIT_MS",
+    "SUSPENDED_RECHECK_SECONDS",
+    "UPSTREAM_TIMEOUT_MS",
+    "UPSTREAM_CONNECT_TIMEOUT_MS",
+    "METRICS_NAMESPACE",
+    "SHOPTET_WEBHOOK_EVENTS",
+    "SHOPTET_WEBHOOK_PAYLOAD",
+    "SHOPTET_WEBHOOK_URL",
+    "EVENT_BUS_NAME",
+    "WEBHOOK_QUEUE_URL",
 ];
 
 /// Variables both functions read that must agree: they share the stores, the
@@ -197,6 +245,8 @@ const VENDOR_SERVICE: Service = Service::TokenVendor;
 const INSTALL_SERVICE: Service = Service::InstallCallback;
 /// The event publisher's `Service` dimension value (issue 22).
 const PUBLISHER_SERVICE: Service = Service::EventPublisher;
+/// The e-shop webhook worker's (issue 23).
+const WORKER_SERVICE: Service = Service::ShoptetWebhooks;
 const ALARM_TOPIC: &str = "AlarmTopic";
 
 /// The only routes anyone may call without SigV4, (method, path, output
@@ -205,6 +255,9 @@ const ALARM_TOPIC: &str = "AlarmTopic";
 const PUBLIC_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/shoptet/install", "InstallCallbackUrl"),
     ("POST", "/shoptet/webhook", "ShoptetWebhookUrl"),
+    // The output names the URL Shoptet is told (the route unless
+    // `ShoptetEshopWebhookUrl` is set); the broker registers it itself.
+    ("POST", "/shoptet/eshop-webhook", "ShoptetEshopWebhookUrl"),
     ("GET", "/shoprenter/install", "ShoprenterRedirectUrl"),
     ("GET", "/shoprenter/uninstall", "ShoprenterUninstallUrl"),
 ];
@@ -213,6 +266,7 @@ const PUBLIC_ROUTES: &[(&str, &str, &str)] = &[
 const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/shoptet/install", INSTALL_FUNCTION),
     ("POST", "/shoptet/webhook", INSTALL_FUNCTION),
+    ("POST", "/shoptet/eshop-webhook", INSTALL_FUNCTION),
     ("GET", "/shoprenter/install", INSTALL_FUNCTION),
     ("GET", "/shoprenter/uninstall", INSTALL_FUNCTION),
     ("PUT", "/shoprenter/{shop}/credentials", INSTALL_FUNCTION),
@@ -309,8 +363,11 @@ fn no_policy_statement_allows_a_wildcard_resource_or_action() {
                 .unwrap_or_else(|| panic!("{context}: action {action}"));
             assert!(!action.contains('*'), "{context}: wildcard action {action}");
         }
-        if document == WEBHOOK_QUEUE_POLICY_DOCUMENT {
-            // the_webhook_exists_only_with_a_url_and_its_queue_takes_only_the_rules_events
+        if document == WEBHOOK_QUEUE_POLICY_DOCUMENT
+            || document == REGISTRATION_QUEUE_POLICY_DOCUMENT
+        {
+            // the_webhook_exists_only_with_a_url_and_its_queue_takes_only_the_rules_events,
+            // the_registration_rule_queues_exactly_installed_and_imported_shoptet_installations
             continue;
         }
         if statement.get("Principal").is_some() {
@@ -365,7 +422,7 @@ fn functions_use_the_templates_own_roles_and_no_managed_policies() {
     // each function gets an explicit role written out here instead.
     let template = load_template();
     let functions = resources_of_type(&template, "AWS::Serverless::Function");
-    assert_eq!(functions.len(), 3, "{functions:?}");
+    assert_eq!(functions.len(), 4, "{functions:?}");
     for (id, function) in functions {
         let properties = &function["Properties"];
         assert!(
@@ -537,6 +594,10 @@ fn install_role_manages_prefixed_secrets_the_registry_and_the_shared_leases() {
                 &["kms:GenerateDataKey", "kms:Decrypt"],
                 get_att(TOKEN_KEY, "Arn"),
             ),
+        ),
+        (
+            "ForwardEshopWebhooks",
+            allow(&["events:PutEvents"], event_bus_arn()),
         ),
         (
             "KeepInstallationRegistry",
@@ -737,6 +798,15 @@ fn each_function_gets_exactly_its_registry_permissions() {
             VENDOR_ROLE.to_owned(),
             BTreeSet::from([grant("GetItem", &table), grant("UpdateItem", &table)]),
         ),
+        // The worker lists the active Shoptet installations and mints.
+        (
+            WORKER_ROLE.to_owned(),
+            BTreeSet::from([
+                grant("GetItem", &table),
+                grant("UpdateItem", &table),
+                grant("Query", &registry_index_arn()),
+            ]),
+        ),
         // The publisher reads the stream only, never the table.
         (
             PUBLISHER_ROLE.to_owned(),
@@ -762,10 +832,21 @@ fn statements_with_action<'a>(template: &'a Value, action: &str) -> Vec<(String,
         .collect()
 }
 
+/// The secrets the e-shop webhook worker may write: each Shoptet
+/// installation's signature key (`SIGNATURE_KEY_SUFFIX` beside its
+/// document), never the installation's own secret.
+fn signature_key_secret_arns() -> Value {
+    json!({"Fn::Sub": format!(
+        "arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:${{SecretPrefix}}shoptet/*/{}*",
+        broker_domain::storage::SIGNATURE_KEY_SUFFIX
+    )})
+}
+
 #[test]
 fn deleting_and_restoring_secrets_is_granted_only_to_the_install_callback_under_the_prefix() {
     let template = load_template();
     let install_policies = format!("/Resources/{INSTALL_ROLE}/Properties/Policies/");
+    let worker_policies = format!("/Resources/{WORKER_ROLE}/Properties/Policies/");
     for action in [
         "secretsmanager:DeleteSecret",
         "secretsmanager:RestoreSecret",
@@ -779,6 +860,17 @@ fn deleting_and_restoring_secrets_is_granted_only_to_the_install_callback_under_
             "nobody may {action}: uninstall needs it"
         );
         for (document, statement) in allowed {
+            // A reinstall within the recovery window: the worker restores
+            // the signature key's secret the uninstall scheduled for
+            // deletion, and nothing else; it deletes nothing.
+            if action == "secretsmanager:RestoreSecret" && document.starts_with(&worker_policies) {
+                assert_eq!(
+                    as_list(statement, "Resource"),
+                    vec![&signature_key_secret_arns()],
+                    "{action} only on signature key secrets: {statement}"
+                );
+                continue;
+            }
             assert!(
                 document.starts_with(&install_policies),
                 "{action} allowed outside the install callback's role: {document}"
@@ -1004,6 +1096,10 @@ fn routes(template: &Value) -> Vec<Route> {
             continue;
         };
         for (name, event) in events {
+            if function == WORKER_FUNCTION && event["Type"] == "Schedule" {
+                // the_reconciliation_runs_on_its_schedule_and_only_with_events_configured
+                continue;
+            }
             assert_eq!(
                 event["Type"], "HttpApi",
                 "{function}.{name}: only HttpApi events"
@@ -1080,7 +1176,7 @@ fn only_the_platforms_callbacks_are_public_and_every_other_route_needs_iam() {
         .iter()
         .map(|(method, path, _)| (*method, *path))
         .collect();
-    assert_eq!(public.len(), 4, "{public:?}");
+    assert_eq!(public.len(), 5, "{public:?}");
     for route in &routes {
         let is_public = public.contains(&(route.method.as_str(), route.path.as_str()));
         match (is_public, route.authorizer.as_deref()) {
@@ -1118,7 +1214,8 @@ fn only_the_platforms_callbacks_are_public_and_every_other_route_needs_iam() {
 
 #[test]
 fn outputs_name_every_url_the_platforms_call_the_vendor_and_the_tables() {
-    let template = load_template();
+    // As deployed without a custom e-shop webhook URL: the stack's own route.
+    let template = with_condition(&load_template(), HAS_CUSTOM_ESHOP_URL, false);
     let outputs = &template["Outputs"];
     let base = "https://${BrokerHttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}";
     assert_eq!(outputs["ApiBaseUrl"]["Value"], json!({"Fn::Sub": base}));
@@ -1136,6 +1233,10 @@ fn outputs_name_every_url_the_platforms_call_the_vendor_and_the_tables() {
     assert_eq!(
         outputs["TokenVendorFunctionName"]["Value"],
         reference(VENDOR_FUNCTION)
+    );
+    assert_eq!(
+        outputs["ShoptetWebhooksFunctionName"]["Value"],
+        reference(WORKER_FUNCTION)
     );
     assert_eq!(outputs["TokenTableName"]["Value"], reference(TABLE));
     assert_eq!(outputs["TokenKeyArn"]["Value"], get_att(TOKEN_KEY, "Arn"));
@@ -1175,7 +1276,7 @@ fn table_is_keyed_and_expires_items_the_way_the_code_writes_them() {
         template["Conditions"]["ProtectTable"],
         json!({"Fn::Equals": [reference("TableDeletionProtection"), "true"]})
     );
-    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
+    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION, WORKER_FUNCTION] {
         assert_eq!(
             environment(&template, function)["TOKEN_TABLE"],
             reference(TABLE),
@@ -1237,7 +1338,7 @@ fn registry_table_is_keyed_and_indexed_by_platform_the_way_the_code_queries_it()
         table["DeletionProtectionEnabled"],
         token_table["Properties"]["DeletionProtectionEnabled"]
     );
-    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
+    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION, WORKER_FUNCTION] {
         assert_eq!(
             environment(&template, function)["REGISTRY_TABLE"],
             reference(REGISTRY),
@@ -1484,7 +1585,7 @@ fn the_default_store_uses_kms_only_for_the_token_key_and_has_no_installation_tab
 }
 
 #[test]
-fn only_the_two_functions_use_the_key_and_only_under_an_encryption_context_naming_platform_and_shop()
+fn only_the_three_functions_use_the_key_and_only_under_an_encryption_context_naming_platform_and_shop()
  {
     let template = Store::DynamoDb.template(&load_template());
     assert_eq!(
@@ -1497,12 +1598,17 @@ fn only_the_two_functions_use_the_key_and_only_under_an_encryption_context_namin
             // The vendor only reads installations: it never needs a new
             // data key.
             (VENDOR_ROLE.to_owned(), names(&["kms:Decrypt"])),
+            // The worker seals the signature keys it keeps beside them.
+            (
+                WORKER_ROLE.to_owned(),
+                names(&["kms:GenerateDataKey", "kms:Decrypt"])
+            ),
         ])
     );
     let mut checked = 0;
     for (document, statement) in policy_statements(&template) {
         if is_key_policy(&document) || statement["Resource"] == get_att(TOKEN_KEY, "Arn") {
-            // only_the_two_functions_use_the_token_key_and_only_under_the_token_cache_context
+            // only_the_three_minting_functions_use_the_token_key_and_only_under_the_token_cache_context
             continue;
         }
         let uses_kms = actions(statement)
@@ -1524,11 +1630,11 @@ fn only_the_two_functions_use_the_key_and_only_under_an_encryption_context_namin
         );
         checked += 1;
     }
-    assert_eq!(checked, 2, "one statement per function");
+    assert_eq!(checked, 3, "one statement per function");
 }
 
 #[test]
-fn only_the_two_functions_touch_the_installation_table_and_only_the_install_callback_writes() {
+fn only_the_functions_that_keep_or_mint_touch_the_installation_table_and_the_vendor_only_reads() {
     let template = Store::DynamoDb.template(&load_template());
     assert_eq!(
         permissions_on(&template, INSTALLATION_TABLE),
@@ -1542,9 +1648,18 @@ fn only_the_two_functions_touch_the_installation_table_and_only_the_install_call
                 ])
             ),
             (VENDOR_ROLE.to_owned(), names(&["dynamodb:GetItem"])),
+            // Signature key items beside the installations.
+            (
+                WORKER_ROLE.to_owned(),
+                names(&[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem"
+                ])
+            ),
         ])
     );
-    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
+    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION, WORKER_FUNCTION] {
         let variables = environment(&template, function);
         assert_eq!(
             variables["INSTALLATION_STORE"],
@@ -1602,7 +1717,7 @@ fn the_token_key_exists_with_either_store_rotates_and_only_the_account_administe
             aliases[0].1["Properties"]["AliasName"],
             json!({"Fn::Sub": "alias/${AWS::StackName}/tokens"})
         );
-        for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
+        for function in [INSTALL_FUNCTION, VENDOR_FUNCTION, WORKER_FUNCTION] {
             assert_eq!(
                 environment(&template, function)["TOKEN_KEY_ID"],
                 reference(TOKEN_KEY),
@@ -1613,16 +1728,17 @@ fn the_token_key_exists_with_either_store_rotates_and_only_the_account_administe
 }
 
 #[test]
-fn only_the_two_functions_use_the_token_key_and_only_under_the_token_cache_context() {
+fn only_the_three_minting_functions_use_the_token_key_and_only_under_the_token_cache_context() {
     for store in Store::ALL {
         let template = store.template(&load_template());
-        // Both mint through the shared leases, so both seal and open.
+        // All mint through the shared leases, so all seal and open.
         let both = names(&["kms:GenerateDataKey", "kms:Decrypt"]);
         assert_eq!(
             permissions_on(&template, TOKEN_KEY),
             BTreeMap::from([
                 (INSTALL_ROLE.to_owned(), both.clone()),
-                (VENDOR_ROLE.to_owned(), both),
+                (VENDOR_ROLE.to_owned(), both.clone()),
+                (WORKER_ROLE.to_owned(), both),
             ]),
             "{store:?}"
         );
@@ -1643,7 +1759,7 @@ fn only_the_two_functions_use_the_token_key_and_only_under_the_token_cache_conte
             );
             checked += 1;
         }
-        assert_eq!(checked, 2, "{store:?}: one statement per function");
+        assert_eq!(checked, 3, "{store:?}: one statement per function");
     }
 }
 
@@ -1656,6 +1772,7 @@ fn functions_are_arm64_rust_on_al2023() {
         (INSTALL_FUNCTION, "install-callback"),
         (VENDOR_FUNCTION, "token-vendor"),
         (PUBLISHER_FUNCTION, "event-publisher"),
+        (WORKER_FUNCTION, "shoptet-webhooks"),
     ];
     for (function, binary) in expected_binaries {
         let resource = resource(&template, function);
@@ -1758,7 +1875,7 @@ fn vendor_timeout_covers_the_derived_lease_wait_at_the_longest_lease_and_an_upst
 #[test]
 fn no_function_pins_the_lease_wait_and_both_name_the_metrics_namespace() {
     let template = load_template();
-    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
+    for function in [INSTALL_FUNCTION, VENDOR_FUNCTION, WORKER_FUNCTION] {
         let variables = environment(&template, function);
         for variable in DERIVED_WHEN_UNSET {
             assert!(
@@ -1786,6 +1903,7 @@ fn environment_names_match_what_the_code_reads() {
         for (function, expected) in [
             (INSTALL_FUNCTION, INSTALL_ENV),
             (VENDOR_FUNCTION, VENDOR_ENV),
+            (WORKER_FUNCTION, WORKER_ENV),
         ] {
             let actual: BTreeSet<String> =
                 environment(&template, function).keys().cloned().collect();
@@ -1804,12 +1922,29 @@ fn both_functions_share_the_stores_the_platforms_and_the_lease_settings() {
     let template = load_template();
     let install = environment(&template, INSTALL_FUNCTION);
     let vendor = environment(&template, VENDOR_FUNCTION);
+    let worker = environment(&template, WORKER_FUNCTION);
     for variable in SHARED_ENV {
         assert!(
             install.contains_key(*variable),
             "install callback: {variable}"
         );
         assert_eq!(install[*variable], vendor[*variable], "{variable}");
+        // The worker mints through the same leases, for Shoptet only.
+        if !variable.starts_with("SHOPRENTER_") {
+            assert_eq!(
+                worker.get(*variable),
+                Some(&vendor[*variable]),
+                "worker {variable}"
+            );
+        }
+    }
+    // The bus the install callback forwards to is the publisher's.
+    for function in [INSTALL_FUNCTION, WORKER_FUNCTION] {
+        assert_eq!(
+            environment(&template, function)["EVENT_BUS_NAME"],
+            environment(&template, PUBLISHER_FUNCTION)["EVENT_BUS_NAME"],
+            "{function}"
+        );
     }
 }
 
@@ -1885,12 +2020,39 @@ fn shoprenter_app_credentials_are_set_together_or_not_at_all() {
 /// to a parameter or to a resource the stack then has.
 #[test]
 fn environment_refs_name_existing_parameters_or_resources() {
+    // Every combination of the conditions the variables' `Fn::If`s name.
+    let mut templates = Vec::new();
     for store in Store::ALL {
-        let template = store.template(&load_template());
-        for function in [INSTALL_FUNCTION, VENDOR_FUNCTION] {
+        for creates_bus in [true, false] {
+            for custom_url in [true, false] {
+                let template = with_condition(
+                    &with_condition(&store.template(&load_template()), CREATES_BUS, creates_bus),
+                    HAS_CUSTOM_ESHOP_URL,
+                    custom_url,
+                );
+                templates.push((store, template));
+            }
+        }
+    }
+    for (store, template) in templates {
+        for function in [INSTALL_FUNCTION, VENDOR_FUNCTION, WORKER_FUNCTION] {
             for (variable, value) in environment(&template, function) {
                 match value {
                     Value::String(_) => {}
+                    other if other.get("Fn::Sub").is_some() => {
+                        let text = other["Fn::Sub"].as_str().unwrap_or_else(|| {
+                            panic!("{function} {variable}: a one-argument Fn::Sub")
+                        });
+                        substitute(text, |name| {
+                            let target = name.split('.').next().unwrap_or(name);
+                            assert!(
+                                name.starts_with("AWS::")
+                                    || template["Resources"].get(target).is_some(),
+                                "{function} {variable} with {store:?}: ${{{name}}} names nothing"
+                            );
+                            String::new()
+                        });
+                    }
                     other => {
                         let target = other["Ref"].as_str().unwrap_or_else(|| {
                             panic!("{function} {variable} with {store:?}: literal or Ref only")
@@ -2068,10 +2230,17 @@ fn detailed_dimensions(metric: Metric) -> &'static [&'static str] {
         | Metric::OldestChangeAge
         | Metric::WebhookDeliveries
         | Metric::WebhookFailures => &["Service"],
+        // Shoptet e-shop webhooks (issue 23): the install callback's route
+        // and the worker.
+        Metric::EshopWebhooksForwarded | Metric::EshopWebhookDuplicates => &["Service", "Source"],
+        Metric::EshopWebhookRejects
+        | Metric::WebhookRegistrationFailures
+        | Metric::ReconciliationFailures => &["Service", "Code"],
+        Metric::WebhookRegistrations | Metric::Reconciliations => &["Service"],
     }
 }
 
-const METRICS: [Metric; 20] = [
+const METRICS: [Metric; 27] = [
     Metric::Vends,
     Metric::VendErrors,
     Metric::Mints,
@@ -2092,6 +2261,13 @@ const METRICS: [Metric; 20] = [
     Metric::OldestChangeAge,
     Metric::WebhookDeliveries,
     Metric::WebhookFailures,
+    Metric::EshopWebhooksForwarded,
+    Metric::EshopWebhookDuplicates,
+    Metric::EshopWebhookRejects,
+    Metric::WebhookRegistrations,
+    Metric::WebhookRegistrationFailures,
+    Metric::Reconciliations,
+    Metric::ReconciliationFailures,
 ];
 
 /// What an alarm watches: (namespace, metric, dimension name, dimension
@@ -2177,6 +2353,9 @@ fn every_failure_an_operator_must_act_on_has_exactly_one_alarm() {
         publisher_metric(Metric::WebhookFailures),
         dead_letters(EVENTS_DLQ),
         dead_letters(WEBHOOK_DLQ),
+        service_metric(Metric::WebhookRegistrationFailures, WORKER_SERVICE),
+        service_metric(Metric::ReconciliationFailures, WORKER_SERVICE),
+        dead_letters(REGISTRATION_DLQ),
     ]
     .into_iter()
     .collect();
@@ -2199,7 +2378,14 @@ fn no_alarm_watches_a_metric_that_answered_refusals_move() {
     for (id, alarm) in resources_of_type(&template, "AWS::CloudWatch::Alarm") {
         let (_, metric, _, _) = watched(id, alarm);
         assert!(
-            !["Errors", "VendErrors", "InstallRejects", "Invocations"].contains(&metric.as_str()),
+            ![
+                "Errors",
+                "VendErrors",
+                "InstallRejects",
+                "EshopWebhookRejects",
+                "Invocations"
+            ]
+            .contains(&metric.as_str()),
             "{id} watches {metric}, which refusals the broker answered on purpose move"
         );
     }
@@ -2543,12 +2729,24 @@ fn the_public_routes_are_throttled_and_the_install_callback_reserves_its_concurr
         "ThrottlingRateLimit": {"Ref": "PublicRouteRateLimit"},
         "ThrottlingBurstLimit": {"Ref": "PublicRouteBurstLimit"},
     });
+    // E-shop webhooks come far more often than installs: their route has
+    // its own throttle, so that their flood never takes the install routes'.
+    let eshop_throttle = json!({
+        "ThrottlingRateLimit": {"Ref": "EshopWebhookRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "EshopWebhookBurstLimit"},
+    });
     let mut public = Vec::new();
     for (name, event) in events {
         let properties = &event["Properties"];
         if properties["Auth"]["Authorizer"] == "NONE" {
-            assert_eq!(properties["RouteSettings"], throttle, "{name}");
-            public.push(properties["Path"].as_str().unwrap().to_owned());
+            let path = properties["Path"].as_str().unwrap().to_owned();
+            let expected = if path == "/shoptet/eshop-webhook" {
+                &eshop_throttle
+            } else {
+                &throttle
+            };
+            assert_eq!(&properties["RouteSettings"], expected, "{name}");
+            public.push(path);
         }
     }
     public.sort();
@@ -2557,6 +2755,7 @@ fn the_public_routes_are_throttled_and_the_install_callback_reserves_its_concurr
         [
             "/shoprenter/install",
             "/shoprenter/uninstall",
+            "/shoptet/eshop-webhook",
             "/shoptet/install",
             "/shoptet/webhook"
         ]
@@ -2564,6 +2763,15 @@ fn the_public_routes_are_throttled_and_the_install_callback_reserves_its_concurr
     let parameters = &template["Parameters"];
     assert_eq!(parameters["PublicRouteRateLimit"]["Default"], 10);
     assert_eq!(parameters["PublicRouteBurstLimit"]["Default"], 20);
+    assert_eq!(parameters["EshopWebhookRateLimit"]["Default"], 50);
+    assert_eq!(parameters["EshopWebhookBurstLimit"]["Default"], 100);
+    for parameter in ["EshopWebhookRateLimit", "EshopWebhookBurstLimit"] {
+        assert_eq!(parameters[parameter]["Type"], "Number", "{parameter}");
+        assert!(
+            parameters[parameter]["MinValue"].as_u64() >= Some(1),
+            "{parameter}: 0 would close the route"
+        );
+    }
     assert_eq!(
         parameters["InstallCallbackReservedConcurrency"]["Default"],
         10
@@ -2827,11 +3035,11 @@ fn the_stream_mapping_keeps_each_shops_order_and_dead_letters_what_it_gives_up()
 fn every_queue_is_encrypted_and_the_dead_letter_queues_keep_two_weeks() {
     let template = load_template();
     let queues = resources_of_type(&template, "AWS::SQS::Queue");
-    assert_eq!(queues.len(), 3, "{queues:?}");
+    assert_eq!(queues.len(), 5, "{queues:?}");
     for (id, queue) in queues {
         assert_eq!(queue["Properties"]["SqsManagedSseEnabled"], true, "{id}");
     }
-    for queue in [EVENTS_DLQ, WEBHOOK_DLQ] {
+    for queue in [EVENTS_DLQ, WEBHOOK_DLQ, REGISTRATION_DLQ] {
         assert_eq!(
             properties(&template, queue)["MessageRetentionPeriod"],
             14 * 24 * 3600,
@@ -2905,11 +3113,22 @@ fn the_publisher_puts_events_only_on_the_bus_and_reads_only_the_stream() {
         ]),
         "without EventWebhookUrl, no queue to consume and no secret to read"
     );
-    // No one else publishes events or reads the signing secret.
+    // No one else publishes events (but the install callback's e-shop
+    // webhook route and the worker, on the same bus:
+    // the_eshop_webhooks_are_forwarded_to_the_publishers_bus) or reads the
+    // signing secret.
     for (document, statement) in policy_statements(&load_template()) {
         let granted = actions(statement);
         if granted.contains("events:PutEvents") {
-            assert_eq!(owner(&document), PUBLISHER_ROLE, "{document}");
+            assert!(
+                [PUBLISHER_ROLE, INSTALL_ROLE, WORKER_ROLE].contains(&owner(&document)),
+                "{document}"
+            );
+            assert_eq!(
+                statement["Resource"],
+                event_bus_arn(),
+                "{document}: the bus only"
+            );
         }
         if as_list(statement, "Resource")
             .iter()
@@ -3097,5 +3316,433 @@ fn the_webhook_exists_only_with_a_url_and_its_queue_takes_only_the_rules_events(
             "BatchSize": 10,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
         })
+    );
+}
+
+// ---- Shoptet e-shop webhooks (issue 23)
+
+/// The resources that exist only with `ShoptetWebhookEvents`: the rule that
+/// queues installations for registration, its queue policy, and the
+/// mapping that long-polls the queue. The worker, its queues and alarms
+/// exist either way (idle, they cost nothing).
+const ESHOP_WEBHOOK_RESOURCES: [&str; 3] = [
+    REGISTRATION_RULE,
+    REGISTRATION_QUEUE_POLICY,
+    REGISTRATION_MAPPING,
+];
+
+/// The stack's own e-shop webhook route, as the URL Shoptet is told.
+fn own_eshop_webhook_url() -> Value {
+    json!({"Fn::Sub": "https://${BrokerHttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/shoptet/eshop-webhook"})
+}
+
+#[test]
+fn the_eshop_webhook_parameters_are_off_by_default() {
+    let template = load_template();
+    let parameters = &template["Parameters"];
+    let events = &parameters["ShoptetWebhookEvents"];
+    assert_eq!(events["Type"], "String");
+    assert_eq!(events["Default"], "", "off by default");
+    let payload = &parameters["ShoptetWebhookPayload"];
+    assert_eq!(payload["Default"], "none");
+    assert_eq!(payload["AllowedValues"], json!(["none", "full"]));
+    let url = &parameters["ShoptetEshopWebhookUrl"];
+    assert_eq!(url["Default"], "", "the stack's own route by default");
+    assert_eq!(url["AllowedPattern"], "^$|^https://[^\\s]+$");
+    // Shoptet's limit on a webhook's url.
+    assert_eq!(url["MaxLength"], 2000);
+    assert_eq!(
+        parameters["ShoptetWebhookReconcileSchedule"]["Default"],
+        "rate(1 day)"
+    );
+    let conditions = &template["Conditions"];
+    assert_eq!(
+        conditions[FORWARDS_ESHOP_WEBHOOKS],
+        json!({"Fn::Not": [{"Fn::Equals": [reference("ShoptetWebhookEvents"), ""]}]})
+    );
+    assert_eq!(
+        conditions[HAS_CUSTOM_ESHOP_URL],
+        json!({"Fn::Not": [{"Fn::Equals": [reference("ShoptetEshopWebhookUrl"), ""]}]})
+    );
+    // Registering needs the installations' tokens: a Shoptet add-on.
+    assert_eq!(
+        template["Rules"]["ShoptetWebhookEventsNeedAShoptetAddon"]["Assertions"][0]["Assert"],
+        json!({"Fn::Or": [
+            {"Fn::Equals": [reference("ShoptetWebhookEvents"), ""]},
+            {"Fn::Not": [{"Fn::Equals": [reference("ShoptetOAuthUrl"), ""]}]},
+        ]})
+    );
+}
+
+#[test]
+fn the_worker_is_a_queue_consumer_with_every_variable_it_reads() {
+    let template = load_template();
+    let function = properties(&template, WORKER_FUNCTION);
+    assert_eq!(function["Role"], get_att(WORKER_ROLE, "Arn"));
+    assert_eq!(function["Timeout"], 60);
+    assert!(
+        function.get("ReservedConcurrentExecutions").is_none(),
+        "the mapping's MaximumConcurrency bounds it"
+    );
+    assert_eq!(
+        function["LoggingConfig"]["LogGroup"],
+        reference("ShoptetWebhooksLogGroup")
+    );
+    assert_eq!(
+        properties(&template, "ShoptetWebhooksLogGroup")["LogGroupName"],
+        json!({"Fn::Sub": "/aws/lambda/${AWS::StackName}/shoptet-webhooks"})
+    );
+    let variables = environment(&template, WORKER_FUNCTION);
+    for (variable, parameter) in [
+        ("SHOPTET_WEBHOOK_EVENTS", "ShoptetWebhookEvents"),
+        ("SHOPTET_WEBHOOK_PAYLOAD", "ShoptetWebhookPayload"),
+        ("SHOPTET_OAUTH_URL", "ShoptetOAuthUrl"),
+        ("METRICS_NAMESPACE", "MetricsNamespace"),
+    ] {
+        assert_eq!(variables[variable], reference(parameter), "{variable}");
+    }
+    assert_eq!(
+        variables["SHOPTET_WEBHOOK_URL"],
+        json!({"Fn::If": [HAS_CUSTOM_ESHOP_URL, reference("ShoptetEshopWebhookUrl"), own_eshop_webhook_url()]})
+    );
+    assert_eq!(variables["EVENT_BUS_NAME"], event_bus_name());
+    assert_eq!(
+        variables["WEBHOOK_QUEUE_URL"],
+        reference(REGISTRATION_QUEUE)
+    );
+    // The URL is the worker's only: the install callback's events build
+    // the API, so naming the API there would be a circular dependency.
+    let install = environment(&template, INSTALL_FUNCTION);
+    assert!(!install.contains_key("SHOPTET_WEBHOOK_URL"));
+    assert_eq!(install["EVENT_BUS_NAME"], event_bus_name());
+    // The output says where Shoptet delivers.
+    assert_eq!(
+        template["Outputs"]["ShoptetEshopWebhookUrl"]["Value"],
+        variables["SHOPTET_WEBHOOK_URL"]
+    );
+    // The same variables with either bus and either URL, and with the
+    // feature off: the worker then starts and does nothing.
+    for events in [true, false] {
+        let template = with_condition(&template, FORWARDS_ESHOP_WEBHOOKS, events);
+        for store in Store::ALL {
+            let actual: BTreeSet<String> = environment(&store.template(&template), WORKER_FUNCTION)
+                .keys()
+                .cloned()
+                .collect();
+            let mut expected = names(WORKER_ENV);
+            for variable in DERIVED_WHEN_UNSET {
+                expected.remove(*variable);
+            }
+            expected.extend(names(store.env()));
+            assert_eq!(actual, expected, "{store:?}, events configured: {events}");
+        }
+    }
+}
+
+#[test]
+fn the_worker_role_keeps_signature_keys_mints_lists_shoptet_installations_and_fans_out() {
+    let template = load_template();
+    let queue = get_att(REGISTRATION_QUEUE, "Arn");
+    let expected = expected_grants(vec![
+        (
+            "WriteOwnLogs",
+            allow(
+                &["logs:CreateLogStream", "logs:PutLogEvents"],
+                get_att("ShoptetWebhooksLogGroup", "Arn"),
+            ),
+        ),
+        (
+            // Shoptet installations only, to mint their tokens.
+            "ReadShoptetInstallationSecrets",
+            allow(
+                &["secretsmanager:GetSecretValue"],
+                json!({"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}shoptet/*"}),
+            ),
+        ),
+        (
+            // Written: the signature keys' secrets only; deleted: none.
+            "KeepSignatureKeySecrets",
+            allow(
+                &[
+                    "secretsmanager:CreateSecret",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:TagResource",
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:RestoreSecret",
+                ],
+                signature_key_secret_arns(),
+            ),
+        ),
+        (
+            "StoreInstallations",
+            allow(
+                &[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                ],
+                get_att(INSTALLATION_TABLE, "Arn"),
+            ),
+        ),
+        (
+            "SealAndOpenInstallations",
+            allow(
+                &["kms:GenerateDataKey", "kms:Decrypt"],
+                get_att(INSTALLATION_KEY, "Arn"),
+            ),
+        ),
+        (
+            // As the vendor: reads, leases, stores by UpdateItem.
+            "CacheTokensAndLeases",
+            allow(
+                &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                get_att(TABLE, "Arn"),
+            ),
+        ),
+        (
+            "SealAndOpenCachedTokens",
+            allow(
+                &["kms:GenerateDataKey", "kms:Decrypt"],
+                get_att(TOKEN_KEY, "Arn"),
+            ),
+        ),
+        (
+            "ReadAndUpdateInstallationRegistry",
+            allow(
+                &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                get_att(REGISTRY, "Arn"),
+            ),
+        ),
+        (
+            "ListOnePlatformsInstallations",
+            allow(&["dynamodb:Query"], registry_index_arn()),
+        ),
+        (
+            "PublishEvents",
+            allow(&["events:PutEvents"], event_bus_arn()),
+        ),
+        (
+            "FanOutOnOwnQueue",
+            allow(&["sqs:SendMessage"], queue.clone()),
+        ),
+        (
+            "ConsumeOwnQueue",
+            allow(
+                &[
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                ],
+                queue,
+            ),
+        ),
+    ]);
+    assert_eq!(grants(&template, WORKER_ROLE), expected);
+    assert_store_specific(
+        &template,
+        WORKER_ROLE,
+        &["ReadShoptetInstallationSecrets", "KeepSignatureKeySecrets"],
+        &["StoreInstallations", "SealAndOpenInstallations"],
+    );
+    // No grant of the worker's depends on whether events are configured:
+    // an operator's re-registration works the same either way.
+    for events in [true, false] {
+        let deployed = with_condition(&template, FORWARDS_ESHOP_WEBHOOKS, events);
+        assert_eq!(grants(&deployed, WORKER_ROLE), expected, "events: {events}");
+    }
+}
+
+/// The delivery log's items (`delivery_key`) are written with UpdateItem
+/// (shared/aws/src/storage/dynamodb_deliveries.rs): no role may PutItem on
+/// the token table, which could overwrite a shop's token or lease whole.
+#[test]
+fn no_role_puts_whole_items_in_the_token_table() {
+    let template = load_template();
+    for (document, statement) in policy_statements(&template) {
+        if is_key_policy(&document) {
+            continue;
+        }
+        if statement["Resource"] == get_att(TABLE, "Arn") {
+            assert!(
+                !actions(statement).contains("dynamodb:PutItem"),
+                "{document}: {statement}"
+            );
+        }
+    }
+    // The items expire: the token table keeps its TTL (8 days are the
+    // code's DEDUPLICATION_WINDOW).
+    assert_eq!(
+        properties(&template, TABLE)["TimeToLiveSpecification"]["Enabled"],
+        true
+    );
+}
+
+#[test]
+fn the_eshop_webhooks_are_forwarded_to_the_publishers_bus() {
+    let grants_of = grants;
+    let template = load_template();
+    let grants = grants_of(&template, INSTALL_ROLE);
+    assert_eq!(
+        grants["ForwardEshopWebhooks"],
+        allow(&["events:PutEvents"], event_bus_arn())
+    );
+    // Without the feature, too: deliveries of webhooks registered before
+    // it was turned off are still verified and forwarded.
+    let off = with_condition(&template, FORWARDS_ESHOP_WEBHOOKS, false);
+    assert!(
+        grants_of(&off, INSTALL_ROLE).contains_key("ForwardEshopWebhooks"),
+        "the grant is unconditional"
+    );
+}
+
+#[test]
+fn the_registration_rule_queues_exactly_installed_and_imported_shoptet_installations() {
+    use broker_domain::events::{EventKind, SOURCE};
+    let template = load_template();
+    for id in ESHOP_WEBHOOK_RESOURCES {
+        assert_eq!(
+            resource(&template, id)["Condition"],
+            FORWARDS_ESHOP_WEBHOOKS,
+            "{id}"
+        );
+    }
+    for id in [
+        REGISTRATION_QUEUE,
+        REGISTRATION_DLQ,
+        WORKER_FUNCTION,
+        WORKER_ROLE,
+    ] {
+        assert!(
+            resource(&template, id).get("Condition").is_none(),
+            "{id}: always there"
+        );
+    }
+    // Without events: none of it, and nothing names it.
+    let off = with_condition(&template, FORWARDS_ESHOP_WEBHOOKS, false);
+    let text = off.to_string();
+    for id in ESHOP_WEBHOOK_RESOURCES {
+        assert!(off["Resources"].get(id).is_none(), "{id}");
+        assert!(!text.contains(&format!("\"{id}\"")), "{id} is still named");
+    }
+
+    let on = with_condition(&template, FORWARDS_ESHOP_WEBHOOKS, true);
+    let rule = properties(&on, REGISTRATION_RULE);
+    assert_eq!(rule["EventBusName"], event_bus_name());
+    assert_eq!(rule["State"], "ENABLED");
+    assert_eq!(
+        rule["EventPattern"],
+        json!({
+            "source": [SOURCE],
+            "detail-type": [
+                EventKind::Installed.detail_type(),
+                EventKind::Imported.detail_type(),
+            ],
+            "detail": {"platform": [Platform::Shoptet.as_str()]},
+        }),
+        "installed (also reinstalled) and imported Shoptet installations, nothing else"
+    );
+    let targets = rule["Targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1);
+    assert_eq!(targets[0]["Arn"], get_att(REGISTRATION_QUEUE, "Arn"));
+    assert!(targets[0].get("Input").is_none() && targets[0].get("InputPath").is_none());
+    let policy = properties(&on, REGISTRATION_QUEUE_POLICY);
+    assert_eq!(policy["Queues"], json!([reference(REGISTRATION_QUEUE)]));
+    assert_eq!(
+        policy["PolicyDocument"]["Statement"],
+        json!([{
+            "Sid": "RegistrationRuleSendsEvents",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": get_att(REGISTRATION_QUEUE, "Arn"),
+            "Condition": {"ArnEquals": {"aws:SourceArn": get_att(REGISTRATION_RULE, "Arn")}},
+        }]),
+        "only the rule, through EventBridge, may send to the queue"
+    );
+}
+
+#[test]
+fn the_registration_queue_dead_letters_after_ten_receives_and_reports_batch_item_failures() {
+    let template = load_template();
+    let queue = properties(&template, REGISTRATION_QUEUE);
+    assert_eq!(
+        queue["RedrivePolicy"],
+        json!({"deadLetterTargetArn": get_att(REGISTRATION_DLQ, "Arn"), "maxReceiveCount": 10}),
+        "MAX_RECEIVES in functions/shoptet-webhooks"
+    );
+    // SQS's advice: 6 times the function's timeout.
+    let timeout = timeout_ms(&template, WORKER_FUNCTION) / 1000;
+    assert_eq!(queue["VisibilityTimeout"], 6 * timeout);
+    assert_eq!(
+        properties(&template, REGISTRATION_DLQ)["MessageRetentionPeriod"],
+        14 * 24 * 3600
+    );
+    assert_eq!(
+        properties(&template, REGISTRATION_MAPPING),
+        &json!({
+            "FunctionName": reference(WORKER_FUNCTION),
+            "EventSourceArn": get_att(REGISTRATION_QUEUE, "Arn"),
+            "BatchSize": 10,
+            // A failed message is retried alone, the batch's others not.
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            // The reconciliation's fan-out never takes the account's
+            // concurrency from the vendor.
+            "ScalingConfig": {"MaximumConcurrency": 10},
+        })
+    );
+    assert_eq!(
+        template["Outputs"]["WebhookRegistrationDeadLetterQueueUrl"]["Value"],
+        reference(REGISTRATION_DLQ)
+    );
+}
+
+#[test]
+fn the_reconciliation_runs_on_its_schedule_and_only_with_events_configured() {
+    let template = load_template();
+    let events = properties(&template, WORKER_FUNCTION)["Events"]
+        .as_object()
+        .expect("the worker's schedule");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (_, schedule) = events.iter().next().unwrap();
+    assert_eq!(schedule["Type"], "Schedule");
+    let schedule = &schedule["Properties"];
+    assert_eq!(
+        schedule["Schedule"],
+        reference("ShoptetWebhookReconcileSchedule")
+    );
+    let input: Value =
+        serde_json::from_str(schedule["Input"].as_str().expect("Input is JSON text"))
+            .expect("Input parses");
+    assert_eq!(input, json!({"reconcile_all": {}}));
+    assert_eq!(
+        schedule["State"],
+        json!({"Fn::If": [FORWARDS_ESHOP_WEBHOOKS, "ENABLED", "DISABLED"]})
+    );
+}
+
+#[test]
+fn the_worker_is_named_in_the_outputs_for_an_operators_re_registration() {
+    let template = load_template();
+    let outputs = &template["Outputs"];
+    assert_eq!(
+        outputs["ShoptetWebhooksFunctionName"]["Value"],
+        reference(WORKER_FUNCTION)
+    );
+    assert!(
+        outputs["ShoptetWebhooksFunctionName"]["Description"]
+            .as_str()
+            .unwrap()
+            .contains("reregister")
+    );
+    // The add-on's own webhook URL (pasted into Shoptet's settings) keeps
+    // its output; the e-shop webhooks' is another.
+    assert_eq!(
+        outputs["ShoptetWebhookUrl"]["Value"],
+        json!({"Fn::Sub": "https://${BrokerHttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/shoptet/webhook"})
+    );
+    assert_eq!(
+        with_condition(&template, HAS_CUSTOM_ESHOP_URL, true)["Outputs"]["ShoptetEshopWebhookUrl"]
+            ["Value"],
+        reference("ShoptetEshopWebhookUrl")
     );
 }

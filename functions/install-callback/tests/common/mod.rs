@@ -2,6 +2,7 @@
 //! the scenarios both the behaviour tests and the log-capture test run.
 #![allow(dead_code)]
 
+pub mod eshop;
 pub mod events;
 pub mod lifecycle;
 

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::aws_errors::summary;
-use super::dynamo_item::{PARTITION_KEY, TTL_ATTRIBUTE, epoch_seconds};
+use super::dynamo_item::{PARTITION_KEY, TTL_ATTRIBUTE, epoch_seconds, is_conditional_failure};
 use super::dynamodb::DynamoTokenCache;
 use crate::model::DeliveryFingerprint;
 use broker_domain::storage::{DeliveryLog, StoreError, delivery_key};
@@ -56,5 +56,32 @@ impl DeliveryLog for DynamoTokenCache {
             .await
             .map_err(|error| StoreError::Unavailable(summary(&error)))?;
         Ok(())
+    }
+
+    /// The same write, on the condition that no live record exists (TTL
+    /// deletes an expired one only eventually, so the condition reads it).
+    async fn claim(
+        &self,
+        delivery: &DeliveryFingerprint,
+        keep_until: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let written = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(delivery_key(delivery)))
+            .update_expression("SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#pk) OR #ttl < :now")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_values(":ttl", epoch_seconds(keep_until))
+            .expression_attribute_values(":now", epoch_seconds(SystemTime::now()))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(error) if is_conditional_failure(&error) => Ok(false),
+            Err(error) => Err(StoreError::Unavailable(summary(&error))),
+        }
     }
 }

@@ -356,6 +356,22 @@ impl DeliveryLog for MemoryTokenCache {
         locked(&self.forwarded).insert(*delivery, keep_until);
         Ok(())
     }
+
+    async fn claim(
+        &self,
+        delivery: &DeliveryFingerprint,
+        keep_until: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let mut forwarded = locked(&self.forwarded);
+        if forwarded
+            .get(delivery)
+            .is_some_and(|until| *until > SystemTime::now())
+        {
+            return Ok(false);
+        }
+        forwarded.insert(*delivery, keep_until);
+        Ok(true)
+    }
 }
 
 /// Every critical section above leaves the map consistent, so a panic in

@@ -204,6 +204,18 @@ pub trait DeliveryLog: Send + Sync {
         delivery: &DeliveryFingerprint,
         keep_until: SystemTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records it until `keep_until` only if no live record exists (none,
+    /// or one whose `keep_until` has passed), in one conditional write:
+    /// `true` for exactly one of any number of concurrent callers. A lease
+    /// for work that must happen once per occasion (renewing an
+    /// installation's key once per install event, however often the event
+    /// is delivered); [`Self::record_forwarded`] then keeps it longer.
+    fn claim(
+        &self,
+        delivery: &DeliveryFingerprint,
+        keep_until: SystemTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// The key a table adapter keeps a forwarded delivery under, beside (never
