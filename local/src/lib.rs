@@ -13,4 +13,5 @@ pub mod eshop_webhooks;
 pub mod events;
 pub mod migrate;
 pub mod migration;
+pub mod reregister;
 pub mod server;

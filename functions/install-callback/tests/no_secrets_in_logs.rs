@@ -71,6 +71,39 @@ async fn no_secret_reaches_a_log_line_or_a_response_body() {
             .push(delivery.header("webhook-signature").to_owned());
     }
 
+    // E-shop webhooks: registration (the installation's signature key),
+    // a signed delivery, a forged one, and a reconciliation run.
+    let eshop = common::eshop::EshopPipeline::start(common::eshop::StoreKind::SecretsManager).await;
+    eshop.install_shop(900031).await;
+    eshop.register_from_bus().await;
+    let report = eshop.double.place_order(900031).await;
+    secrets
+        .values
+        .push(eshop.double.webhook_signature_key(900031).unwrap());
+    secrets
+        .values
+        .push(eshop.double.oauth_access_token(900031).unwrap());
+    secrets.values.push(
+        report.notifications[0].attempts[0]
+            .signature
+            .clone()
+            .unwrap(),
+    );
+    let forged = eshop
+        .deliver_cold(
+            "0123456789abcdef0123456789abcdef01234567",
+            &report.notifications[0].body_text(),
+        )
+        .await;
+    assert_eq!(forged, 401);
+    eshop.invoke(serde_json::json!({"reconcile_all": {}})).await;
+    eshop.work_off_queue().await;
+    let eshop_events = serde_json::to_string(&eshop.take_all().await).unwrap();
+    assert!(
+        eshop_events.contains("Shoptet Webhook"),
+        "the events are scanned"
+    );
+
     let logs = captured.text();
     assert!(
         logs.contains("event published"),
@@ -90,6 +123,15 @@ async fn no_secret_reaches_a_log_line_or_a_response_body() {
         "the metric capture works"
     );
     scanner.assert_absent("the metric lines", &metric_lines);
+    assert!(
+        logs.contains("e-shop webhook received") && logs.contains("e-shop webhooks registered"),
+        "the e-shop webhooks' logs are scanned"
+    );
+    scanner.assert_absent("the e-shop webhook events", &eshop_events);
+    scanner.assert_absent(
+        "the e-shop webhooks' metric lines",
+        &(eshop.metrics.text() + &eshop.worker_metrics.text()),
+    );
     for body in &secrets.bodies {
         scanner.assert_absent("a response body", body);
     }

@@ -17,7 +17,7 @@ use broker_domain::storage::{
 };
 use broker_runtime::metrics::{Dimension, Dimensions, Metric, Metrics};
 use broker_vending::TokenVendor;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     DEDUPLICATION_WINDOW, KeyRenewal, Reconciled, Reconciler, Registered, Registrar, WebhookFailure,
@@ -40,21 +40,21 @@ pub struct EshopWebhooks {
 }
 
 /// One installation's line of a re-registration page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShopOutcome {
     pub shop: String,
     /// Events registered (a dry run: to be registered).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub added: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_renewed: Option<bool>,
     /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// One page of a re-registration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReregisterPage {
     pub dry_run: bool,
     pub installations: Vec<ShopOutcome>,
