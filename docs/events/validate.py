@@ -19,7 +19,7 @@ import jsonschema
 SCHEMAS = pathlib.Path(__file__).resolve().parent / "schemas"
 
 # Events that carry no `kind`: (a field only that event has, its schema).
-KINDLESS = [("event_instance", "shoptet_webhook")]
+KINDLESS = [("event_instance", "shoptet_webhook"), ("occurred_at", "webhook_registration")]
 
 
 def kind_of(event):

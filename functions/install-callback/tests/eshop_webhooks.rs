@@ -66,6 +66,7 @@ async fn install_registers_and_keeps_the_key(kind: StoreKind) {
     let announced = pipeline.take(&["Shoptet Webhooks Registered"]).await;
     assert_eq!(announced.len(), 1);
     assert_eq!(announced[0]["detail"]["key_renewed"], true);
+    test_support::events::assert_valid_against_schemas(&[announced[0]["detail"].clone()]);
     // The key is in no answer, metric line or event.
     let everything = pipeline.take_all().await;
     let scanner = test_support::LeakScanner::new([key]);
@@ -328,6 +329,7 @@ async fn a_failed_registration_never_fails_the_install_and_is_retried_visibly() 
         .await;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["detail"]["will_retry"], true);
+    test_support::events::assert_valid_against_schemas(&[failed[0]["detail"].clone()]);
     assert!(
         pipeline
             .worker_metrics
