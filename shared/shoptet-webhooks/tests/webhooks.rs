@@ -530,3 +530,58 @@ async fn an_uninstall_removes_the_key_and_its_deliveries_are_refused() {
         Err(Refused::BadSignature)
     );
 }
+
+/// Whether Shoptet's signature key is per installation or per add-on is
+/// unconfirmed. If it is per add-on, renewing it for one installation
+/// replaces every other's: their live deliveries then fail the signature
+/// check, Shoptet marks them failed, and the reconciliation (which reads
+/// the history with the installation's own token, no signature needed)
+/// forwards them. Nothing is lost either way.
+#[tokio::test]
+async fn with_one_key_per_add_on_a_replaced_key_loses_no_delivery_the_reconciliation_forwards_it() {
+    let world = World::with(
+        "order:create",
+        DoubleConfig {
+            signature_key_per_addon: true,
+            webhook_retry_gap: Duration::from_millis(20),
+            ..DoubleConfig::default()
+        },
+    )
+    .await;
+    let first = world.install(ESHOP).await;
+    world
+        .webhooks
+        .register(&world.vendor, first, KeyRenewal::Always, true)
+        .await
+        .unwrap();
+    let second = world.install(333444).await;
+    world
+        .webhooks
+        .register(&world.vendor, second, KeyRenewal::Always, true)
+        .await
+        .unwrap();
+    assert_ne!(
+        world.key(first).await,
+        world.key(second).await,
+        "the first key went stale"
+    );
+
+    let report = world
+        .double
+        .deliver_webhook(ESHOP, "order:create", "2026000001")
+        .await;
+    let notification = &report.notifications[0];
+    let signature = notification.attempts[0].signature.clone().unwrap();
+    let live = world
+        .receive(&Receiver::new(), &signature, &notification.body)
+        .await;
+    let reconciled = world
+        .webhooks
+        .reconcile(&world.vendor, first)
+        .await
+        .unwrap();
+
+    assert_eq!(live, Err(Refused::BadSignature));
+    assert_eq!(reconciled.forwarded, 1);
+    assert_eq!(world.forwarded().len(), 1);
+}
