@@ -290,10 +290,16 @@ where
                     webhooks.reconcile(self.core(), eshop_id).await
                 })
                 .await;
-                let failed = results.iter().filter(|r| r.is_err()).count();
+                // Only what may succeed later retries the message (the
+                // others' notifications are deduplicated on the retry); an
+                // installation gone meanwhile is not retried.
+                let retryable = results
+                    .iter()
+                    .filter(|r| r.as_ref().is_err_and(|failure| !failure.is_permanent()))
+                    .count();
                 let forwarded: usize = results.iter().flatten().map(|r| r.forwarded).sum();
-                if failed > 0 {
-                    return Err(format!("{failed} installations failed"));
+                if retryable > 0 {
+                    return Err(format!("{retryable} installations failed"));
                 }
                 Ok(json!({ "reconciled": results.len(), "forwarded": forwarded }))
             }
