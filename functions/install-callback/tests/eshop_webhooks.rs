@@ -353,3 +353,61 @@ async fn a_failed_registration_never_fails_the_install_and_is_retried_visibly() 
         configured_events().len()
     );
 }
+
+#[tokio::test]
+async fn the_operators_re_registration_pages_through_the_worker_and_registers_what_is_missing() {
+    let pipeline = EshopPipeline::start(StoreKind::SecretsManager).await;
+    pipeline.install_shop(ESHOP).await;
+    pipeline.register_from_bus().await;
+    // The add-on's event list grew after the install: one is missing now.
+    let missing = pipeline.double.webhooks(ESHOP)[0].id;
+    let http = reqwest::Client::new();
+    let minted: Value = http
+        .get(format!(
+            "{}/action/ApiOAuthServer/getAccessToken",
+            pipeline.double.shoptet_oauth_url()
+        ))
+        .bearer_auth(pipeline.double.oauth_access_token(ESHOP).unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let deleted = http
+        .delete(format!(
+            "{}/webhooks/{missing}",
+            pipeline.double.shoptet_api_url()
+        ))
+        .header(
+            "Shoptet-Access-Token",
+            minted["access_token"].as_str().unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+
+    let dry: broker_shoptet_webhooks::ReregisterPage = serde_json::from_value(
+        pipeline
+            .invoke(serde_json::json!({"reregister": {"limit": 10, "dry_run": true}}))
+            .await,
+    )
+    .unwrap();
+    let real: broker_shoptet_webhooks::ReregisterPage = serde_json::from_value(
+        pipeline
+            .invoke(serde_json::json!({"reregister": {"limit": 10}}))
+            .await,
+    )
+    .unwrap();
+
+    assert_eq!(dry.installations.len(), 1);
+    assert_eq!(dry.installations[0].added.len(), 1);
+    assert_eq!(real.installations[0].added, dry.installations[0].added);
+    assert_eq!(real.installations[0].key_renewed, Some(false));
+    assert_eq!(real.next, None);
+    assert_eq!(
+        registered(&pipeline, ESHOP).len(),
+        configured_events().len()
+    );
+}
