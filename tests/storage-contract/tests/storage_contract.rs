@@ -38,6 +38,14 @@ trait InstallsHarness: Sized + Send + Sync + 'static {
     /// and delete at once: `Created`.
     const SAVE_AFTER_DELETION: SaveOutcome;
 
+    /// Whether a Shoptet installation's signature key lives inside the
+    /// installation's own record (Secrets Manager: a labelled version of
+    /// the installation's secret) rather than in a record of its own
+    /// beside it. Such a key cannot be saved without a live installation,
+    /// and a reinstall that restores the record within its recovery window
+    /// may bring the old key back (harmless: every install renews the key).
+    const KEY_INSIDE_THE_INSTALLATION: bool;
+
     fn new() -> impl Future<Output = Self> + Send;
     fn installs(&self) -> &Self::Installs;
 }
@@ -74,6 +82,7 @@ mod memory_harness {
         type Installs = MemoryInstallationStore;
 
         const SAVE_AFTER_DELETION: SaveOutcome = SaveOutcome::Created;
+        const KEY_INSIDE_THE_INSTALLATION: bool = false;
 
         async fn new() -> Self {
             Self {
@@ -164,6 +173,7 @@ mod dynamodb_harness {
         type Installs = SecretsManagerStore;
 
         const SAVE_AFTER_DELETION: SaveOutcome = SaveOutcome::Replaced;
+        const KEY_INSIDE_THE_INSTALLATION: bool = true;
 
         async fn new() -> Self {
             let config = emulator_sdk_config().await;
@@ -263,6 +273,7 @@ mod envelope_harness {
         type Installs = DynamoInstallationStore;
 
         const SAVE_AFTER_DELETION: SaveOutcome = SaveOutcome::Replaced;
+        const KEY_INSIDE_THE_INSTALLATION: bool = false;
 
         async fn new() -> Self {
             let config = emulator_sdk_config().await;
@@ -328,6 +339,7 @@ mod sqlite_harness {
         type Installs = SqliteStore;
 
         const SAVE_AFTER_DELETION: SaveOutcome = SaveOutcome::Created;
+        const KEY_INSIDE_THE_INSTALLATION: bool = false;
 
         async fn new() -> Self {
             let dir = TempDir::new();
@@ -2226,7 +2238,9 @@ async fn an_uninstall_removes_the_signature_key_until_a_new_one_is_saved<H: Inst
         Some("signature-key-7")
     );
 
-    // A reinstall brings no key back by itself; the next one saved works.
+    // A reinstall brings no key back by itself, or, where the key lives in
+    // the installation's record restored with it, the old one (nothing
+    // else); the next one saved works either way.
     h.installs()
         .save_shoptet_installation(&shoptet_record(
             222651,
@@ -2235,7 +2249,15 @@ async fn an_uninstall_removes_the_signature_key_until_a_new_one_is_saved<H: Inst
         ))
         .await
         .unwrap();
-    assert_eq!(loaded_key(h.installs(), 222651).await, None);
+    let restored = loaded_key(h.installs(), 222651).await;
+    if H::KEY_INSIDE_THE_INSTALLATION {
+        assert!(
+            matches!(restored.as_deref(), None | Some("signature-key-222651")),
+            "after a reinstall: {restored:?}"
+        );
+    } else {
+        assert_eq!(restored, None);
+    }
     h.installs()
         .save_signature_key(
             eshop(222651),
@@ -2334,15 +2356,17 @@ async fn the_inventory_never_lists_a_signature_key_as_a_shop<H: InstallsHarness>
     listed.sort_by_key(ShopRef::key);
     assert_eq!(listed, both, "paging one entry at a time");
 
-    // A key whose installation was uninstalled is not a shop either.
+    // A key whose installation was uninstalled is not a shop either (where
+    // the key lives inside the installation's record, it is refused).
     h.installs()
         .schedule_deletion(&ShopRef::Shoptet(eshop(7)), RecoveryWindow::DEFAULT)
         .await
         .unwrap();
-    h.installs()
+    let saved = h
+        .installs()
         .save_signature_key(eshop(7), &signature_key("signature-key-without-a-document"))
-        .await
-        .unwrap();
+        .await;
+    assert_eq!(saved.is_err(), H::KEY_INSIDE_THE_INSTALLATION, "{saved:?}");
     assert_eq!(
         inventory(h.installs()).await,
         [ShopRef::Shoptet(eshop(222651))]
@@ -2938,6 +2962,8 @@ mod dynamodb_token_cache_only {
 mod secrets_manager_only {
     use super::dynamodb_harness::Dynamo;
     use super::*;
+    use broker_aws::storage::secrets_manager::SIGNATURE_KEY_STAGE;
+    use broker_domain::storage::StoreError;
 
     /// Whether the secret is scheduled for deletion, as Secrets Manager
     /// itself tells.
@@ -3031,79 +3057,160 @@ mod secrets_manager_only {
         assert_eq!(inventory(h.installs()).await, [ShopRef::Shoptet(eshop(1))]);
     }
 
-    /// The e-shop's signature key is a secret of its own, named below the
-    /// installation's: no shop to the inventory, scheduled for deletion
-    /// with the installation (same window), restored by the next save.
-    #[tokio::test]
-    async fn the_signature_key_is_a_secret_of_its_own_scheduled_with_the_installation() {
-        let h = Dynamo::new().await;
-        h.installs()
-            .save_shoptet_installation(&shoptet_record(222651, "oauth", "2026-01-01T00:00:00Z"))
-            .await
-            .unwrap();
-        h.installs()
-            .save_signature_key(eshop(222651), &signature_key("signature-key-7d3a"))
-            .await
-            .unwrap();
-        let name = format!("{}/webhook-signature-key", h.names.installation(&shop()));
-        assert_eq!(h.names.signature_key(eshop(222651)), name);
-        assert_eq!(h.names.shop(&name), None);
-        let value = h
+    /// The secrets under the case's prefix, scheduled ones included.
+    async fn secrets_under_prefix(h: &Dynamo) -> Vec<String> {
+        let listed = h
             .secrets
-            .get_secret_value()
-            .secret_id(&name)
+            .list_secrets()
+            .include_planned_deletion(true)
+            .filters(
+                aws_sdk_secretsmanager::types::Filter::builder()
+                    .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+                    .values(h.names.prefix())
+                    .build(),
+            )
             .send()
             .await
-            .expect("the key's secret")
-            .secret_string()
-            .map(str::to_owned);
-        assert_eq!(value.as_deref(), Some("signature-key-7d3a"));
-        let describe = |name: String| {
-            let secrets = h.secrets.clone();
-            async move {
-                secrets
-                    .describe_secret()
-                    .secret_id(name)
-                    .send()
-                    .await
-                    .expect("describing the secret")
-                    .deleted_date()
-                    .copied()
+            .expect("listing the secrets");
+        let mut names: Vec<String> = listed
+            .secret_list()
+            .iter()
+            .filter_map(|entry| entry.name().map(str::to_owned))
+            // The filter is a prefix match on AWS; said again here.
+            .filter(|name| name.starts_with(h.names.prefix()))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The installation secret's version holding `stage`: (id, value, its
+    /// labels); `None` when no version has it.
+    async fn version(h: &Dynamo, stage: &str) -> Option<(String, String, Vec<String>)> {
+        let output = h
+            .secrets
+            .get_secret_value()
+            .secret_id(h.names.installation(&shop()))
+            .version_stage(stage)
+            .send()
+            .await;
+        match output {
+            Ok(output) => Some((
+                output.version_id().unwrap().to_owned(),
+                output.secret_string().unwrap().to_owned(),
+                output.version_stages().to_vec(),
+            )),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                None
             }
-        };
+            Err(error) => panic!("reading the {stage} version: {error:?}"),
+        }
+    }
 
+    /// The e-shop's signature key is a version of the installation's own
+    /// secret labelled `webhook-signature-key`, beside the document's
+    /// `AWSCURRENT` version, which saving a key leaves as it was: one secret
+    /// (one monthly charge) per installation. The uninstall's scheduled
+    /// deletion takes the key with the secret; a shop with no installation
+    /// secret gets no key, and nothing is created for it.
+    #[tokio::test]
+    async fn the_signature_key_is_a_labelled_version_of_the_installations_own_secret() {
+        let h = Dynamo::new().await;
+        let record = shoptet_record(222651, "oauth-kept", "2026-01-01T00:00:00Z");
         h.installs()
-            .schedule_deletion(&shop(), RecoveryWindow::days(30).unwrap())
+            .save_shoptet_installation(&record)
             .await
             .unwrap();
-        let document_deleted = describe(h.names.installation(&shop())).await;
-        let key_deleted = describe(name.clone()).await;
-        assert!(key_deleted.is_some(), "the key's secret is not scheduled");
-        let days = |at: Option<aws_sdk_secretsmanager::primitives::DateTime>| {
-            at.map(|at| {
-                (at.secs()
-                    - SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .unwrap()
-                        .as_secs() as i64
-                    + 43_200)
-                    / 86_400
-            })
-        };
-        assert_eq!(days(key_deleted), Some(30));
-        assert_eq!(days(key_deleted), days(document_deleted));
+        let (document_version, document, _) = version(&h, "AWSCURRENT").await.unwrap();
+        assert_eq!(version(&h, SIGNATURE_KEY_STAGE).await, None);
 
-        // A new key after a reinstall restores the secret (AWS refuses a
-        // version of a scheduled secret; moto would accept one).
-        h.installs()
-            .save_signature_key(eshop(222651), &signature_key("signature-key-renewed"))
+        for key in ["signature-key-7d3a", "signature-key-renewed-5e21"] {
+            h.installs()
+                .save_signature_key(eshop(222651), &signature_key(key))
+                .await
+                .unwrap();
+            // The key: a version of its own, with the label only.
+            let (key_version, value, stages) = version(&h, SIGNATURE_KEY_STAGE).await.unwrap();
+            assert_eq!(value, key);
+            assert_eq!(stages, [SIGNATURE_KEY_STAGE]);
+            assert_ne!(key_version, document_version);
+            // The document: the same AWSCURRENT version, unchanged, and
+            // still what the store loads.
+            let (current, value, stages) = version(&h, "AWSCURRENT").await.unwrap();
+            assert_eq!(
+                (current, value),
+                (document_version.clone(), document.clone())
+            );
+            assert!(
+                !stages.iter().any(|stage| stage == SIGNATURE_KEY_STAGE),
+                "{stages:?}"
+            );
+            assert_eq!(
+                h.installs().load_shoptet_installation(eshop(222651)).await,
+                Ok(Some(record.clone()))
+            );
+            assert_eq!(loaded_key(h.installs(), 222651).await.as_deref(), Some(key));
+        }
+        // The label moved to the renewed key: one version holds it.
+        let versions = h
+            .secrets
+            .list_secret_version_ids()
+            .secret_id(h.names.installation(&shop()))
+            .include_deprecated(true)
+            .send()
             .await
-            .unwrap();
-        assert_eq!(
-            describe(name).await,
-            None,
-            "the key's secret stayed scheduled"
+            .expect("listing the versions");
+        let labelled = versions
+            .versions()
+            .iter()
+            .filter(|v| v.version_stages().iter().any(|s| s == SIGNATURE_KEY_STAGE))
+            .count();
+        assert_eq!(labelled, 1, "{versions:?}");
+        // One secret for the installation, key and all.
+        let installation = h.names.installation(&shop());
+        assert_eq!(secrets_under_prefix(&h).await, [installation.as_str()]);
+
+        // A shop with no installation secret: refused, nothing created.
+        let never_installed = ShopRef::Shoptet(eshop(7));
+        let refused = h
+            .installs()
+            .save_signature_key(eshop(7), &signature_key("signature-key-of-nobody"))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Corrupt(_))),
+            "{refused:?}"
         );
+        assert_eq!(loaded_key(h.installs(), 7).await, None);
+        assert_eq!(h.installs().load_document(&never_installed).await, Ok(None));
+        assert_eq!(secrets_under_prefix(&h).await, [installation.as_str()]);
+
+        // The uninstall schedules the one secret, and the key goes with it.
+        h.installs()
+            .schedule_deletion(&shop(), RecoveryWindow::DEFAULT)
+            .await
+            .unwrap();
+        assert_eq!(loaded_key(h.installs(), 222651).await, None);
+        assert!(deleted_date(&h, &shop()).await.is_some());
+        assert_eq!(secrets_under_prefix(&h).await, [installation.as_str()]);
+
+        // A key for the uninstalled shop is refused, and the secret stays
+        // scheduled (AWS would refuse the version; moto would accept it).
+        let refused = h
+            .installs()
+            .save_signature_key(eshop(222651), &signature_key("signature-key-late"))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Corrupt(_))),
+            "{refused:?}"
+        );
+        assert!(
+            deleted_date(&h, &shop()).await.is_some(),
+            "a key restored the uninstalled secret"
+        );
+        assert_eq!(loaded_key(h.installs(), 222651).await, None);
     }
 
     /// The recovery window asked for is the one Secrets Manager applies.

@@ -184,12 +184,11 @@ const VENDOR_ENV: &[&str] = &[
     "METRICS_NAMESPACE",
 ];
 
-/// What functions/shoptet-webhooks (`AwsWebhooksConfig::from_env`: the
-/// vendor's loader, then its own) reads, besides its installation store's
-/// variables ([`Store::env`]). The template leaves Shoprenter's out (the
-/// worker serves Shoptet only; the vendor's loader takes them as optional).
-/// The crate is not a dependency of this one yet, so its loader is not run
-/// here as the others' are: keep this list equal to what it reads.
+/// What the template sets for functions/shoptet-webhooks
+/// (`AwsWebhooksConfig::from_env`: the vendor's loader, then its own),
+/// besides its installation store's variables ([`Store::env`]). The test
+/// `the_workers_loader_accepts_the_template_with_and_without_events` runs
+/// that loader on the template and keeps this list honest against it.
 const WORKER_ENV: &[&str] = &[
     "TOKEN_TABLE",
     "TOKEN_KEY_ID",
@@ -208,6 +207,16 @@ const WORKER_ENV: &[&str] = &[
     "SHOPTET_WEBHOOK_URL",
     "EVENT_BUS_NAME",
     "WEBHOOK_QUEUE_URL",
+];
+
+/// What the worker's loader asks for that the template leaves unset:
+/// Shoprenter's (the worker serves Shoptet only; the vendor's loader, which
+/// it reuses, takes them as optional).
+const WORKER_UNSET_ENV: &[&str] = &[
+    "SHOPRENTER_OAUTH_URL",
+    "SHOPRENTER_API_URL",
+    "SHOPRENTER_CLIENT_ID",
+    "SHOPRENTER_CLIENT_SECRET_ID",
 ];
 
 /// Variables both functions read that must agree: they share the stores, the
@@ -832,24 +841,25 @@ fn statements_with_action<'a>(template: &'a Value, action: &str) -> Vec<(String,
         .collect()
 }
 
-/// The secrets the e-shop webhook worker may write: each Shoptet
-/// installation's signature key (`SIGNATURE_KEY_SUFFIX` beside its
-/// document), never the installation's own secret.
-fn signature_key_secret_arns() -> Value {
-    json!({"Fn::Sub": format!(
-        "arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:${{SecretPrefix}}shoptet/*/{}*",
-        broker_domain::storage::SIGNATURE_KEY_SUFFIX
-    )})
+/// The Shoptet installations' secrets only (`<prefix>shoptet/*`): what
+/// the e-shop webhook worker reads, and adds signature key versions to.
+fn shoptet_installation_secret_arn() -> Value {
+    json!({"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}shoptet/*"})
 }
 
+/// Creating, tagging, restoring and deleting secrets is the install
+/// callback's alone (installs, reinstalls and uninstalls), on installation
+/// secrets only: the worker keeps a signature key as a version of an
+/// existing installation's secret and brings none back.
 #[test]
 fn deleting_and_restoring_secrets_is_granted_only_to_the_install_callback_under_the_prefix() {
     let template = load_template();
     let install_policies = format!("/Resources/{INSTALL_ROLE}/Properties/Policies/");
-    let worker_policies = format!("/Resources/{WORKER_ROLE}/Properties/Policies/");
     for action in [
         "secretsmanager:DeleteSecret",
         "secretsmanager:RestoreSecret",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:TagResource",
     ] {
         let allowed: Vec<_> = statements_with_action(&template, action)
             .into_iter()
@@ -860,17 +870,6 @@ fn deleting_and_restoring_secrets_is_granted_only_to_the_install_callback_under_
             "nobody may {action}: uninstall needs it"
         );
         for (document, statement) in allowed {
-            // A reinstall within the recovery window: the worker restores
-            // the signature key's secret the uninstall scheduled for
-            // deletion, and nothing else; it deletes nothing.
-            if action == "secretsmanager:RestoreSecret" && document.starts_with(&worker_policies) {
-                assert_eq!(
-                    as_list(statement, "Resource"),
-                    vec![&signature_key_secret_arns()],
-                    "{action} only on signature key secrets: {statement}"
-                );
-                continue;
-            }
             assert!(
                 document.starts_with(&install_policies),
                 "{action} allowed outside the install callback's role: {document}"
@@ -2118,6 +2117,13 @@ fn sample(variable: &str) -> Option<&'static str> {
         "INSTALLATION_TABLE" => "stack-InstallationTable-ABC",
         "INSTALLATION_KEY_ID" => "1234abcd-12ab-34cd-56ef-1234567890ab",
         "EVENT_BUS_NAME" => "stack-events",
+        // The worker's: an Fn::If of the API's URL, and its queue's Ref.
+        "SHOPTET_WEBHOOK_URL" => {
+            "https://abc123.execute-api.eu-central-1.amazonaws.com/shoptet/eshop-webhook"
+        }
+        "WEBHOOK_QUEUE_URL" => {
+            "https://sqs.eu-central-1.amazonaws.com/123456789012/stack-WebhookRegistrationQueue-ABC"
+        }
         "EVENT_WEBHOOK_URL" => "https://backend.example/broker-events",
         "EVENT_WEBHOOK_SECRET_ID" => {
             "arn:aws:secretsmanager:eu-central-1:123456789012:secret:events-AbCdEf"
@@ -2135,6 +2141,12 @@ fn load_install(env: &TemplateEnv) -> Result<(), String> {
 fn load_vendor(env: &TemplateEnv) -> Result<(), String> {
     token_vendor::AwsVendorConfig::from_env(&|variable: &str| env.get(variable))
         .map(|config| assert!(config.vendor.shoptet_oauth_url.is_some()))
+        .map_err(|error| error.to_string())
+}
+
+fn load_worker(env: &TemplateEnv) -> Result<(), String> {
+    shoptet_webhooks::AwsWebhooksConfig::from_env(&|variable: &str| env.get(variable))
+        .map(|config| assert!(config.vendor.vendor.shoptet_oauth_url.is_some()))
         .map_err(|error| error.to_string())
 }
 
@@ -2166,12 +2178,55 @@ fn config_loaders_accept_the_template_and_read_exactly_the_expected_variables() 
     }
 }
 
+/// The worker's real loader takes the template's environment, with either
+/// installation store, with and without `ShoptetWebhookEvents`, and reads
+/// exactly [`WORKER_ENV`] (`SHOPTET_WEBHOOK_URL` only with events: without,
+/// it registers nothing and needs no URL), Shoprenter's variables the
+/// template leaves unset, and its store's.
+#[test]
+fn the_workers_loader_accepts_the_template_with_and_without_events() {
+    for store in Store::ALL {
+        let template = store.template(&load_template());
+        for events in ["", "order:create,order:paid"] {
+            let mut env = TemplateEnv::new(&template, WORKER_FUNCTION);
+            env.overrides
+                .insert("InstallationStore".to_owned(), store.parameter().to_owned());
+            env.overrides
+                .insert("ShoptetWebhookEvents".to_owned(), events.to_owned());
+            let config = shoptet_webhooks::AwsWebhooksConfig::from_env(&|variable: &str| {
+                env.get(variable)
+            })
+            .unwrap_or_else(|error| {
+                panic!("the worker rejects the template with {store:?}, events {events:?}: {error}")
+            });
+            assert_eq!(
+                config.webhooks.subscription.is_some(),
+                !events.is_empty(),
+                "events {events:?}"
+            );
+            assert!(config.vendor.vendor.shoptet_oauth_url.is_some());
+            let mut expected = names(WORKER_ENV);
+            expected.extend(names(WORKER_UNSET_ENV));
+            expected.extend(names(store.env()));
+            if events.is_empty() {
+                expected.remove("SHOPTET_WEBHOOK_URL");
+            }
+            assert_eq!(
+                env.read.into_inner(),
+                expected,
+                "{store:?}, events {events:?}"
+            );
+        }
+    }
+}
+
 /// Every value a numeric parameter allows is one the code accepts.
 #[test]
 fn config_loaders_accept_every_bound_of_the_numeric_parameters() {
     let template = load_template();
     let mut checked = 0;
-    for (function, _, load) in LOADERS {
+    let worker: (&str, &[&str], Loader) = (WORKER_FUNCTION, WORKER_ENV, load_worker);
+    for (function, _, load) in LOADERS.into_iter().chain([worker]) {
         for value in environment(&template, function).values() {
             let Some(parameter) = value.get("Ref").and_then(Value::as_str) else {
                 continue;
@@ -2194,10 +2249,10 @@ fn config_loaders_accept_every_bound_of_the_numeric_parameters() {
         }
     }
     // Both bounds of RefreshMarginSeconds, LeaseSeconds and
-    // SuspendedRecheckSeconds for each function, and of
+    // SuspendedRecheckSeconds for each of the three functions, and of
     // ShoprenterHmacMaxAgeSeconds and UninstallRecoveryDays for the install
     // callback.
-    assert_eq!(checked, 16, "numeric parameter bounds checked");
+    assert_eq!(checked, 22, "numeric parameter bounds checked");
 }
 
 // ---- alarms and dashboard
@@ -3456,21 +3511,20 @@ fn the_worker_role_keeps_signature_keys_mints_lists_shoptet_installations_and_fa
             "ReadShoptetInstallationSecrets",
             allow(
                 &["secretsmanager:GetSecretValue"],
-                json!({"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}shoptet/*"}),
+                shoptet_installation_secret_arn(),
             ),
         ),
         (
-            // Written: the signature keys' secrets only; deleted: none.
-            "KeepSignatureKeySecrets",
+            // The signature key: a labelled version of an existing Shoptet
+            // installation's secret (described first: none for an absent or
+            // scheduled one). Nothing created, restored, tagged or deleted.
+            "KeepSignatureKeyVersions",
             allow(
                 &[
-                    "secretsmanager:CreateSecret",
-                    "secretsmanager:PutSecretValue",
-                    "secretsmanager:TagResource",
                     "secretsmanager:DescribeSecret",
-                    "secretsmanager:RestoreSecret",
+                    "secretsmanager:PutSecretValue",
                 ],
-                signature_key_secret_arns(),
+                shoptet_installation_secret_arn(),
             ),
         ),
         (
@@ -3541,7 +3595,7 @@ fn the_worker_role_keeps_signature_keys_mints_lists_shoptet_installations_and_fa
     assert_store_specific(
         &template,
         WORKER_ROLE,
-        &["ReadShoptetInstallationSecrets", "KeepSignatureKeySecrets"],
+        &["ReadShoptetInstallationSecrets", "KeepSignatureKeyVersions"],
         &["StoreInstallations", "SealAndOpenInstallations"],
     );
     // No grant of the worker's depends on whether events are configured:

@@ -9,11 +9,12 @@
 //! `CreateSecret` with ResourceExists and accepts the new version while
 //! keeping the deletion scheduled): the code follows AWS.
 //!
-//! A Shoptet installation's e-shop webhook signature key is a secret of its
-//! own beside the installation's, named
-//! `<installation secret>/webhook-signature-key`
-//! ([`SecretNames::signature_key`]); uninstalling schedules both.
-
+//! A Shoptet installation's e-shop webhook signature key is no secret of its
+//! own (each secret is billed per month: a second one per installation would
+//! double the bill) but a version of the installation's secret labelled
+//! [`SIGNATURE_KEY_STAGE`], beside the document's `AWSCURRENT` version,
+//! which saving a key never touches. See [`SecretsManagerStore`]'s
+//! `save_signature_key`.
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 
@@ -22,8 +23,14 @@ use crate::ids::{ShopRef, ShoptetEshopId};
 use crate::secret::{ClientSecret, EshopSignatureKey, ExposeSecret};
 use broker_domain::storage::{
     InstallationInventory, InstallationStore, InventoryCursor, InventoryPage, InventoryQuery,
-    RecoveryWindow, SIGNATURE_KEY_SUFFIX, SaveOutcome, StoreError, foreign_cursor, page_limit,
+    RecoveryWindow, SaveOutcome, StoreError, foreign_cursor, page_limit,
 };
+
+/// The staging label of the installation secret's version that holds the
+/// e-shop webhook signature key (a custom label: Secrets Manager moves it to
+/// each new version put with it and leaves `AWSCURRENT`, the document, where
+/// it is).
+pub const SIGNATURE_KEY_STAGE: &str = "webhook-signature-key";
 
 #[derive(Clone)]
 pub struct SecretsManagerStore {
@@ -59,14 +66,6 @@ fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
 }
 
-/// What a secret of the broker's is tagged with.
-struct SecretTags<'a> {
-    shop: &'a ShopRef,
-    /// What the secret holds beside the shop (none: the installation's
-    /// document).
-    holds: Option<&'a str>,
-}
-
 impl SecretsManagerStore {
     /// Creates the secret `name`, or adds a new version if it exists,
     /// restoring it first if it was scheduled for deletion (a reinstall).
@@ -75,19 +74,16 @@ impl SecretsManagerStore {
         &self,
         name: &str,
         value: &str,
-        tags: SecretTags<'_>,
+        shop: &ShopRef,
     ) -> Result<SaveOutcome, StoreError> {
-        let mut create = self
+        let create = self
             .client
             .create_secret()
             .name(name)
             .secret_string(value)
-            .tags(tag("platform", tags.shop.platform().as_str()))
-            .tags(tag("shop", &tags.shop.id()))
+            .tags(tag("platform", shop.platform().as_str()))
+            .tags(tag("shop", &shop.id()))
             .tags(tag("managed-by", "shop-token-broker"));
-        if let Some(holds) = tags.holds {
-            create = create.tags(tag("holds", holds));
-        }
         match create.send().await {
             Ok(_) => return Ok(SaveOutcome::Created),
             // The secret existed before; AWS answers InvalidRequest when it
@@ -121,11 +117,23 @@ impl SecretsManagerStore {
         Ok(SaveOutcome::Replaced)
     }
 
-    /// The secret's current value; `None` when it is absent or scheduled
-    /// for deletion.
-    async fn get_secret(&self, name: &str) -> Result<Option<String>, StoreError> {
-        match self.client.get_secret_value().secret_id(name).send().await {
+    /// The value of the secret's version labelled `stage` (`None`: the
+    /// current one, `AWSCURRENT`); `None` when the secret is absent or
+    /// scheduled for deletion, or no version has the label.
+    async fn get_secret(
+        &self,
+        name: &str,
+        stage: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let request = self
+            .client
+            .get_secret_value()
+            .secret_id(name)
+            .set_version_stage(stage.map(str::to_owned));
+        match request.send().await {
             Ok(output) => Ok(Some(output.secret_string().unwrap_or_default().to_owned())),
+            // An absent secret, or (AWS and moto alike) no version with the
+            // label asked for.
             Err(error)
                 if error
                     .as_service_error()
@@ -190,62 +198,106 @@ impl SecretsManagerStore {
 
 impl InstallationStore for SecretsManagerStore {
     async fn save_document(&self, shop: &ShopRef, json: String) -> Result<SaveOutcome, StoreError> {
-        let name = self.names.installation(shop);
-        let tags = SecretTags { shop, holds: None };
-        self.put_secret(&name, &json, tags).await
+        self.put_secret(&self.names.installation(shop), &json, shop)
+            .await
     }
 
     async fn load_document(&self, shop: &ShopRef) -> Result<Option<String>, StoreError> {
-        self.get_secret(&self.names.installation(shop)).await
+        self.get_secret(&self.names.installation(shop), None).await
     }
 
-    /// Schedules the installation's secret and, for a Shoptet shop, its
-    /// signature key's (with the same recovery window), so neither outlives
-    /// the other by more than a failed call: the document goes first, and a
-    /// retried uninstall schedules what is left.
+    /// Schedules the installation's secret, which takes every version with
+    /// it: a Shoptet installation's signature key too.
     async fn schedule_deletion(
         &self,
         shop: &ShopRef,
         recovery: RecoveryWindow,
     ) -> Result<(), StoreError> {
         self.schedule_secret_deletion(&self.names.installation(shop), recovery)
-            .await?;
-        if let ShopRef::Shoptet(eshop_id) = shop {
-            self.schedule_secret_deletion(&self.names.signature_key(*eshop_id), recovery)
-                .await?;
-        }
-        Ok(())
+            .await
     }
 
-    /// A secret of its own, not a member of the installation's document: a
-    /// key registration that read the document, then raced a reinstall,
-    /// would write the old OAuth token back with it. The key's secret is
-    /// written by nothing but this call.
+    /// A new version of the installation's secret labelled
+    /// [`SIGNATURE_KEY_STAGE`]: Secrets Manager moves that label from the
+    /// previous key's version and leaves `AWSCURRENT` (the document) alone.
+    /// Never a read-modify-write of the document: a registration that read
+    /// it, then raced a reinstall, would write the old OAuth token back.
+    ///
+    /// Refused (never creating or restoring the secret) when the
+    /// installation has no live secret: absent, or scheduled for deletion
+    /// (AWS would refuse the version then; moto would accept it, hence the
+    /// `DescribeSecret` first). A registration runs for installed shops
+    /// only, so this is an uninstall racing it, or damage.
+    ///
+    /// Each renewal leaves the previous key's version without a label;
+    /// Secrets Manager keeps about 100 versions of a secret and removes
+    /// unlabelled old ones itself, and a key is renewed once per install
+    /// (or on an operator's re-registration), far below its advice of at
+    /// most one `PutSecretValue` every 10 minutes. Nothing here counts them.
     async fn save_signature_key(
         &self,
         eshop_id: ShoptetEshopId,
         key: &EshopSignatureKey,
     ) -> Result<(), StoreError> {
         let shop = ShopRef::Shoptet(eshop_id);
-        let tags = SecretTags {
-            shop: &shop,
-            holds: Some(SIGNATURE_KEY_SUFFIX),
+        let name = self.names.installation(&shop);
+        let no_installation = || {
+            StoreError::Corrupt(format!(
+                "{} has no live installation secret to keep a signature key in",
+                shop.key()
+            ))
         };
-        self.put_secret(
-            &self.names.signature_key(eshop_id),
-            key.expose_secret(),
-            tags,
-        )
-        .await
-        .map(drop)
+        match self.client.describe_secret().secret_id(&name).send().await {
+            Ok(output) if output.deleted_date().is_some() => return Err(no_installation()),
+            Ok(_) => {}
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                return Err(no_installation());
+            }
+            Err(error) => return Err(StoreError::Unavailable(summary(&error))),
+        }
+        let put = self
+            .client
+            .put_secret_value()
+            .secret_id(&name)
+            .secret_string(key.expose_secret())
+            .version_stages(SIGNATURE_KEY_STAGE)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            // Deleted since, or (AWS: InvalidRequest) scheduled since.
+            Err(error)
+                if error.as_service_error().is_some_and(|e| {
+                    e.is_resource_not_found_exception() || e.is_invalid_request_exception()
+                }) =>
+            {
+                Err(no_installation())
+            }
+            Err(error) => Err(StoreError::Unavailable(summary(&error))),
+        }
     }
 
+    /// The version labelled [`SIGNATURE_KEY_STAGE`]; `None` when the
+    /// installation's secret is absent or scheduled for deletion, or holds
+    /// no key yet.
+    ///
+    /// A reinstall within the recovery window restores the secret with all
+    /// its versions, the old installation's labelled key among them, so
+    /// this may answer that key until the reinstall's registration renews
+    /// it. Correctness does not rest on this answer after a restore: every
+    /// install event renews the key (`KeyRenewal::Always`, claimed once per
+    /// event and retried until it succeeds), replacing the label.
     async fn load_signature_key(
         &self,
         eshop_id: ShoptetEshopId,
     ) -> Result<Option<EshopSignatureKey>, StoreError> {
+        let name = self.names.installation(&ShopRef::Shoptet(eshop_id));
         Ok(self
-            .get_secret(&self.names.signature_key(eshop_id))
+            .get_secret(&name, Some(SIGNATURE_KEY_STAGE))
             .await?
             .map(EshopSignatureKey::new))
     }
@@ -373,21 +425,12 @@ impl SecretNames {
         format!("{}{}/{}", self.prefix, shop.platform(), shop.id())
     }
 
-    /// The secret holding a Shoptet installation's e-shop webhook signature
-    /// key: below the installation's name (so the functions' grants on
-    /// `<prefix>shoptet/*` cover it), and never a shop's name itself
-    /// ([`SecretNames::shop`] answers `None` for it).
-    pub fn signature_key(&self, eshop_id: ShoptetEshopId) -> String {
-        format!(
-            "{}/{SIGNATURE_KEY_SUFFIX}",
-            self.installation(&ShopRef::Shoptet(eshop_id))
-        )
-    }
-
     /// The shop whose installation secret `name` is: the inverse of
     /// [`SecretNames::installation`]. `None` for any other name under the
-    /// prefix (an add-on's client secret, say, or an installation's
-    /// signature key: its `/` makes no shop id) or outside it.
+    /// prefix (an add-on's client secret, say, or a name below an
+    /// installation's, such as the separate signature key secrets
+    /// `<installation>/webhook-signature-key` earlier builds created: a `/`
+    /// makes no shop id) or outside it.
     pub fn shop(&self, name: &str) -> Option<ShopRef> {
         let (platform, id) = name.strip_prefix(&self.prefix)?.split_once('/')?;
         let shop = ShopRef::parse(platform, id).ok()?;
@@ -408,22 +451,26 @@ impl Default for SecretNames {
 mod tests {
     use super::*;
 
-    /// The key's secret is named below the installation's, and that name is
-    /// no shop's: the inventory (which keeps only names `shop` answers for)
-    /// never lists it, and it is never taken for e-shop 222651's document.
+    /// Only an installation's own name is a shop's: not a name below it
+    /// (a signature key secret left by an earlier build, say), not another
+    /// spelling of the id, not a name outside the prefix. The inventory
+    /// keeps only names `shop` answers for.
     #[test]
-    fn a_signature_keys_secret_names_no_shop() {
+    fn only_an_installations_canonical_name_is_a_shop() {
         let names = SecretNames::default();
         let eshop_id = ShoptetEshopId::new(222651).unwrap();
-        let name = names.signature_key(eshop_id);
-        assert_eq!(
-            name,
-            "shop-token-broker/shoptet/222651/webhook-signature-key"
-        );
-        assert_eq!(names.shop(&name), None);
-        assert_eq!(
-            names.shop("shop-token-broker/shoptet/222651"),
-            Some(ShopRef::Shoptet(eshop_id))
-        );
+        let name = names.installation(&ShopRef::Shoptet(eshop_id));
+        assert_eq!(name, "shop-token-broker/shoptet/222651");
+        assert_eq!(names.shop(&name), Some(ShopRef::Shoptet(eshop_id)));
+        for other in [
+            "shop-token-broker/shoptet/222651/webhook-signature-key",
+            "shop-token-broker/shoptet/0222651",
+            "shop-token-broker/shoptet/",
+            "shop-token-broker/shoptet",
+            "other-prefix/shoptet/222651",
+            "shoptet/222651",
+        ] {
+            assert_eq!(names.shop(other), None, "{other}");
+        }
     }
 }

@@ -84,7 +84,9 @@ pub trait InstallationStore: Send + Sync {
     /// its document (never inside it: a registration racing a reinstall
     /// would write the old OAuth token back), replacing any earlier key.
     /// [`Self::schedule_deletion`] deletes it with the installation; a shop
-    /// listing never meets it.
+    /// listing never meets it. A store may refuse it for a shop without a
+    /// live installation (Secrets Manager keeps it in the installation's
+    /// secret).
     fn save_signature_key(
         &self,
         eshop_id: ShoptetEshopId,
@@ -224,8 +226,10 @@ pub fn delivery_key(delivery: &DeliveryFingerprint) -> String {
     format!("eshop-webhook#{}", delivery.to_hex())
 }
 
-/// The name (secret name suffix, item key suffix) an installation store
-/// keeps a Shoptet installation's signature key under, beside its document.
+/// The name an installation store keeps a Shoptet installation's signature
+/// key under, beside its document: the DynamoDB store's item key suffix
+/// (Secrets Manager keeps it as a labelled version of the installation's
+/// own secret).
 pub const SIGNATURE_KEY_SUFFIX: &str = "webhook-signature-key";
 
 /// Which shops have an installation document: what copying one store into
