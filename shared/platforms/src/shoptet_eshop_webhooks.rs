@@ -8,11 +8,9 @@
 
 use std::fmt;
 
-use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use crate::ids::ShoptetEshopId;
@@ -24,6 +22,7 @@ use crate::upstream::{self, UpstreamFailure, UpstreamResponse};
 /// The header a delivery's signature comes in: lowercase hex
 /// HMAC-SHA1 of the raw body with the installation's signature key.
 pub use crate::shoptet_webhook::SIGNATURE_HEADER;
+use crate::shoptet_webhook::{hmac_sha1_hex, hmac_sha1_matches};
 
 /// A delivery is four short fields, and with `sendPayload: full` the
 /// matching GET endpoint's answer (an order with its items). Larger than
@@ -482,24 +481,14 @@ pub fn fingerprint_of(fields: &[&str]) -> DeliveryFingerprint {
 }
 
 /// Whether `signature` (the header's value) is the key's HMAC-SHA1 of the
-/// raw body, compared in constant time (`hmac`'s `verify_slice`).
+/// raw body, compared in constant time.
 pub fn signature_matches(key: &EshopSignatureKey, body: &[u8], signature: &[u8]) -> bool {
-    let Ok(claimed) = hex::decode(signature) else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(key.expose_secret().as_bytes()) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&claimed).is_ok()
+    hmac_sha1_matches(key.expose_secret().as_bytes(), body, signature)
 }
 
 /// The header a key gives a body (tests and benchmarks sign with it).
 pub fn sign(key: &EshopSignatureKey, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha1>::new_from_slice(key.expose_secret().as_bytes())
-        .expect("HMAC accepts keys of any length");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    hmac_sha1_hex(key.expose_secret().as_bytes(), body)
 }
 
 /// For the history's `data`: the body a notification had, as text.

@@ -145,20 +145,31 @@ fn parse_event_time(text: &str) -> Option<SystemTime> {
 /// Whether `signature` (the header's value) is the key's HMAC-SHA1 of the
 /// raw body. The comparison is constant-time (`hmac`'s `verify_slice`).
 pub fn signature_matches(key: &WebhookKey, body: &[u8], signature: &[u8]) -> bool {
+    hmac_sha1_matches(key.expose_secret().as_bytes(), body, signature)
+}
+
+/// The header a key gives a body (the platform double and tests sign with it).
+pub fn sign(key: &WebhookKey, body: &[u8]) -> String {
+    hmac_sha1_hex(key.expose_secret().as_bytes(), body)
+}
+
+/// Shoptet's one webhook signature (add-on and e-shop webhooks alike):
+/// whether `signature`, lowercase hex, is the HMAC-SHA1 of `body` with
+/// `key`, compared in constant time.
+pub(crate) fn hmac_sha1_matches(key: &[u8], body: &[u8], signature: &[u8]) -> bool {
     let Ok(claimed) = hex::decode(signature) else {
         return false;
     };
-    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(key.expose_secret().as_bytes()) else {
+    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(key) else {
         return false;
     };
     mac.update(body);
     mac.verify_slice(&claimed).is_ok()
 }
 
-/// The header a key gives a body (the platform double and tests sign with it).
-pub fn sign(key: &WebhookKey, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha1>::new_from_slice(key.expose_secret().as_bytes())
-        .expect("HMAC accepts keys of any length");
+/// The signature `key` gives `body`, lowercase hex.
+pub(crate) fn hmac_sha1_hex(key: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha1>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
 }

@@ -145,6 +145,17 @@ impl World {
         id
     }
 
+    /// Installs the add-on in `eshop_id` and registers its webhooks, as an
+    /// install event does.
+    async fn installed_and_registered(&self, eshop_id: u64) -> ShoptetEshopId {
+        let eshop = self.install(eshop_id).await;
+        self.webhooks
+            .register(&self.vendor, eshop, KeyRenewal::Always, true)
+            .await
+            .unwrap();
+        eshop
+    }
+
     async fn key(&self, eshop_id: ShoptetEshopId) -> Option<EshopSignatureKey> {
         self.vendor
             .stores()
@@ -231,12 +242,7 @@ async fn an_install_registers_exactly_the_configured_events_and_keeps_the_instal
 #[tokio::test]
 async fn registering_again_registers_nothing_twice_and_keeps_the_key() {
     let world = World::new("order:create").await;
-    let eshop = world.install(ESHOP).await;
-    world
-        .webhooks
-        .register(&world.vendor, eshop, KeyRenewal::Always, true)
-        .await
-        .unwrap();
+    let eshop = world.installed_and_registered(ESHOP).await;
     let key = world.key(eshop).await.unwrap();
 
     let again = world
@@ -312,12 +318,7 @@ async fn an_event_registered_at_another_url_is_left_alone_and_reported_permanent
 #[tokio::test]
 async fn a_genuine_delivery_is_forwarded_once_with_its_body_byte_for_byte() {
     let world = World::new("order:create").await;
-    let eshop = world.install(ESHOP).await;
-    world
-        .webhooks
-        .register(&world.vendor, eshop, KeyRenewal::Always, true)
-        .await
-        .unwrap();
+    let eshop = world.installed_and_registered(ESHOP).await;
     let key = world.key(eshop).await.unwrap();
     let receiver = Receiver::new();
     let body = body(ESHOP, "2026000001");
@@ -403,12 +404,7 @@ async fn forged_replayed_unknown_and_oversized_deliveries_are_refused_and_forwar
 #[tokio::test]
 async fn missed_deliveries_are_reconciled_once_and_not_again_nor_after_a_live_copy() {
     let world = World::new("order:create").await;
-    let eshop = world.install(ESHOP).await;
-    world
-        .webhooks
-        .register(&world.vendor, eshop, KeyRenewal::Always, true)
-        .await
-        .unwrap();
+    let eshop = world.installed_and_registered(ESHOP).await;
     // The route is down (nothing listens on the URL): every attempt fails.
     let first = world
         .double
@@ -459,12 +455,7 @@ async fn missed_deliveries_are_reconciled_once_and_not_again_nor_after_a_live_co
 #[tokio::test]
 async fn a_reinstall_renews_the_key_and_deliveries_verify_with_the_new_one_only() {
     let world = World::new("order:create").await;
-    let eshop = world.install(ESHOP).await;
-    world
-        .webhooks
-        .register(&world.vendor, eshop, KeyRenewal::Always, true)
-        .await
-        .unwrap();
+    let eshop = world.installed_and_registered(ESHOP).await;
     let old_key = world.key(eshop).await.unwrap();
     let receiver = Receiver::new();
     let first = body(ESHOP, "2026000001");
@@ -505,12 +496,7 @@ async fn a_reinstall_renews_the_key_and_deliveries_verify_with_the_new_one_only(
 #[tokio::test]
 async fn an_uninstall_removes_the_key_and_its_deliveries_are_refused() {
     let world = World::new("order:create").await;
-    let eshop = world.install(ESHOP).await;
-    world
-        .webhooks
-        .register(&world.vendor, eshop, KeyRenewal::Always, true)
-        .await
-        .unwrap();
+    let eshop = world.installed_and_registered(ESHOP).await;
     let key = world.key(eshop).await.unwrap();
 
     world
@@ -548,18 +534,8 @@ async fn with_one_key_per_add_on_a_replaced_key_loses_no_delivery_the_reconcilia
         },
     )
     .await;
-    let first = world.install(ESHOP).await;
-    world
-        .webhooks
-        .register(&world.vendor, first, KeyRenewal::Always, true)
-        .await
-        .unwrap();
-    let second = world.install(333444).await;
-    world
-        .webhooks
-        .register(&world.vendor, second, KeyRenewal::Always, true)
-        .await
-        .unwrap();
+    let first = world.installed_and_registered(ESHOP).await;
+    let second = world.installed_and_registered(333444).await;
     assert_ne!(
         world.key(first).await,
         world.key(second).await,
