@@ -23,7 +23,7 @@ use crate::fleet::{Fleet, request, shoptet};
 use test_support::front_door::iam_http_api_context;
 use test_support::request_counting::{RequestCounter, RequestCounts, counting};
 
-const REDIRECT_URI: &str = "https://broker.example/shoptet/install";
+pub(crate) const REDIRECT_URI: &str = "https://broker.example/shoptet/install";
 const WEBHOOK_KEY: &str = "bench-webhook-signature-key";
 /// Shops the listing's registry holds beyond the measured ones: more than a
 /// page.
@@ -146,6 +146,13 @@ async fn count_store(dynamo: bool) -> Result<StoreCounts, Error> {
 }
 
 async fn install_callback(fleet: &Fleet, aws: &SdkConfig) -> Result<AwsInstallCallback, Error> {
+    Ok(quiet_install_callback(install_config(fleet).await?, aws))
+}
+
+/// The install callback's configuration for the fleet: the add-on's client
+/// secret and the system webhooks' key created under its prefix (once per
+/// fleet: creating them again fails).
+pub(crate) async fn install_config(fleet: &Fleet) -> Result<AwsInstallConfig, Error> {
     let secrets = aws_sdk_secretsmanager::Client::new(&fleet.aws);
     let prefix = &fleet.target.secret_prefix;
     let client_secret_id = format!("{prefix}addon-client-secret");
@@ -176,12 +183,21 @@ async fn install_callback(fleet: &Fleet, aws: &SdkConfig) -> Result<AwsInstallCa
     env.insert("SHOPTET_CLIENT_SECRET_ID", client_secret_id);
     env.insert("SHOPTET_WEBHOOK_KEY_SECRET_ID", webhook_key_id);
     env.insert("SHOPTET_REDIRECT_URI", REDIRECT_URI.to_owned());
-    let config = AwsInstallConfig::from_env(&|name: &str| env.get(name).cloned())?;
-    let metrics = Metrics::new(Service::InstallCallback, "Bench", std::io::sink());
-    Ok(install_callback::build_on_aws(config, aws).with_metrics(Arc::new(metrics)))
+    Ok(AwsInstallConfig::from_env(&|name: &str| {
+        env.get(name).cloned()
+    })?)
 }
 
-async fn shoptet_install(
+/// A new install callback instance, its metric lines into a sink.
+pub(crate) fn quiet_install_callback(
+    config: AwsInstallConfig,
+    aws: &SdkConfig,
+) -> AwsInstallCallback {
+    let metrics = Metrics::new(Service::InstallCallback, "Bench", std::io::sink());
+    install_callback::build_on_aws(config, aws).with_metrics(Arc::new(metrics))
+}
+
+pub(crate) async fn shoptet_install(
     fleet: &Fleet,
     install: &AwsInstallCallback,
     eshop_id: u64,

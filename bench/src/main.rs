@@ -10,6 +10,8 @@
 //!
 //!   broker-bench events [--samples N]
 //!
+//!   broker-bench eshop-webhooks [--samples N] [--concurrency N] [--shops N] [--store S]
+//!
 //! `counts` counts the AWS requests of each operation on both installation
 //! stores (`counts.rs`); `fleet` runs the fleet hour instead (see `hour.rs`). With `--storm-worker`
 //! or `--fleet-worker` the binary is one worker process of a storm or of the
@@ -17,6 +19,7 @@
 
 mod counts;
 mod error;
+mod eshop_webhooks;
 mod events;
 mod fleet;
 mod hour;
@@ -64,6 +67,7 @@ const USAGE: &str =
        broker-bench fleet [--shops N] [--vends N] [--workers N] [--compress K] [--store S] …
        broker-bench counts [--json FILE]
        broker-bench events [--samples N]
+       broker-bench eshop-webhooks [--samples N] [--concurrency N] [--shops N] [--store S]
 needs moto: run scripts/bench.sh, or export what scripts/emulator.sh prints";
 
 const COUNTS_USAGE: &str = "usage: broker-bench counts [--json FILE]";
@@ -167,6 +171,12 @@ async fn main() -> ExitCode {
         return finish(match events::parse(&args[1..]) {
             Ok(samples) => events::run(samples).await,
             Err(problem) => return usage_error(&problem, events::USAGE),
+        });
+    }
+    if args.first().is_some_and(|a| a == "eshop-webhooks") {
+        return finish(match eshop_webhooks::parse(&args[1..]) {
+            Ok(eshop) => eshop_webhooks::run(eshop).await,
+            Err(problem) => return usage_error(&problem, eshop_webhooks::USAGE),
         });
     }
     if args.first().is_some_and(|a| a == "counts") {

@@ -26,6 +26,11 @@ impl Samples {
         self.0[rank.clamp(1, self.0.len()) - 1]
     }
 
+    /// The samples, shortest first.
+    pub fn iter(&self) -> std::slice::Iter<'_, Duration> {
+        self.0.iter()
+    }
+
     pub fn min(&self) -> Duration {
         self.0[0]
     }

@@ -76,7 +76,7 @@ async fn seed(double: &PlatformDouble, store: &SqliteStore) {
 async fn a_resumable_re_registration_of_1000_installations_registers_each_once() {
     let double = PlatformDouble::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("broker.db")).unwrap();
+    let store = SqliteStore::open(dir.path().join("broker.db")).unwrap();
     seed(&double, &store).await;
     let env = std::collections::HashMap::from([
         ("SHOPTET_OAUTH_URL", double.shoptet_oauth_url()),
