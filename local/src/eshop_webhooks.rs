@@ -18,7 +18,7 @@ use broker_shoptet_webhooks::{EshopWebhooks, Reconciler, Registrar, active_shops
 use shoptet_webhooks::WebhooksConfig;
 use token_vendor::{VendHandler, VendorConfig};
 
-use crate::events::Delivery;
+use crate::events::{Delivery, OnEvent};
 
 /// How often every installation's history is read locally.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(600);
@@ -180,5 +180,16 @@ where
                 }
             }
         }
+    }
+}
+
+impl<S, C, R> OnEvent for LocalWebhooks<S, C, R>
+where
+    S: broker_domain::storage::InstallationStore,
+    C: broker_domain::storage::TokenCache + broker_domain::storage::DeliveryLog,
+    R: broker_domain::storage::InstallationRegistry,
+{
+    async fn on_event(&self, event: &InstallationEvent) -> Result<(), String> {
+        LocalWebhooks::on_event(self, event).await
     }
 }

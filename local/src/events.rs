@@ -34,17 +34,6 @@ pub trait OnEvent: Send + Sync {
     ) -> impl std::future::Future<Output = Result<(), String>> + Send;
 }
 
-impl<S, C, R> OnEvent for crate::eshop_webhooks::LocalWebhooks<S, C, R>
-where
-    S: broker_domain::storage::InstallationStore,
-    C: broker_domain::storage::TokenCache + broker_domain::storage::DeliveryLog,
-    R: broker_domain::storage::InstallationRegistry,
-{
-    async fn on_event(&self, event: &InstallationEvent) -> Result<(), String> {
-        crate::eshop_webhooks::LocalWebhooks::on_event(self, event).await
-    }
-}
-
 /// Nothing to set off.
 impl OnEvent for () {
     async fn on_event(&self, _: &InstallationEvent) -> Result<(), String> {

@@ -4,15 +4,13 @@
 //! Webhook` event ([`broker_shoptet_webhooks::Receiver`] decides); a bad
 //! signature and an unknown shop get the same 401.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use broker_domain::bus::EventBus;
 use broker_domain::http::json_response;
 use broker_domain::storage::{DeliveryLog, InstallationRegistry, InstallationStore, TokenCache};
 use broker_platforms::shoptet_eshop_webhooks::SIGNATURE_HEADER;
 use broker_runtime::metrics::{Dimension, Dimensions, Metric};
-use broker_shoptet_webhooks::{Received, Receiver, Refused};
+use broker_shoptet_webhooks::{Received, Refused};
 use lambda_http::Request;
 use lambda_http::http::{Response, StatusCode};
 use serde_json::json;
@@ -20,21 +18,6 @@ use tokio::time::Instant;
 
 use crate::error::InstallError;
 use crate::handler::InstallCallback;
-
-/// The receiving route's parts: built once, it keeps the keys it read.
-pub struct EshopWebhookRoute {
-    pub(crate) receiver: Receiver,
-    pub(crate) bus: Arc<dyn EventBus>,
-}
-
-impl EshopWebhookRoute {
-    pub fn new(bus: Arc<dyn EventBus>) -> Self {
-        Self {
-            receiver: Receiver::new(),
-            bus,
-        }
-    }
-}
 
 impl<S: InstallationStore, C: TokenCache + DeliveryLog, R: InstallationRegistry>
     InstallCallback<S, C, R>

@@ -32,9 +32,9 @@ use tokio::time::{Instant, timeout_at};
 use crate::caller::{self, OperatorGate, SourceAllowlist};
 use crate::config::{AppEntryUrl, InstallConfig};
 use crate::error::{InstallError, SHOPTET_NOT_CONFIGURED};
-use crate::eshop_webhook::EshopWebhookRoute;
 use crate::outcome::{EventOutcome, InstallOutcome, LifecycleEvent, Stored, StoredStatus};
 use broker_domain::bus::EventBus;
+use broker_shoptet_webhooks::Receiver;
 
 /// Shoptet documents codes of 255 characters; anything far longer is not one.
 const MAX_CODE_LEN: usize = 1024;
@@ -60,6 +60,21 @@ pub(crate) struct Lifecycle {
     pub(crate) recovery: RecoveryWindow,
     pub(crate) hmac_max_age: Duration,
     pub(crate) app_entry_url: Option<AppEntryUrl>,
+}
+
+/// The receiving route's parts: built once, it keeps the keys it read.
+pub struct EshopWebhookRoute {
+    pub(crate) receiver: Receiver,
+    pub(crate) bus: Arc<dyn EventBus>,
+}
+
+impl EshopWebhookRoute {
+    pub fn new(bus: Arc<dyn EventBus>) -> Self {
+        Self {
+            receiver: Receiver::new(),
+            bus,
+        }
+    }
 }
 
 /// The Shoptet add-on's client and credentials.

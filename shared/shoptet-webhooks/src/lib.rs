@@ -8,6 +8,7 @@
 //! No AWS here: the functions and `broker-local` give it their stores,
 //! their bus and a vendor for the installation's API tokens.
 
+mod failure;
 mod forward;
 mod keys;
 mod receive;
@@ -16,10 +17,11 @@ mod register;
 mod service;
 mod token;
 
+pub use failure::WebhookFailure;
 pub use forward::{DEDUPLICATION_WINDOW, Forwarded};
 pub use receive::{Received, Receiver, Refused};
 pub use reconcile::{Reconciled, Reconciler};
-pub use register::{KeyRenewal, Registered, Registrar, WebhookFailure};
+pub use register::{KeyRenewal, Registered, Registrar};
 pub use service::{
     CONCURRENCY, EshopWebhooks, ReregisterPage, ShopOutcome, active_shops, for_each_concurrently,
 };

@@ -20,8 +20,8 @@ use broker_platforms::shoptet_eshop_webhooks::{
 use broker_vending::TokenVendor;
 use serde_json::Value;
 
+use crate::failure::WebhookFailure;
 use crate::forward::{Forwarded, forward};
-use crate::register::WebhookFailure;
 
 /// Pages read per status and installation at most: 10 000 notifications
 /// a run. An installation with more undelivered is caught up over runs.

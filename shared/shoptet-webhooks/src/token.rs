@@ -10,7 +10,7 @@ use broker_domain::secret::ApiAccessToken;
 use broker_domain::storage::{InstallationRegistry, InstallationStore, TokenCache};
 use broker_vending::{TokenVendor, VendRequest};
 
-use crate::WebhookFailure;
+use crate::failure::WebhookFailure;
 
 /// A run of calls takes seconds; the token must outlive it.
 const MIN_TTL: Duration = Duration::from_secs(60);
