@@ -374,6 +374,7 @@ fn the_api_description_is_served_without_the_bearer_and_marks_exactly_the_platfo
             "get /shoprenter/install",
             "get /shoprenter/uninstall",
             "get /shoptet/install",
+            "post /shoptet/eshop-webhook",
             "post /shoptet/webhook",
         ]
     );
