@@ -140,6 +140,34 @@ async fn a_signed_delivery_yields_one_event_carrying_the_body_byte_for_byte_and_
 }
 
 #[tokio::test]
+async fn the_platform_delivering_one_notification_three_times_yields_one_event() {
+    let pipeline = EshopPipeline::start(StoreKind::SecretsManager).await;
+    pipeline.install_shop(ESHOP).await;
+    pipeline.register_from_bus().await;
+    // The broker takes the first two attempts, but Shoptet never hears so.
+    pipeline.route.lose_answers(2);
+
+    let report = pipeline.double.place_order(ESHOP).await;
+    let forwarded = pipeline.forwarded().await;
+
+    let attempts = &report.notifications[0].attempts;
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    assert!(attempts[2].succeeded());
+    assert_eq!(forwarded.len(), 1);
+    assert_eq!(
+        forwarded[0]["body"].as_str().unwrap().as_bytes(),
+        &report.notifications[0].body[..]
+    );
+    let duplicates = pipeline
+        .metrics
+        .metrics_moved(&["EshopWebhookDuplicates", "EshopWebhooksForwarded"]);
+    assert_eq!(
+        duplicates,
+        [("EshopWebhookDuplicates", 2), ("EshopWebhooksForwarded", 1)]
+    );
+}
+
+#[tokio::test]
 async fn forged_replayed_and_oversized_deliveries_are_refused_and_forward_nothing() {
     let pipeline = EshopPipeline::start(StoreKind::SecretsManager).await;
     let other = ESHOP + 1;

@@ -3800,3 +3800,20 @@ fn the_worker_is_named_in_the_outputs_for_an_operators_re_registration() {
         reference("ShoptetEshopWebhookUrl")
     );
 }
+
+/// A misspelt or unknown e-shop event fails the deployment: the parameter's
+/// pattern is Shoptet's catalogue as the code knows it, name for name
+/// (a comma-separated list of them, or nothing).
+#[test]
+fn the_webhook_events_parameter_allows_exactly_the_catalogues_names() {
+    let template = load_template();
+    let names = broker_platforms::shoptet_eshop_webhooks::EVENTS.join("|");
+    let expected = format!("^$|^ *({names}) *( *, *({names}) *)*$");
+    let parameter = &template["Parameters"]["ShoptetWebhookEvents"];
+    assert_eq!(parameter["AllowedPattern"], expected.as_str());
+    assert_eq!(parameter["Default"], "");
+    assert!(
+        !names.contains("addon:"),
+        "system events are not registered"
+    );
+}

@@ -5,7 +5,7 @@
 //! worker fed the bus's install events as its queue would feed it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -77,18 +77,26 @@ impl std::ops::Deref for EshopPipeline {
 pub struct Route {
     pub url: String,
     up: Arc<AtomicBool>,
+    lost_answers: Arc<AtomicUsize>,
 }
 
 impl Route {
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
     }
+
+    /// The next `n` requests reach the handler, but the platform never
+    /// sees its answer (a timeout on its side, a dropped connection): it
+    /// gets a 504 instead, and retries.
+    pub fn lose_answers(&self, n: usize) {
+        self.lost_answers.store(n, Ordering::SeqCst);
+    }
 }
 
-type Shared = (Arc<AwsInstallCallback>, Arc<AtomicBool>);
+type Shared = (Arc<AwsInstallCallback>, Arc<AtomicBool>, Arc<AtomicUsize>);
 
 async fn receive(
-    State((handler, up)): State<Shared>,
+    State((handler, up, lost_answers)): State<Shared>,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
@@ -107,6 +115,12 @@ async fn receive(
         request.headers_mut().insert(name.clone(), value.clone());
     }
     let response = handler.handle(request).await;
+    let lost = lost_answers
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if lost {
+        return (StatusCode::GATEWAY_TIMEOUT, "lost".into());
+    }
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
     let body = match response.into_body() {
         Body::Text(text) => text,
@@ -119,16 +133,21 @@ async fn receive(
 
 async fn serve(handler: Arc<AwsInstallCallback>) -> Route {
     let up = Arc::new(AtomicBool::new(true));
+    let lost_answers = Arc::new(AtomicUsize::new(0));
     let app = axum::Router::new()
         .route("/shoptet/eshop-webhook", axum::routing::post(receive))
-        .with_state((handler, up.clone()));
+        .with_state((handler, up.clone(), lost_answers.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "http://{}/shoptet/eshop-webhook",
         listener.local_addr().unwrap()
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Route { url, up }
+    Route {
+        url,
+        up,
+        lost_answers,
+    }
 }
 
 impl EshopPipeline {
