@@ -299,9 +299,6 @@ impl Pages for FunctionPages {
             .unwrap_or_default();
         let value: serde_json::Value = serde_json::from_slice(&answer)
             .map_err(|_| format!("{} answered something else than a page", self.function))?;
-        if let Some(error) = value.get("error") {
-            return Err(format!("{} refused the page: {error}", self.function));
-        }
         if value.get("configured") == Some(&serde_json::Value::Bool(false)) {
             return Err("the stack has no ShoptetWebhookEvents configured".into());
         }

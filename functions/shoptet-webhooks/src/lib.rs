@@ -195,13 +195,17 @@ where
         self.vendor.vendor()
     }
 
-    pub async fn handle(&self, invocation: Invocation) -> Value {
+    /// The invocation's answer. A direct invocation that fails is a
+    /// function error (`Err`): the schedule's asynchronous invocation is
+    /// retried by Lambda and counted in its `Errors`, and the operator's
+    /// command shows it; a batch reports its failed records instead.
+    pub async fn handle(&self, invocation: Invocation) -> Result<Value, String> {
         let Some(webhooks) = &self.webhooks else {
             tracing::info!("no e-shop webhook events are configured: nothing to do");
-            return match invocation {
+            return Ok(match invocation {
                 Invocation::Batch { .. } => json!({ "batchItemFailures": [] }),
                 Invocation::Direct(_) => json!({ "configured": false }),
-            };
+            });
         };
         let answer = match invocation {
             Invocation::Batch { records } => {
@@ -214,14 +218,14 @@ where
                     .flatten()
                     .map(|id| json!({ "itemIdentifier": id }))
                     .collect();
-                json!({ "batchItemFailures": failures })
+                Ok(json!({ "batchItemFailures": failures }))
             }
-            Invocation::Direct(command) => match self.run(webhooks, command).await {
-                Ok(answer) => answer,
-                Err(error) => json!({ "error": error }),
-            },
+            Invocation::Direct(command) => self.run(webhooks, command).await,
         };
         self.metrics().flush();
+        if let Err(error) = &answer {
+            tracing::error!(%error, "the invocation failed");
+        }
         answer
     }
 

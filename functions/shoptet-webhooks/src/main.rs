@@ -18,7 +18,9 @@ async fn main() -> Result<(), Error> {
             let deadline = faults::lambda_deadline(event.context.deadline);
             // Boxed: the handler is a deep future, kept off the stack.
             let work = Box::pin(worker.handle(event.payload));
-            Ok::<_, Error>(faults::watch_deadline(worker.metrics(), deadline, work).await)
+            faults::watch_deadline(worker.metrics(), deadline, work)
+                .await
+                .map_err(Error::from)
         },
     ))
     .await

@@ -351,7 +351,7 @@ impl EshopPipeline {
             })
             .collect();
         let invocation: Invocation = serde_json::from_value(json!({ "Records": records })).unwrap();
-        self.worker.handle(invocation).await
+        self.worker.handle(invocation).await.unwrap()
     }
 
     /// What the worker queued for itself (the reconciliation's fan-out),
@@ -393,6 +393,7 @@ impl EshopPipeline {
         self.worker
             .handle(serde_json::from_value(command).unwrap())
             .await
+            .unwrap()
     }
 
     /// The envelopes of these detail-types queued for the subscriber so
