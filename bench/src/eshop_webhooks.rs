@@ -80,38 +80,14 @@ impl Default for Args {
 }
 
 pub fn parse(args: &[String]) -> Result<Args, String> {
-    use lexopt::Arg::{Long, Short, Value};
     let mut parsed = Args::default();
-    let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(|error| error.to_string())? {
-        let name = match arg {
-            Long(name) => name.to_owned(),
-            Short(name) => return Err(format!("unknown option -{name}")),
-            Value(value) => return Err(format!("unexpected argument {value:?}")),
-        };
-        let value = parser
-            .value()
-            .map_err(|_| format!("--{name} needs a value"))?
-            .into_string()
-            .map_err(|value| format!("--{name}: {value:?} is not text"))?;
-        let positive = |value: &str| -> Result<u64, String> {
-            value
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("--{name}: {value:?} is not a positive number"))
-        };
+    for (name, value) in crate::options::named_values(args)? {
+        let positive = |value: &str| crate::options::positive(&name, value);
         match name.as_str() {
             "samples" => parsed.samples = positive(&value)? as usize,
             "concurrency" => parsed.concurrency = positive(&value)? as usize,
             "shops" => parsed.shops = positive(&value)?,
-            "store" => {
-                parsed.dynamo_installations = match value.as_str() {
-                    "SecretsManager" => false,
-                    "DynamoDB" => true,
-                    _ => return Err("--store is SecretsManager or DynamoDB".into()),
-                }
-            }
+            "store" => parsed.dynamo_installations = crate::options::dynamo_installations(&value)?,
             _ => return Err(format!("unknown option --{name}")),
         }
     }

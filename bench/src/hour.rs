@@ -92,27 +92,9 @@ pub const USAGE: &str = "usage: broker-bench fleet [--shops N] [--vends N] [--wo
 
 /// `broker-bench fleet …`'s options.
 pub fn parse(args: &[String]) -> Result<HourArgs, String> {
-    use lexopt::Arg::{Long, Short, Value};
     let mut hour = HourArgs::default();
-    let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(|error| error.to_string())? {
-        let name = match arg {
-            Long(name) => name.to_owned(),
-            Short(name) => return Err(format!("unknown option -{name}")),
-            Value(value) => return Err(format!("unexpected argument {value:?}")),
-        };
-        let value = parser
-            .value()
-            .map_err(|_| format!("--{name} needs a value"))?
-            .into_string()
-            .map_err(|value| format!("--{name}: {value:?} is not text"))?;
-        let positive = |value: &str| -> Result<u64, String> {
-            value
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("--{name}: {value:?} is not a positive number"))
-        };
+    for (name, value) in crate::options::named_values(args)? {
+        let positive = |value: &str| crate::options::positive(&name, value);
         match name.as_str() {
             "shops" => hour.shops = positive(&value)?,
             "vends" => hour.vends = positive(&value)? as usize,
@@ -131,13 +113,7 @@ pub fn parse(args: &[String]) -> Result<HourArgs, String> {
                     .filter(|s: &f64| s.is_finite() && *s >= 0.0)
                     .ok_or("--zipf must be a number ≥ 0")?
             }
-            "store" => {
-                hour.dynamo_installations = match value.as_str() {
-                    "SecretsManager" => false,
-                    "DynamoDB" => true,
-                    _ => return Err("--store is SecretsManager or DynamoDB".into()),
-                }
-            }
+            "store" => hour.dynamo_installations = crate::options::dynamo_installations(&value)?,
             "unknown-shops" => hour.unknown_shops = value.parse().map_err(|_| "--unknown-shops")?,
             "raw-every" => hour.raw_every = positive(&value)? as usize,
             "seed" => hour.seed = value.parse().map_err(|_| "--seed must be a number")?,

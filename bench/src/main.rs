@@ -24,6 +24,7 @@ mod events;
 mod fleet;
 mod hour;
 mod latency;
+mod options;
 mod report;
 mod stats;
 mod storm;
