@@ -1,8 +1,8 @@
-//! Forwarding a notification to the bus at most once per window: the
-//! delivery log is asked first, the bus is given the event, then the log
-//! records it. A crash between the bus and the log forwards it again on
-//! the next copy, with the same event id (subscribers deduplicate on it);
-//! the other order would lose it for good.
+//! Forwarding a notification to the bus once within the window, at least
+//! once: the delivery log is asked first, the bus is given the event, then
+//! the log records it. A crash between the bus and the log forwards it
+//! again on the next copy, with the same event id (subscribers deduplicate
+//! on it); the other order would lose it for good.
 
 use std::time::{Duration, SystemTime};
 

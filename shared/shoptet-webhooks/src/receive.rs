@@ -146,9 +146,9 @@ impl Receiver {
     }
 }
 
-/// The key of an installation the registry holds as installed or
-/// suspended; `None` without a registry read of the secret store for any
-/// other id (a registry read costs a fraction of a secret's).
+/// The key of an installation the registry holds as active or suspended;
+/// for any other id `None`, without reading the installation store (a
+/// registry read costs a fraction of a secret's).
 async fn read_key(
     store: &impl InstallationStore,
     registry: &impl InstallationRegistry,
