@@ -33,7 +33,9 @@
 # double); they see the vendor only, so the DynamoDB pass skips them. Every
 # pass then hands its registry's stream (E2E_REGISTRY_TABLE) to the
 # event-publisher binary through the watch server and reads the events off
-# its bus (E2E_EVENT_BUS, tests/e2e/tests/events.rs) before the log scan.
+# its bus (E2E_EVENT_BUS, tests/e2e/tests/events.rs), and asks the
+# shoptet-webhooks binary for a dry-run re-registration page
+# (tests/e2e/tests/webhooks.rs), before the log scan.
 # Installs the Node example's dependencies (`npm ci`) when its
 # package-lock.json changed, and PHP from Debian's packages (apt-get) when
 # php, its curl extension or AsyncAws core is missing. Exits non-zero
@@ -61,7 +63,7 @@ STORES="${E2E_STORES:-SecretsManager DynamoDB ShoprenterOnly}"
 BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 READY_TIMEOUT="${E2E_READY_TIMEOUT:-60}"
 # The binaries `cargo lambda watch` runs (cargo run --bin NAME).
-FUNCTIONS="install-callback token-vendor event-publisher"
+FUNCTIONS="install-callback token-vendor event-publisher shoptet-webhooks"
 export E2E_ESHOP_ID=314159 E2E_UNKNOWN_ESHOP_ID=271828 E2E_EXAMPLES_ESHOP_ID=161803
 # The examples' Shoprenter shop, with its own API client registered in the
 # double (tests/e2e/examples.py gives the broker the same credentials). The
@@ -76,6 +78,11 @@ LEAK_SCAN=(cargo test --quiet -p broker-e2e --test function_logs)
 # The event publisher's binary on the pass's registry stream, after the
 # checks and examples changed it (tests/e2e/tests/events.rs).
 EVENTS=(cargo test --quiet -p broker-e2e --test events)
+# The e-shop webhooks' worker binary: a dry-run re-registration page
+# (tests/e2e/tests/webhooks.rs); E2E_WEBHOOK_EVENTS is what the Shoptet
+# passes configure (empty in the ShoprenterOnly pass: the worker says so).
+WEBHOOKS=(cargo test --quiet -p broker-e2e --test webhooks)
+export E2E_WEBHOOK_EVENTS="order:create,job:finished"
 # The ShoprenterOnly pass's checks, instead of CHECKS and the examples.
 SHOPRENTER_ONLY_CHECKS=(cargo test --quiet -p broker-e2e --test shoprenter_only)
 NODE_EXAMPLE="$REPO_ROOT/examples/node"
@@ -240,6 +247,10 @@ start_watch() {
         "SHOPTET_CLIENT_SECRET_ID=$secret_arn"
         "SHOPTET_WEBHOOK_KEY_SECRET_ID=$webhook_key_arn"
         "SHOPTET_REDIRECT_URI=https://abc123.execute-api.eu-central-1.amazonaws.com/shoptet/install"
+        # The e-shop webhooks' worker (tests/e2e/tests/webhooks.rs asks it
+        # for a dry-run page: nothing is registered at this URL).
+        "SHOPTET_WEBHOOK_EVENTS=$E2E_WEBHOOK_EVENTS"
+        "SHOPTET_WEBHOOK_URL=https://abc123.execute-api.eu-central-1.amazonaws.com/shoptet/eshop-webhook"
     )
     if [[ "$platforms" == shoprenter-only ]]; then
         # As the template sets them for a Shoprenter-only stack: no Shoptet
@@ -258,6 +269,9 @@ start_watch() {
         "TOKEN_KEY_ID=$token_key_id"
         "REGISTRY_TABLE=e2e-registry-$id"
         "EVENT_BUS_NAME=e2e-events-$id"
+        # The worker's own queue: only its reconciliation fan-out sends to it,
+        # which no e2e check starts.
+        "WEBHOOK_QUEUE_URL=http://127.0.0.1:1/123456789012/e2e-webhook-work-$id"
         # As Lambda sets it for LoggingConfig.LogFormat JSON (template.yaml).
         "AWS_LAMBDA_LOG_FORMAT=JSON"
         # As Lambda sets it for ApplicationLogLevel: the most a deployer can
@@ -363,6 +377,9 @@ run_pass() {
     app_secret_arn="$(sed -n 5p <<<"$resources")"
     export E2E_INSTALLATION_STORE="$store" E2E_SECRET_PREFIX="" E2E_INSTALLATION_TABLE=""
     export E2E_REGISTRY_TABLE="e2e-registry-$id" E2E_EVENT_BUS="e2e-events-$id"
+    # What the worker is configured with in this pass (no Shoptet: nothing).
+    export E2E_PASS_WEBHOOK_EVENTS="$E2E_WEBHOOK_EVENTS"
+    [[ "$platforms" == both ]] || E2E_PASS_WEBHOOK_EVENTS=""
     # Each pass at one of the two levels that write the most; every secret
     # the pass used is then looked for in every line the functions wrote.
     export E2E_LOG_LEVEL E2E_WATCH_LOG="$WATCH_LOG"
@@ -388,6 +405,7 @@ run_pass() {
     if ! run_checks "${checks[@]}" -- --nocapture \
         || { [[ "$pass" == SecretsManager ]] && ! run_checks "${EXAMPLES[@]}"; } \
         || ! run_checks "${EVENTS[@]}" -- --nocapture \
+        || ! run_checks "${WEBHOOKS[@]}" -- --nocapture \
         || ! run_checks "${LEAK_SCAN[@]}" -- --nocapture; then
         watch_log_tail 40
         die "e2e: FAILED: the checks above failed in pass $pass ($((SECONDS - start)) s)"
@@ -431,6 +449,7 @@ main() {
     "${CHECKS[@]}" --no-run
     "${LEAK_SCAN[@]}" --no-run
     "${EVENTS[@]}" --no-run
+    "${WEBHOOKS[@]}" --no-run
     "${SHOPRENTER_ONLY_CHECKS[@]}" --no-run
     if [[ " $STORES " == *" SecretsManager "* ]]; then
         ensure_node_example
