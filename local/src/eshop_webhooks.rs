@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use broker_domain::bus::{BusEntry, BusUnavailable, EventBus, Put};
-use broker_domain::events::{EventKind, InstallationEvent};
-use broker_domain::ids::{Platform, ShoptetEshopId};
+use broker_domain::events::InstallationEvent;
 use broker_domain::storage::{DeliveryLog, InstallationRegistry, InstallationStore, TokenCache};
 use broker_platforms::shoptet::{ShoptetClient, ShoptetConfig};
 use broker_runtime::env::Env;
 use broker_runtime::metrics::{Metrics, Service};
-use broker_shoptet_webhooks::{EshopWebhooks, Reconciler, Registrar, active_shops};
+use broker_shoptet_webhooks::{
+    EshopWebhooks, Reconciler, Registrar, active_shops, registering_eshop,
+};
 use shoptet_webhooks::WebhooksConfig;
 use token_vendor::{VendHandler, VendorConfig};
 
@@ -111,17 +112,7 @@ where
 
     /// A Shoptet install or import registers; `Err` asks to be tried again.
     pub async fn on_event(&self, event: &InstallationEvent) -> Result<(), String> {
-        if event.platform != Platform::Shoptet
-            || !matches!(event.kind, EventKind::Installed | EventKind::Imported)
-        {
-            return Ok(());
-        }
-        let Some(eshop_id) = event
-            .shop
-            .parse::<u64>()
-            .ok()
-            .and_then(|id| ShoptetEshopId::new(id).ok())
-        else {
+        let Some(eshop_id) = registering_eshop(event) else {
             return Ok(());
         };
         match self

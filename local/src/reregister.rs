@@ -327,10 +327,8 @@ where
         let after = match after {
             None => None,
             Some(text) => Some(
-                text.parse::<u64>()
-                    .ok()
-                    .and_then(|id| broker_domain::ids::ShoptetEshopId::new(id).ok())
-                    .ok_or_else(|| format!("{text} is not an e-shop id"))?,
+                text.parse::<broker_domain::ids::ShoptetEshopId>()
+                    .map_err(|_| format!("{text} is not an e-shop id"))?,
             ),
         };
         self.webhooks

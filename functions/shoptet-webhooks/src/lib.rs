@@ -13,14 +13,14 @@ use broker_aws::storage::aws_installations::AwsInstallationStore;
 use broker_aws::storage::dynamodb::DynamoTokenCache;
 use broker_aws::storage::dynamodb_registry::DynamoRegistry;
 use broker_domain::bus::EventBus;
-use broker_domain::events::{EventKind, InstallationEvent};
-use broker_domain::ids::{Platform, ShoptetEshopId};
+use broker_domain::events::InstallationEvent;
+use broker_domain::ids::ShoptetEshopId;
 use broker_domain::storage::{DeliveryLog, InstallationRegistry, InstallationStore, TokenCache};
 use broker_events::eventbridge::EventBridgeBus;
 use broker_platforms::shoptet::{ShoptetClient, ShoptetConfig};
 use broker_runtime::metrics::{Metrics, Service};
 use broker_shoptet_webhooks::{
-    EshopWebhooks, Reconciler, Registrar, active_shops, for_each_concurrently,
+    EshopWebhooks, Reconciler, Registrar, active_shops, for_each_concurrently, registering_eshop,
 };
 use broker_vending::TokenVendor;
 use serde::{Deserialize, Serialize};
@@ -261,18 +261,7 @@ where
         event: &InstallationEvent,
         receive_count: u32,
     ) -> bool {
-        let registers = event.platform == Platform::Shoptet
-            && matches!(event.kind, EventKind::Installed | EventKind::Imported);
-        let Some(eshop_id) = registers
-            .then(|| {
-                event
-                    .shop
-                    .parse::<u64>()
-                    .ok()
-                    .and_then(|id| ShoptetEshopId::new(id).ok())
-            })
-            .flatten()
-        else {
+        let Some(eshop_id) = registering_eshop(event) else {
             return true;
         };
         let will_retry = receive_count < MAX_RECEIVES;
@@ -374,9 +363,7 @@ where
 }
 
 fn parse_id(text: &str) -> Option<ShoptetEshopId> {
-    text.parse::<u64>()
-        .ok()
-        .and_then(|id| ShoptetEshopId::new(id).ok())
+    text.parse().ok()
 }
 
 /// The worker on AWS. Makes no network call.

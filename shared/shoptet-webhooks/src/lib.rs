@@ -24,4 +24,5 @@ pub use reconcile::{Reconciled, Reconciler};
 pub use register::{KeyRenewal, Registered, Registrar};
 pub use service::{
     CONCURRENCY, EshopWebhooks, ReregisterPage, ShopOutcome, active_shops, for_each_concurrently,
+    registering_eshop,
 };

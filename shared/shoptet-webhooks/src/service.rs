@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use broker_domain::bus::{BusEntry, EventBus};
-use broker_domain::events::{SCHEMA_VERSION, WebhookRegistrationEvent};
+use broker_domain::events::{
+    EventKind, InstallationEvent, SCHEMA_VERSION, WebhookRegistrationEvent,
+};
 use broker_domain::ids::{Platform, ShopRef, ShoptetEshopId};
 use broker_domain::model::InstallationStatus;
 use broker_domain::storage::{
@@ -268,6 +270,14 @@ impl EshopWebhooks {
         }
         result
     }
+}
+
+/// The e-shop whose webhooks a lifecycle event asks to register: a
+/// Shoptet install, reinstall or import; `None` for any other event.
+pub fn registering_eshop(event: &InstallationEvent) -> Option<ShoptetEshopId> {
+    let registers = event.platform == Platform::Shoptet
+        && matches!(event.kind, EventKind::Installed | EventKind::Imported);
+    registers.then(|| event.shop.parse().ok()).flatten()
 }
 
 /// One page of the registry's active Shoptet installations, and where the

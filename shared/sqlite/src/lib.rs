@@ -333,12 +333,7 @@ impl DeliveryLog for SqliteStore {
         let (keep_until, now) = (millis(keep_until), millis(SystemTime::now()));
         self.run(move |connection| {
             write(connection, |tx| {
-                // Housekeeping (what DynamoDB's TTL does there): the table
-                // holds only the notifications still worth remembering.
-                tx.execute(
-                    "DELETE FROM forwarded_deliveries WHERE keep_until < ?1",
-                    [now],
-                )?;
+                prune_forwarded(tx, now)?;
                 tx.execute(
                     "INSERT OR REPLACE INTO forwarded_deliveries (key, keep_until) VALUES (?1, ?2)",
                     params![key, keep_until],
@@ -358,10 +353,7 @@ impl DeliveryLog for SqliteStore {
         let (keep_until, now) = (millis(keep_until), millis(SystemTime::now()));
         self.run(move |connection| {
             write(connection, |tx| {
-                tx.execute(
-                    "DELETE FROM forwarded_deliveries WHERE keep_until < ?1",
-                    [now],
-                )?;
+                prune_forwarded(tx, now)?;
                 let inserted = tx.execute(
                     "INSERT OR IGNORE INTO forwarded_deliveries (key, keep_until) VALUES (?1, ?2)",
                     params![key, keep_until],
@@ -912,6 +904,15 @@ fn transact<T>(
 
 /// Runs `body` in a `BEGIN IMMEDIATE` transaction: the write lock is taken
 /// up front, so the reads inside see the state the writes are decided on.
+/// Housekeeping (what DynamoDB's TTL does there): the forwarded-delivery
+/// table holds only the records still worth remembering.
+fn prune_forwarded(tx: &rusqlite::Transaction<'_>, now: i64) -> rusqlite::Result<usize> {
+    tx.execute(
+        "DELETE FROM forwarded_deliveries WHERE keep_until < ?1",
+        [now],
+    )
+}
+
 fn write<T>(
     connection: &mut Connection,
     body: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
